@@ -1,0 +1,282 @@
+/* hecnn — RNS-CKKS: parameters, keys, encoding, encryption, evaluation, serialization.
+ *
+ * Conventions (see docs/ARCHITECTURE.md):
+ *  - Every fallible function returns hecnn_status (HECNN_OK = 0); outputs come first.
+ *  - Handles are opaque; X_free(NULL) is a no-op; secret material is wiped on free.
+ *  - A ciphertext at level l has l+1 limbs q_0..q_l; level 0 is the last one usable.
+ *  - Every plaintext, ciphertext and key records its parameter id, level and scale;
+ *    every operation checks them and fails with a specific status instead of computing nonsense.
+ *  - Outputs of evaluator operations may alias inputs.
+ *  - The context and keys are immutable after creation and may be shared across threads;
+ *    evaluation functions are reentrant.
+ */
+#ifndef HECNN_CKKS_H
+#define HECNN_CKKS_H
+
+#include <complex.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "hecnn/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#pragma GCC visibility push(default)
+
+#define CKKS_MAX_PRIMES 64
+#define CKKS_SEED_BYTES 32
+
+typedef enum ckks_secret_dist {
+    CKKS_SECRET_TERNARY = 0,        /* uniform over {-1,0,1}: covered by the HE standard */
+    CKKS_SECRET_SPARSE_TERNARY = 1  /* exactly h nonzero coefficients in {-1,1} */
+} ckks_secret_dist;
+
+/* A plain description of a parameter set; turned into a validated context. */
+typedef struct ckks_params_literal {
+    unsigned log_n;                        /* ring degree N = 2^log_n, 4..17 */
+    unsigned n_q;                          /* number of ciphertext primes (max level + 1) */
+    unsigned log_q[CKKS_MAX_PRIMES];       /* bit size of q_0 (first) .. q_{n_q-1} */
+    unsigned n_p;                          /* number of special primes for key switching */
+    unsigned log_p[CKKS_MAX_PRIMES];       /* bit size of each special prime */
+    unsigned dnum;                         /* key-switching digits; 0 = ceil(n_q / n_p) */
+    unsigned log_scale;                    /* default scale is 2^log_scale */
+    ckks_secret_dist secret;
+    unsigned hamming_weight;               /* for CKKS_SECRET_SPARSE_TERNARY */
+    double sigma;                          /* error std-dev; 0 = 3.2 */
+    bool allow_insecure;                   /* accept log QP above the 128-bit bound (tests only) */
+} ckks_params_literal;
+
+/* Named presets, 128-bit secure by the HomomorphicEncryption.org table. */
+typedef enum ckks_preset {
+    CKKS_PRESET_N13 = 0,   /* N=2^13, log QP <= 218 */
+    CKKS_PRESET_N14,       /* N=2^14, log QP <= 438 */
+    CKKS_PRESET_N15,       /* N=2^15, log QP <= 881 */
+    CKKS_PRESET_N16,       /* N=2^16, 25 limbs (60 + 24x50), 8x60 special, dnum 3: log QP 1740 */
+    CKKS_PRESET_COUNT
+} ckks_preset;
+
+hecnn_status ckks_params_preset(ckks_params_literal *out, ckks_preset preset);
+/* Largest log2(QP) that is 128-bit secure for ring degree 2^log_n (ternary secret), 0 if unknown. */
+unsigned ckks_max_log_qp_128(unsigned log_n);
+
+typedef struct ckks_context ckks_context;
+typedef struct ckks_plaintext ckks_plaintext;
+typedef struct ckks_ciphertext ckks_ciphertext;
+typedef struct ckks_secret_key ckks_secret_key;
+typedef struct ckks_public_key ckks_public_key;
+typedef struct ckks_switching_key ckks_switching_key;   /* relinearization or one Galois key */
+typedef struct ckks_eval_keys ckks_eval_keys;           /* a relin key and a set of Galois keys */
+
+/* ---- context ---------------------------------------------------------------------------- */
+hecnn_status ckks_context_new(ckks_context **out, const ckks_params_literal *params);
+void ckks_context_free(ckks_context *ctx);
+size_t ckks_context_n(const ckks_context *ctx);            /* ring degree N */
+size_t ckks_context_max_slots(const ckks_context *ctx);    /* N/2 */
+unsigned ckks_context_max_level(const ckks_context *ctx);  /* n_q - 1 */
+double ckks_context_default_scale(const ckks_context *ctx);
+uint64_t ckks_context_param_id(const ckks_context *ctx);
+uint64_t ckks_context_q(const ckks_context *ctx, unsigned i);  /* i-th ciphertext prime */
+uint64_t ckks_context_p(const ckks_context *ctx, unsigned i);  /* i-th special prime */
+unsigned ckks_context_n_p(const ckks_context *ctx);
+unsigned ckks_context_dnum(const ckks_context *ctx);
+double ckks_context_log_qp(const ckks_context *ctx);
+const ckks_params_literal *ckks_context_params(const ckks_context *ctx);
+
+/* Threads used by operations that split work internally (OpenMP); 0 = all cores. */
+void hecnn_set_threads(int threads);
+int hecnn_get_threads(void);
+/* SIMD path in use for the NTT: "portable", "avx2", "avx512", "avx512ifma". */
+const char *hecnn_simd_name(void);
+
+/* ---- plaintexts and ciphertexts ------------------------------------------------------- */
+hecnn_status ckks_plaintext_new(ckks_plaintext **out, const ckks_context *ctx);
+void ckks_plaintext_free(ckks_plaintext *pt);
+unsigned ckks_plaintext_level(const ckks_plaintext *pt);
+double ckks_plaintext_scale(const ckks_plaintext *pt);
+size_t ckks_plaintext_slots(const ckks_plaintext *pt);
+
+hecnn_status ckks_ciphertext_new(ckks_ciphertext **out, const ckks_context *ctx);
+void ckks_ciphertext_free(ckks_ciphertext *ct);
+hecnn_status ckks_ciphertext_copy(ckks_ciphertext *dst, const ckks_ciphertext *src);
+unsigned ckks_ciphertext_level(const ckks_ciphertext *ct);
+double ckks_ciphertext_scale(const ckks_ciphertext *ct);
+size_t ckks_ciphertext_slots(const ckks_ciphertext *ct);
+unsigned ckks_ciphertext_degree(const ckks_ciphertext *ct);  /* 1 normally, 2 after mul */
+/* Overwrite the recorded scale (for callers that track scales exactly, e.g. after a
+ * multiplication by a constant that was folded into the scale). */
+hecnn_status ckks_ciphertext_set_scale(ckks_ciphertext *ct, double scale);
+
+/* ---- encoding ------------------------------------------------------------------------- */
+/* Encode `count` complex values into `slots` slots (power of two, <= N/2; 0 means N/2);
+ * missing values are zero. The plaintext is at `level` with `scale`. */
+hecnn_status ckks_encode(const ckks_context *ctx, ckks_plaintext *pt, const double complex *values,
+                         size_t count, size_t slots, unsigned level, double scale);
+hecnn_status ckks_encode_real(const ckks_context *ctx, ckks_plaintext *pt, const double *values,
+                              size_t count, size_t slots, unsigned level, double scale);
+/* Decode all `ckks_plaintext_slots(pt)` slots; `out` holds at least that many. */
+hecnn_status ckks_decode(const ckks_context *ctx, double complex *out, const ckks_plaintext *pt);
+hecnn_status ckks_decode_real(const ckks_context *ctx, double *out, const ckks_plaintext *pt);
+
+/* ---- keys ----------------------------------------------------------------------------- */
+/* _derand variants take an explicit 32-byte seed for known-answer tests; the others draw
+ * seeds from the operating system's CSPRNG. */
+hecnn_status ckks_secret_key_generate(ckks_secret_key **out, const ckks_context *ctx);
+hecnn_status ckks_secret_key_generate_derand(ckks_secret_key **out, const ckks_context *ctx,
+                                             const uint8_t seed[CKKS_SEED_BYTES]);
+void ckks_secret_key_free(ckks_secret_key *sk);
+
+hecnn_status ckks_public_key_generate(ckks_public_key **out, const ckks_secret_key *sk);
+hecnn_status ckks_public_key_generate_derand(ckks_public_key **out, const ckks_secret_key *sk,
+                                             const uint8_t seed[CKKS_SEED_BYTES]);
+void ckks_public_key_free(ckks_public_key *pk);
+
+/* Galois elements: X -> X^g. Rotation by k slots to the left uses 5^k mod 2N. */
+uint64_t ckks_galois_element_rotation(const ckks_context *ctx, int steps);
+uint64_t ckks_galois_element_conjugate(const ckks_context *ctx);
+
+/* Switching keys usable up to `max_level` (ckks_context_max_level for all levels):
+ * a key for a low level is smaller. */
+hecnn_status ckks_relin_key_generate(ckks_switching_key **out, const ckks_secret_key *sk,
+                                     unsigned max_level);
+hecnn_status ckks_galois_key_generate(ckks_switching_key **out, const ckks_secret_key *sk,
+                                      uint64_t galois_element, unsigned max_level);
+hecnn_status ckks_switching_key_generate_derand(ckks_switching_key **out, const ckks_secret_key *sk,
+                                                uint64_t galois_element /* 0 = relin */,
+                                                unsigned max_level,
+                                                const uint8_t seed[CKKS_SEED_BYTES]);
+void ckks_switching_key_free(ckks_switching_key *key);
+uint64_t ckks_switching_key_galois_element(const ckks_switching_key *key); /* 0 = relin */
+unsigned ckks_switching_key_max_level(const ckks_switching_key *key);
+size_t ckks_switching_key_bytes(const ckks_switching_key *key, bool seeded); /* serialized size */
+
+hecnn_status ckks_eval_keys_new(ckks_eval_keys **out, const ckks_context *ctx);
+void ckks_eval_keys_free(ckks_eval_keys *keys);
+/* Takes ownership of `key` (also on failure); replaces a key of the same role. */
+hecnn_status ckks_eval_keys_add(ckks_eval_keys *keys, ckks_switching_key *key);
+/* Convenience: relinearization key (if `relin`), rotations by each of `steps`, and
+ * conjugation (if `conjugate`), all at the context's top level. */
+hecnn_status ckks_eval_keys_generate(ckks_eval_keys **out, const ckks_secret_key *sk, bool relin,
+                                     const int *steps, size_t n_steps, bool conjugate);
+const ckks_switching_key *ckks_eval_keys_relin(const ckks_eval_keys *keys);
+const ckks_switching_key *ckks_eval_keys_galois(const ckks_eval_keys *keys, uint64_t galois_element);
+size_t ckks_eval_keys_count(const ckks_eval_keys *keys);
+const ckks_switching_key *ckks_eval_keys_at(const ckks_eval_keys *keys, size_t i);
+
+/* ---- encryption ----------------------------------------------------------------------- */
+hecnn_status ckks_encrypt_pk(const ckks_context *ctx, ckks_ciphertext *ct, const ckks_plaintext *pt,
+                             const ckks_public_key *pk);
+hecnn_status ckks_encrypt_pk_derand(const ckks_context *ctx, ckks_ciphertext *ct,
+                                    const ckks_plaintext *pt, const ckks_public_key *pk,
+                                    const uint8_t seed[CKKS_SEED_BYTES]);
+/* Symmetric encryption: the uniform half is a seed, so the fresh ciphertext serializes at half size. */
+hecnn_status ckks_encrypt_sk(const ckks_context *ctx, ckks_ciphertext *ct, const ckks_plaintext *pt,
+                             const ckks_secret_key *sk);
+hecnn_status ckks_encrypt_sk_derand(const ckks_context *ctx, ckks_ciphertext *ct,
+                                    const ckks_plaintext *pt, const ckks_secret_key *sk,
+                                    const uint8_t seed[CKKS_SEED_BYTES]);
+hecnn_status ckks_decrypt(const ckks_context *ctx, ckks_plaintext *pt, const ckks_ciphertext *ct,
+                          const ckks_secret_key *sk);
+
+/* ---- evaluation ----------------------------------------------------------------------- */
+typedef struct ckks_evaluator ckks_evaluator;
+/* `keys` may be NULL (then mul-relin, rotation and conjugation fail with MISSING_KEY);
+ * the evaluator borrows ctx and keys, which must outlive it. */
+hecnn_status ckks_evaluator_new(ckks_evaluator **out, const ckks_context *ctx,
+                                const ckks_eval_keys *keys);
+void ckks_evaluator_free(ckks_evaluator *ev);
+const ckks_context *ckks_evaluator_context(const ckks_evaluator *ev);
+
+/* Binary ops need equal levels and scales (relative difference below 2^-40). */
+hecnn_status ckks_add(const ckks_evaluator *ev, ckks_ciphertext *out, const ckks_ciphertext *a,
+                      const ckks_ciphertext *b);
+hecnn_status ckks_sub(const ckks_evaluator *ev, ckks_ciphertext *out, const ckks_ciphertext *a,
+                      const ckks_ciphertext *b);
+hecnn_status ckks_negate(const ckks_evaluator *ev, ckks_ciphertext *out, const ckks_ciphertext *a);
+hecnn_status ckks_add_plain(const ckks_evaluator *ev, ckks_ciphertext *out, const ckks_ciphertext *a,
+                            const ckks_plaintext *b);
+hecnn_status ckks_sub_plain(const ckks_evaluator *ev, ckks_ciphertext *out, const ckks_ciphertext *a,
+                            const ckks_plaintext *b);
+/* Scale of the result is the product of the scales; the plaintext's level must be >= a's. */
+hecnn_status ckks_mul_plain(const ckks_evaluator *ev, ckks_ciphertext *out, const ckks_ciphertext *a,
+                            const ckks_plaintext *b);
+/* Adds c to every slot (at a's scale). */
+hecnn_status ckks_add_const(const ckks_evaluator *ev, ckks_ciphertext *out, const ckks_ciphertext *a,
+                            double complex c);
+/* Multiplies every slot by c encoded at `const_scale` (0 = the current top prime q_level, so a
+ * following rescale restores a's scale exactly); result scale = scale(a) * const_scale. */
+hecnn_status ckks_mul_const(const ckks_evaluator *ev, ckks_ciphertext *out, const ckks_ciphertext *a,
+                            double complex c, double const_scale);
+/* Multiplies by an integer without changing the scale. */
+hecnn_status ckks_mul_integer(const ckks_evaluator *ev, ckks_ciphertext *out, const ckks_ciphertext *a,
+                              int64_t k);
+/* Tensor product without relinearization: degree 2 output. */
+hecnn_status ckks_mul(const ckks_evaluator *ev, ckks_ciphertext *out, const ckks_ciphertext *a,
+                      const ckks_ciphertext *b);
+hecnn_status ckks_relinearize(const ckks_evaluator *ev, ckks_ciphertext *out, const ckks_ciphertext *a);
+hecnn_status ckks_mul_relin(const ckks_evaluator *ev, ckks_ciphertext *out, const ckks_ciphertext *a,
+                            const ckks_ciphertext *b);
+hecnn_status ckks_square_relin(const ckks_evaluator *ev, ckks_ciphertext *out, const ckks_ciphertext *a);
+/* Divide by the top prime q_level: level - 1, scale / q_level. */
+hecnn_status ckks_rescale(const ckks_evaluator *ev, ckks_ciphertext *out, const ckks_ciphertext *a);
+/* Drop limbs down to `level` (<= current) without changing the scale. */
+hecnn_status ckks_drop_level(const ckks_evaluator *ev, ckks_ciphertext *out, const ckks_ciphertext *a,
+                             unsigned level);
+/* Bring a and b to the lower of their levels (in place). */
+hecnn_status ckks_match_level(const ckks_evaluator *ev, ckks_ciphertext *a, ckks_ciphertext *b);
+/* Set the scale to `scale` exactly by a constant multiplication and a rescale (uses one level). */
+hecnn_status ckks_set_scale(const ckks_evaluator *ev, ckks_ciphertext *out, const ckks_ciphertext *a,
+                            double scale);
+/* Rotate slots left by `steps` (negative: right). */
+hecnn_status ckks_rotate(const ckks_evaluator *ev, ckks_ciphertext *out, const ckks_ciphertext *a,
+                         int steps);
+hecnn_status ckks_conjugate(const ckks_evaluator *ev, ckks_ciphertext *out, const ckks_ciphertext *a);
+/* Apply any Galois automorphism for which a key is present. */
+hecnn_status ckks_apply_galois(const ckks_evaluator *ev, ckks_ciphertext *out, const ckks_ciphertext *a,
+                               uint64_t galois_element);
+/* Hoisted rotations: one key-switching decomposition of `a` shared by all `count` rotations.
+ * outs[i] receives a rotated by steps[i] (steps[i] == 0 copies). */
+hecnn_status ckks_rotate_hoisted(const ckks_evaluator *ev, ckks_ciphertext *const *outs,
+                                 const ckks_ciphertext *a, const int *steps, size_t count);
+
+/* ---- serialization -------------------------------------------------------------------- *
+ * Every object is written with a fixed little-endian header: magic "HECNN\0", format version,
+ * object type, parameter id and total size. Loaders validate the header, then the metadata,
+ * then the sizes against the context, before allocating; then check every coefficient
+ * against its modulus. Keys and fresh symmetric ciphertexts are stored seeded when possible. */
+hecnn_status ckks_params_save(const ckks_params_literal *params, FILE *f);
+hecnn_status ckks_params_load(ckks_params_literal *out, FILE *f);
+hecnn_status ckks_ciphertext_save(const ckks_ciphertext *ct, FILE *f);
+hecnn_status ckks_ciphertext_load(const ckks_context *ctx, ckks_ciphertext *ct, FILE *f);
+hecnn_status ckks_plaintext_save(const ckks_plaintext *pt, FILE *f);
+hecnn_status ckks_plaintext_load(const ckks_context *ctx, ckks_plaintext *pt, FILE *f);
+hecnn_status ckks_secret_key_save(const ckks_secret_key *sk, FILE *f);
+hecnn_status ckks_secret_key_load(const ckks_context *ctx, ckks_secret_key **out, FILE *f);
+hecnn_status ckks_public_key_save(const ckks_public_key *pk, FILE *f);
+hecnn_status ckks_public_key_load(const ckks_context *ctx, ckks_public_key **out, FILE *f);
+/* seeded: write the uniform half as its seed (half the size). */
+hecnn_status ckks_switching_key_save(const ckks_switching_key *key, bool seeded, FILE *f);
+hecnn_status ckks_switching_key_load(const ckks_context *ctx, ckks_switching_key **out, FILE *f);
+/* A key set is a count followed by its switching keys, loadable one by one. */
+hecnn_status ckks_eval_keys_save(const ckks_eval_keys *keys, bool seeded, FILE *f);
+hecnn_status ckks_eval_keys_load(const ckks_context *ctx, ckks_eval_keys **out, FILE *f);
+
+/* ---- precision statistics --------------------------------------------------------------- */
+/* log2 of the absolute error, per part: larger is better (bits of precision = -log2 err). */
+typedef struct ckks_precision_stats {
+    double min_bits_real, mean_bits_real, median_bits_real, max_bits_real;
+    double min_bits_imag, mean_bits_imag, median_bits_imag, max_bits_imag;
+    double max_abs_error;  /* largest |want - have| over real and imaginary parts */
+} ckks_precision_stats;
+hecnn_status ckks_precision(ckks_precision_stats *out, const double complex *want,
+                            const double complex *have, size_t n);
+
+#pragma GCC visibility pop
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,85 @@
+/* Word-size modular arithmetic for moduli q < 2^62 (so that lazy values in [0, 4q) fit). */
+#ifndef HECNN_MATH_MODARITH_H
+#define HECNN_MATH_MODARITH_H
+
+#include <stdint.h>
+
+__extension__ typedef unsigned __int128 u128;
+
+/* A modulus with its Barrett constant floor(2^128 / q) (two words). */
+typedef struct modulus {
+    uint64_t q;
+    uint64_t barrett_hi, barrett_lo;  /* floor(2^128 / q) = hi*2^64 + lo */
+    unsigned bits;
+} modulus;
+
+void modulus_init(modulus *m, uint64_t q);
+
+static inline uint64_t mulhi64(uint64_t a, uint64_t b) { return (uint64_t)(((u128)a * b) >> 64); }
+
+static inline uint64_t add_mod(uint64_t a, uint64_t b, uint64_t q)
+{
+    uint64_t s = a + b;
+    return s >= q ? s - q : s;
+}
+
+static inline uint64_t sub_mod(uint64_t a, uint64_t b, uint64_t q) { return a >= b ? a - b : a + q - b; }
+
+static inline uint64_t neg_mod(uint64_t a, uint64_t q) { return a ? q - a : 0; }
+
+/* x (< 2^128) mod q by Barrett with floor(2^128/q). */
+static inline uint64_t reduce128(u128 x, const modulus *m)
+{
+    uint64_t xlo = (uint64_t)x, xhi = (uint64_t)(x >> 64);
+    /* quotient estimate = floor(x * floor(2^128/q) / 2^128), off by at most 2 */
+    u128 t = (u128)xlo * m->barrett_lo;
+    u128 mid1 = (u128)xlo * m->barrett_hi;
+    u128 mid2 = (u128)xhi * m->barrett_lo;
+    u128 carry = (t >> 64) + (uint64_t)mid1 + (uint64_t)mid2;
+    uint64_t qhat = (uint64_t)(carry >> 64) + (uint64_t)(mid1 >> 64) + (uint64_t)(mid2 >> 64) +
+                    xhi * m->barrett_hi;
+    uint64_t r = xlo - qhat * m->q;
+    if (r >= m->q) r -= m->q;
+    if (r >= m->q) r -= m->q;
+    return r;
+}
+
+/* x (< 2^64) mod q. */
+static inline uint64_t reduce64(uint64_t x, const modulus *m)
+{
+    uint64_t qhat = mulhi64(x, m->barrett_hi);
+    uint64_t r = x - qhat * m->q;
+    return r >= m->q ? r - m->q : r;
+}
+
+static inline uint64_t mul_mod(uint64_t a, uint64_t b, const modulus *m) { return reduce128((u128)a * b, m); }
+
+/* Shoup: w' = floor(w * 2^64 / q) for a fixed operand w < q. */
+static inline uint64_t shoup_precompute(uint64_t w, uint64_t q) { return (uint64_t)(((u128)w << 64) / q); }
+
+/* a*w mod q in [0, 2q) for any a < 2^64. */
+static inline uint64_t mul_shoup_lazy(uint64_t a, uint64_t w, uint64_t wp, uint64_t q)
+{
+    return a * w - mulhi64(a, wp) * q;
+}
+
+static inline uint64_t mul_shoup(uint64_t a, uint64_t w, uint64_t wp, uint64_t q)
+{
+    uint64_t r = mul_shoup_lazy(a, w, wp, q);
+    return r >= q ? r - q : r;
+}
+
+uint64_t pow_mod(uint64_t base, uint64_t exp, const modulus *m);
+/* Inverse of a modulo a prime q (a != 0 mod q). */
+uint64_t inv_mod(uint64_t a, const modulus *m);
+/* Signed value reduced into [0, q). */
+static inline uint64_t from_signed(int64_t v, uint64_t q)
+{
+    int64_t r = v % (int64_t)q;
+    return (uint64_t)(r < 0 ? r + (int64_t)q : r);
+}
+
+/* Centered representative of a in (-q/2, q/2]. */
+static inline int64_t to_centered(uint64_t a, uint64_t q) { return a > q / 2 ? (int64_t)a - (int64_t)q : (int64_t)a; }
+
+#endif

@@ -1,0 +1,13 @@
+/* The one allocator family: 64-byte aligned, with a wiping free for secrets. */
+#ifndef HECNN_UTIL_ALLOC_H
+#define HECNN_UTIL_ALLOC_H
+
+#include <stddef.h>
+
+void *hecnn_alloc(size_t bytes);          /* aligned to 64 bytes; NULL on failure or overflow */
+void *hecnn_calloc(size_t count, size_t size);
+void hecnn_free(void *p);                 /* NULL is a no-op */
+void hecnn_secure_wipe(void *p, size_t bytes);
+void hecnn_secure_free(void *p, size_t bytes); /* wipe, then free */
+
+#endif
