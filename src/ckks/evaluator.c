@@ -1,0 +1,535 @@
+/* Homomorphic operations. Every operation checks parameter ids, levels, scales and keys first;
+ * results are written through a temporary when the output aliases an input whose layout changes. */
+#include <math.h>
+#include <string.h>
+
+#include "ckks/internal.h"
+
+hecnn_status ckks_evaluator_new(ckks_evaluator **out, const ckks_context *ctx, const ckks_eval_keys *keys)
+{
+    if (!out || !ctx) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
+    if (keys && keys->ctx->param_id != ctx->param_id) return hecnn_fail(HECNN_ERR_PARAMS_MISMATCH, "keys of another context");
+    *out = hecnn_calloc(1, sizeof **out);
+    if (!*out) return hecnn_fail(HECNN_ERR_NO_MEMORY, "evaluator");
+    (*out)->ctx = ctx;
+    (*out)->keys = keys;
+    return HECNN_OK;
+}
+
+void ckks_evaluator_free(ckks_evaluator *ev) { hecnn_free(ev); }
+const ckks_context *ckks_evaluator_context(const ckks_evaluator *ev) { return ev->ctx; }
+
+static hecnn_status check_ct(const ckks_evaluator *ev, const ckks_ciphertext *ct)
+{
+    if (!ct || !ct->data) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL or empty ciphertext");
+    if (ct->ctx->param_id != ev->ctx->param_id) return hecnn_fail(HECNN_ERR_PARAMS_MISMATCH, "ciphertext of another context");
+    return HECNN_OK;
+}
+
+static hecnn_status check_args(const ckks_evaluator *ev, const ckks_ciphertext *out, const ckks_ciphertext *a)
+{
+    if (!ev || !out) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
+    if (out->ctx->param_id != ev->ctx->param_id) return hecnn_fail(HECNN_ERR_PARAMS_MISMATCH, "output of another context");
+    return check_ct(ev, a);
+}
+
+static hecnn_status check_pair(const ckks_evaluator *ev, const ckks_ciphertext *out, const ckks_ciphertext *a,
+                               const ckks_ciphertext *b)
+{
+    hecnn_status st = check_args(ev, out, a);
+    if (!st) st = check_ct(ev, b);
+    if (st) return st;
+    if (a->level != b->level) return hecnn_fail(HECNN_ERR_LEVEL_MISMATCH, "levels %u and %u differ", a->level, b->level);
+    return HECNN_OK;
+}
+
+/* Destination for a result of (degree, level): `out` itself, or `tmp` when out aliases an input
+ * and its layout would change. end_output() moves tmp into out. */
+static hecnn_status begin_output(ckks_ciphertext *out, ckks_ciphertext *tmp, ckks_ciphertext **dst, unsigned degree,
+                                 unsigned level, bool alias)
+{
+    const size_t need = ((size_t)degree + 1) * ((size_t)level + 1);
+    if (alias && (need > out->capacity || level != out->level || degree != out->degree)) {
+        *tmp = (ckks_ciphertext){.ctx = out->ctx};
+        *dst = tmp;
+    } else {
+        *dst = out;
+    }
+    return ct_reserve(*dst, degree, level);
+}
+
+static void end_output(ckks_ciphertext *out, ckks_ciphertext *dst, double scale, size_t slots)
+{
+    if (dst != out) {
+        hecnn_free(out->data);
+        out->data = dst->data;
+        out->capacity = dst->capacity;
+        out->degree = dst->degree;
+        out->level = dst->level;
+        out->seeded = false;
+    }
+    out->scale = scale;
+    out->slots = slots;
+}
+
+static hecnn_status add_sub(const ckks_evaluator *ev, ckks_ciphertext *out, const ckks_ciphertext *a,
+                            const ckks_ciphertext *b, bool subtract)
+{
+    hecnn_status st = check_pair(ev, out, a, b);
+    if (st) return st;
+    if (!scales_equal(a->scale, b->scale))
+        return hecnn_fail(HECNN_ERR_SCALE_MISMATCH, "scales 2^%.4f and 2^%.4f differ", log2(a->scale), log2(b->scale));
+    const unsigned deg = a->degree > b->degree ? a->degree : b->degree, level = a->level;
+    const double scale = a->scale;
+    const size_t slots = a->slots > b->slots ? a->slots : b->slots;
+    ckks_ciphertext tmp, *dst;
+    if ((st = begin_output(out, &tmp, &dst, deg, level, out == a || out == b))) return st;
+    rns_basis basis;
+    ctx_basis_q(ev->ctx, &basis, level);
+    for (unsigned c = 0; c <= deg; c++) {
+        uint64_t *o = ct_comp(dst, c);
+        const bool in_a = c <= a->degree, in_b = c <= b->degree;
+        if (in_a && in_b) {
+            if (subtract) rns_sub(&basis, o, ct_comp(a, c), ct_comp(b, c));
+            else rns_add(&basis, o, ct_comp(a, c), ct_comp(b, c));
+        } else if (in_a) {
+            if (o != ct_comp(a, c)) memcpy(o, ct_comp(a, c), basis.limbs * basis.n * 8);
+        } else if (subtract) {
+            rns_neg(&basis, o, ct_comp(b, c));
+        } else if (o != ct_comp(b, c)) {
+            memcpy(o, ct_comp(b, c), basis.limbs * basis.n * 8);
+        }
+    }
+    end_output(out, dst, scale, slots);
+    return HECNN_OK;
+}
+
+hecnn_status ckks_add(const ckks_evaluator *ev, ckks_ciphertext *out, const ckks_ciphertext *a, const ckks_ciphertext *b)
+{
+    return add_sub(ev, out, a, b, false);
+}
+
+hecnn_status ckks_sub(const ckks_evaluator *ev, ckks_ciphertext *out, const ckks_ciphertext *a, const ckks_ciphertext *b)
+{
+    return add_sub(ev, out, a, b, true);
+}
+
+hecnn_status ckks_negate(const ckks_evaluator *ev, ckks_ciphertext *out, const ckks_ciphertext *a)
+{
+    hecnn_status st = check_args(ev, out, a);
+    if (st) return st;
+    ckks_ciphertext tmp, *dst;
+    const double scale = a->scale;
+    const size_t slots = a->slots;
+    if ((st = begin_output(out, &tmp, &dst, a->degree, a->level, out == a))) return st;
+    rns_basis basis;
+    ctx_basis_q(ev->ctx, &basis, a->level);
+    for (unsigned c = 0; c <= a->degree; c++) rns_neg(&basis, ct_comp(dst, c), ct_comp(a, c));
+    end_output(out, dst, scale, slots);
+    return HECNN_OK;
+}
+
+static hecnn_status check_plain(const ckks_evaluator *ev, const ckks_ciphertext *a, const ckks_plaintext *p)
+{
+    if (!p || !p->data) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL or empty plaintext");
+    if (p->ctx->param_id != ev->ctx->param_id) return hecnn_fail(HECNN_ERR_PARAMS_MISMATCH, "plaintext of another context");
+    if (p->level < a->level)
+        return hecnn_fail(HECNN_ERR_LEVEL_MISMATCH, "plaintext level %u below ciphertext level %u", p->level, a->level);
+    return HECNN_OK;
+}
+
+/* mode 0: add, 1: sub, 2: mul */
+static hecnn_status plain_op(const ckks_evaluator *ev, ckks_ciphertext *out, const ckks_ciphertext *a,
+                             const ckks_plaintext *p, int mode)
+{
+    hecnn_status st = check_args(ev, out, a);
+    if (!st) st = check_plain(ev, a, p);
+    if (st) return st;
+    if (mode != 2 && !scales_equal(a->scale, p->scale))
+        return hecnn_fail(HECNN_ERR_SCALE_MISMATCH, "scales 2^%.4f and 2^%.4f differ", log2(a->scale), log2(p->scale));
+    const double scale = mode == 2 ? a->scale * p->scale : a->scale;
+    const size_t slots = a->slots > p->slots ? a->slots : p->slots;
+    ckks_ciphertext tmp, *dst;
+    if ((st = begin_output(out, &tmp, &dst, a->degree, a->level, out == a))) return st;
+    rns_basis basis;
+    ctx_basis_q(ev->ctx, &basis, a->level);
+    const size_t size = basis.limbs * basis.n * 8;
+    for (unsigned c = 0; c <= a->degree; c++) {
+        uint64_t *o = ct_comp(dst, c);
+        if (mode == 2) rns_mul(&basis, o, ct_comp(a, c), p->data);
+        else if (c == 0 && mode == 0) rns_add(&basis, o, ct_comp(a, c), p->data);
+        else if (c == 0) rns_sub(&basis, o, ct_comp(a, c), p->data);
+        else if (o != ct_comp(a, c)) memcpy(o, ct_comp(a, c), size);
+    }
+    end_output(out, dst, scale, slots);
+    return HECNN_OK;
+}
+
+hecnn_status ckks_add_plain(const ckks_evaluator *ev, ckks_ciphertext *out, const ckks_ciphertext *a, const ckks_plaintext *b)
+{
+    return plain_op(ev, out, a, b, 0);
+}
+
+hecnn_status ckks_sub_plain(const ckks_evaluator *ev, ckks_ciphertext *out, const ckks_ciphertext *a, const ckks_plaintext *b)
+{
+    return plain_op(ev, out, a, b, 1);
+}
+
+hecnn_status ckks_mul_plain(const ckks_evaluator *ev, ckks_ciphertext *out, const ckks_ciphertext *a, const ckks_plaintext *b)
+{
+    return plain_op(ev, out, a, b, 2);
+}
+
+/* The constant re + im * X^(N/2) (X^(N/2) evaluates to i in every slot) at `level`, in NTT form;
+ * both parts already multiplied by their scale. Returns NULL on allocation failure. */
+static uint64_t *complex_constant_ntt(const ckks_context *ctx, double re, double im, unsigned level)
+{
+    const size_t n = ctx->n;
+    uint64_t *poly = hecnn_calloc((size_t)(level + 1) * n, 8);
+    if (!poly) return NULL;
+    uint64_t r[CKKS_MAX_PRIMES], m[CKKS_MAX_PRIMES];
+    ckks_const_residues(ctx, r, re, level);
+    ckks_const_residues(ctx, m, im, level);
+    for (unsigned k = 0; k <= level; k++) {
+        poly[(size_t)k * n] = r[k];
+        poly[(size_t)k * n + n / 2] = m[k];
+    }
+    rns_basis b;
+    ctx_basis_q(ctx, &b, level);
+    rns_ntt(&b, poly);
+    return poly;
+}
+
+hecnn_status ckks_add_const(const ckks_evaluator *ev, ckks_ciphertext *out, const ckks_ciphertext *a, double complex c)
+{
+    hecnn_status st = check_args(ev, out, a);
+    if (st) return st;
+    if (!isfinite(creal(c)) || !isfinite(cimag(c))) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "constant not finite");
+    if (out != a && (st = ckks_ciphertext_copy(out, a))) return st;
+    rns_basis basis;
+    ctx_basis_q(ev->ctx, &basis, a->level);
+    if (cimag(c) == 0) {
+        uint64_t r[CKKS_MAX_PRIMES];
+        ckks_const_residues(ev->ctx, r, creal(c) * out->scale, out->level);
+        rns_add_scalar(&basis, ct_comp(out, 0), ct_comp(out, 0), r);
+    } else {
+        uint64_t *k = complex_constant_ntt(ev->ctx, creal(c) * out->scale, cimag(c) * out->scale, out->level);
+        if (!k) return hecnn_fail(HECNN_ERR_NO_MEMORY, "constant");
+        rns_add(&basis, ct_comp(out, 0), ct_comp(out, 0), k);
+        hecnn_free(k);
+    }
+    out->seeded = false;
+    return HECNN_OK;
+}
+
+hecnn_status ckks_mul_const(const ckks_evaluator *ev, ckks_ciphertext *out, const ckks_ciphertext *a, double complex c,
+                            double const_scale)
+{
+    hecnn_status st = check_args(ev, out, a);
+    if (st) return st;
+    if (!isfinite(creal(c)) || !isfinite(cimag(c))) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "constant not finite");
+    if (const_scale == 0) const_scale = (double)ev->ctx->tables[a->level].mod.q;
+    if (!(const_scale > 0) || !isfinite(const_scale)) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "const_scale must be > 0");
+    if (out != a && (st = ckks_ciphertext_copy(out, a))) return st;
+    rns_basis basis;
+    ctx_basis_q(ev->ctx, &basis, out->level);
+    if (cimag(c) == 0) {
+        uint64_t r[CKKS_MAX_PRIMES];
+        ckks_const_residues(ev->ctx, r, creal(c) * const_scale, out->level);
+        for (unsigned k = 0; k <= out->degree; k++) rns_mul_scalar(&basis, ct_comp(out, k), ct_comp(out, k), r);
+    } else {
+        uint64_t *k = complex_constant_ntt(ev->ctx, creal(c) * const_scale, cimag(c) * const_scale, out->level);
+        if (!k) return hecnn_fail(HECNN_ERR_NO_MEMORY, "constant");
+        for (unsigned j = 0; j <= out->degree; j++) rns_mul(&basis, ct_comp(out, j), ct_comp(out, j), k);
+        hecnn_free(k);
+    }
+    out->scale *= const_scale;
+    out->seeded = false;
+    return HECNN_OK;
+}
+
+hecnn_status ckks_mul_integer(const ckks_evaluator *ev, ckks_ciphertext *out, const ckks_ciphertext *a, int64_t k)
+{
+    hecnn_status st = check_args(ev, out, a);
+    if (st) return st;
+    if (out != a && (st = ckks_ciphertext_copy(out, a))) return st;
+    rns_basis basis;
+    ctx_basis_q(ev->ctx, &basis, out->level);
+    uint64_t r[CKKS_MAX_PRIMES];
+    for (unsigned i = 0; i <= out->level; i++) r[i] = from_signed(k, ev->ctx->tables[i].mod.q);
+    for (unsigned c = 0; c <= out->degree; c++) rns_mul_scalar(&basis, ct_comp(out, c), ct_comp(out, c), r);
+    out->seeded = false;
+    return HECNN_OK;
+}
+
+hecnn_status ckks_mul(const ckks_evaluator *ev, ckks_ciphertext *out, const ckks_ciphertext *a, const ckks_ciphertext *b)
+{
+    hecnn_status st = check_pair(ev, out, a, b);
+    if (st) return st;
+    if (a->degree != 1 || b->degree != 1) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "mul needs degree-1 inputs (relinearize first)");
+    const unsigned level = a->level;
+    const double scale = a->scale * b->scale;
+    const size_t slots = a->slots > b->slots ? a->slots : b->slots;
+    ckks_ciphertext tmp = {.ctx = out->ctx}, *dst = &tmp;
+    if (out != a && out != b) dst = out;
+    if ((st = ct_reserve(dst, 2, level))) return st;
+    const size_t n = ev->ctx->n;
+    const uint64_t *a0 = ct_comp(a, 0), *a1 = ct_comp(a, 1), *b0 = ct_comp(b, 0), *b1 = ct_comp(b, 1);
+    uint64_t *d0 = ct_comp(dst, 0), *d1 = ct_comp(dst, 1), *d2 = ct_comp(dst, 2);
+#pragma omp parallel for schedule(static)
+    for (unsigned k = 0; k <= level; k++) {
+        const modulus *m = &ev->ctx->tables[k].mod;
+        for (size_t i = (size_t)k * n; i < (size_t)(k + 1) * n; i++) {
+            const uint64_t x0 = a0[i], x1 = a1[i], y0 = b0[i], y1 = b1[i];
+            d0[i] = mul_mod(x0, y0, m);
+            d1[i] = reduce128((u128)x0 * y1 + (u128)x1 * y0, m);
+            d2[i] = mul_mod(x1, y1, m);
+        }
+    }
+    end_output(out, dst, scale, slots);
+    return HECNN_OK;
+}
+
+hecnn_status ckks_relinearize(const ckks_evaluator *ev, ckks_ciphertext *out, const ckks_ciphertext *a)
+{
+    hecnn_status st = check_args(ev, out, a);
+    if (st) return st;
+    if (a->degree == 1) return ckks_ciphertext_copy(out, a);
+    if (a->degree != 2) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "degree %u", a->degree);
+    const ckks_switching_key *rk = ckks_eval_keys_relin(ev->keys);
+    if (!rk) return hecnn_fail(HECNN_ERR_MISSING_KEY, "no relinearization key");
+    const unsigned level = a->level;
+    const size_t limb_bytes = (size_t)(level + 1) * ev->ctx->n * 8;
+    uint64_t *k0 = hecnn_alloc(2 * limb_bytes);
+    if (!k0) return hecnn_fail(HECNN_ERR_NO_MEMORY, "relinearization");
+    uint64_t *k1 = k0 + limb_bytes / 8;
+    if ((st = keyswitch(ev->ctx, k0, k1, ct_comp(a, 2), level, rk))) {
+        hecnn_free(k0);
+        return st;
+    }
+    const double scale = a->scale;
+    const size_t slots = a->slots;
+    ckks_ciphertext tmp, *dst;
+    if ((st = begin_output(out, &tmp, &dst, 1, level, false))) {
+        hecnn_free(k0);
+        return st;
+    }
+    rns_basis basis;
+    ctx_basis_q(ev->ctx, &basis, level);
+    /* a's first two components sit at the same offsets in out when out == a. */
+    rns_add(&basis, ct_comp(dst, 0), ct_comp(a, 0), k0);
+    rns_add(&basis, ct_comp(dst, 1), ct_comp(a, 1), k1);
+    hecnn_free(k0);
+    end_output(out, dst, scale, slots);
+    return HECNN_OK;
+}
+
+hecnn_status ckks_mul_relin(const ckks_evaluator *ev, ckks_ciphertext *out, const ckks_ciphertext *a, const ckks_ciphertext *b)
+{
+    if (!ev || !ckks_eval_keys_relin(ev->keys)) return hecnn_fail(HECNN_ERR_MISSING_KEY, "no relinearization key");
+    ckks_ciphertext tmp = {.ctx = ev->ctx};
+    hecnn_status st = ckks_mul(ev, &tmp, a, b);
+    if (!st) st = ckks_relinearize(ev, out, &tmp);
+    hecnn_free(tmp.data);
+    return st;
+}
+
+hecnn_status ckks_square_relin(const ckks_evaluator *ev, ckks_ciphertext *out, const ckks_ciphertext *a)
+{
+    return ckks_mul_relin(ev, out, a, a);
+}
+
+hecnn_status ckks_rescale(const ckks_evaluator *ev, ckks_ciphertext *out, const ckks_ciphertext *a)
+{
+    hecnn_status st = check_args(ev, out, a);
+    if (st) return st;
+    if (a->level == 0) return hecnn_fail(HECNN_ERR_LEVEL_MISMATCH, "no level left to rescale");
+    const ckks_context *ctx = ev->ctx;
+    const unsigned level = a->level, deg = a->degree;
+    const size_t n = ctx->n;
+    const uint64_t ql = ctx->tables[level].mod.q;
+    const double scale = a->scale / (double)ql;
+    const size_t slots = a->slots;
+    uint64_t *last = hecnn_alloc(((size_t)deg + 1) * n * 8);
+    if (!last) return hecnn_fail(HECNN_ERR_NO_MEMORY, "rescale");
+    for (unsigned c = 0; c <= deg; c++) {
+        memcpy(last + (size_t)c * n, ct_comp(a, c) + (size_t)level * n, n * 8);
+        ntt_inverse(&ctx->tables[level], last + (size_t)c * n);
+    }
+    ckks_ciphertext tmp, *dst;
+    if ((st = begin_output(out, &tmp, &dst, deg, level - 1, out == a))) {
+        hecnn_free(last);
+        return st;
+    }
+    /* out_i = (a_i - [a]_{q_l}) * q_l^-1 mod q_i, with [a]_{q_l} centered for rounding. */
+#pragma omp parallel for collapse(2) schedule(static)
+    for (unsigned c = 0; c <= deg; c++)
+        for (unsigned k = 0; k < level; k++) {
+            const ntt_table *t = &ctx->tables[k];
+            const uint64_t q = t->mod.q, ql_mod = ql % q;
+            const uint64_t w = inv_mod(ql_mod, &t->mod), wp = shoup_precompute(w, q);
+            uint64_t *buf = hecnn_alloc(n * 8);
+            const uint64_t *src = last + (size_t)c * n;
+            for (size_t i = 0; i < n; i++) {
+                const uint64_t v = src[i];
+                const uint64_t r = v % q;
+                buf[i] = v > ql / 2 ? sub_mod(r, ql_mod, q) : r;
+            }
+            ntt_forward(t, buf);
+            const uint64_t *x = ct_comp(a, c) + (size_t)k * n;
+            uint64_t *o = dst->data + ((size_t)c * level + k) * n;
+            for (size_t i = 0; i < n; i++) o[i] = mul_shoup(sub_mod(x[i], buf[i], q), w, wp, q);
+            hecnn_free(buf);
+        }
+    hecnn_free(last);
+    end_output(out, dst, scale, slots);
+    return HECNN_OK;
+}
+
+hecnn_status ckks_drop_level(const ckks_evaluator *ev, ckks_ciphertext *out, const ckks_ciphertext *a, unsigned level)
+{
+    hecnn_status st = check_args(ev, out, a);
+    if (st) return st;
+    if (level > a->level) return hecnn_fail(HECNN_ERR_LEVEL_MISMATCH, "cannot raise level %u to %u", a->level, level);
+    if (level == a->level) return ckks_ciphertext_copy(out, a);
+    const size_t n = ev->ctx->n, limb_bytes = ((size_t)level + 1) * n * 8;
+    const double scale = a->scale;
+    const size_t slots = a->slots;
+    const unsigned deg = a->degree;
+    if (out == a) {
+        /* Compact in place: component c moves from c*(old+1) to c*(level+1) limbs, front to back. */
+        for (unsigned c = 1; c <= deg; c++)
+            memmove(out->data + (size_t)c * (level + 1) * n, out->data + (size_t)c * (a->level + 1) * n, limb_bytes);
+        out->level = level;
+        out->seeded = false;
+        return HECNN_OK;
+    }
+    if ((st = ct_reserve(out, deg, level))) return st;
+    for (unsigned c = 0; c <= deg; c++) memcpy(ct_comp(out, c), a->data + (size_t)c * (a->level + 1) * n, limb_bytes);
+    out->scale = scale;
+    out->slots = slots;
+    return HECNN_OK;
+}
+
+hecnn_status ckks_match_level(const ckks_evaluator *ev, ckks_ciphertext *a, ckks_ciphertext *b)
+{
+    if (!a || !b) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
+    if (a->level > b->level) return ckks_drop_level(ev, a, a, b->level);
+    if (b->level > a->level) return ckks_drop_level(ev, b, b, a->level);
+    return HECNN_OK;
+}
+
+hecnn_status ckks_set_scale(const ckks_evaluator *ev, ckks_ciphertext *out, const ckks_ciphertext *a, double scale)
+{
+    hecnn_status st = check_args(ev, out, a);
+    if (st) return st;
+    if (!(scale > 0) || !isfinite(scale)) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "scale must be > 0");
+    if (a->level == 0) return hecnn_fail(HECNN_ERR_LEVEL_MISMATCH, "no level left to set the scale");
+    const double factor = scale * (double)ev->ctx->tables[a->level].mod.q / a->scale;
+    if (factor < 1) return hecnn_fail(HECNN_ERR_SCALE_MISMATCH, "target scale too small for one rescale");
+    if ((st = ckks_mul_const(ev, out, a, 1.0, factor))) return st;
+    if ((st = ckks_rescale(ev, out, out))) return st;
+    out->scale = scale;
+    return HECNN_OK;
+}
+
+static hecnn_status galois_common(const ckks_evaluator *ev, ckks_ciphertext *const *outs, const ckks_ciphertext *a,
+                                  const uint64_t *galois, size_t count)
+{
+    hecnn_status st = check_ct(ev, a);
+    if (st) return st;
+    if (a->degree != 1) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "rotate needs a degree-1 ciphertext");
+    const ckks_context *ctx = ev->ctx;
+    const size_t n = ctx->n;
+    const unsigned level = a->level;
+    const ckks_switching_key **keys = hecnn_calloc(count ? count : 1, sizeof *keys);
+    if (!keys) return hecnn_fail(HECNN_ERR_NO_MEMORY, "rotation");
+    for (size_t i = 0; i < count && !st; i++) {
+        if (!outs[i]) st = hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "output %zu is NULL", i);
+        else if (outs[i]->ctx->param_id != ctx->param_id) st = hecnn_fail(HECNN_ERR_PARAMS_MISMATCH, "output of another context");
+        else if (galois[i] != 1 && !(keys[i] = ckks_eval_keys_galois(ev->keys, galois[i])))
+            st = hecnn_fail(HECNN_ERR_MISSING_KEY, "no Galois key for element %llu", (unsigned long long)galois[i]);
+        else if (keys[i] && keys[i]->max_level < level)
+            st = hecnn_fail(HECNN_ERR_LEVEL_MISMATCH, "Galois key for level %u used at level %u", keys[i]->max_level, level);
+    }
+    if (st) {
+        hecnn_free(keys);
+        return st;
+    }
+    rns_basis basis;
+    ctx_basis_q(ctx, &basis, level);
+    const size_t limb_words = (size_t)(level + 1) * n;
+    ks_decomposition dec = {0};
+    bool need_dec = false;
+    for (size_t i = 0; i < count; i++) need_dec |= keys[i] != NULL;
+    if (need_dec) st = ks_decompose(ctx, &dec, ct_comp(a, 1), level);
+    /* Results go to temporaries first: an output may alias the input. */
+    uint64_t *res = st ? NULL : hecnn_alloc(count * 2 * limb_words * 8);
+    size_t *perm = hecnn_alloc(n * sizeof *perm);
+    if (!st && (!res || !perm)) st = hecnn_fail(HECNN_ERR_NO_MEMORY, "rotation");
+    for (size_t i = 0; i < count && !st; i++) {
+        uint64_t *r0 = res + i * 2 * limb_words, *r1 = r0 + limb_words;
+        if (galois[i] == 1) {
+            memcpy(r0, ct_comp(a, 0), 2 * limb_words * 8);
+            continue;
+        }
+        galois_ntt_permutation(perm, ctx->log_n, galois[i]);
+        if ((st = ks_apply(ctx, r0, r1, &dec, perm, keys[i]))) break;
+        /* r0 += sigma(c0) */
+        const uint64_t *c0 = ct_comp(a, 0);
+        for (unsigned k = 0; k <= level; k++) {
+            const uint64_t q = ctx->tables[k].mod.q;
+            for (size_t j = 0; j < n; j++) r0[k * n + j] = add_mod(r0[k * n + j], c0[k * n + perm[j]], q);
+        }
+    }
+    const double scale = a->scale;
+    const size_t slots = a->slots;
+    for (size_t i = 0; i < count && !st; i++) {
+        if ((st = ct_reserve(outs[i], 1, level))) break;
+        memcpy(outs[i]->data, res + i * 2 * limb_words, 2 * limb_words * 8);
+        outs[i]->scale = scale;
+        outs[i]->slots = slots;
+    }
+    ks_decomposition_free(&dec);
+    hecnn_free(res);
+    hecnn_free(perm);
+    hecnn_free(keys);
+    return st;
+}
+
+hecnn_status ckks_apply_galois(const ckks_evaluator *ev, ckks_ciphertext *out, const ckks_ciphertext *a, uint64_t galois)
+{
+    hecnn_status st = check_args(ev, out, a);
+    if (st) return st;
+    if (!(galois & 1) || galois >= 2 * ev->ctx->n)
+        return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "Galois element %llu invalid", (unsigned long long)galois);
+    return galois_common(ev, &out, a, &galois, 1);
+}
+
+hecnn_status ckks_rotate(const ckks_evaluator *ev, ckks_ciphertext *out, const ckks_ciphertext *a, int steps)
+{
+    hecnn_status st = check_args(ev, out, a);
+    if (st) return st;
+    uint64_t g = ckks_galois_element_rotation(ev->ctx, steps);
+    return galois_common(ev, &out, a, &g, 1);
+}
+
+hecnn_status ckks_conjugate(const ckks_evaluator *ev, ckks_ciphertext *out, const ckks_ciphertext *a)
+{
+    hecnn_status st = check_args(ev, out, a);
+    if (st) return st;
+    uint64_t g = ckks_galois_element_conjugate(ev->ctx);
+    return galois_common(ev, &out, a, &g, 1);
+}
+
+hecnn_status ckks_rotate_hoisted(const ckks_evaluator *ev, ckks_ciphertext *const *outs, const ckks_ciphertext *a,
+                                 const int *steps, size_t count)
+{
+    if (!ev || !outs || (count && !steps)) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
+    uint64_t *g = hecnn_alloc((count ? count : 1) * sizeof *g);
+    if (!g) return hecnn_fail(HECNN_ERR_NO_MEMORY, "rotation");
+    for (size_t i = 0; i < count; i++) g[i] = ckks_galois_element_rotation(ev->ctx, steps[i]);
+    hecnn_status st = galois_common(ev, outs, a, g, count);
+    hecnn_free(g);
+    return st;
+}

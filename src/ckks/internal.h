@@ -1,0 +1,134 @@
+/* Internal definitions of the CKKS objects, shared by src/ckks, src/rlwe and src/circuits.
+ * Layout: every polynomial is limb-major (limb k at data + k*n) and in NTT form. */
+#ifndef HECNN_CKKS_INTERNAL_H
+#define HECNN_CKKS_INTERNAL_H
+
+#include <complex.h>
+
+#include "hecnn/ckks.h"
+#include "ring/rns.h"
+#include "util/alloc.h"
+#include "util/error.h"
+#include "util/random.h"
+
+struct ckks_context {
+    ckks_params_literal params;
+    size_t n;
+    unsigned log_n;
+    unsigned n_q, n_p;     /* ciphertext primes q_0..q_{n_q-1}, special primes p_0..p_{n_p-1} */
+    unsigned dnum, alpha;  /* key-switching digits, limbs per digit */
+    uint64_t param_id;
+    double default_scale, log_qp;
+    ntt_table *tables;     /* n_q + n_p: the q primes, then the p primes */
+    /* ModDown from P: basis conversion P -> all q primes; P^-1 and P mod q_i */
+    baseconv p_to_q;
+    uint64_t *p_inv_mod_q, *p_mod_q;
+    /* encoder: exp(2 pi i k / 2N) for k < 2N, and 5^j mod 2N for j < N/2 */
+    double complex *roots;
+    uint64_t *rot_group;
+};
+
+struct ckks_plaintext {
+    const ckks_context *ctx;
+    unsigned level;
+    double scale;
+    size_t slots;
+    uint64_t *data;        /* level + 1 limbs */
+    size_t capacity;       /* limbs allocated */
+};
+
+struct ckks_ciphertext {
+    const ckks_context *ctx;
+    unsigned level, degree;
+    double scale;
+    size_t slots;
+    uint64_t *data;        /* degree + 1 components of level + 1 limbs each */
+    size_t capacity;       /* limbs allocated */
+    bool seeded;           /* fresh symmetric ciphertext: c1 = uniform(seed) */
+    uint8_t seed[CKKS_SEED_BYTES];
+};
+
+struct ckks_secret_key {
+    const ckks_context *ctx;
+    int8_t *small;         /* n coefficients in {-1, 0, 1} */
+    uint64_t *ntt;         /* n_q + n_p limbs */
+};
+
+struct ckks_public_key {
+    const ckks_context *ctx;
+    uint64_t *b, *a;       /* n_q limbs each; a = uniform(seed) */
+    uint8_t seed[CKKS_SEED_BYTES];
+};
+
+/* Hybrid key-switching key from s' to s: for digit j, (b_j, a_j) over Q_{max_level} ∪ P with
+ * b_j = -a_j s + e_j + P * g_j * s', g_j = 1 on digit j's primes and 0 on the others. */
+struct ckks_switching_key {
+    const ckks_context *ctx;
+    uint64_t galois;       /* 0 for relinearization (s' = s^2), else s' = s(X^galois) */
+    unsigned max_level, digits;
+    size_t limbs;          /* max_level + 1 + n_p */
+    uint64_t *data;        /* digits x {b, a} x limbs x n */
+    uint8_t seed[CKKS_SEED_BYTES];
+};
+
+struct ckks_eval_keys {
+    const ckks_context *ctx;
+    ckks_switching_key *relin;
+    ckks_switching_key **galois;
+    size_t n_galois, cap_galois;
+};
+
+struct ckks_evaluator {
+    const ckks_context *ctx;
+    const ckks_eval_keys *keys;
+};
+
+/* Bases over the context's primes. */
+void ctx_basis_q(const ckks_context *ctx, rns_basis *b, unsigned level);       /* q_0..q_level */
+void ctx_basis_p(const ckks_context *ctx, rns_basis *b);                       /* p_0..p_{n_p-1} */
+void ctx_basis_qp(const ckks_context *ctx, rns_basis *b, unsigned level);      /* q_0..q_level, P */
+
+static inline uint64_t *ct_comp(const ckks_ciphertext *ct, unsigned c)
+{
+    return ct->data + (size_t)c * (ct->level + 1) * ct->ctx->n;
+}
+static inline uint64_t *swk_part(const ckks_switching_key *k, unsigned digit, unsigned part)
+{
+    return k->data + ((size_t)digit * 2 + part) * k->limbs * k->ctx->n;
+}
+
+/* Resize to (degree, level) keeping metadata untouched; contents undefined. */
+hecnn_status ct_reserve(ckks_ciphertext *ct, unsigned degree, unsigned level);
+hecnn_status pt_reserve(ckks_plaintext *pt, unsigned level);
+
+/* Hybrid key switching of d (level l, NTT form) with key k: (out0, out1) over Q_l with
+ * out0 + out1 * s ≈ d * s'. out0/out1 may not alias d. */
+hecnn_status keyswitch(const ckks_context *ctx, uint64_t *out0, uint64_t *out1, const uint64_t *d,
+                       unsigned level, const ckks_switching_key *k);
+
+/* The hoistable half: d decomposed into digits, each extended to Q_l ∪ P in NTT form:
+ * digits(l) x (l + 1 + n_p) limbs. */
+typedef struct ks_decomposition {
+    unsigned level, digits;
+    size_t limbs;
+    uint64_t *data;
+} ks_decomposition;
+hecnn_status ks_decompose(const ckks_context *ctx, ks_decomposition *dec, const uint64_t *d, unsigned level);
+void ks_decomposition_free(ks_decomposition *dec);
+/* Inner product of a (optionally Galois-permuted) decomposition with k, then ModDown to Q_l.
+ * perm == NULL means no permutation. */
+hecnn_status ks_apply(const ckks_context *ctx, uint64_t *out0, uint64_t *out1, const ks_decomposition *dec,
+                      const size_t *perm, const ckks_switching_key *k);
+/* (a mod QP) -> round(a / P) mod Q_l, for a over Q_l ∪ P in NTT form; out over Q_l. */
+hecnn_status ks_mod_down(const ckks_context *ctx, uint64_t *out, uint64_t *a, unsigned level);
+
+/* Recompute sk->ntt from sk->small (all n_q + n_p limbs). */
+hecnn_status secret_key_refresh_ntt(ckks_secret_key *sk);
+hecnn_status switching_key_alloc(ckks_switching_key **out, const ckks_context *ctx, uint64_t galois, unsigned max_level);
+
+/* Scale comparison used by every binary operation. */
+bool scales_equal(double a, double b);
+/* Encode a constant c * scale as a residue per limb (rounded, sign-aware, any magnitude). */
+void ckks_const_residues(const ckks_context *ctx, uint64_t *out, double value, unsigned level);
+
+#endif

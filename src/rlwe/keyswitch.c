@@ -1,0 +1,130 @@
+/* Hybrid key switching (dnum digits, special modulus P) with a hoistable decomposition. */
+#include <string.h>
+
+#include "ckks/internal.h"
+
+static unsigned digits_at(const ckks_context *ctx, unsigned level) { return (level + ctx->alpha) / ctx->alpha; }
+
+void ks_decomposition_free(ks_decomposition *dec)
+{
+    hecnn_free(dec->data);
+    dec->data = NULL;
+}
+
+hecnn_status ks_decompose(const ckks_context *ctx, ks_decomposition *dec, const uint64_t *d, unsigned level)
+{
+    const size_t n = ctx->n, limbs = level + 1 + ctx->n_p;
+    const unsigned digits = digits_at(ctx, level);
+    *dec = (ks_decomposition){.level = level, .digits = digits, .limbs = limbs};
+    dec->data = hecnn_alloc((size_t)digits * limbs * n * 8);
+    uint64_t *coef = hecnn_alloc((size_t)(level + 1) * n * 8);
+    if (!dec->data || !coef) {
+        hecnn_free(coef);
+        ks_decomposition_free(dec);
+        return hecnn_fail(HECNN_ERR_NO_MEMORY, "key-switching decomposition");
+    }
+    rns_basis bq, bqp;
+    ctx_basis_q(ctx, &bq, level);
+    ctx_basis_qp(ctx, &bqp, level);
+    memcpy(coef, d, (size_t)(level + 1) * n * 8);
+    rns_intt(&bq, coef);
+
+    hecnn_status st = HECNN_OK;
+    for (unsigned j = 0; j < digits && !st; j++) {
+        const unsigned lo = j * ctx->alpha, hi = lo + ctx->alpha < level + 1 ? lo + ctx->alpha : level + 1;
+        uint64_t *out = dec->data + (size_t)j * limbs * n;
+        /* source limbs: the digit itself; targets: every other limb of Q_l ∪ P */
+        rns_basis src = {.limbs = hi - lo, .n = n}, dst = {.limbs = 0, .n = n};
+        size_t dst_index[RNS_MAX_LIMBS];
+        for (unsigned i = lo; i < hi; i++) src.tab[i - lo] = bqp.tab[i];
+        for (size_t i = 0; i < limbs; i++)
+            if (i < lo || i >= hi) {
+                dst_index[dst.limbs] = i;
+                dst.tab[dst.limbs++] = bqp.tab[i];
+            }
+        baseconv bc;
+        uint64_t *conv = hecnn_alloc((dst.limbs ? dst.limbs : 1) * n * 8);
+        if (!conv || baseconv_init(&bc, &src, &dst)) {
+            hecnn_free(conv);
+            st = hecnn_fail(HECNN_ERR_NO_MEMORY, "basis conversion");
+            break;
+        }
+        baseconv_apply(&bc, conv, coef + (size_t)lo * n);
+        rns_ntt(&dst, conv);
+        for (size_t t = 0; t < dst.limbs; t++) memcpy(out + dst_index[t] * n, conv + t * n, n * 8);
+        memcpy(out + (size_t)lo * n, d + (size_t)lo * n, (size_t)(hi - lo) * n * 8);
+        baseconv_free(&bc);
+        hecnn_free(conv);
+    }
+    hecnn_free(coef);
+    if (st) ks_decomposition_free(dec);
+    return st;
+}
+
+hecnn_status ks_mod_down(const ckks_context *ctx, uint64_t *out, uint64_t *a, unsigned level)
+{
+    const size_t n = ctx->n;
+    rns_basis bp, bq;
+    ctx_basis_p(ctx, &bp);
+    ctx_basis_q(ctx, &bq, level);
+    uint64_t *pa = a + (size_t)(level + 1) * n;
+    rns_intt(&bp, pa);
+    /* Convert [a]_P to Q_l: the first level + 1 outputs of the context's P -> Q conversion. */
+    uint64_t *conv = hecnn_alloc((size_t)(level + 1) * n * 8);
+    if (!conv) return hecnn_fail(HECNN_ERR_NO_MEMORY, "mod-down buffer");
+    baseconv_apply_prefix(&ctx->p_to_q, conv, pa, level + 1);
+    rns_ntt(&bq, conv);
+#pragma omp parallel for schedule(static) if (level >= 1)
+    for (unsigned k = 0; k <= level; k++) {
+        const uint64_t q = ctx->tables[k].mod.q, w = ctx->p_inv_mod_q[k], wp = shoup_precompute(w, q);
+        const uint64_t *x = a + (size_t)k * n, *y = conv + (size_t)k * n;
+        uint64_t *o = out + (size_t)k * n;
+        for (size_t i = 0; i < n; i++) o[i] = mul_shoup(sub_mod(x[i], y[i], q), w, wp, q);
+    }
+    hecnn_free(conv);
+    return HECNN_OK;
+}
+
+hecnn_status ks_apply(const ckks_context *ctx, uint64_t *out0, uint64_t *out1, const ks_decomposition *dec,
+                      const size_t *perm, const ckks_switching_key *k)
+{
+    const size_t n = ctx->n, limbs = dec->limbs;
+    const unsigned level = dec->level;
+    if (k->max_level < level) return hecnn_fail(HECNN_ERR_LEVEL_MISMATCH, "key for level %u used at level %u", k->max_level, level);
+    uint64_t *acc = hecnn_alloc(2 * limbs * n * 8);
+    if (!acc) return hecnn_fail(HECNN_ERR_NO_MEMORY, "key-switching accumulator");
+    /* Limb t of Q_l ∪ P is key limb t for the q part and max_level + 1 + (t - level - 1) for P. */
+#pragma omp parallel for schedule(static)
+    for (size_t t = 0; t < limbs; t++) {
+        const size_t kt = t <= level ? t : t + (k->max_level - level);
+        const modulus *m = t <= level ? &ctx->tables[t].mod : &ctx->tables[ctx->n_q + (t - level - 1)].mod;
+        uint64_t *a0 = acc + t * n, *a1 = acc + (limbs + t) * n;
+        for (size_t i = 0; i < n; i++) {
+            u128 s0 = 0, s1 = 0;
+            const size_t src = perm ? perm[i] : i;
+            for (unsigned j = 0; j < dec->digits; j++) {
+                const uint64_t x = dec->data[((size_t)j * limbs + t) * n + src];
+                s0 += (u128)x * swk_part(k, j, 0)[kt * n + i];
+                s1 += (u128)x * swk_part(k, j, 1)[kt * n + i];
+            }
+            a0[i] = reduce128(s0, m);
+            a1[i] = reduce128(s1, m);
+        }
+    }
+    hecnn_status st = ks_mod_down(ctx, out0, acc, level);
+    if (!st) st = ks_mod_down(ctx, out1, acc + limbs * n, level);
+    hecnn_free(acc);
+    return st;
+}
+
+hecnn_status keyswitch(const ckks_context *ctx, uint64_t *out0, uint64_t *out1, const uint64_t *d, unsigned level,
+                       const ckks_switching_key *k)
+{
+    if (k->max_level < level) return hecnn_fail(HECNN_ERR_LEVEL_MISMATCH, "key for level %u used at level %u", k->max_level, level);
+    ks_decomposition dec;
+    hecnn_status st = ks_decompose(ctx, &dec, d, level);
+    if (st) return st;
+    st = ks_apply(ctx, out0, out1, &dec, NULL, k);
+    ks_decomposition_free(&dec);
+    return st;
+}

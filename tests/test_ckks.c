@@ -1,0 +1,409 @@
+/* CKKS operations against a plaintext reference, judged by log2 precision.
+ * Thresholds (mean bits, real parts) are stated per operation below; they leave a margin of a few
+ * bits under what these parameters give, so a real regression (a wrong rounding, a lost factor)
+ * fails while noise variation does not. */
+#include <math.h>
+#include <string.h>
+
+#include "common/check.h"
+#include "hecnn/hecnn.h"
+
+typedef struct fixture {
+    ckks_context *ctx;
+    ckks_secret_key *sk;
+    ckks_public_key *pk;
+    ckks_eval_keys *keys;
+    ckks_evaluator *ev;
+    size_t slots;
+} fixture;
+
+static const int rot_steps[] = {1, 2, 3, 5, -1, 7, 100, 16};
+
+static int fixture_init(fixture *f, unsigned log_n, unsigned n_q, unsigned log_scale, unsigned n_p, unsigned dnum)
+{
+    ckks_params_literal p = {.log_n = log_n, .n_q = n_q, .n_p = n_p, .dnum = dnum, .log_scale = log_scale,
+                             .allow_insecure = true};
+    p.log_q[0] = 60;
+    for (unsigned i = 1; i < n_q; i++) p.log_q[i] = log_scale;
+    for (unsigned i = 0; i < n_p; i++) p.log_p[i] = 60;
+    uint8_t seed[CKKS_SEED_BYTES] = {1, 2, 3};
+    memset(f, 0, sizeof *f);
+    if (ckks_context_new(&f->ctx, &p)) return -1;
+    if (ckks_secret_key_generate_derand(&f->sk, f->ctx, seed)) return -1;
+    if (ckks_public_key_generate(&f->pk, f->sk)) return -1;
+    if (ckks_eval_keys_generate(&f->keys, f->sk, true, rot_steps, sizeof rot_steps / sizeof *rot_steps, true)) return -1;
+    if (ckks_evaluator_new(&f->ev, f->ctx, f->keys)) return -1;
+    f->slots = ckks_context_max_slots(f->ctx);
+    return 0;
+}
+
+static void fixture_free(fixture *f)
+{
+    ckks_evaluator_free(f->ev);
+    ckks_eval_keys_free(f->keys);
+    ckks_public_key_free(f->pk);
+    ckks_secret_key_free(f->sk);
+    ckks_context_free(f->ctx);
+}
+
+static void random_values(double complex *v, size_t n, double bound)
+{
+    for (size_t i = 0; i < n; i++) v[i] = test_rng_uniform(-bound, bound) + I * test_rng_uniform(-bound, bound);
+}
+
+static ckks_ciphertext *encrypt_n(fixture *f, const double complex *v, size_t count, unsigned level, double scale)
+{
+    ckks_plaintext *pt;
+    ckks_ciphertext *ct;
+    ckks_plaintext_new(&pt, f->ctx);
+    ckks_ciphertext_new(&ct, f->ctx);
+    CHECK(ckks_encode(f->ctx, pt, v, count, f->slots, level, scale) == HECNN_OK);
+    CHECK(ckks_encrypt_pk(f->ctx, ct, pt, f->pk) == HECNN_OK);
+    ckks_plaintext_free(pt);
+    return ct;
+}
+
+static ckks_ciphertext *encrypt(fixture *f, const double complex *v, unsigned level, double scale)
+{
+    return encrypt_n(f, v, f->slots, level, scale);
+}
+
+/* Mean bits of precision (real and imaginary, the smaller) of ct against want. */
+static double precision_of(fixture *f, const ckks_ciphertext *ct, const double complex *want)
+{
+    ckks_plaintext *pt;
+    ckks_plaintext_new(&pt, f->ctx);
+    double complex *have = malloc(f->slots * sizeof *have);
+    CHECK(ckks_decrypt(f->ctx, pt, ct, f->sk) == HECNN_OK);
+    CHECK(ckks_decode(f->ctx, have, pt) == HECNN_OK);
+    ckks_precision_stats s;
+    ckks_precision(&s, want, have, f->slots);
+    ckks_plaintext_free(pt);
+    free(have);
+    return fmin(s.mean_bits_real, s.mean_bits_imag);
+}
+
+#define CHECK_BITS(bits, min, what) CHECK_MSG((bits) >= (min), "%s: %.1f bits < %.1f", what, (bits), (double)(min))
+
+static void test_encoding(fixture *f)
+{
+    /* encode/decode without encryption: limited only by double rounding at scale 2^40 */
+    const size_t n = f->slots;
+    double complex *v = malloc(n * sizeof *v), *w = malloc(n * sizeof *w);
+    random_values(v, n, 1);
+    ckks_plaintext *pt;
+    ckks_plaintext_new(&pt, f->ctx);
+    for (size_t slots = 1; slots <= n; slots *= 4) {
+        CHECK(ckks_encode(f->ctx, pt, v, slots, slots, ckks_context_max_level(f->ctx), 0x1p40) == HECNN_OK);
+        CHECK(ckks_decode(f->ctx, w, pt) == HECNN_OK);
+        ckks_precision_stats s;
+        ckks_precision(&s, v, w, slots);
+        CHECK_BITS(s.min_bits_real, 30, "encode/decode worst slot");
+    }
+    /* real values at a huge scale (coefficients beyond 2^63) still round-trip */
+    CHECK(ckks_encode(f->ctx, pt, v, n, n, ckks_context_max_level(f->ctx), 0x1p80) == HECNN_OK);
+    CHECK(ckks_decode(f->ctx, w, pt) == HECNN_OK);
+    ckks_precision_stats s;
+    ckks_precision(&s, v, w, n);
+    CHECK_BITS(s.min_bits_real, 40, "encode at scale 2^80");
+    /* bad arguments */
+    CHECK(ckks_encode(f->ctx, pt, v, n, 3, 0, 0x1p40) == HECNN_ERR_INVALID_ARGUMENT);
+    CHECK(ckks_encode(f->ctx, pt, v, n + 1, n, 0, 0x1p40) == HECNN_ERR_INVALID_ARGUMENT);
+    CHECK(ckks_encode(f->ctx, pt, v, n, n, 99, 0x1p40) == HECNN_ERR_LEVEL_MISMATCH);
+    v[0] = NAN;
+    CHECK(ckks_encode(f->ctx, pt, v, n, n, 0, 0x1p40) == HECNN_ERR_INVALID_ARGUMENT);
+    ckks_plaintext_free(pt);
+    free(v);
+    free(w);
+}
+
+static void test_arithmetic(fixture *f)
+{
+    const size_t n = f->slots;
+    const unsigned top = ckks_context_max_level(f->ctx);
+    const double scale = ckks_context_default_scale(f->ctx);
+    double complex *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b), *want = malloc(n * sizeof *want);
+    random_values(a, n, 1);
+    random_values(b, n, 1);
+    ckks_ciphertext *ca = encrypt(f, a, top, scale), *cb = encrypt(f, b, top, scale), *out;
+    ckks_ciphertext_new(&out, f->ctx);
+
+    CHECK_BITS(precision_of(f, ca, a), 25, "fresh pk encryption");
+
+    /* secret-key encryption */
+    ckks_plaintext *pt;
+    ckks_plaintext_new(&pt, f->ctx);
+    ckks_encode(f->ctx, pt, a, n, n, top, scale);
+    CHECK(ckks_encrypt_sk(f->ctx, out, pt, f->sk) == HECNN_OK);
+    CHECK_BITS(precision_of(f, out, a), 27, "fresh sk encryption");
+
+    CHECK(ckks_add(f->ev, out, ca, cb) == HECNN_OK);
+    for (size_t i = 0; i < n; i++) want[i] = a[i] + b[i];
+    CHECK_BITS(precision_of(f, out, want), 24, "add");
+
+    CHECK(ckks_sub(f->ev, out, ca, cb) == HECNN_OK);
+    for (size_t i = 0; i < n; i++) want[i] = a[i] - b[i];
+    CHECK_BITS(precision_of(f, out, want), 24, "sub");
+
+    CHECK(ckks_negate(f->ev, out, ca) == HECNN_OK);
+    for (size_t i = 0; i < n; i++) want[i] = -a[i];
+    CHECK_BITS(precision_of(f, out, want), 25, "negate");
+
+    ckks_encode(f->ctx, pt, b, n, n, top, scale);
+    CHECK(ckks_add_plain(f->ev, out, ca, pt) == HECNN_OK);
+    for (size_t i = 0; i < n; i++) want[i] = a[i] + b[i];
+    CHECK_BITS(precision_of(f, out, want), 25, "add_plain");
+    CHECK(ckks_sub_plain(f->ev, out, ca, pt) == HECNN_OK);
+    for (size_t i = 0; i < n; i++) want[i] = a[i] - b[i];
+    CHECK_BITS(precision_of(f, out, want), 25, "sub_plain");
+
+    CHECK(ckks_mul_plain(f->ev, out, ca, pt) == HECNN_OK);
+    CHECK(ckks_rescale(f->ev, out, out) == HECNN_OK);
+    CHECK(ckks_ciphertext_level(out) == top - 1);
+    for (size_t i = 0; i < n; i++) want[i] = a[i] * b[i];
+    CHECK_BITS(precision_of(f, out, want), 22, "mul_plain + rescale");
+
+    CHECK(ckks_add_const(f->ev, out, ca, 0.25 - 0.5 * I) == HECNN_OK);
+    for (size_t i = 0; i < n; i++) want[i] = a[i] + 0.25 - 0.5 * I;
+    CHECK_BITS(precision_of(f, out, want), 25, "add_const complex");
+    CHECK(ckks_add_const(f->ev, out, ca, -3.0) == HECNN_OK);
+    for (size_t i = 0; i < n; i++) want[i] = a[i] - 3.0;
+    CHECK_BITS(precision_of(f, out, want), 25, "add_const real");
+
+    CHECK(ckks_mul_const(f->ev, out, ca, 1.7, 0) == HECNN_OK);
+    CHECK(ckks_rescale(f->ev, out, out) == HECNN_OK);
+    CHECK_MSG(fabs(ckks_ciphertext_scale(out) / scale - 1) < 1e-12, "mul_const(scale 0) + rescale keeps scale");
+    for (size_t i = 0; i < n; i++) want[i] = 1.7 * a[i];
+    CHECK_BITS(precision_of(f, out, want), 24, "mul_const real");
+    CHECK(ckks_mul_const(f->ev, out, ca, 0.5 + 2.0 * I, 0) == HECNN_OK);
+    CHECK(ckks_rescale(f->ev, out, out) == HECNN_OK);
+    for (size_t i = 0; i < n; i++) want[i] = (0.5 + 2.0 * I) * a[i];
+    CHECK_BITS(precision_of(f, out, want), 23, "mul_const complex");
+
+    CHECK(ckks_mul_integer(f->ev, out, ca, -3) == HECNN_OK);
+    for (size_t i = 0; i < n; i++) want[i] = -3.0 * a[i];
+    CHECK_BITS(precision_of(f, out, want), 23, "mul_integer");
+
+    /* mul + relin + rescale, twice (depth 2), with aliasing out == a */
+    CHECK(ckks_mul_relin(f->ev, out, ca, cb) == HECNN_OK);
+    CHECK(ckks_ciphertext_degree(out) == 1);
+    CHECK(ckks_rescale(f->ev, out, out) == HECNN_OK);
+    for (size_t i = 0; i < n; i++) want[i] = a[i] * b[i];
+    CHECK_BITS(precision_of(f, out, want), 22, "mul_relin + rescale");
+    ckks_ciphertext *sq;
+    ckks_ciphertext_new(&sq, f->ctx);
+    CHECK(ckks_square_relin(f->ev, sq, out) == HECNN_OK);
+    CHECK(ckks_rescale(f->ev, sq, sq) == HECNN_OK);
+    for (size_t i = 0; i < n; i++) want[i] = want[i] * want[i];
+    CHECK_BITS(precision_of(f, sq, want), 20, "square_relin depth 2");
+
+    /* degree-2 decryption and explicit relinearization */
+    CHECK(ckks_mul(f->ev, out, ca, cb) == HECNN_OK);
+    CHECK(ckks_ciphertext_degree(out) == 2);
+    for (size_t i = 0; i < n; i++) want[i] = a[i] * b[i];
+    CHECK(ckks_rescale(f->ev, sq, out) == HECNN_OK);
+    CHECK_BITS(precision_of(f, sq, want), 22, "degree-2 decrypt");
+    CHECK(ckks_relinearize(f->ev, out, out) == HECNN_OK);
+    CHECK(ckks_rescale(f->ev, out, out) == HECNN_OK);
+    CHECK_BITS(precision_of(f, out, want), 22, "relinearize in place");
+
+    /* level and scale errors */
+    CHECK(ckks_add(f->ev, sq, out, ca) == HECNN_ERR_LEVEL_MISMATCH);
+    ckks_ciphertext *low;
+    ckks_ciphertext_new(&low, f->ctx);
+    CHECK(ckks_drop_level(f->ev, low, ca, top - 1) == HECNN_OK);
+    CHECK(ckks_ciphertext_level(low) == top - 1);
+    CHECK_BITS(precision_of(f, low, a), 25, "drop_level");
+    CHECK(ckks_add(f->ev, sq, low, out) == HECNN_ERR_SCALE_MISMATCH);
+    CHECK(ckks_set_scale(f->ev, sq, low, ckks_ciphertext_scale(out)) == HECNN_OK);
+    CHECK(ckks_ciphertext_level(sq) == top - 2);
+    CHECK(ckks_match_level(f->ev, sq, out) == HECNN_OK);
+    CHECK(ckks_add(f->ev, sq, sq, out) == HECNN_OK);
+    for (size_t i = 0; i < n; i++) want[i] = a[i] + a[i] * b[i];
+    CHECK_BITS(precision_of(f, sq, want), 20, "set_scale + match_level + add");
+    CHECK(ckks_drop_level(f->ev, low, ca, top + 1) == HECNN_ERR_LEVEL_MISMATCH);
+    CHECK(ckks_drop_level(f->ev, low, ca, 0) == HECNN_OK);
+    CHECK(ckks_rescale(f->ev, low, low) == HECNN_ERR_LEVEL_MISMATCH);
+
+    ckks_ciphertext_free(low);
+    ckks_ciphertext_free(sq);
+    ckks_plaintext_free(pt);
+    ckks_ciphertext_free(ca);
+    ckks_ciphertext_free(cb);
+    ckks_ciphertext_free(out);
+    free(a);
+    free(b);
+    free(want);
+}
+
+static void test_rotations(fixture *f)
+{
+    const size_t n = f->slots;
+    const unsigned top = ckks_context_max_level(f->ctx);
+    double complex *a = malloc(n * sizeof *a), *want = malloc(n * sizeof *want);
+    random_values(a, n, 1);
+    ckks_ciphertext *ca = encrypt(f, a, top, ckks_context_default_scale(f->ctx));
+    const size_t count = sizeof rot_steps / sizeof *rot_steps;
+    ckks_ciphertext *outs[sizeof rot_steps / sizeof *rot_steps];
+    for (size_t r = 0; r < count; r++) ckks_ciphertext_new(&outs[r], f->ctx);
+    for (size_t r = 0; r < count; r++) {
+        const int k = rot_steps[r];
+        CHECK(ckks_rotate(f->ev, outs[r], ca, k) == HECNN_OK);
+        for (size_t i = 0; i < n; i++) want[i] = a[((i + (size_t)(k + (int)n)) % n)];
+        CHECK_BITS(precision_of(f, outs[r], want), 24, "rotate");
+    }
+    CHECK(ckks_rotate_hoisted(f->ev, outs, ca, rot_steps, count) == HECNN_OK);
+    for (size_t r = 0; r < count; r++) {
+        for (size_t i = 0; i < n; i++) want[i] = a[((i + (size_t)(rot_steps[r] + (int)n)) % n)];
+        CHECK_BITS(precision_of(f, outs[r], want), 24, "hoisted rotate");
+    }
+    /* at a lower level, and aliasing the input */
+    ckks_ciphertext *low;
+    ckks_ciphertext_new(&low, f->ctx);
+    ckks_drop_level(f->ev, low, ca, 1);
+    CHECK(ckks_rotate(f->ev, low, low, 3) == HECNN_OK);
+    for (size_t i = 0; i < n; i++) want[i] = a[(i + 3) % n];
+    CHECK_BITS(precision_of(f, low, want), 24, "rotate at level 1, in place");
+    CHECK(ckks_conjugate(f->ev, outs[0], ca) == HECNN_OK);
+    for (size_t i = 0; i < n; i++) want[i] = conj(a[i]);
+    CHECK_BITS(precision_of(f, outs[0], want), 24, "conjugate");
+    CHECK(ckks_rotate(f->ev, outs[0], ca, 4) == HECNN_ERR_MISSING_KEY);
+    CHECK(ckks_rotate(f->ev, outs[0], ca, (int)n) == HECNN_OK); /* full turn: no key needed */
+    CHECK_BITS(precision_of(f, outs[0], a), 25, "rotate by N/2 is identity");
+
+    /* sparse slots: a rotation of a 16-slot vector */
+    ckks_plaintext *pt;
+    ckks_plaintext_new(&pt, f->ctx);
+    CHECK(ckks_encode(f->ctx, pt, a, 16, 16, top, ckks_context_default_scale(f->ctx)) == HECNN_OK);
+    CHECK(ckks_encrypt_pk(f->ctx, low, pt, f->pk) == HECNN_OK);
+    CHECK(ckks_rotate(f->ev, outs[0], low, 3) == HECNN_OK);
+    CHECK(ckks_decrypt(f->ctx, pt, outs[0], f->sk) == HECNN_OK);
+    CHECK(ckks_plaintext_slots(pt) == 16);
+    double complex got[16], exp16[16];
+    ckks_decode(f->ctx, got, pt);
+    for (size_t i = 0; i < 16; i++) exp16[i] = a[(i + 3) % 16];
+    ckks_precision_stats s;
+    ckks_precision(&s, exp16, got, 16);
+    CHECK_BITS(s.mean_bits_real, 24, "sparse rotate");
+
+    ckks_plaintext_free(pt);
+    ckks_ciphertext_free(low);
+    for (size_t r = 0; r < count; r++) ckks_ciphertext_free(outs[r]);
+    ckks_ciphertext_free(ca);
+    free(a);
+    free(want);
+}
+
+static void test_params(void)
+{
+    ckks_params_literal p;
+    ckks_context *ctx = NULL;
+    for (int preset = 0; preset < CKKS_PRESET_COUNT; preset++) {
+        CHECK(ckks_params_preset(&p, (ckks_preset)preset) == HECNN_OK);
+        if (preset <= CKKS_PRESET_N14) {
+            CHECK_MSG(ckks_context_new(&ctx, &p) == HECNN_OK, "preset %d: %s", preset, hecnn_last_error_detail());
+            CHECK(ctx && ckks_context_log_qp(ctx) <= ckks_max_log_qp_128(p.log_n));
+            ckks_context_free(ctx);
+        }
+    }
+    /* one bit too many for 128-bit security at N = 2^13 */
+    p = (ckks_params_literal){.log_n = 13, .n_q = 4, .n_p = 1, .log_scale = 40};
+    p.log_q[0] = 60, p.log_q[1] = 40, p.log_q[2] = 40, p.log_q[3] = 40, p.log_p[0] = 60;
+    CHECK(ckks_context_new(&ctx, &p) == HECNN_ERR_INSECURE_PARAMS);
+    CHECK(ctx == NULL);
+    CHECK(strlen(hecnn_last_error_detail()) > 0);
+    p.allow_insecure = true;
+    CHECK(ckks_context_new(&ctx, &p) == HECNN_OK);
+    ckks_context_free(ctx);
+    /* sparse secrets are outside the standard */
+    p = (ckks_params_literal){.log_n = 13, .n_q = 2, .n_p = 1, .log_scale = 40, .secret = CKKS_SECRET_SPARSE_TERNARY,
+                              .hamming_weight = 64};
+    p.log_q[0] = 60, p.log_q[1] = 40, p.log_p[0] = 60;
+    CHECK(ckks_context_new(&ctx, &p) == HECNN_ERR_INSECURE_PARAMS);
+    /* malformed literals */
+    p = (ckks_params_literal){.log_n = 3, .n_q = 1, .n_p = 1, .log_scale = 20};
+    CHECK(ckks_context_new(&ctx, &p) == HECNN_ERR_INVALID_PARAMS);
+    p = (ckks_params_literal){.log_n = 12, .n_q = 1, .n_p = 1, .log_scale = 20, .allow_insecure = true};
+    p.log_q[0] = 62, p.log_p[0] = 60;
+    CHECK(ckks_context_new(&ctx, &p) == HECNN_ERR_INVALID_PARAMS);
+    p.log_q[0] = 60, p.log_p[0] = 30;
+    p.n_q = 3, p.log_q[1] = 50, p.log_q[2] = 50, p.dnum = 1;
+    CHECK(ckks_context_new(&ctx, &p) == HECNN_ERR_INVALID_PARAMS); /* P smaller than the digit */
+    CHECK(ckks_context_new(NULL, &p) == HECNN_ERR_INVALID_ARGUMENT);
+    CHECK(strcmp(hecnn_status_name(HECNN_ERR_BAD_FORMAT), "HECNN_ERR_BAD_FORMAT") == 0);
+}
+
+static void test_cross_context(fixture *f, fixture *g)
+{
+    /* objects of another parameter set are refused */
+    double complex v[4] = {1, 2, 3, 4};
+    ckks_ciphertext *ca = encrypt_n(f, v, 4, 1, 0x1p40), *cg;
+    ckks_ciphertext_new(&cg, g->ctx);
+    CHECK(ckks_add(f->ev, ca, ca, cg) != HECNN_OK);
+    CHECK(ckks_rotate(g->ev, cg, ca, 1) == HECNN_ERR_PARAMS_MISMATCH);
+    ckks_plaintext *pt;
+    ckks_plaintext_new(&pt, g->ctx);
+    CHECK(ckks_decrypt(g->ctx, pt, ca, g->sk) == HECNN_ERR_PARAMS_MISMATCH);
+    ckks_plaintext_free(pt);
+    ckks_ciphertext_free(ca);
+    ckks_ciphertext_free(cg);
+}
+
+static void test_known_answer(void)
+{
+    /* The same seeds give the same secret key and ciphertexts: derandomized APIs are deterministic. */
+    fixture f;
+    if (fixture_init(&f, 10, 3, 40, 1, 0)) {
+        CHECK(!"fixture");
+        return;
+    }
+    uint8_t seed[CKKS_SEED_BYTES] = {9};
+    ckks_plaintext *pt;
+    ckks_ciphertext *c1, *c2;
+    ckks_plaintext_new(&pt, f.ctx);
+    ckks_ciphertext_new(&c1, f.ctx);
+    ckks_ciphertext_new(&c2, f.ctx);
+    double complex v[2] = {0.5, -0.25};
+    ckks_encode(f.ctx, pt, v, 2, 0, 2, 0x1p40);
+    CHECK(ckks_encrypt_pk_derand(f.ctx, c1, pt, f.pk, seed) == HECNN_OK);
+    CHECK(ckks_encrypt_pk_derand(f.ctx, c2, pt, f.pk, seed) == HECNN_OK);
+    CHECK(ckks_add(f.ev, c1, c1, c1) == HECNN_OK);
+    CHECK(ckks_add(f.ev, c2, c2, c2) == HECNN_OK);
+    ckks_ciphertext *diff;
+    ckks_ciphertext_new(&diff, f.ctx);
+    CHECK(ckks_sub(f.ev, diff, c1, c2) == HECNN_OK);
+    ckks_decrypt(f.ctx, pt, diff, f.sk);
+    double complex out[512];
+    ckks_decode(f.ctx, out, pt);
+    CHECK(cabs(out[0]) == 0 && cabs(out[1]) == 0); /* identical ciphertexts: exact zero */
+    ckks_ciphertext_free(diff);
+    ckks_ciphertext_free(c1);
+    ckks_ciphertext_free(c2);
+    ckks_plaintext_free(pt);
+    fixture_free(&f);
+}
+
+int main(void)
+{
+    test_rng_seed(42);
+    test_params();
+    test_known_answer();
+    /* (log N, limbs, log scale, special primes, dnum): several ring sizes and digit counts */
+    static const unsigned configs[][5] = {{10, 4, 40, 1, 0}, {12, 6, 40, 2, 3}, {13, 5, 45, 3, 2}, {16, 3, 45, 1, 0}};
+    fixture prev = {0};
+    for (size_t c = 0; c < sizeof configs / sizeof configs[0]; c++) {
+        fixture f;
+        REQUIRE(fixture_init(&f, configs[c][0], configs[c][1], configs[c][2], configs[c][3], configs[c][4]) == 0);
+        fprintf(stderr, "N = 2^%u, %u limbs, dnum %u\n", configs[c][0], configs[c][1], ckks_context_dnum(f.ctx));
+        test_encoding(&f);
+        test_arithmetic(&f);
+        test_rotations(&f);
+        if (prev.ctx) {
+            test_cross_context(&f, &prev);
+            fixture_free(&prev);
+        }
+        prev = f;
+    }
+    fixture_free(&prev);
+    return check_summary();
+}
