@@ -148,16 +148,18 @@ hecnn_status ckks_context_new(ckks_context **out, const ckks_params_literal *par
     uint64_t primes[2 * CKKS_MAX_PRIMES];
     ctx->tables = hecnn_calloc(total, sizeof *ctx->tables);
     if (!ctx->tables) {
+        st = hecnn_fail(HECNN_ERR_NO_MEMORY, "NTT tables");
         ckks_context_free(ctx);
-        return hecnn_fail(HECNN_ERR_NO_MEMORY, "NTT tables");
+        return st;
     }
     ctx->log_qp = 0;
     for (unsigned i = 0; i < total; i++) {
         unsigned bits = i < ctx->n_q ? params->log_q[i] : params->log_p[i - ctx->n_q];
         primes[i] = prime_below((uint64_t)1 << bits, 2 * (uint64_t)ctx->n, primes, i);
         if (!primes[i] || ntt_table_init(&ctx->tables[i], primes[i], ctx->log_n)) {
+            st = hecnn_fail(HECNN_ERR_INVALID_PARAMS, "no NTT-friendly %u-bit prime left for N=%zu", bits, ctx->n);
             ckks_context_free(ctx);
-            return hecnn_fail(HECNN_ERR_INVALID_PARAMS, "no NTT-friendly %u-bit prime left for N=%zu", bits, ctx->n);
+            return st;
         }
         ctx->log_qp += log2((double)primes[i]);
     }
@@ -169,9 +171,10 @@ hecnn_status ckks_context_new(ckks_context **out, const ckks_params_literal *par
                               "sparse secrets are not covered by the HE standard; set allow_insecure");
         }
         if (!bound || ctx->log_qp > bound) {
-            ckks_context_free(ctx);
-            return hecnn_fail(HECNN_ERR_INSECURE_PARAMS, "log QP = %.1f exceeds the 128-bit bound %u for N = 2^%u",
+            st = hecnn_fail(HECNN_ERR_INSECURE_PARAMS, "log QP = %.1f exceeds the 128-bit bound %u for N = 2^%u",
                               ctx->log_qp, bound, ctx->log_n);
+            ckks_context_free(ctx);
+            return st;
         }
     }
     /* The special modulus must cover the largest digit, or key switching noise explodes. */
@@ -183,10 +186,11 @@ hecnn_status ckks_context_new(ckks_context **out, const ckks_params_literal *par
         if (bits > worst_digit) worst_digit = bits;
     }
     if (log_p + 1 < worst_digit) {
-        ckks_context_free(ctx);
-        return hecnn_fail(HECNN_ERR_INVALID_PARAMS,
+        st = hecnn_fail(HECNN_ERR_INVALID_PARAMS,
                           "special primes (%.0f bits) smaller than a key-switching digit (%.0f bits): raise dnum or n_p",
                           log_p, worst_digit);
+        ckks_context_free(ctx);
+        return st;
     }
 
     /* ModDown constants. */
@@ -198,8 +202,9 @@ hecnn_status ckks_context_new(ckks_context **out, const ckks_params_literal *par
     ctx->roots = hecnn_alloc(2 * ctx->n * sizeof(double complex));
     ctx->rot_group = hecnn_alloc(ctx->n / 2 * 8);
     if (!ctx->p_inv_mod_q || !ctx->p_mod_q || !ctx->roots || !ctx->rot_group || baseconv_init(&ctx->p_to_q, &bp, &bq)) {
+        st = hecnn_fail(HECNN_ERR_NO_MEMORY, "context tables");
         ckks_context_free(ctx);
-        return hecnn_fail(HECNN_ERR_NO_MEMORY, "context tables");
+        return st;
     }
     for (unsigned i = 0; i < ctx->n_q; i++) {
         const modulus *m = &ctx->tables[i].mod;

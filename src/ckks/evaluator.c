@@ -462,7 +462,23 @@ static hecnn_status galois_common(const ckks_evaluator *ev, ckks_ciphertext *con
     ks_decomposition dec = {0};
     bool need_dec = false;
     for (size_t i = 0; i < count; i++) need_dec |= keys[i] != NULL;
-    if (need_dec) st = ks_decompose(ctx, &dec, ct_comp(a, 1), level);
+    /* A single automorphism permutes c1 before decomposing (level + 1 limbs); hoisting shares one
+     * decomposition and permutes its digits per rotation instead. */
+    const bool permute_first = count == 1 && need_dec;
+    if (permute_first) {
+        size_t *p = hecnn_alloc(n * sizeof *p);
+        uint64_t *c1 = hecnn_alloc(limb_words * 8);
+        if (!p || !c1) st = hecnn_fail(HECNN_ERR_NO_MEMORY, "rotation");
+        if (!st) {
+            galois_ntt_permutation(p, ctx->log_n, galois[0]);
+            rns_permute(&basis, c1, ct_comp(a, 1), p);
+            st = ks_decompose(ctx, &dec, c1, level);
+        }
+        hecnn_free(p);
+        hecnn_free(c1);
+    } else if (need_dec) {
+        st = ks_decompose(ctx, &dec, ct_comp(a, 1), level);
+    }
     /* Results go to temporaries first: an output may alias the input. */
     uint64_t *res = st ? NULL : hecnn_alloc(count * 2 * limb_words * 8);
     size_t *perm = hecnn_alloc(n * sizeof *perm);
@@ -474,7 +490,7 @@ static hecnn_status galois_common(const ckks_evaluator *ev, ckks_ciphertext *con
             continue;
         }
         galois_ntt_permutation(perm, ctx->log_n, galois[i]);
-        if ((st = ks_apply(ctx, r0, r1, &dec, perm, keys[i]))) break;
+        if ((st = ks_apply(ctx, r0, r1, &dec, permute_first ? NULL : perm, keys[i]))) break;
         /* r0 += sigma(c0) */
         const uint64_t *c0 = ct_comp(a, 0);
         for (unsigned k = 0; k <= level; k++) {

@@ -93,23 +93,45 @@ hecnn_status ks_apply(const ckks_context *ctx, uint64_t *out0, uint64_t *out1, c
     if (k->max_level < level) return hecnn_fail(HECNN_ERR_LEVEL_MISMATCH, "key for level %u used at level %u", k->max_level, level);
     uint64_t *acc = hecnn_alloc(2 * limbs * n * 8);
     if (!acc) return hecnn_fail(HECNN_ERR_NO_MEMORY, "key-switching accumulator");
-    /* Limb t of Q_l ∪ P is key limb t for the q part and max_level + 1 + (t - level - 1) for P. */
-#pragma omp parallel for schedule(static)
-    for (size_t t = 0; t < limbs; t++) {
-        const size_t kt = t <= level ? t : t + (k->max_level - level);
-        const modulus *m = t <= level ? &ctx->tables[t].mod : &ctx->tables[ctx->n_q + (t - level - 1)].mod;
-        uint64_t *a0 = acc + t * n, *a1 = acc + (limbs + t) * n;
-        for (size_t i = 0; i < n; i++) {
-            u128 s0 = 0, s1 = 0;
-            const size_t src = perm ? perm[i] : i;
+    /* Limb t of Q_l ∪ P is key limb t for the q part and max_level + 1 + (t - level - 1) for P.
+     * With a Galois permutation, each digit's limb is first gathered into a per-thread buffer:
+     * the random reads then stay within one limb (L2-resident) at a time. */
+    bool failed = false;
+#pragma omp parallel
+    {
+        uint64_t *gathered = perm ? hecnn_alloc((size_t)dec->digits * n * 8) : NULL;
+        if (perm && !gathered) failed = true;
+#pragma omp for schedule(static)
+        for (size_t t = 0; t < limbs; t++) {
+            if (perm && !gathered) continue;
+            const size_t kt = t <= level ? t : t + (k->max_level - level);
+            const modulus *m = t <= level ? &ctx->tables[t].mod : &ctx->tables[ctx->n_q + (t - level - 1)].mod;
+            const uint64_t *x[RNS_MAX_LIMBS];
             for (unsigned j = 0; j < dec->digits; j++) {
-                const uint64_t x = dec->data[((size_t)j * limbs + t) * n + src];
-                s0 += (u128)x * swk_part(k, j, 0)[kt * n + i];
-                s1 += (u128)x * swk_part(k, j, 1)[kt * n + i];
+                const uint64_t *src = dec->data + ((size_t)j * limbs + t) * n;
+                if (perm) {
+                    uint64_t *g = gathered + (size_t)j * n;
+                    for (size_t i = 0; i < n; i++) g[i] = src[perm[i]];
+                    src = g;
+                }
+                x[j] = src;
             }
-            a0[i] = reduce128(s0, m);
-            a1[i] = reduce128(s1, m);
+            uint64_t *a0 = acc + t * n, *a1 = acc + (limbs + t) * n;
+            for (size_t i = 0; i < n; i++) {
+                u128 s0 = 0, s1 = 0;
+                for (unsigned j = 0; j < dec->digits; j++) {
+                    s0 += (u128)x[j][i] * swk_part(k, j, 0)[kt * n + i];
+                    s1 += (u128)x[j][i] * swk_part(k, j, 1)[kt * n + i];
+                }
+                a0[i] = reduce128(s0, m);
+                a1[i] = reduce128(s1, m);
+            }
         }
+        hecnn_free(gathered);
+    }
+    if (failed) {
+        hecnn_free(acc);
+        return hecnn_fail(HECNN_ERR_NO_MEMORY, "key-switching gather buffer");
     }
     hecnn_status st = ks_mod_down(ctx, out0, acc, level);
     if (!st) st = ks_mod_down(ctx, out1, acc + limbs * n, level);

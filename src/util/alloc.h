@@ -9,5 +9,7 @@ void *hecnn_calloc(size_t count, size_t size);
 void hecnn_free(void *p);                 /* NULL is a no-op */
 void hecnn_secure_wipe(void *p, size_t bytes);
 void hecnn_secure_free(void *p, size_t bytes); /* wipe, then free */
+/* Return the cached free blocks to the system (see alloc.c). */
+void hecnn_alloc_release_cache(void);
 
 #endif

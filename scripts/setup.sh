@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs what hecnn needs to build on Debian 12 (compiler, CMake, OpenSSL headers, OpenMP runtime).
+# Python/PyTorch are only needed to retrain models: pass --with-training to install them too.
+set -euo pipefail
+packages=(build-essential cmake libssl-dev)
+[[ "${1:-}" == "--with-training" ]] && packages+=(python3-torch python3-numpy)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  sudo_cmd=()
+  [[ $(id -u) -ne 0 ]] && sudo_cmd=(sudo)
+  echo "setup: installing ${missing[*]}"
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
+fi

@@ -1,0 +1,255 @@
+/* Benchmark of the CKKS primitives, in the OpenFHE configuration of ../shared/ANCHORS.md by default:
+ * N = 2^16, 25 limbs (60 + 24 x 50 bits), 8 special primes of 60 bits, dnum = 3. */
+#include "cmd_bench_ckks.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "ckks/internal.h"
+#include "hecnn/hecnn.h"
+#include "math/ntt.h"
+
+static double now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec * 1e-6;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static double peak_rss_mib(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_maxrss / 1024.0;
+}
+
+#define MAX_FIGURES 32
+typedef struct figures {
+    const char *name[MAX_FIGURES];
+    double value[MAX_FIGURES];
+    int count;
+} figures;
+
+static void put(figures *f, const char *name, double v)
+{
+    if (f->count < MAX_FIGURES) {
+        f->name[f->count] = name;
+        f->value[f->count++] = v;
+    }
+}
+
+/* Median of `reps` runs of STMT (after one warm-up run), in ms. */
+#define TIME_MEDIAN(result, reps, STMT)                   \
+    do {                                                  \
+        double samples_[256];                             \
+        int r_ = (reps) > 256 ? 256 : (reps);             \
+        STMT;                                             \
+        for (int i_ = 0; i_ < r_; i_++) {                 \
+            double t0_ = now_ms();                        \
+            STMT;                                         \
+            samples_[i_] = now_ms() - t0_;                \
+        }                                                 \
+        (result) = median(samples_, r_);                  \
+    } while (0)
+
+static int fail(const char *what, hecnn_status st)
+{
+    fprintf(stderr, "hecnn bench ckks: %s: %s: %s\n", what, hecnn_status_name(st), hecnn_last_error_detail());
+    return 1;
+}
+
+static int run(const ckks_params_literal *params, int threads, int reps, figures *f)
+{
+    hecnn_set_threads(threads);
+    ckks_context *ctx;
+    hecnn_status st = ckks_context_new(&ctx, params);
+    if (st) return fail("context", st);
+    const size_t n = ckks_context_n(ctx), slots = n / 2;
+    const unsigned top = ckks_context_max_level(ctx);
+    const double scale = ckks_context_default_scale(ctx);
+    double ms;
+
+    /* one NTT limb: a ~50-bit prime (q_1) and a 60-bit one (q_0) */
+    uint64_t *limb = hecnn_alloc(n * 8);
+    for (size_t i = 0; i < n; i++) limb[i] = (i * 0x9e3779b97f4a7c15ull) % ctx->tables[1].mod.q;
+    TIME_MEDIAN(ms, reps * 20, ntt_forward(&ctx->tables[1], limb));
+    put(f, "ntt_limb_50bit_ms", ms);
+    TIME_MEDIAN(ms, reps * 20, ntt_inverse(&ctx->tables[1], limb));
+    put(f, "intt_limb_50bit_ms", ms);
+    for (size_t i = 0; i < n; i++) limb[i] %= ctx->tables[0].mod.q;
+    TIME_MEDIAN(ms, reps * 20, ntt_forward(&ctx->tables[0], limb));
+    put(f, "ntt_limb_60bit_ms", ms);
+    hecnn_free(limb);
+
+    ckks_secret_key *sk;
+    ckks_public_key *pk;
+    ckks_switching_key *rk;
+    double t0 = now_ms();
+    if ((st = ckks_secret_key_generate(&sk, ctx))) return fail("secret key", st);
+    if ((st = ckks_public_key_generate(&pk, sk))) return fail("public key", st);
+    put(f, "keygen_sk_pk_ms", now_ms() - t0);
+    t0 = now_ms();
+    if ((st = ckks_relin_key_generate(&rk, sk, top))) return fail("relin key", st);
+    put(f, "keygen_relin_ms", now_ms() - t0);
+    ckks_eval_keys *keys;
+    ckks_eval_keys_new(&keys, ctx);
+    ckks_eval_keys_add(keys, rk);
+    static const int steps[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    t0 = now_ms();
+    for (int i = 0; i < 8; i++) {
+        ckks_switching_key *gk;
+        if ((st = ckks_galois_key_generate(&gk, sk, ckks_galois_element_rotation(ctx, steps[i]), top)))
+            return fail("rotation key", st);
+        ckks_eval_keys_add(keys, gk);
+    }
+    put(f, "keygen_rotation_ms", (now_ms() - t0) / 8);
+    const size_t key_bytes = (size_t)rk->digits * 2 * rk->limbs * n * 8;
+    put(f, "relin_key_bytes", (double)key_bytes);
+    put(f, "relin_key_seeded_bytes", (double)(key_bytes / 2));
+
+    ckks_evaluator *ev;
+    ckks_evaluator_new(&ev, ctx, keys);
+    double complex *v = malloc(slots * sizeof *v), *w = malloc(slots * sizeof *w);
+    for (size_t i = 0; i < slots; i++) v[i] = sin((double)i) + I * cos((double)i);
+    ckks_plaintext *pt;
+    ckks_ciphertext *a, *b, *c, *outs[8];
+    ckks_plaintext_new(&pt, ctx);
+    ckks_ciphertext_new(&a, ctx);
+    ckks_ciphertext_new(&b, ctx);
+    ckks_ciphertext_new(&c, ctx);
+    for (int i = 0; i < 8; i++) ckks_ciphertext_new(&outs[i], ctx);
+
+    TIME_MEDIAN(ms, reps, ckks_encode(ctx, pt, v, slots, slots, top, scale));
+    put(f, "encode_ms", ms);
+    TIME_MEDIAN(ms, reps, ckks_encrypt_pk(ctx, a, pt, pk));
+    put(f, "encrypt_pk_ms", ms);
+    TIME_MEDIAN(ms, reps, ckks_encrypt_sk(ctx, b, pt, sk));
+    put(f, "encrypt_sk_ms", ms);
+    ckks_plaintext *dec;
+    ckks_plaintext_new(&dec, ctx);
+    TIME_MEDIAN(ms, reps, (ckks_decrypt(ctx, dec, a, sk), ckks_decode(ctx, w, dec)));
+    put(f, "decrypt_decode_ms", ms);
+    TIME_MEDIAN(ms, reps, ckks_add(ev, c, a, b));
+    put(f, "add_ms", ms);
+    TIME_MEDIAN(ms, reps, ckks_mul_plain(ev, c, a, pt));
+    put(f, "mul_plain_ms", ms);
+    TIME_MEDIAN(ms, reps, ckks_mul_relin(ev, c, a, b));
+    put(f, "mul_relin_ms", ms);
+    TIME_MEDIAN(ms, reps, ckks_rescale(ev, c, a));
+    put(f, "rescale_ms", ms);
+    TIME_MEDIAN(ms, reps, ckks_rotate(ev, c, a, 1));
+    put(f, "rotate_ms", ms);
+    TIME_MEDIAN(ms, reps, ckks_rotate_hoisted(ev, outs, a, steps, 8));
+    put(f, "rotate_hoisted_8_ms", ms);
+    TIME_MEDIAN(ms, reps, for (int i = 0; i < 8; i++) ckks_rotate(ev, outs[i], a, steps[i]));
+    put(f, "rotate_8_not_hoisted_ms", ms);
+    /* mult + relin at 13 limbs, as in ANCHORS */
+    ckks_drop_level(ev, a, a, 12);
+    ckks_drop_level(ev, b, b, 12);
+    TIME_MEDIAN(ms, reps, ckks_mul_relin(ev, c, a, b));
+    put(f, "mul_relin_13_limbs_ms", ms);
+    put(f, "peak_rss_mib", peak_rss_mib());
+
+    for (int i = 0; i < 8; i++) ckks_ciphertext_free(outs[i]);
+    ckks_ciphertext_free(a);
+    ckks_ciphertext_free(b);
+    ckks_ciphertext_free(c);
+    ckks_plaintext_free(pt);
+    ckks_plaintext_free(dec);
+    free(v);
+    free(w);
+    ckks_evaluator_free(ev);
+    ckks_eval_keys_free(keys);
+    ckks_public_key_free(pk);
+    ckks_secret_key_free(sk);
+    ckks_context_free(ctx);
+    return 0;
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: hecnn bench ckks [--json] [--threads T] [--reps R] [--preset n13|n14|n15|n16]\n"
+            "  Medians of the CKKS primitives (ms), key sizes (bytes) and peak RSS (MiB), at 1 and 2\n"
+            "  threads unless --threads is given. Default preset n16: N = 2^16, 25 limbs, dnum 3.\n");
+}
+
+int cmd_bench_ckks(int argc, char **argv)
+{
+    bool json = false;
+    int threads = 0, reps = 5;
+    ckks_preset preset = CKKS_PRESET_N16;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--json")) json = true;
+        else if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--preset") && i + 1 < argc) {
+            const char *p = argv[++i];
+            if (!strcmp(p, "n13")) preset = CKKS_PRESET_N13;
+            else if (!strcmp(p, "n14")) preset = CKKS_PRESET_N14;
+            else if (!strcmp(p, "n15")) preset = CKKS_PRESET_N15;
+            else if (!strcmp(p, "n16")) preset = CKKS_PRESET_N16;
+            else {
+                usage(stderr);
+                return 2;
+            }
+        } else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            usage(stdout);
+            return 0;
+        } else {
+            fprintf(stderr, "hecnn bench ckks: unknown option '%s'\n", argv[i]);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (reps < 1 || threads < 0) {
+        usage(stderr);
+        return 2;
+    }
+    ckks_params_literal params;
+    ckks_params_preset(&params, preset);
+    const int thread_list[2] = {threads ? threads : 1, 2};
+    const int runs = threads ? 1 : 2;
+    figures f[2];
+    memset(f, 0, sizeof f);
+    for (int r = 0; r < runs; r++)
+        if (run(&params, thread_list[r], reps, &f[r])) return 1;
+    if (json) {
+        printf("{\"params\": {\"log_n\": %u, \"limbs\": %u, \"special_primes\": %u, \"dnum\": %u}, \"simd\": \"%s\"",
+               params.log_n, params.n_q, params.n_p, params.dnum, hecnn_simd_name());
+        for (int r = 0; r < runs; r++) {
+            printf(", \"threads_%d\": {", thread_list[r]);
+            for (int i = 0; i < f[r].count; i++) printf("%s\"%s\": %.4f", i ? ", " : "", f[r].name[i], f[r].value[i]);
+            printf("}");
+        }
+        printf("}\n");
+    } else {
+        printf("CKKS primitives: N = 2^%u, %u limbs, %u special primes, dnum %u, SIMD %s, median of %d\n",
+               params.log_n, params.n_q, params.n_p, params.dnum, hecnn_simd_name(), reps);
+        printf("%-28s", "figure");
+        for (int r = 0; r < runs; r++) printf("  %10s %d", "threads", thread_list[r]);
+        printf("\n");
+        for (int i = 0; i < f[0].count; i++) {
+            printf("%-28s", f[0].name[i]);
+            for (int r = 0; r < runs; r++) printf("  %12.3f", f[r].value[i]);
+            printf("\n");
+        }
+    }
+    return 0;
+}
