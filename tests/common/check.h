@@ -40,6 +40,16 @@ extern int check_passed, check_failed;
         }                                                                              \
     } while (0)
 
+/* REQUIRE for functions returning void: skip the rest of the function. */
+#define REQUIRE_VOID(cond)                                                             \
+    do {                                                                               \
+        if (!(cond)) {                                                                 \
+            fprintf(stderr, "%s:%d: REQUIRE failed: %s\n", __FILE__, __LINE__, #cond); \
+            check_failed++;                                                            \
+            return;                                                                    \
+        }                                                                              \
+    } while (0)
+
 int check_summary(void);
 
 /* Deterministic test randomness (xoshiro256**), not for keys. */

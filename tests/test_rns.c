@@ -1,0 +1,188 @@
+/* RNS layer: basis conversion round trips, Galois automorphisms, samplers. */
+#include <math.h>
+#include <string.h>
+
+#include "common/check.h"
+#include "math/primes.h"
+#include "ring/rns.h"
+#include "util/alloc.h"
+
+#define LOG_N 10
+#define N (1u << LOG_N)
+
+static ntt_table tables[12];
+
+static void make_basis(rns_basis *b, size_t first, size_t count)
+{
+    b->n = N;
+    b->limbs = count;
+    for (size_t i = 0; i < count; i++) b->tab[i] = &tables[first + i];
+}
+
+static void test_baseconv(void)
+{
+    /* Q = 4 primes of 50 bits, P = 3 primes of 60 bits. Small integers x convert to x + u*Q with
+     * 0 <= u < 4, and Q -> P -> Q comes back exactly when x is below P/8 (u = 0 after the first hop
+     * cannot be guaranteed, so the check is on the set of allowed values). */
+    rns_basis q, p;
+    make_basis(&q, 0, 4);
+    make_basis(&p, 4, 3);
+    baseconv qp, pq;
+    REQUIRE_VOID(baseconv_init(&qp, &q, &p) == 0);
+    REQUIRE_VOID(baseconv_init(&pq, &p, &q) == 0);
+    uint64_t *xq = hecnn_alloc(4 * N * 8), *xp = hecnn_alloc(3 * N * 8), *back = hecnn_alloc(4 * N * 8);
+    int64_t *x = hecnn_alloc(N * 8);
+    for (size_t i = 0; i < N; i++) {
+        x[i] = (int64_t)(test_rng_u64() >> 2) * ((i & 1) ? 1 : -1);
+        for (size_t k = 0; k < 4; k++) xq[k * N + i] = from_signed(x[i], q.tab[k]->mod.q);
+    }
+    baseconv_apply(&qp, xp, xq);
+    /* Q mod p_k, to recognise x + u*Q */
+    int ok = 1;
+    for (size_t k = 0; k < 3; k++) {
+        const modulus *m = &p.tab[k]->mod;
+        uint64_t big_q = 1;
+        for (size_t j = 0; j < 4; j++) big_q = mul_mod(big_q, q.tab[j]->mod.q % m->q, m);
+        for (size_t i = 0; i < N; i++) {
+            uint64_t want = from_signed(x[i], m->q);
+            int found = 0;
+            for (uint64_t u = 0; u <= 4; u++) found |= add_mod(want, mul_mod(u, big_q, m), m->q) == xp[k * N + i];
+            ok &= found;
+        }
+    }
+    CHECK_MSG(ok, "Q -> P conversion is x + u*Q with 0 <= u <= 4");
+    /* prefix conversion equals the first limbs of the full one */
+    uint64_t *prefix = hecnn_alloc(2 * N * 8);
+    baseconv_apply_prefix(&qp, prefix, xq, 2);
+    CHECK(!memcmp(prefix, xp, 2 * N * 8));
+    /* exact integers below every prime product: P -> Q of x (as residues of x in P) recovers x + u*P */
+    for (size_t i = 0; i < N; i++)
+        for (size_t k = 0; k < 3; k++) xp[k * N + i] = from_signed(x[i] < 0 ? -x[i] : x[i], p.tab[k]->mod.q);
+    baseconv_apply(&pq, back, xp);
+    ok = 1;
+    for (size_t k = 0; k < 4; k++) {
+        const modulus *m = &q.tab[k]->mod;
+        uint64_t big_p = 1;
+        for (size_t j = 0; j < 3; j++) big_p = mul_mod(big_p, p.tab[j]->mod.q % m->q, m);
+        for (size_t i = 0; i < N; i++) {
+            uint64_t want = from_signed(x[i] < 0 ? -x[i] : x[i], m->q);
+            int found = 0;
+            for (uint64_t u = 0; u <= 3; u++) found |= add_mod(want, mul_mod(u, big_p, m), m->q) == back[k * N + i];
+            ok &= found;
+        }
+    }
+    CHECK_MSG(ok, "P -> Q conversion is x + u*P with 0 <= u <= 3");
+    baseconv_free(&qp);
+    baseconv_free(&pq);
+    hecnn_free(xq), hecnn_free(xp), hecnn_free(back), hecnn_free(x), hecnn_free(prefix);
+}
+
+static void test_automorphism(void)
+{
+    /* NTT-domain permutation == coefficient-domain X -> X^g (with the sign of X^N = -1) */
+    rns_basis b;
+    make_basis(&b, 0, 2);
+    uint64_t *a = hecnn_alloc(2 * N * 8), *ref = hecnn_alloc(2 * N * 8), *out = hecnn_alloc(2 * N * 8);
+    size_t *perm = hecnn_alloc(N * sizeof *perm), *perm2 = hecnn_alloc(N * sizeof *perm2),
+           *perm12 = hecnn_alloc(N * sizeof *perm12);
+    static const uint64_t gs[] = {5, 25, 3, 2 * N - 1, 125, 7};
+    for (size_t gi = 0; gi < sizeof gs / sizeof *gs; gi++) {
+        const uint64_t g = gs[gi];
+        for (size_t k = 0; k < 2; k++)
+            for (size_t i = 0; i < N; i++) a[k * N + i] = test_rng_u64() % b.tab[k]->mod.q;
+        memset(ref, 0, 2 * N * 8);
+        for (size_t k = 0; k < 2; k++) {
+            const uint64_t q = b.tab[k]->mod.q;
+            for (size_t i = 0; i < N; i++) {
+                uint64_t e = (i * g) % (2 * N);
+                if (e < N) ref[k * N + e] = a[k * N + i];
+                else ref[k * N + e - N] = neg_mod(a[k * N + i], q);
+            }
+        }
+        rns_ntt(&b, a);
+        galois_ntt_permutation(perm, LOG_N, g);
+        rns_permute(&b, out, a, perm);
+        rns_intt(&b, out);
+        CHECK_MSG(!memcmp(out, ref, 2 * N * 8), "automorphism X -> X^%llu", (unsigned long long)g);
+    }
+    /* composition: sigma_5 then sigma_25 = sigma_125 */
+    galois_ntt_permutation(perm, LOG_N, 5);
+    galois_ntt_permutation(perm2, LOG_N, 25);
+    galois_ntt_permutation(perm12, LOG_N, 125);
+    int ok = 1;
+    for (size_t i = 0; i < N; i++) ok &= perm[perm2[i]] == perm12[i];
+    CHECK_MSG(ok, "sigma_25 after sigma_5 is sigma_125");
+    hecnn_free(a), hecnn_free(ref), hecnn_free(out), hecnn_free(perm), hecnn_free(perm2), hecnn_free(perm12);
+}
+
+static void test_samplers(void)
+{
+    uint8_t seed[HECNN_SEED_BYTES];
+    for (int i = 0; i < HECNN_SEED_BYTES; i++) seed[i] = (uint8_t)i;
+    enum { M = 1 << 16 };
+    int8_t *v = hecnn_alloc(M), *w = hecnn_alloc(M);
+    prng p;
+    REQUIRE_VOID(prng_init(&p, seed, DOMAIN_SECRET, 0) == 0);
+    sample_ternary(&p, v, M);
+    prng_free(&p);
+    REQUIRE_VOID(prng_init(&p, seed, DOMAIN_SECRET, 0) == 0);
+    sample_ternary(&p, w, M);
+    prng_free(&p);
+    CHECK_MSG(!memcmp(v, w, M), "same seed, same samples");
+    /* known answer: the first ternary values of seed 0..31 (AES-256-CTR keystream, fixed forever) */
+    static const int8_t kat[8] = {0, 0, 0, -1, 0, 1, 1, 0}; /* checked with the openssl CLI */
+    CHECK_MSG(!memcmp(v, kat, 8), "ternary known answer: %d %d %d %d %d %d %d %d", v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]);
+    size_t count[3] = {0};
+    for (size_t i = 0; i < M; i++) count[v[i] + 1]++;
+    for (int c = 0; c < 3; c++) CHECK_MSG(fabs((double)count[c] / M - 1.0 / 3) < 0.01, "ternary frequency %zu", count[c]);
+
+    REQUIRE_VOID(prng_init(&p, seed, DOMAIN_SECRET, 1) == 0);
+    sample_sparse_ternary(&p, v, M, 192);
+    prng_free(&p);
+    size_t nonzero = 0, plus = 0;
+    for (size_t i = 0; i < M; i++) nonzero += v[i] != 0, plus += v[i] == 1;
+    CHECK(nonzero == 192);
+    CHECK(plus > 60 && plus < 132);
+
+    REQUIRE_VOID(prng_init(&p, seed, DOMAIN_ERROR, 0) == 0);
+    sample_gaussian(&p, v, M, 3.2);
+    prng_free(&p);
+    double sum = 0, sq = 0;
+    int max = 0;
+    for (size_t i = 0; i < M; i++) {
+        sum += v[i], sq += (double)v[i] * v[i];
+        if (abs(v[i]) > max) max = abs(v[i]);
+    }
+    double mean = sum / M, sd = sqrt(sq / M - mean * mean);
+    CHECK_MSG(fabs(mean) < 0.05 && fabs(sd - 3.2) < 0.1, "gaussian mean %.3f sd %.3f", mean, sd);
+    CHECK(max <= 20);
+
+    /* uniform residues below q, different streams differ */
+    rns_basis b;
+    make_basis(&b, 0, 2);
+    uint64_t *u = hecnn_alloc(2 * N * 8), *u2 = hecnn_alloc(2 * N * 8);
+    REQUIRE_VOID(prng_init(&p, seed, DOMAIN_UNIFORM, 0) == 0);
+    sample_uniform(&p, &b, u);
+    prng_free(&p);
+    REQUIRE_VOID(prng_init(&p, seed, DOMAIN_UNIFORM, 1) == 0);
+    sample_uniform(&p, &b, u2);
+    prng_free(&p);
+    CHECK(rns_in_range(&b, u));
+    CHECK(memcmp(u, u2, 2 * N * 8) != 0);
+    hecnn_free(v), hecnn_free(w), hecnn_free(u), hecnn_free(u2);
+}
+
+int main(void)
+{
+    test_rng_seed(7);
+    uint64_t used[12];
+    for (size_t i = 0; i < 12; i++) {
+        used[i] = prime_below((uint64_t)1 << (i < 4 ? 50 : 60), 2 * N, used, i);
+        if (ntt_table_init(&tables[i], used[i], LOG_N)) return 1;
+    }
+    test_baseconv();
+    test_automorphism();
+    test_samplers();
+    for (size_t i = 0; i < 12; i++) ntt_table_free(&tables[i]);
+    return check_summary();
+}
