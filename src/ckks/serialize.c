@@ -1,0 +1,774 @@
+/* Serialization of parameters, plaintexts, ciphertexts and keys. Byte layout: docs/FORMATS.md.
+ *
+ * Loaders treat their input as hostile: header, then metadata, then the size the metadata
+ * implies are checked against the context before anything is allocated, so an allocation is
+ * never sized by an unchecked length field; then every coefficient is checked against its
+ * modulus. A failed load leaves the destination object untouched. */
+#include <math.h>
+#include <string.h>
+
+#include "ckks/internal.h"
+
+#define FORMAT_VERSION 1
+#define HEADER_BYTES 32
+static const uint8_t MAGIC[6] = {'H', 'E', 'C', 'N', 'N', 0};
+
+enum object_type {
+    OBJ_PARAMS = 1,
+    OBJ_PLAINTEXT = 2,
+    OBJ_CIPHERTEXT = 3,
+    OBJ_SECRET_KEY = 4,
+    OBJ_PUBLIC_KEY = 5,
+    OBJ_SWITCHING_KEY = 6,
+    OBJ_EVAL_KEYS = 7,
+};
+
+/* Metadata sizes (bytes after the header, before the payload). */
+#define META_PARAMS 40
+#define META_PLAINTEXT 24
+#define META_CIPHERTEXT 32
+#define META_SECRET_KEY 8
+#define META_PUBLIC_KEY 8
+#define META_SWITCHING_KEY 24
+#define META_EVAL_KEYS 8
+
+#define FLAG_SEEDED 1u
+
+static const char *type_name(unsigned t)
+{
+    static const char *names[] = {"?", "params", "plaintext", "ciphertext", "secret key", "public key",
+                                  "switching key", "eval key set"};
+    return t < sizeof names / sizeof *names ? names[t] : "unknown";
+}
+
+/* ---- little-endian bytes ---- */
+
+static void put16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)v, p[1] = (uint8_t)(v >> 8);
+}
+static void put32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+static void put64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+static uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+static uint32_t get32(const uint8_t *p)
+{
+    uint32_t v = 0;
+    for (int i = 3; i >= 0; i--) v = (v << 8) | p[i];
+    return v;
+}
+static uint64_t get64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
+    return v;
+}
+static uint64_t double_bits(double d)
+{
+    uint64_t u;
+    memcpy(&u, &d, 8);
+    return u;
+}
+static double bits_double(uint64_t u)
+{
+    double d;
+    memcpy(&d, &u, 8);
+    return d;
+}
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define HOST_LITTLE_ENDIAN 1
+#else
+#define HOST_LITTLE_ENDIAN 0
+#endif
+
+/* ---- writing ---- */
+
+typedef struct writer {
+    FILE *f;
+    hecnn_status st;
+    uint64_t written;
+} writer;
+
+static void w_bytes(writer *w, const void *p, size_t len)
+{
+    if (w->st || !len) return;
+    if (fwrite(p, 1, len, w->f) != len) {
+        w->st = hecnn_fail(HECNN_ERR_IO, "write failed after %llu bytes", (unsigned long long)w->written);
+        return;
+    }
+    w->written += len;
+}
+
+static void w_header(writer *w, unsigned type, uint64_t param_id, uint64_t size)
+{
+    uint8_t h[HEADER_BYTES] = {0};
+    memcpy(h, MAGIC, 6);
+    put16(h + 6, FORMAT_VERSION);
+    put16(h + 8, (uint16_t)type);
+    /* bytes 10..15 reserved, zero */
+    put64(h + 16, param_id);
+    put64(h + 24, size);
+    w_bytes(w, h, sizeof h);
+}
+
+static void w_coeffs(writer *w, const uint64_t *data, size_t count)
+{
+#if HOST_LITTLE_ENDIAN
+    w_bytes(w, data, count * 8);
+#else
+    uint8_t buf[4096];
+    while (count && !w->st) {
+        size_t take = count < sizeof buf / 8 ? count : sizeof buf / 8;
+        for (size_t i = 0; i < take; i++) put64(buf + 8 * i, data[i]);
+        w_bytes(w, buf, take * 8);
+        data += take, count -= take;
+    }
+#endif
+}
+
+/* ---- reading ---- */
+
+static hecnn_status r_bytes(FILE *f, void *p, size_t len, const char *what)
+{
+    if (!len) return HECNN_OK;
+    size_t got = fread(p, 1, len, f);
+    if (got == len) return HECNN_OK;
+    if (ferror(f)) return hecnn_fail(HECNN_ERR_IO, "read error in %s", what);
+    if (got == 0 && !strcmp(what, "header")) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "empty input: no header");
+    return hecnn_fail(HECNN_ERR_BAD_FORMAT, "truncated %s: %zu of %zu bytes", what, got, len);
+}
+
+typedef struct header {
+    unsigned type;
+    uint64_t param_id, size;
+} header;
+
+/* Magic, version, type, reserved bytes and (with a context) the parameter id. */
+static hecnn_status r_header(FILE *f, header *h, unsigned want_type, const ckks_context *ctx)
+{
+    uint8_t b[HEADER_BYTES];
+    hecnn_status st = r_bytes(f, b, sizeof b, "header");
+    if (st) return st;
+    if (memcmp(b, MAGIC, 6)) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "bad magic: not a hecnn object");
+    unsigned version = get16(b + 6);
+    if (version != FORMAT_VERSION)
+        return hecnn_fail(HECNN_ERR_BAD_FORMAT, "format version %u: this build reads version %u", version, FORMAT_VERSION);
+    h->type = get16(b + 8);
+    if (h->type != want_type)
+        return hecnn_fail(HECNN_ERR_BAD_FORMAT, "object is a %s (type %u), expected a %s", type_name(h->type), h->type,
+                          type_name(want_type));
+    for (int i = 10; i < 16; i++)
+        if (b[i]) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "reserved header byte %d is not zero", i);
+    h->param_id = get64(b + 16);
+    h->size = get64(b + 24);
+    uint64_t want_id = ctx ? ctx->param_id : 0;
+    if (h->param_id != want_id) {
+        if (!ctx) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "parameter file with a nonzero parameter id");
+        return hecnn_fail(HECNN_ERR_PARAMS_MISMATCH, "%s made under parameter set %016llx, context is %016llx",
+                          type_name(want_type), (unsigned long long)h->param_id, (unsigned long long)want_id);
+    }
+    return HECNN_OK;
+}
+
+static hecnn_status check_size(const header *h, uint64_t want)
+{
+    if (h->size != want)
+        return hecnn_fail(HECNN_ERR_BAD_FORMAT, "%s size field says %llu bytes, its metadata implies %llu",
+                          type_name(h->type), (unsigned long long)h->size, (unsigned long long)want);
+    return HECNN_OK;
+}
+
+/* Read `b->limbs` limbs of n coefficients into dst, each checked below its limb's modulus. */
+static hecnn_status r_coeffs(FILE *f, uint64_t *dst, const rns_basis *b, const char *what)
+{
+    const size_t n = b->n;
+    for (size_t k = 0; k < b->limbs; k++) {
+        uint64_t *limb = dst + k * n;
+        hecnn_status st = r_bytes(f, limb, n * 8, what);
+        if (st) return st;
+        const uint64_t q = b->tab[k]->mod.q;
+        for (size_t i = 0; i < n; i++) {
+#if !HOST_LITTLE_ENDIAN
+            limb[i] = get64((const uint8_t *)&limb[i]);
+#endif
+            if (limb[i] >= q)
+                return hecnn_fail(HECNN_ERR_BAD_FORMAT, "%s: coefficient %zu of limb %zu is %llu, not below its modulus %llu",
+                                  what, i, k, (unsigned long long)limb[i], (unsigned long long)q);
+        }
+    }
+    return HECNN_OK;
+}
+
+static bool seed_is_zero(const uint8_t seed[CKKS_SEED_BYTES])
+{
+    uint8_t acc = 0;
+    for (int i = 0; i < CKKS_SEED_BYTES; i++) acc |= seed[i];
+    return acc == 0;
+}
+
+/* out = sample_uniform(prng(seed, DOMAIN_UNIFORM, index)) over basis b. */
+static hecnn_status expand_uniform(uint64_t *out, const rns_basis *b, const uint8_t seed[CKKS_SEED_BYTES], uint64_t index)
+{
+    prng p;
+    if (prng_init(&p, seed, DOMAIN_UNIFORM, index)) return hecnn_fail(HECNN_ERR_RANDOM, "AES-CTR init");
+    sample_uniform(&p, b, out);
+    prng_free(&p);
+    return HECNN_OK;
+}
+
+/* True when `data` (over basis b) is exactly the expansion of (seed, index). The seed of an
+ * object whose uniform half is not known to come from it is all-zero (fresh allocations are
+ * zeroed); checking the data as well guards against objects modified after generation. */
+static hecnn_status matches_seed(bool *out, const uint64_t *data, const rns_basis *b,
+                                 const uint8_t seed[CKKS_SEED_BYTES], uint64_t index)
+{
+    *out = false;
+    if (seed_is_zero(seed)) return HECNN_OK;
+    const size_t bytes = b->limbs * b->n * 8;
+    uint64_t *tmp = hecnn_alloc(bytes);
+    if (!tmp) return hecnn_fail(HECNN_ERR_NO_MEMORY, "seed check buffer");
+    hecnn_status st = expand_uniform(tmp, b, seed, index);
+    if (!st) *out = memcmp(tmp, data, bytes) == 0;
+    hecnn_free(tmp);
+    return st;
+}
+
+static bool is_pow2(uint64_t x) { return x && !(x & (x - 1)); }
+
+/* ---- parameters ---- */
+
+hecnn_status ckks_params_save(const ckks_params_literal *p, FILE *f)
+{
+    if (!p || !f) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
+    if (p->n_q < 1 || p->n_q > CKKS_MAX_PRIMES || p->n_p < 1 || p->n_p > CKKS_MAX_PRIMES)
+        return hecnn_fail(HECNN_ERR_INVALID_PARAMS, "n_q = %u, n_p = %u outside 1..%d", p->n_q, p->n_p, CKKS_MAX_PRIMES);
+    writer w = {.f = f};
+    const uint64_t size = HEADER_BYTES + META_PARAMS + 4 * ((uint64_t)p->n_q + p->n_p);
+    w_header(&w, OBJ_PARAMS, 0, size);
+    uint8_t m[META_PARAMS];
+    put32(m + 0, p->log_n);
+    put32(m + 4, p->n_q);
+    put32(m + 8, p->n_p);
+    put32(m + 12, p->dnum);
+    put32(m + 16, p->log_scale);
+    put32(m + 20, (uint32_t)p->secret);
+    put32(m + 24, p->hamming_weight);
+    put32(m + 28, p->allow_insecure ? 1 : 0);
+    put64(m + 32, double_bits(p->sigma));
+    w_bytes(&w, m, sizeof m);
+    for (unsigned i = 0; i < p->n_q + p->n_p; i++) {
+        uint8_t b[4];
+        put32(b, i < p->n_q ? p->log_q[i] : p->log_p[i - p->n_q]);
+        w_bytes(&w, b, 4);
+    }
+    return w.st;
+}
+
+hecnn_status ckks_params_load(ckks_params_literal *out, FILE *f)
+{
+    if (!out || !f) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
+    header h;
+    hecnn_status st = r_header(f, &h, OBJ_PARAMS, NULL);
+    if (st) return st;
+    uint8_t m[META_PARAMS];
+    if ((st = r_bytes(f, m, sizeof m, "params metadata"))) return st;
+    ckks_params_literal p = {0};
+    p.log_n = get32(m + 0);
+    p.n_q = get32(m + 4);
+    p.n_p = get32(m + 8);
+    p.dnum = get32(m + 12);
+    p.log_scale = get32(m + 16);
+    uint32_t secret = get32(m + 20), flags = get32(m + 28);
+    p.hamming_weight = get32(m + 24);
+    p.sigma = bits_double(get64(m + 32));
+    if (p.log_n < 4 || p.log_n > 17) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "params: log_n = %u outside 4..17", p.log_n);
+    if (p.n_q < 1 || p.n_q > CKKS_MAX_PRIMES || p.n_p < 1 || p.n_p > CKKS_MAX_PRIMES)
+        return hecnn_fail(HECNN_ERR_BAD_FORMAT, "params: n_q = %u, n_p = %u outside 1..%d", p.n_q, p.n_p, CKKS_MAX_PRIMES);
+    if (p.dnum > p.n_q) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "params: dnum %u > n_q %u", p.dnum, p.n_q);
+    if (p.log_scale < 1 || p.log_scale > 60)
+        return hecnn_fail(HECNN_ERR_BAD_FORMAT, "params: log_scale %u outside 1..60", p.log_scale);
+    if (secret > CKKS_SECRET_SPARSE_TERNARY) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "params: unknown secret distribution %u", secret);
+    p.secret = (ckks_secret_dist)secret;
+    if (p.hamming_weight > (1u << p.log_n) || (p.secret == CKKS_SECRET_SPARSE_TERNARY && !p.hamming_weight))
+        return hecnn_fail(HECNN_ERR_BAD_FORMAT, "params: hamming weight %u outside 1..N", p.hamming_weight);
+    if (flags > 1) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "params: unknown flags %#x", flags);
+    p.allow_insecure = flags & 1;
+    if (!(p.sigma >= 0 && p.sigma <= 20)) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "params: sigma outside [0, 20]");
+    if ((st = check_size(&h, HEADER_BYTES + META_PARAMS + 4 * ((uint64_t)p.n_q + p.n_p)))) return st;
+    for (unsigned i = 0; i < p.n_q + p.n_p; i++) {
+        uint8_t b[4];
+        if ((st = r_bytes(f, b, 4, "params prime sizes"))) return st;
+        uint32_t bits = get32(b);
+        if (bits < 17 || bits > 61) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "params: prime %u has %u bits, outside 17..61", i, bits);
+        if (i < p.n_q) p.log_q[i] = bits;
+        else p.log_p[i - p.n_q] = bits;
+    }
+    *out = p;
+    return HECNN_OK;
+}
+
+/* ---- plaintexts ---- */
+
+hecnn_status ckks_plaintext_save(const ckks_plaintext *pt, FILE *f)
+{
+    if (!pt || !f || !pt->data) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL or empty plaintext");
+    const ckks_context *ctx = pt->ctx;
+    const size_t coeffs = ((size_t)pt->level + 1) * ctx->n;
+    writer w = {.f = f};
+    w_header(&w, OBJ_PLAINTEXT, ctx->param_id, HEADER_BYTES + META_PLAINTEXT + (uint64_t)coeffs * 8);
+    uint8_t m[META_PLAINTEXT] = {0};
+    put32(m + 0, pt->level);
+    put64(m + 8, double_bits(pt->scale));
+    put64(m + 16, pt->slots);
+    w_bytes(&w, m, sizeof m);
+    w_coeffs(&w, pt->data, coeffs);
+    return w.st;
+}
+
+/* Level, scale and slots shared by plaintexts and ciphertexts. */
+static hecnn_status check_level_scale_slots(const ckks_context *ctx, uint32_t level, double scale, uint64_t slots,
+                                            const char *what)
+{
+    if (level >= ctx->n_q) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "%s at level %u, context's top level is %u", what, level, ctx->n_q - 1);
+    if (!(scale > 0) || !isfinite(scale)) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "%s scale %g is not finite and positive", what, scale);
+    if (!is_pow2(slots) || slots > ctx->n / 2)
+        return hecnn_fail(HECNN_ERR_BAD_FORMAT, "%s slots = %llu: need a power of two <= N/2 = %zu", what,
+                          (unsigned long long)slots, ctx->n / 2);
+    return HECNN_OK;
+}
+
+hecnn_status ckks_plaintext_load(const ckks_context *ctx, ckks_plaintext *pt, FILE *f)
+{
+    if (!ctx || !pt || !f) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
+    if (pt->ctx->param_id != ctx->param_id) return hecnn_fail(HECNN_ERR_PARAMS_MISMATCH, "plaintext handle of another context");
+    header h;
+    hecnn_status st = r_header(f, &h, OBJ_PLAINTEXT, ctx);
+    if (st) return st;
+    uint8_t m[META_PLAINTEXT];
+    if ((st = r_bytes(f, m, sizeof m, "plaintext metadata"))) return st;
+    const uint32_t level = get32(m + 0);
+    const double scale = bits_double(get64(m + 8));
+    const uint64_t slots = get64(m + 16);
+    if (get32(m + 4)) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "plaintext: reserved field is not zero");
+    if ((st = check_level_scale_slots(ctx, level, scale, slots, "plaintext"))) return st;
+    const size_t limbs = (size_t)level + 1;
+    if ((st = check_size(&h, HEADER_BYTES + META_PLAINTEXT + (uint64_t)limbs * ctx->n * 8))) return st;
+    uint64_t *data = hecnn_alloc(limbs * ctx->n * 8);
+    if (!data) return hecnn_fail(HECNN_ERR_NO_MEMORY, "plaintext of %zu limbs", limbs);
+    rns_basis b;
+    ctx_basis_q(ctx, &b, level);
+    if ((st = r_coeffs(f, data, &b, "plaintext"))) {
+        hecnn_free(data);
+        return st;
+    }
+    hecnn_free(pt->data);
+    pt->data = data;
+    pt->capacity = limbs;
+    pt->level = level;
+    pt->scale = scale;
+    pt->slots = (size_t)slots;
+    return HECNN_OK;
+}
+
+/* ---- ciphertexts ---- */
+
+hecnn_status ckks_ciphertext_save(const ckks_ciphertext *ct, FILE *f)
+{
+    if (!ct || !f || !ct->data) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL or empty ciphertext");
+    const ckks_context *ctx = ct->ctx;
+    const size_t limb_coeffs = ((size_t)ct->level + 1) * ctx->n;
+    bool seeded = false;
+    hecnn_status st;
+    if (ct->seeded && ct->degree == 1) {
+        rns_basis b;
+        ctx_basis_q(ctx, &b, ct->level);
+        if ((st = matches_seed(&seeded, ct_comp(ct, 1), &b, ct->seed, 0))) return st;
+    }
+    const uint64_t size = HEADER_BYTES + META_CIPHERTEXT +
+                          (seeded ? CKKS_SEED_BYTES + (uint64_t)limb_coeffs * 8
+                                  : ((uint64_t)ct->degree + 1) * limb_coeffs * 8);
+    writer w = {.f = f};
+    w_header(&w, OBJ_CIPHERTEXT, ctx->param_id, size);
+    uint8_t m[META_CIPHERTEXT] = {0};
+    put32(m + 0, ct->level);
+    put32(m + 4, ct->degree);
+    put64(m + 8, double_bits(ct->scale));
+    put64(m + 16, ct->slots);
+    put32(m + 24, seeded ? FLAG_SEEDED : 0);
+    w_bytes(&w, m, sizeof m);
+    if (seeded) {
+        w_bytes(&w, ct->seed, CKKS_SEED_BYTES);
+        w_coeffs(&w, ct_comp(ct, 0), limb_coeffs);
+    } else {
+        w_coeffs(&w, ct->data, ((size_t)ct->degree + 1) * limb_coeffs);
+    }
+    return w.st;
+}
+
+hecnn_status ckks_ciphertext_load(const ckks_context *ctx, ckks_ciphertext *ct, FILE *f)
+{
+    if (!ctx || !ct || !f) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
+    if (ct->ctx->param_id != ctx->param_id) return hecnn_fail(HECNN_ERR_PARAMS_MISMATCH, "ciphertext handle of another context");
+    header h;
+    hecnn_status st = r_header(f, &h, OBJ_CIPHERTEXT, ctx);
+    if (st) return st;
+    uint8_t m[META_CIPHERTEXT];
+    if ((st = r_bytes(f, m, sizeof m, "ciphertext metadata"))) return st;
+    const uint32_t level = get32(m + 0), degree = get32(m + 4), flags = get32(m + 24);
+    const double scale = bits_double(get64(m + 8));
+    const uint64_t slots = get64(m + 16);
+    if ((st = check_level_scale_slots(ctx, level, scale, slots, "ciphertext"))) return st;
+    if (degree < 1 || degree > 2) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "ciphertext degree %u, need 1 or 2", degree);
+    if (flags & ~FLAG_SEEDED) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "ciphertext: unknown flags %#x", flags);
+    if (get32(m + 28)) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "ciphertext: reserved field is not zero");
+    const bool seeded = flags & FLAG_SEEDED;
+    if (seeded && degree != 1) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "seeded ciphertext of degree %u", degree);
+    const size_t limb_coeffs = ((size_t)level + 1) * ctx->n;
+    const uint64_t want = HEADER_BYTES + META_CIPHERTEXT +
+                          (seeded ? CKKS_SEED_BYTES + (uint64_t)limb_coeffs * 8 : ((uint64_t)degree + 1) * limb_coeffs * 8);
+    if ((st = check_size(&h, want))) return st;
+    uint8_t seed[CKKS_SEED_BYTES] = {0};
+    if (seeded) {
+        if ((st = r_bytes(f, seed, sizeof seed, "ciphertext seed"))) return st;
+        if (seed_is_zero(seed)) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "seeded ciphertext with an all-zero seed");
+    }
+    const size_t limbs = ((size_t)degree + 1) * (level + 1);
+    uint64_t *data = hecnn_alloc(limbs * ctx->n * 8);
+    if (!data) return hecnn_fail(HECNN_ERR_NO_MEMORY, "ciphertext of %zu limbs", limbs);
+    rns_basis b;
+    ctx_basis_q(ctx, &b, level);
+    for (unsigned c = 0; c <= degree && !st; c++) {
+        uint64_t *comp = data + (size_t)c * limb_coeffs;
+        if (seeded && c == 1) st = expand_uniform(comp, &b, seed, 0);
+        else st = r_coeffs(f, comp, &b, "ciphertext");
+    }
+    if (st) {
+        hecnn_free(data);
+        return st;
+    }
+    hecnn_free(ct->data);
+    ct->data = data;
+    ct->capacity = limbs;
+    ct->level = level;
+    ct->degree = degree;
+    ct->scale = scale;
+    ct->slots = (size_t)slots;
+    ct->seeded = seeded;
+    memcpy(ct->seed, seed, sizeof seed);
+    return HECNN_OK;
+}
+
+/* ---- secret keys ---- */
+
+hecnn_status ckks_secret_key_save(const ckks_secret_key *sk, FILE *f)
+{
+    if (!sk || !f) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
+    const ckks_context *ctx = sk->ctx;
+    writer w = {.f = f};
+    w_header(&w, OBJ_SECRET_KEY, ctx->param_id, HEADER_BYTES + META_SECRET_KEY + (uint64_t)ctx->n);
+    uint8_t m[META_SECRET_KEY];
+    put64(m, ctx->n);
+    w_bytes(&w, m, sizeof m);
+    /* int8 in two's complement: 0x00, 0x01, 0xff; no staging buffer, so no copy to wipe. */
+    w_bytes(&w, sk->small, ctx->n);
+    return w.st;
+}
+
+hecnn_status ckks_secret_key_load(const ckks_context *ctx, ckks_secret_key **out, FILE *f)
+{
+    if (!out || !ctx || !f) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
+    *out = NULL;
+    header h;
+    hecnn_status st = r_header(f, &h, OBJ_SECRET_KEY, ctx);
+    if (st) return st;
+    uint8_t m[META_SECRET_KEY];
+    if ((st = r_bytes(f, m, sizeof m, "secret key metadata"))) return st;
+    const uint64_t n = get64(m);
+    if (n != ctx->n) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "secret key of %llu coefficients, N = %zu", (unsigned long long)n, ctx->n);
+    if ((st = check_size(&h, HEADER_BYTES + META_SECRET_KEY + n))) return st;
+    ckks_secret_key *sk = hecnn_calloc(1, sizeof *sk);
+    if (!sk) return hecnn_fail(HECNN_ERR_NO_MEMORY, "secret key");
+    sk->ctx = ctx;
+    sk->small = hecnn_alloc(ctx->n);
+    sk->ntt = hecnn_alloc((size_t)(ctx->n_q + ctx->n_p) * ctx->n * 8);
+    if (!sk->small || !sk->ntt) st = hecnn_fail(HECNN_ERR_NO_MEMORY, "secret key");
+    if (!st) st = r_bytes(f, sk->small, ctx->n, "secret key");
+    for (size_t i = 0; i < ctx->n && !st; i++)
+        if (sk->small[i] < -1 || sk->small[i] > 1)
+            st = hecnn_fail(HECNN_ERR_BAD_FORMAT, "secret key coefficient %zu is not in {-1, 0, 1}", i);
+    if (!st) st = secret_key_refresh_ntt(sk);
+    if (st) {
+        ckks_secret_key_free(sk); /* wipes what was read */
+        return st;
+    }
+    *out = sk;
+    return HECNN_OK;
+}
+
+/* ---- public keys ---- */
+
+hecnn_status ckks_public_key_save(const ckks_public_key *pk, FILE *f)
+{
+    if (!pk || !f) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
+    const ckks_context *ctx = pk->ctx;
+    const size_t coeffs = (size_t)ctx->n_q * ctx->n;
+    rns_basis b;
+    ctx_basis_q(ctx, &b, ctx->n_q - 1);
+    bool seeded;
+    hecnn_status st = matches_seed(&seeded, pk->a, &b, pk->seed, 0);
+    if (st) return st;
+    const uint64_t size = HEADER_BYTES + META_PUBLIC_KEY + (seeded ? CKKS_SEED_BYTES + coeffs * 8 : 2 * (uint64_t)coeffs * 8);
+    writer w = {.f = f};
+    w_header(&w, OBJ_PUBLIC_KEY, ctx->param_id, size);
+    uint8_t m[META_PUBLIC_KEY];
+    put32(m, seeded ? FLAG_SEEDED : 0);
+    put32(m + 4, ctx->n_q);
+    w_bytes(&w, m, sizeof m);
+    if (seeded) w_bytes(&w, pk->seed, CKKS_SEED_BYTES);
+    w_coeffs(&w, pk->b, coeffs);
+    if (!seeded) w_coeffs(&w, pk->a, coeffs);
+    return w.st;
+}
+
+hecnn_status ckks_public_key_load(const ckks_context *ctx, ckks_public_key **out, FILE *f)
+{
+    if (!out || !ctx || !f) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
+    *out = NULL;
+    header h;
+    hecnn_status st = r_header(f, &h, OBJ_PUBLIC_KEY, ctx);
+    if (st) return st;
+    uint8_t m[META_PUBLIC_KEY];
+    if ((st = r_bytes(f, m, sizeof m, "public key metadata"))) return st;
+    const uint32_t flags = get32(m), limbs = get32(m + 4);
+    if (flags & ~FLAG_SEEDED) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "public key: unknown flags %#x", flags);
+    if (limbs != ctx->n_q) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "public key of %u limbs, context has %u", limbs, ctx->n_q);
+    const bool seeded = flags & FLAG_SEEDED;
+    const size_t coeffs = (size_t)ctx->n_q * ctx->n;
+    if ((st = check_size(&h, HEADER_BYTES + META_PUBLIC_KEY + (seeded ? CKKS_SEED_BYTES + coeffs * 8 : 2 * (uint64_t)coeffs * 8))))
+        return st;
+    uint8_t seed[CKKS_SEED_BYTES] = {0};
+    if (seeded) {
+        if ((st = r_bytes(f, seed, sizeof seed, "public key seed"))) return st;
+        if (seed_is_zero(seed)) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "seeded public key with an all-zero seed");
+    }
+    ckks_public_key *pk = hecnn_calloc(1, sizeof *pk);
+    if (!pk) return hecnn_fail(HECNN_ERR_NO_MEMORY, "public key");
+    pk->ctx = ctx;
+    pk->b = hecnn_alloc(coeffs * 8);
+    pk->a = hecnn_alloc(coeffs * 8);
+    if (!pk->a || !pk->b) st = hecnn_fail(HECNN_ERR_NO_MEMORY, "public key");
+    rns_basis b;
+    ctx_basis_q(ctx, &b, ctx->n_q - 1);
+    if (!st) st = r_coeffs(f, pk->b, &b, "public key");
+    if (!st) st = seeded ? expand_uniform(pk->a, &b, seed, 0) : r_coeffs(f, pk->a, &b, "public key");
+    if (st) {
+        ckks_public_key_free(pk);
+        return st;
+    }
+    memcpy(pk->seed, seed, sizeof seed);
+    *out = pk;
+    return HECNN_OK;
+}
+
+/* ---- switching keys ---- */
+
+static uint64_t swk_size(const ckks_switching_key *k, bool seeded)
+{
+    const uint64_t part = (uint64_t)k->limbs * k->ctx->n * 8;
+    return HEADER_BYTES + META_SWITCHING_KEY + (seeded ? CKKS_SEED_BYTES + k->digits * part : 2 * (uint64_t)k->digits * part);
+}
+
+size_t ckks_switching_key_bytes(const ckks_switching_key *key, bool seeded)
+{
+    if (!key) return 0;
+    return (size_t)swk_size(key, seeded && !seed_is_zero(key->seed));
+}
+
+/* Whether `key` can be written seeded: its seed is known and regenerates every a_j. */
+static hecnn_status swk_can_seed(bool *out, const ckks_switching_key *k)
+{
+    *out = false;
+    if (seed_is_zero(k->seed)) return HECNN_OK;
+    rns_basis b;
+    ctx_basis_qp(k->ctx, &b, k->max_level);
+    for (unsigned j = 0; j < k->digits; j++) {
+        hecnn_status st = matches_seed(out, swk_part(k, j, 1), &b, k->seed, j);
+        if (st || !*out) return st;
+    }
+    return HECNN_OK;
+}
+
+static void swk_write(writer *w, const ckks_switching_key *k, bool seeded)
+{
+    const ckks_context *ctx = k->ctx;
+    w_header(w, OBJ_SWITCHING_KEY, ctx->param_id, swk_size(k, seeded));
+    uint8_t m[META_SWITCHING_KEY];
+    put64(m, k->galois);
+    put32(m + 8, k->max_level);
+    put32(m + 12, k->digits);
+    put32(m + 16, seeded ? FLAG_SEEDED : 0);
+    put32(m + 20, (uint32_t)k->limbs);
+    w_bytes(w, m, sizeof m);
+    if (seeded) w_bytes(w, k->seed, CKKS_SEED_BYTES);
+    const size_t part = k->limbs * ctx->n;
+    for (unsigned j = 0; j < k->digits; j++) {
+        w_coeffs(w, swk_part(k, j, 0), part);
+        if (!seeded) w_coeffs(w, swk_part(k, j, 1), part);
+    }
+}
+
+hecnn_status ckks_switching_key_save(const ckks_switching_key *key, bool seeded, FILE *f)
+{
+    if (!key || !f) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
+    bool ok = false;
+    hecnn_status st = seeded ? swk_can_seed(&ok, key) : HECNN_OK;
+    if (st) return st;
+    writer w = {.f = f};
+    swk_write(&w, key, ok);
+    return w.st;
+}
+
+/* After the header: metadata, size check against `h` and `limit` (bytes the enclosing object
+ * has left), allocation, payload. */
+static hecnn_status swk_read_body(const ckks_context *ctx, const header *h, uint64_t limit, ckks_switching_key **out,
+                                  FILE *f)
+{
+    *out = NULL;
+    uint8_t m[META_SWITCHING_KEY];
+    hecnn_status st = r_bytes(f, m, sizeof m, "switching key metadata");
+    if (st) return st;
+    const uint64_t galois = get64(m);
+    const uint32_t max_level = get32(m + 8), digits = get32(m + 12), flags = get32(m + 16), limbs = get32(m + 20);
+    if (max_level >= ctx->n_q)
+        return hecnn_fail(HECNN_ERR_BAD_FORMAT, "switching key for level %u, context's top level is %u", max_level, ctx->n_q - 1);
+    if (galois && (!(galois & 1) || galois >= 2 * (uint64_t)ctx->n))
+        return hecnn_fail(HECNN_ERR_BAD_FORMAT, "Galois element %llu is not odd and below 2N = %zu", (unsigned long long)galois,
+                          2 * ctx->n);
+    if (digits != (max_level + ctx->alpha) / ctx->alpha)
+        return hecnn_fail(HECNN_ERR_BAD_FORMAT, "switching key of %u digits, level %u needs %u", digits, max_level,
+                          (max_level + ctx->alpha) / ctx->alpha);
+    if (limbs != max_level + 1 + ctx->n_p)
+        return hecnn_fail(HECNN_ERR_BAD_FORMAT, "switching key of %u limbs, level %u needs %u", limbs, max_level,
+                          max_level + 1 + ctx->n_p);
+    if (flags & ~FLAG_SEEDED) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "switching key: unknown flags %#x", flags);
+    const bool seeded = flags & FLAG_SEEDED;
+    const uint64_t part = (uint64_t)limbs * ctx->n * 8;
+    const uint64_t want = HEADER_BYTES + META_SWITCHING_KEY + (seeded ? CKKS_SEED_BYTES + digits * part : 2 * (uint64_t)digits * part);
+    if ((st = check_size(h, want))) return st;
+    if (want > limit)
+        return hecnn_fail(HECNN_ERR_BAD_FORMAT, "switching key of %llu bytes overruns the key set's size field (%llu bytes left)",
+                          (unsigned long long)want, (unsigned long long)limit);
+    uint8_t seed[CKKS_SEED_BYTES] = {0};
+    if (seeded) {
+        if ((st = r_bytes(f, seed, sizeof seed, "switching key seed"))) return st;
+        if (seed_is_zero(seed)) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "seeded switching key with an all-zero seed");
+    }
+    ckks_switching_key *k;
+    if ((st = switching_key_alloc(&k, ctx, galois, max_level))) return st;
+    rns_basis b;
+    ctx_basis_qp(ctx, &b, max_level);
+    for (unsigned j = 0; j < digits && !st; j++) {
+        st = r_coeffs(f, swk_part(k, j, 0), &b, "switching key");
+        if (!st) st = seeded ? expand_uniform(swk_part(k, j, 1), &b, seed, j) : r_coeffs(f, swk_part(k, j, 1), &b, "switching key");
+    }
+    if (st) {
+        ckks_switching_key_free(k);
+        return st;
+    }
+    memcpy(k->seed, seed, sizeof seed);
+    *out = k;
+    return HECNN_OK;
+}
+
+hecnn_status ckks_switching_key_load(const ckks_context *ctx, ckks_switching_key **out, FILE *f)
+{
+    if (!out || !ctx || !f) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
+    *out = NULL;
+    header h;
+    hecnn_status st = r_header(f, &h, OBJ_SWITCHING_KEY, ctx);
+    if (st) return st;
+    return swk_read_body(ctx, &h, UINT64_MAX, out, f);
+}
+
+/* ---- evaluation key sets ---- */
+
+hecnn_status ckks_eval_keys_save(const ckks_eval_keys *keys, bool seeded, FILE *f)
+{
+    if (!keys || !f) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
+    const size_t count = ckks_eval_keys_count(keys);
+    bool *use_seed = hecnn_calloc(count ? count : 1, sizeof *use_seed);
+    if (!use_seed) return hecnn_fail(HECNN_ERR_NO_MEMORY, "key set");
+    uint64_t total = HEADER_BYTES + META_EVAL_KEYS;
+    hecnn_status st = HECNN_OK;
+    for (size_t i = 0; i < count && !st; i++) {
+        const ckks_switching_key *k = ckks_eval_keys_at(keys, i);
+        if (seeded) st = swk_can_seed(&use_seed[i], k);
+        total += swk_size(k, use_seed[i]);
+    }
+    if (!st) {
+        writer w = {.f = f};
+        w_header(&w, OBJ_EVAL_KEYS, keys->ctx->param_id, total);
+        uint8_t m[META_EVAL_KEYS];
+        put64(m, count);
+        w_bytes(&w, m, sizeof m);
+        for (size_t i = 0; i < count; i++) swk_write(&w, ckks_eval_keys_at(keys, i), use_seed[i]);
+        st = w.st;
+    }
+    hecnn_free(use_seed);
+    return st;
+}
+
+hecnn_status ckks_eval_keys_load(const ckks_context *ctx, ckks_eval_keys **out, FILE *f)
+{
+    if (!out || !ctx || !f) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
+    *out = NULL;
+    header h;
+    hecnn_status st = r_header(f, &h, OBJ_EVAL_KEYS, ctx);
+    if (st) return st;
+    uint8_t m[META_EVAL_KEYS];
+    if ((st = r_bytes(f, m, sizeof m, "key set metadata"))) return st;
+    const uint64_t count = get64(m);
+    /* at most one relinearization key and one key per odd Galois element below 2N */
+    if (count > (uint64_t)ctx->n + 1)
+        return hecnn_fail(HECNN_ERR_BAD_FORMAT, "key set of %llu keys, at most N + 1 = %zu are distinct", (unsigned long long)count,
+                          ctx->n + 1);
+    if (h.size < HEADER_BYTES + META_EVAL_KEYS + count * (HEADER_BYTES + META_SWITCHING_KEY))
+        return hecnn_fail(HECNN_ERR_BAD_FORMAT, "key set size field %llu is too small for %llu keys", (unsigned long long)h.size,
+                          (unsigned long long)count);
+    ckks_eval_keys *keys;
+    if ((st = ckks_eval_keys_new(&keys, ctx))) return st;
+    uint64_t used = HEADER_BYTES + META_EVAL_KEYS;
+    for (uint64_t i = 0; i < count && !st; i++) {
+        header kh;
+        ckks_switching_key *k = NULL;
+        if (h.size - used < HEADER_BYTES) {
+            st = hecnn_fail(HECNN_ERR_BAD_FORMAT, "key set size field ends inside key %llu", (unsigned long long)i);
+            break;
+        }
+        st = r_header(f, &kh, OBJ_SWITCHING_KEY, ctx);
+        if (!st) st = swk_read_body(ctx, &kh, h.size - used, &k, f);
+        if (st) break;
+        used += kh.size;
+        if ((!k->galois && keys->relin) || (k->galois && ckks_eval_keys_galois(keys, k->galois))) {
+            st = hecnn_fail(HECNN_ERR_BAD_FORMAT, "key set holds two keys for Galois element %llu", (unsigned long long)k->galois);
+            ckks_switching_key_free(k);
+            break;
+        }
+        st = ckks_eval_keys_add(keys, k);
+    }
+    if (!st && used != h.size)
+        st = hecnn_fail(HECNN_ERR_BAD_FORMAT, "key set size field says %llu bytes, its keys take %llu", (unsigned long long)h.size,
+                        (unsigned long long)used);
+    if (st) {
+        ckks_eval_keys_free(keys);
+        return st;
+    }
+    *out = keys;
+    return HECNN_OK;
+}
