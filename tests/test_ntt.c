@@ -1,4 +1,8 @@
-/* NTT: every SIMD path bit-identical to portable, INTT(NTT(a)) = a, NTT product = schoolbook. */
+/* NTT: every SIMD path bit-identical to portable, INTT(NTT(a)) = a, NTT product = schoolbook.
+ * Also: constant inputs (all 0, all q-1), primes at the kernels' bounds (just under 2^50, the
+ * IFMA52 limit, just over it, just under 2^62), n at the SIMD fallback boundaries and up to
+ * 2^17, no writes outside the array, and the HECNN_FORCE_ISA override. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/check.h"
@@ -75,13 +79,81 @@ static void check_prime(uint64_t q, unsigned log_n, int with_schoolbook)
     ntt_table_free(&t);
 }
 
+/* Every available path on a fixed input, forward and inverse, against portable, with guard
+ * words around the array to catch out-of-bounds writes. */
+#define GUARD 16
+static void check_fixed_input(const ntt_table *t, uint64_t value)
+{
+    const size_t n = t->n;
+    const uint64_t q = t->mod.q, canary = 0xdeadbeefcafef00dull;
+    uint64_t *buf = hecnn_alloc((n + 2 * GUARD) * 8), *ref = hecnn_alloc(n * 8), *iref = hecnn_alloc(n * 8);
+    CHECK(buf && ref && iref);
+    if (!buf || !ref || !iref) {
+        hecnn_free(buf);
+        hecnn_free(ref);
+        hecnn_free(iref);
+        return;
+    }
+    uint64_t *work = buf + GUARD;
+    for (size_t i = 0; i < n; i++) ref[i] = iref[i] = value;
+    ntt_forward_portable(t, ref);
+    ntt_inverse_portable(t, iref);
+    for (int l = 0; l < SIMD_LEVEL_COUNT; l++) {
+        const ntt_kernels *k = ntt_kernels_for((simd_level)l);
+        if (!k) continue;
+        for (int dir = 0; dir < 2; dir++) {
+            for (size_t i = 0; i < n + 2 * GUARD; i++) buf[i] = canary;
+            for (size_t i = 0; i < n; i++) work[i] = value;
+            (dir ? k->inverse : k->forward)(t, work);
+            CHECK_MSG(!memcmp(work, dir ? iref : ref, n * 8), "%s %s of constant %llu differs (q=%llu, n=%zu)",
+                      k->name, dir ? "inverse" : "forward", (unsigned long long)value, (unsigned long long)q, n);
+            int guard_ok = 1;
+            for (size_t i = 0; i < GUARD; i++) guard_ok &= buf[i] == canary && work[n + i] == canary;
+            CHECK_MSG(guard_ok, "%s %s wrote outside the array (n=%zu)", k->name, dir ? "inverse" : "forward", n);
+        }
+    }
+    hecnn_free(buf);
+    hecnn_free(ref);
+    hecnn_free(iref);
+}
+
+static void check_edges(uint64_t q, unsigned log_n)
+{
+    ntt_table t;
+    CHECK_MSG(ntt_table_init(&t, q, log_n) == 0, "table init (q=%llu, log_n=%u)", (unsigned long long)q, log_n);
+    check_fixed_input(&t, 0);
+    check_fixed_input(&t, q - 1);
+    check_fixed_input(&t, 1);
+    ntt_table_free(&t);
+}
+
+/* HECNN_FORCE_ISA lowers the active level to the named one when the CPU has it. */
+static void check_force_isa(void)
+{
+    const ntt_kernels *active = ntt_kernels_active();
+    CHECK(active != NULL && active->level <= simd_cpu_level());
+    const char *force = getenv("HECNN_FORCE_ISA");
+    printf("active NTT kernels: %s (cpu level %d, HECNN_FORCE_ISA=%s)\n", active->name, (int)simd_cpu_level(),
+           force ? force : "(unset)");
+    if (!force || !*force) {
+        CHECK(active->level == simd_cpu_level());
+        return;
+    }
+    for (int l = 0; l < SIMD_LEVEL_COUNT; l++) {
+        const ntt_kernels *k = ntt_kernels_for((simd_level)l);
+        if (k && !strcmp(k->name, force))
+            CHECK_MSG(active->level == (simd_level)l, "HECNN_FORCE_ISA=%s but %s is active", force, active->name);
+    }
+}
+
 int main(void)
 {
     test_rng_seed(1);
     CHECK(is_prime_u64(0xffffffff00000001ull));
     CHECK(!is_prime_u64(0xffffffff00000003ull));
     CHECK(!is_prime_u64(3215031751ull)); /* strong pseudoprime to bases 2,3,5,7 */
-    static const unsigned bits[] = {30, 40, 49, 50, 55, 60, 61};
+    check_force_isa();
+    static const unsigned bits[] = {30, 40, 49, 50, 51, 55, 60, 61, 62};
     for (unsigned log_n = 3; log_n <= 16; log_n++) {
         uint64_t two_n = (uint64_t)2 << log_n;
         for (size_t b = 0; b < sizeof bits / sizeof bits[0]; b++) {
@@ -93,5 +165,18 @@ int main(void)
     }
     /* an uneven prime just under 2^50, the IFMA bound */
     check_prime(prime_below((uint64_t)1 << 50, (uint64_t)1 << 17, NULL, 0), 16, 0);
+    /* the largest size */
+    check_prime(prime_below((uint64_t)1 << 50, (uint64_t)1 << 18, NULL, 0), 17, 0);
+    check_prime(prime_below((uint64_t)1 << 62, (uint64_t)1 << 18, NULL, 0), 17, 0);
+    /* constant inputs and guard words: small n around the SIMD fallbacks (8 lanes x 2, 4 x 2),
+     * a size that is blocked for cache, and the largest; primes at the multiplication bounds */
+    static const unsigned edge_bits[] = {50, 51, 62};
+    static const unsigned edge_log_n[] = {3, 4, 5, 6, 12, 13, 17};
+    for (size_t b = 0; b < sizeof edge_bits / sizeof edge_bits[0]; b++)
+        for (size_t i = 0; i < sizeof edge_log_n / sizeof edge_log_n[0]; i++) {
+            uint64_t q = prime_below((uint64_t)1 << edge_bits[b], (uint64_t)2 << edge_log_n[i], NULL, 0);
+            CHECK(q != 0);
+            if (q) check_edges(q, edge_log_n[i]);
+        }
     return check_summary();
 }

@@ -57,6 +57,9 @@ int ntt_table_init(ntt_table *t, uint64_t q, unsigned log_n)
     t->n_inv = inv_mod(n % q, &t->mod);
     t->n_inv_shoup = shoup_precompute(t->n_inv, q);
     t->n_inv_shoup52 = ifma ? (uint64_t)(((u128)t->n_inv << 52) / q) : 0;
+    t->inv1_n_inv = mul_mod(t->inv[n > 1 ? 1 : 0], t->n_inv, &t->mod);
+    t->inv1_n_inv_shoup = shoup_precompute(t->inv1_n_inv, q);
+    t->inv1_n_inv_shoup52 = ifma ? (uint64_t)(((u128)t->inv1_n_inv << 52) / q) : 0;
     return 0;
 }
 

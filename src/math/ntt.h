@@ -24,6 +24,9 @@ typedef struct ntt_table {
     /* IFMA52 (q < 2^50 only, else NULL): floor(w * 2^52 / q) */
     uint64_t *fwd_shoup52, *inv_shoup52;
     uint64_t n_inv_shoup52;
+    /* inv[1] * n^-1 mod q with its Shoup constants (52-bit one 0 unless q < 2^50): the twiddle
+     * of the last inverse stage with the n^-1 scaling folded in, for the SIMD kernels */
+    uint64_t inv1_n_inv, inv1_n_inv_shoup, inv1_n_inv_shoup52;
 } ntt_table;
 
 /* 0 on success, -1 on allocation failure or unsuitable q. */
