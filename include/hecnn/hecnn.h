@@ -4,6 +4,7 @@
 
 #include "hecnn/status.h"
 #include "hecnn/ckks.h"
+#include "hecnn/nn.h"
 
 #define HECNN_VERSION_MAJOR 0
 #define HECNN_VERSION_MINOR 1

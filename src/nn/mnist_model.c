@@ -1,0 +1,370 @@
+/* The MNIST CNN's weights file, its plaintext reference inference, and MNIST idx files. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "hecnn/nn.h"
+#include "util/alloc.h"
+#include "util/error.h"
+
+#define MODEL_MAGIC "HECNNMDL"
+#define MODEL_VERSION 1u
+#define MODEL_ARCH_VR_MNIST 1u
+#define MODEL_HEADER 64u
+#define MODEL_DTYPE_F32 1u
+#define MODEL_DTYPE_F64 2u
+#define MODEL_PARAMS                                                                                             \
+    (HECNN_MNIST_KERNELS * 9 + HECNN_MNIST_KERNELS + 4 + HECNN_MNIST_FC1_OUT * HECNN_MNIST_FC1_IN +               \
+     HECNN_MNIST_FC1_OUT + 4 + HECNN_MNIST_CLASSES * HECNN_MNIST_FC1_OUT + HECNN_MNIST_CLASSES)
+/* Largest file we accept: float64 payload + header + digest. */
+#define MODEL_MAX_BYTES ((size_t)MODEL_HEADER + (size_t)MODEL_PARAMS * 8 + 32)
+
+static uint32_t rd32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
+static uint64_t rd64(const uint8_t *p) { return (uint64_t)rd32(p) | (uint64_t)rd32(p + 4) << 32; }
+static void wr32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+static void wr64(uint8_t *p, uint64_t v)
+{
+    wr32(p, (uint32_t)v);
+    wr32(p + 4, (uint32_t)(v >> 32));
+}
+
+static int sha256(const uint8_t *data, size_t n, uint8_t out[32])
+{
+    unsigned len = 0;
+    return EVP_Digest(data, n, out, &len, EVP_sha256(), NULL) == 1 && len == 32 ? 0 : -1;
+}
+
+/* The payload in file order, as pointers into the model. */
+typedef struct {
+    double *p;
+    size_t n;
+} span;
+
+static size_t model_spans(hecnn_mnist_model *m, span s[8])
+{
+    s[0] = (span){&m->conv_w[0][0][0], HECNN_MNIST_KERNELS * 9};
+    s[1] = (span){m->conv_b, HECNN_MNIST_KERNELS};
+    s[2] = (span){m->act1, 4};
+    s[3] = (span){&m->fc1_w[0][0], (size_t)HECNN_MNIST_FC1_OUT * HECNN_MNIST_FC1_IN};
+    s[4] = (span){m->fc1_b, HECNN_MNIST_FC1_OUT};
+    s[5] = (span){m->act2, 4};
+    s[6] = (span){&m->fc2_w[0][0], (size_t)HECNN_MNIST_CLASSES * HECNN_MNIST_FC1_OUT};
+    s[7] = (span){m->fc2_b, HECNN_MNIST_CLASSES};
+    return 8;
+}
+
+hecnn_status hecnn_mnist_model_read(hecnn_mnist_model **out, const uint8_t *data, size_t size)
+{
+    if (!out || (!data && size)) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
+    *out = NULL;
+    if (size < MODEL_HEADER + 32)
+        return hecnn_fail(HECNN_ERR_BAD_FORMAT, "model file truncated: %zu bytes, a header alone is %u", size,
+                          MODEL_HEADER + 32);
+    if (memcmp(data, MODEL_MAGIC, 8) != 0) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "not a hecnn model file (bad magic)");
+    const uint32_t version = rd32(data + 8), arch = rd32(data + 12), hsize = rd32(data + 16), dtype = rd32(data + 20);
+    if (version != MODEL_VERSION)
+        return hecnn_fail(HECNN_ERR_BAD_FORMAT, "model format version %u, this build reads %u", version, MODEL_VERSION);
+    if (arch != MODEL_ARCH_VR_MNIST) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "unknown model architecture %u", arch);
+    if (hsize != MODEL_HEADER) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "header size %u, expected %u", hsize, MODEL_HEADER);
+    if (dtype != MODEL_DTYPE_F32 && dtype != MODEL_DTYPE_F64) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "unknown weight type %u", dtype);
+    static const uint32_t want[8] = {HECNN_MNIST_SIDE, HECNN_MNIST_SIDE, HECNN_MNIST_KERNELS, HECNN_MNIST_KSIZE, 1,
+                                     HECNN_MNIST_FC1_OUT, HECNN_MNIST_CLASSES, 3};
+    static const char *const names[8] = {"input height", "input width", "kernels", "kernel size", "stride",
+                                         "hidden units", "classes", "activation degree"};
+    for (int i = 0; i < 8; i++) {
+        const uint32_t v = rd32(data + 24 + 4 * i);
+        if (v != want[i])
+            return hecnn_fail(HECNN_ERR_BAD_FORMAT, "model %s is %u; this network needs %u", names[i], v, want[i]);
+    }
+    const size_t width = dtype == MODEL_DTYPE_F32 ? 4 : 8;
+    const uint64_t payload = rd64(data + 56);
+    if (payload != (uint64_t)MODEL_PARAMS * width)
+        return hecnn_fail(HECNN_ERR_BAD_FORMAT, "payload of %llu bytes, the sizes give %zu", (unsigned long long)payload,
+                          (size_t)MODEL_PARAMS * width);
+    const size_t total = MODEL_HEADER + (size_t)payload + 32;
+    if (size < total) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "model file truncated: %zu of %zu bytes", size, total);
+    if (size > total) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "model file has %zu trailing bytes", size - total);
+    uint8_t digest[32];
+    if (sha256(data, total - 32, digest)) return hecnn_fail(HECNN_ERR_UNSUPPORTED, "SHA-256 unavailable");
+    if (memcmp(digest, data + total - 32, 32) != 0)
+        return hecnn_fail(HECNN_ERR_BAD_FORMAT, "model checksum mismatch: the file is corrupted or was altered");
+    hecnn_mnist_model *m = hecnn_calloc(1, sizeof *m);
+    if (!m) return hecnn_fail(HECNN_ERR_NO_MEMORY, "model");
+    span s[8];
+    const size_t ns = model_spans(m, s);
+    const uint8_t *p = data + MODEL_HEADER;
+    for (size_t k = 0; k < ns; k++)
+        for (size_t i = 0; i < s[k].n; i++, p += width) {
+            double v;
+            if (width == 4) {
+                uint32_t u = rd32(p);
+                float f;
+                memcpy(&f, &u, 4);
+                v = f;
+            } else {
+                uint64_t u = rd64(p);
+                memcpy(&v, &u, 8);
+            }
+            if (!isfinite(v) || fabs(v) > 1e6) {
+                hecnn_free(m);
+                return hecnn_fail(HECNN_ERR_BAD_FORMAT, "weight %zu of part %zu is %g (not finite or absurdly large)", i, k, v);
+            }
+            s[k].p[i] = v;
+        }
+    *out = m;
+    return HECNN_OK;
+}
+
+hecnn_status hecnn_mnist_model_load(hecnn_mnist_model **out, const char *path)
+{
+    if (!out || !path) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) return hecnn_fail(HECNN_ERR_IO, "cannot open model %s: %s", path, strerror(errno));
+    uint8_t *buf = hecnn_alloc(MODEL_MAX_BYTES + 1);
+    if (!buf) {
+        fclose(f);
+        return hecnn_fail(HECNN_ERR_NO_MEMORY, "model buffer");
+    }
+    const size_t n = fread(buf, 1, MODEL_MAX_BYTES + 1, f);
+    const int err = ferror(f);
+    fclose(f);
+    hecnn_status st;
+    if (err) st = hecnn_fail(HECNN_ERR_IO, "cannot read model %s", path);
+    else if (n > MODEL_MAX_BYTES) st = hecnn_fail(HECNN_ERR_BAD_FORMAT, "model file %s is too large", path);
+    else st = hecnn_mnist_model_read(out, buf, n);
+    hecnn_free(buf);
+    return st;
+}
+
+hecnn_status hecnn_mnist_model_save(const hecnn_mnist_model *model, const char *path)
+{
+    if (!model || !path) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
+    const size_t total = MODEL_HEADER + (size_t)MODEL_PARAMS * 8 + 32;
+    uint8_t *buf = hecnn_calloc(total, 1);
+    if (!buf) return hecnn_fail(HECNN_ERR_NO_MEMORY, "model buffer");
+    memcpy(buf, MODEL_MAGIC, 8);
+    wr32(buf + 8, MODEL_VERSION);
+    wr32(buf + 12, MODEL_ARCH_VR_MNIST);
+    wr32(buf + 16, MODEL_HEADER);
+    wr32(buf + 20, MODEL_DTYPE_F64);
+    const uint32_t dims[8] = {HECNN_MNIST_SIDE, HECNN_MNIST_SIDE, HECNN_MNIST_KERNELS, HECNN_MNIST_KSIZE, 1,
+                              HECNN_MNIST_FC1_OUT, HECNN_MNIST_CLASSES, 3};
+    for (int i = 0; i < 8; i++) wr32(buf + 24 + 4 * i, dims[i]);
+    wr64(buf + 56, (uint64_t)MODEL_PARAMS * 8);
+    span s[8];
+    const size_t ns = model_spans((hecnn_mnist_model *)model, s);
+    uint8_t *p = buf + MODEL_HEADER;
+    for (size_t k = 0; k < ns; k++)
+        for (size_t i = 0; i < s[k].n; i++, p += 8) {
+            uint64_t u;
+            memcpy(&u, &s[k].p[i], 8);
+            wr64(p, u);
+        }
+    hecnn_status st = HECNN_OK;
+    if (sha256(buf, total - 32, buf + total - 32)) st = hecnn_fail(HECNN_ERR_UNSUPPORTED, "SHA-256 unavailable");
+    FILE *f = st ? NULL : fopen(path, "wb");
+    if (!st && !f) st = hecnn_fail(HECNN_ERR_IO, "cannot create %s: %s", path, strerror(errno));
+    if (f) {
+        if (fwrite(buf, 1, total, f) != total) st = hecnn_fail(HECNN_ERR_IO, "cannot write %s", path);
+        if (fclose(f) && !st) st = hecnn_fail(HECNN_ERR_IO, "cannot write %s", path);
+    }
+    hecnn_free(buf);
+    return st;
+}
+
+void hecnn_mnist_model_free(hecnn_mnist_model *model) { hecnn_free(model); }
+
+static double poly3(const double c[4], double x) { return c[0] + x * (c[1] + x * (c[2] + x * c[3])); }
+
+void hecnn_mnist_infer_plain(const hecnn_mnist_model *m, const double *pixels, size_t n, double *logits)
+{
+    enum { S = HECNN_MNIST_SIDE, C = HECNN_MNIST_CONV_SIDE };
+    double *h1 = malloc(HECNN_MNIST_FC1_IN * sizeof *h1);
+    if (!h1) abort();
+    for (size_t img = 0; img < n; img++) {
+        const double *x = pixels + img * HECNN_MNIST_PIXELS;
+        for (int q = 0; q < HECNN_MNIST_KERNELS; q++)
+            for (int r = 0; r < C; r++)
+                for (int c = 0; c < C; c++) {
+                    double s = m->conv_b[q];
+                    for (int a = 0; a < 3; a++)
+                        for (int b = 0; b < 3; b++) s += m->conv_w[q][a][b] * x[(r + a) * S + c + b];
+                    h1[q * C * C + r * C + c] = poly3(m->act1, s);
+                }
+        double h2[HECNN_MNIST_FC1_OUT];
+        for (int j = 0; j < HECNN_MNIST_FC1_OUT; j++) {
+            double s = m->fc1_b[j];
+            for (int t = 0; t < HECNN_MNIST_FC1_IN; t++) s += m->fc1_w[j][t] * h1[t];
+            h2[j] = poly3(m->act2, s);
+        }
+        for (int k = 0; k < HECNN_MNIST_CLASSES; k++) {
+            double s = m->fc2_b[k];
+            for (int j = 0; j < HECNN_MNIST_FC1_OUT; j++) s += m->fc2_w[k][j] * h2[j];
+            logits[img * HECNN_MNIST_CLASSES + k] = s;
+        }
+    }
+    free(h1);
+}
+
+/* ---- idx files ------------------------------------------------------------------------------ */
+
+/* Whole file into memory; "*.gz" through `gzip -dc` (no shell involved). */
+static hecnn_status read_all(const char *path, uint8_t **data, size_t *size, size_t limit)
+{
+    *data = NULL;
+    *size = 0;
+    const size_t len = strlen(path);
+    const int gz = len > 3 && strcmp(path + len - 3, ".gz") == 0;
+    FILE *f = NULL;
+    pid_t pid = -1;
+    if (access(path, R_OK) != 0) return hecnn_fail(HECNN_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+    if (gz) {
+        int fds[2];
+        if (pipe(fds)) return hecnn_fail(HECNN_ERR_IO, "pipe: %s", strerror(errno));
+        pid = fork();
+        if (pid < 0) {
+            close(fds[0]);
+            close(fds[1]);
+            return hecnn_fail(HECNN_ERR_IO, "fork: %s", strerror(errno));
+        }
+        if (pid == 0) {
+            dup2(fds[1], 1);
+            close(fds[0]);
+            close(fds[1]);
+            execlp("gzip", "gzip", "-dc", "--", path, (char *)NULL);
+            _exit(127);
+        }
+        close(fds[1]);
+        f = fdopen(fds[0], "rb");
+        if (!f) {
+            close(fds[0]);
+            waitpid(pid, NULL, 0);
+            return hecnn_fail(HECNN_ERR_IO, "fdopen: %s", strerror(errno));
+        }
+    } else {
+        f = fopen(path, "rb");
+        if (!f) return hecnn_fail(HECNN_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+    }
+    size_t cap = 1 << 20, n = 0;
+    uint8_t *buf = malloc(cap);
+    hecnn_status st = buf ? HECNN_OK : hecnn_fail(HECNN_ERR_NO_MEMORY, "file buffer");
+    while (!st) {
+        if (n == cap) {
+            if (cap >= limit) {
+                st = hecnn_fail(HECNN_ERR_BAD_FORMAT, "%s is larger than %zu bytes", path, limit);
+                break;
+            }
+            uint8_t *nb = realloc(buf, cap * 2);
+            if (!nb) {
+                st = hecnn_fail(HECNN_ERR_NO_MEMORY, "file buffer");
+                break;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+        const size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (got == 0) {
+            if (ferror(f)) st = hecnn_fail(HECNN_ERR_IO, "cannot read %s", path);
+            break;
+        }
+    }
+    fclose(f);
+    if (pid > 0) {
+        int ws = 0;
+        waitpid(pid, &ws, 0);
+        if (!st && (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0))
+            st = hecnn_fail(HECNN_ERR_BAD_FORMAT, "%s: gzip -dc failed (corrupt archive, or gzip not installed)", path);
+    }
+    if (st) {
+        free(buf);
+        return st;
+    }
+    *data = buf;
+    *size = n;
+    return HECNN_OK;
+}
+
+static uint32_t be32(const uint8_t *p) { return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]; }
+
+hecnn_status hecnn_mnist_read_images(const char *path, double **pixels, size_t *n)
+{
+    if (!path || !pixels || !n) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
+    *pixels = NULL;
+    *n = 0;
+    uint8_t *d;
+    size_t size;
+    hecnn_status st = read_all(path, &d, &size, (size_t)1 << 30);
+    if (st) return st;
+    if (size < 16 || be32(d) != 0x00000803u) {
+        free(d);
+        return hecnn_fail(HECNN_ERR_BAD_FORMAT, "%s is not an idx3 image file (magic 0x00000803)", path);
+    }
+    const uint32_t count = be32(d + 4), rows = be32(d + 8), cols = be32(d + 12);
+    if (rows != HECNN_MNIST_SIDE || cols != HECNN_MNIST_SIDE) {
+        free(d);
+        return hecnn_fail(HECNN_ERR_BAD_FORMAT, "%s holds %ux%u images; MNIST needs 28x28", path, rows, cols);
+    }
+    if (count == 0 || (size - 16) / HECNN_MNIST_PIXELS != count || (size - 16) % HECNN_MNIST_PIXELS) {
+        free(d);
+        return hecnn_fail(HECNN_ERR_BAD_FORMAT, "%s: header says %u images, the file holds %zu bytes of pixels", path, count,
+                          size - 16);
+    }
+    double *px = malloc((size_t)count * HECNN_MNIST_PIXELS * sizeof *px);
+    if (!px) {
+        free(d);
+        return hecnn_fail(HECNN_ERR_NO_MEMORY, "pixels");
+    }
+    for (size_t i = 0; i < (size_t)count * HECNN_MNIST_PIXELS; i++) px[i] = d[16 + i] / 255.0;
+    free(d);
+    *pixels = px;
+    *n = count;
+    return HECNN_OK;
+}
+
+hecnn_status hecnn_mnist_read_labels(const char *path, uint8_t **labels, size_t *n)
+{
+    if (!path || !labels || !n) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
+    *labels = NULL;
+    *n = 0;
+    uint8_t *d;
+    size_t size;
+    hecnn_status st = read_all(path, &d, &size, (size_t)1 << 26);
+    if (st) return st;
+    if (size < 8 || be32(d) != 0x00000801u) {
+        free(d);
+        return hecnn_fail(HECNN_ERR_BAD_FORMAT, "%s is not an idx1 label file (magic 0x00000801)", path);
+    }
+    const uint32_t count = be32(d + 4);
+    if (count == 0 || size - 8 != count) {
+        free(d);
+        return hecnn_fail(HECNN_ERR_BAD_FORMAT, "%s: header says %u labels, the file holds %zu", path, count, size - 8);
+    }
+    uint8_t *l = malloc(count);
+    if (!l) {
+        free(d);
+        return hecnn_fail(HECNN_ERR_NO_MEMORY, "labels");
+    }
+    for (size_t i = 0; i < count; i++) {
+        if (d[8 + i] > 9) {
+            free(l);
+            free(d);
+            return hecnn_fail(HECNN_ERR_BAD_FORMAT, "%s: label %zu is %u", path, i, d[8 + i]);
+        }
+        l[i] = d[8 + i];
+    }
+    free(d);
+    *labels = l;
+    *n = count;
+    return HECNN_OK;
+}
