@@ -28,8 +28,8 @@ static void test_baseconv(void)
     make_basis(&q, 0, 4);
     make_basis(&p, 4, 3);
     baseconv qp, pq;
-    REQUIRE_VOID(baseconv_init(&qp, &q, &p) == 0);
-    REQUIRE_VOID(baseconv_init(&pq, &p, &q) == 0);
+    REQUIRE_VOID(baseconv_init(&qp, &q, &p, false) == 0);
+    REQUIRE_VOID(baseconv_init(&pq, &p, &q, false) == 0);
     uint64_t *xq = hecnn_alloc(4 * N * 8), *xp = hecnn_alloc(3 * N * 8), *back = hecnn_alloc(4 * N * 8);
     int64_t *x = hecnn_alloc(N * 8);
     for (size_t i = 0; i < N; i++) {

@@ -201,7 +201,7 @@ hecnn_status ckks_context_new(ckks_context **out, const ckks_params_literal *par
     ctx->p_mod_q = hecnn_alloc(ctx->n_q * 8);
     ctx->roots = hecnn_alloc(2 * ctx->n * sizeof(double complex));
     ctx->rot_group = hecnn_alloc(ctx->n / 2 * 8);
-    if (!ctx->p_inv_mod_q || !ctx->p_mod_q || !ctx->roots || !ctx->rot_group || baseconv_init(&ctx->p_to_q, &bp, &bq)) {
+    if (!ctx->p_inv_mod_q || !ctx->p_mod_q || !ctx->roots || !ctx->rot_group || baseconv_init(&ctx->p_to_q, &bp, &bq, false)) {
         st = hecnn_fail(HECNN_ERR_NO_MEMORY, "context tables");
         ckks_context_free(ctx);
         return st;

@@ -107,7 +107,8 @@ hecnn_status keyswitch(const ckks_context *ctx, uint64_t *out0, uint64_t *out1, 
                        unsigned level, const ckks_switching_key *k);
 
 /* The hoistable half: d decomposed into digits, each extended to Q_l ∪ P in NTT form:
- * digits(l) x (l + 1 + n_p) limbs. */
+ * digits(l) x (l + 1 + n_p) limbs, in Montgomery form (times 2^64 mod each prime) so that the
+ * inner product with a key needs one Montgomery reduction per coefficient. */
 typedef struct ks_decomposition {
     unsigned level, digits;
     size_t limbs;

@@ -12,6 +12,13 @@ void modulus_init(modulus *m, uint64_t q)
     unsigned bits = 0;
     while (bits < 64 && (q >> bits)) bits++;
     m->bits = bits;
+    /* Newton iteration for q^-1 mod 2^64 (q odd): each step doubles the correct low bits. */
+    uint64_t inv = q;
+    for (int i = 0; i < 6; i++) inv *= 2 - q * inv;
+    m->mont_neg_inv = (q & 1) ? (uint64_t)0 - inv : 0;
+    m->mu = bits >= 2 ? (uint64_t)(((u128)1 << (2 * bits)) / q) : 0;
+    m->r_mod = reduce128((u128)1 << 64, m);
+    m->r2_mod = mul_mod(m->r_mod, m->r_mod, m);
 }
 
 uint64_t pow_mod(uint64_t base, uint64_t exp, const modulus *m)

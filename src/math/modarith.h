@@ -10,6 +10,9 @@ __extension__ typedef unsigned __int128 u128;
 typedef struct modulus {
     uint64_t q;
     uint64_t barrett_hi, barrett_lo;  /* floor(2^128 / q) = hi*2^64 + lo */
+    uint64_t mont_neg_inv;            /* -q^-1 mod 2^64 (q odd) */
+    uint64_t mu;                      /* floor(2^(2 bits) / q): Barrett for products of residues */
+    uint64_t r_mod, r2_mod;           /* 2^64 mod q, 2^128 mod q: Montgomery factors */
     unsigned bits;
 } modulus;
 
@@ -52,7 +55,33 @@ static inline uint64_t reduce64(uint64_t x, const modulus *m)
     return r >= m->q ? r - m->q : r;
 }
 
-static inline uint64_t mul_mod(uint64_t a, uint64_t b, const modulus *m) { return reduce128((u128)a * b, m); }
+/* a * b mod q for a, b < q: Barrett with the quotient estimated from the top bits+1 bits of the
+ * product (< 2^(2 bits)), two multiplications; off by at most 2q before the corrections. */
+static inline uint64_t mul_mod(uint64_t a, uint64_t b, const modulus *m)
+{
+    const u128 x = (u128)a * b;
+    const unsigned L = m->bits;
+    const uint64_t top = (uint64_t)(x >> (L - 1));
+    const uint64_t qhat = (uint64_t)(((u128)top * m->mu) >> (L + 1));
+    uint64_t r = (uint64_t)x - qhat * m->q;
+    if (r >= m->q) r -= m->q;
+    if (r >= m->q) r -= m->q;
+    return r;
+}
+
+/* Montgomery reduction: x * 2^-64 mod q in [0, q), for x < q * 2^64 (odd q < 2^63). Two multiplications
+ * instead of Barrett's five: sums of products are accumulated in 128 bits and reduced once, with
+ * one operand pre-multiplied by 2^64 (mont_neg_inv, r_mod). */
+/* How many products of two residues below 2^61 may be summed before redc128: 7 * 2^61 * q < q * 2^64. */
+#define REDC_TERMS 7
+
+static inline uint64_t redc128(u128 x, const modulus *m)
+{
+    const uint64_t t = (uint64_t)x * m->mont_neg_inv;
+    const u128 s = x + (u128)t * m->q;   /* < 2 q 2^64: no overflow for q < 2^63 */
+    uint64_t r = (uint64_t)(s >> 64);
+    return r >= m->q ? r - m->q : r;
+}
 
 /* Shoup: w' = floor(w * 2^64 / q) for a fixed operand w < q. */
 static inline uint64_t shoup_precompute(uint64_t w, uint64_t q) { return (uint64_t)(((u128)w << 64) / q); }

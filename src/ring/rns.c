@@ -103,7 +103,7 @@ bool rns_in_range(const rns_basis *b, const uint64_t *a)
     return true;
 }
 
-int baseconv_init(baseconv *bc, const rns_basis *in, const rns_basis *out)
+int baseconv_init(baseconv *bc, const rns_basis *in, const rns_basis *out, bool times_r)
 {
     *bc = (baseconv){.in = *in, .out = *out};
     bc->hat_inv = hecnn_alloc(in->limbs * 8);
@@ -125,7 +125,8 @@ int baseconv_init(baseconv *bc, const rns_basis *in, const rns_basis *out)
             uint64_t h = 1;
             for (size_t j = 0; j < in->limbs; j++)
                 if (j != i) h = mul_mod(h, in->tab[j]->mod.q % mk->q, mk);
-            bc->hat_mod[i * out->limbs + k] = h;
+            /* pre-multiplied by 2^64 (or 2^128) so that one Montgomery reduction finishes the sum */
+            bc->hat_mod[i * out->limbs + k] = mul_mod(h, times_r ? mk->r2_mod : mk->r_mod, mk);
         }
     }
     return 0;
@@ -149,22 +150,34 @@ void baseconv_apply(const baseconv *bc, uint64_t *out, const uint64_t *in)
 void baseconv_apply_prefix(const baseconv *bc, uint64_t *out, const uint64_t *in, size_t n_out)
 {
     const size_t n = bc->in.n, ni = bc->in.limbs, no = bc->out.limbs;
-    /* Blocks of coefficients keep y (ni x block) in L1 while every output limb reads it. */
-#pragma omp parallel for schedule(static) if (n * no >= 32768)
+    /* Blocks of coefficients keep y (ni x block) and the 128-bit accumulators in L1 while every
+     * output limb reads them; each product is then one widening multiply and a 128-bit add. */
+#pragma omp parallel for schedule(static) if (n * n_out >= 32768)
     for (size_t c0 = 0; c0 < n; c0 += BASECONV_BLOCK) {
         uint64_t y[RNS_MAX_LIMBS * BASECONV_BLOCK];
+        u128 acc[BASECONV_BLOCK];
         const size_t len = n - c0 < BASECONV_BLOCK ? n - c0 : BASECONV_BLOCK;
         for (size_t i = 0; i < ni; i++) {
             const uint64_t q = bc->in.tab[i]->mod.q, w = bc->hat_inv[i], wp = bc->hat_inv_shoup[i];
-            for (size_t c = 0; c < len; c++) y[i * BASECONV_BLOCK + c] = mul_shoup(in[i * n + c0 + c], w, wp, q);
+            const uint64_t *x = in + i * n + c0;
+            uint64_t *yi = y + i * BASECONV_BLOCK;
+            for (size_t c = 0; c < len; c++) yi[c] = mul_shoup(x[c], w, wp, q);
         }
         for (size_t k = 0; k < n_out; k++) {
             const modulus *m = &bc->out.tab[k]->mod;
             uint64_t *o = out + k * n + c0;
-            for (size_t c = 0; c < len; c++) {
-                u128 acc = 0;
-                for (size_t i = 0; i < ni; i++) acc += (u128)y[i * BASECONV_BLOCK + c] * bc->hat_mod[i * no + k];
-                o[c] = reduce128(acc, m);
+            /* Montgomery reduction needs the sum below t * 2^64: at most REDC_TERMS terms at a time */
+            for (size_t i0 = 0; i0 < ni; i0 += REDC_TERMS) {
+                const size_t i1 = i0 + REDC_TERMS < ni ? i0 + REDC_TERMS : ni;
+                for (size_t c = 0; c < len; c++) acc[c] = 0;
+                for (size_t i = i0; i < i1; i++) {
+                    const uint64_t h = bc->hat_mod[i * no + k], *yi = y + i * BASECONV_BLOCK;
+                    for (size_t c = 0; c < len; c++) acc[c] += (u128)yi[c] * h;
+                }
+                if (i0 == 0)
+                    for (size_t c = 0; c < len; c++) o[c] = redc128(acc[c], m);
+                else
+                    for (size_t c = 0; c < len; c++) o[c] = add_mod(o[c], redc128(acc[c], m), m->q);
             }
         }
     }

@@ -42,10 +42,11 @@ typedef struct baseconv {
     rns_basis in, out;
     uint64_t *hat_inv;        /* [(Q/q_i)^-1]_{q_i}, in.limbs */
     uint64_t *hat_inv_shoup;
-    uint64_t *hat_mod;        /* [Q/q_i]_{t_k} at [i * out.limbs + k] */
+    uint64_t *hat_mod;        /* [Q/q_i * 2^64 * f]_{t_k} at [i * out.limbs + k], f = 1 or 2^64 */
 } baseconv;
 
-int baseconv_init(baseconv *bc, const rns_basis *in, const rns_basis *out);
+/* times_r: outputs are multiplied by 2^64 mod t_k (Montgomery form, for key switching). */
+int baseconv_init(baseconv *bc, const rns_basis *in, const rns_basis *out, bool times_r);
 void baseconv_free(baseconv *bc);
 /* in: in.limbs limbs (coefficient form); out: out.limbs limbs (coefficient form). */
 void baseconv_apply(const baseconv *bc, uint64_t *out, const uint64_t *in);

@@ -44,7 +44,7 @@ hecnn_status ks_decompose(const ckks_context *ctx, ks_decomposition *dec, const 
             }
         baseconv bc;
         uint64_t *conv = hecnn_alloc((dst.limbs ? dst.limbs : 1) * n * 8);
-        if (!conv || baseconv_init(&bc, &src, &dst)) {
+        if (!conv || baseconv_init(&bc, &src, &dst, true)) {
             hecnn_free(conv);
             st = hecnn_fail(HECNN_ERR_NO_MEMORY, "basis conversion");
             break;
@@ -52,7 +52,14 @@ hecnn_status ks_decompose(const ckks_context *ctx, ks_decomposition *dec, const 
         baseconv_apply(&bc, conv, coef + (size_t)lo * n);
         rns_ntt(&dst, conv);
         for (size_t t = 0; t < dst.limbs; t++) memcpy(out + dst_index[t] * n, conv + t * n, n * 8);
-        memcpy(out + (size_t)lo * n, d + (size_t)lo * n, (size_t)(hi - lo) * n * 8);
+        /* the digit's own limbs, also in Montgomery form (x * 2^64) */
+        for (unsigned i = lo; i < hi; i++) {
+            const modulus *m = &ctx->tables[i].mod;
+            const uint64_t w = m->r_mod, wp = shoup_precompute(w, m->q);
+            const uint64_t *x = d + (size_t)i * n;
+            uint64_t *o = out + (size_t)i * n;
+            for (size_t c = 0; c < n; c++) o[c] = mul_shoup(x[c], w, wp, m->q);
+        }
         baseconv_free(&bc);
         hecnn_free(conv);
     }
@@ -117,14 +124,25 @@ hecnn_status ks_apply(const ckks_context *ctx, uint64_t *out0, uint64_t *out1, c
                 x[j] = src;
             }
             uint64_t *a0 = acc + t * n, *a1 = acc + (limbs + t) * n;
-            for (size_t i = 0; i < n; i++) {
-                u128 s0 = 0, s1 = 0;
-                for (unsigned j = 0; j < dec->digits; j++) {
-                    s0 += (u128)x[j][i] * swk_part(k, j, 0)[kt * n + i];
-                    s1 += (u128)x[j][i] * swk_part(k, j, 1)[kt * n + i];
+            /* The decomposition carries 2^64, so Montgomery reduction gives the exact inner product;
+             * at most REDC_TERMS digits are summed per reduction. */
+            for (unsigned j0 = 0; j0 < dec->digits; j0 += REDC_TERMS) {
+                const unsigned j1 = j0 + REDC_TERMS < dec->digits ? j0 + REDC_TERMS : dec->digits;
+                const uint64_t *kb[REDC_TERMS], *ka[REDC_TERMS];
+                for (unsigned j = j0; j < j1; j++) {
+                    kb[j - j0] = swk_part(k, j, 0) + kt * n;
+                    ka[j - j0] = swk_part(k, j, 1) + kt * n;
                 }
-                a0[i] = reduce128(s0, m);
-                a1[i] = reduce128(s1, m);
+                for (size_t i = 0; i < n; i++) {
+                    u128 s0 = 0, s1 = 0;
+                    for (unsigned j = j0; j < j1; j++) {
+                        s0 += (u128)x[j][i] * kb[j - j0][i];
+                        s1 += (u128)x[j][i] * ka[j - j0][i];
+                    }
+                    const uint64_t r0 = redc128(s0, m), r1 = redc128(s1, m);
+                    a0[i] = j0 ? add_mod(a0[i], r0, m->q) : r0;
+                    a1[i] = j0 ? add_mod(a1[i], r1, m->q) : r1;
+                }
             }
         }
         hecnn_free(gathered);
