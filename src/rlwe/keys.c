@@ -173,8 +173,9 @@ uint64_t ckks_galois_element_rotation(const ckks_context *ctx, int steps)
     const uint64_t slots = ctx->n / 2, m = 2 * ctx->n;
     int64_t s = steps % (int64_t)slots;
     if (s < 0) s += (int64_t)slots;
-    uint64_t g = 1;
-    for (int64_t i = 0; i < s; i++) g = (g * 5) % m;
+    uint64_t g = 1, b = 5;
+    for (uint64_t e = (uint64_t)s; e; e >>= 1, b = (b * b) % m)
+        if (e & 1) g = (g * b) % m;
     return g;
 }
 
