@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/check.h"
+#include "ckks/internal.h"
 #include "hecnn/hecnn.h"
 
 typedef struct fixture {
@@ -383,6 +384,96 @@ static void test_known_answer(void)
     fixture_free(&f);
 }
 
+/* Sparse ephemeral secret, switching between secrets, and ModRaise (q_0 multiples appear in the
+ * plaintext exactly as integers: m + q_0 * I with small I). */
+static void test_secret_switch_and_mod_raise(fixture *f)
+{
+    const size_t n = f->slots;
+    double complex *a = malloc(n * sizeof *a), *have = malloc(n * sizeof *have);
+    random_values(a, n, 1);
+    ckks_secret_key *sparse;
+    REQUIRE_VOID(ckks_secret_key_generate_sparse(&sparse, f->ctx, 32) == HECNN_OK);
+    ckks_switching_key *to_sparse, *to_dense;
+    const unsigned top = ckks_context_max_level(f->ctx);
+    REQUIRE_VOID(ckks_switching_key_generate_between(&to_sparse, f->sk, sparse, top) == HECNN_OK);
+    REQUIRE_VOID(ckks_switching_key_generate_between(&to_dense, sparse, f->sk, top) == HECNN_OK);
+    CHECK(ckks_switching_key_galois_element(to_sparse) == CKKS_SWITCH_SECRET);
+    ckks_ciphertext *ca = encrypt(f, a, top, ckks_context_default_scale(f->ctx)), *cs;
+    ckks_ciphertext_new(&cs, f->ctx);
+    CHECK(ckks_switch_key(f->ev, cs, ca, to_sparse) == HECNN_OK);
+    ckks_plaintext *pt;
+    ckks_plaintext_new(&pt, f->ctx);
+    CHECK(ckks_decrypt(f->ctx, pt, cs, sparse) == HECNN_OK);
+    CHECK(ckks_decode(f->ctx, have, pt) == HECNN_OK);
+    ckks_precision_stats s;
+    ckks_precision(&s, a, have, n);
+    CHECK_BITS(s.mean_bits_real, 24, "switch to sparse secret");
+    CHECK(ckks_switch_key(f->ev, cs, cs, to_dense) == HECNN_OK);
+    CHECK_BITS(precision_of(f, cs, a), 23, "and back to the dense secret");
+
+    /* ModRaise of a level-0 ciphertext under the sparse secret: decrypting at the top level gives
+     * the plaintext plus q_0 * I(X), so reducing the decryption mod q_0 recovers the message. */
+    CHECK(ckks_switch_key(f->ev, cs, ca, to_sparse) == HECNN_OK);
+    CHECK(ckks_drop_level(f->ev, cs, cs, 0) == HECNN_OK);
+    ckks_ciphertext *raised;
+    ckks_ciphertext_new(&raised, f->ctx);
+    CHECK(ckks_mod_raise(f->ev, raised, cs, top) == HECNN_OK);
+    CHECK(ckks_ciphertext_level(raised) == top);
+    CHECK(ckks_mod_raise(f->ev, raised, cs, top + 1) == HECNN_ERR_LEVEL_MISMATCH);
+    ckks_plaintext *p0;
+    ckks_plaintext_new(&p0, f->ctx);
+    CHECK(ckks_decrypt(f->ctx, pt, raised, sparse) == HECNN_OK);
+    CHECK(ckks_decrypt(f->ctx, p0, cs, sparse) == HECNN_OK);
+    /* Coefficient-wise: the top-level decryption is v + q_0 * I on limb 1, where v is the centred
+     * level-0 decryption and |I| <= h/2 + 1 (h = 32); and it is v exactly on limb 0. */
+    {
+        const ckks_context *ctx = f->ctx;
+        const size_t N = ckks_context_n(ctx);
+        uint64_t *top0 = malloc(N * 8), *top1 = malloc(N * 8), *low0 = malloc(N * 8);
+        memcpy(top0, pt->data, N * 8);
+        memcpy(top1, pt->data + N, N * 8);
+        memcpy(low0, p0->data, N * 8);
+        ntt_inverse(&ctx->tables[0], top0);
+        ntt_inverse(&ctx->tables[1], top1);
+        ntt_inverse(&ctx->tables[0], low0);
+        const uint64_t q0 = ctx->tables[0].mod.q, q1 = ctx->tables[1].mod.q;
+        int exact = 1, lifted = 1, nonzero_i = 0;
+        for (size_t i = 0; i < N; i++) {
+            exact &= top0[i] == low0[i];
+            const int64_t v = to_centered(low0[i], q0);
+            int found = 0;
+            for (int64_t m = -17; m <= 17 && !found; m++) {
+                const uint64_t want = add_mod(from_signed(v, q1), mul_mod(from_signed(m, q1), q0 % q1, &ctx->tables[1].mod), q1);
+                if (want == top1[i]) found = 1, nonzero_i |= m != 0;
+            }
+            lifted &= found;
+        }
+        CHECK_MSG(exact, "ModRaise keeps limb 0");
+        CHECK_MSG(lifted, "ModRaise adds q_0 * I with |I| <= h/2 + 1");
+        CHECK_MSG(nonzero_i, "the I(X) term is not trivially zero");
+        free(top0), free(top1), free(low0);
+    }
+    /* and dropping back to level 0 gives the message again */
+    ckks_drop_level(f->ev, cs, raised, 0);
+    ckks_plaintext *p1;
+    ckks_plaintext_new(&p1, f->ctx);
+    CHECK(ckks_decrypt(f->ctx, p1, cs, sparse) == HECNN_OK);
+    ckks_decode(f->ctx, have, p1);
+    ckks_precision(&s, a, have, n);
+    CHECK_BITS(s.mean_bits_real, 20, "ModRaise then drop to level 0");
+    ckks_plaintext_free(p0);
+    ckks_plaintext_free(p1);
+    ckks_ciphertext_free(raised);
+    ckks_plaintext_free(pt);
+    ckks_ciphertext_free(ca);
+    ckks_ciphertext_free(cs);
+    ckks_switching_key_free(to_sparse);
+    ckks_switching_key_free(to_dense);
+    ckks_secret_key_free(sparse);
+    free(a);
+    free(have);
+}
+
 int main(void)
 {
     test_rng_seed(42);
@@ -398,6 +489,7 @@ int main(void)
         test_encoding(&f);
         test_arithmetic(&f);
         test_rotations(&f);
+        test_secret_switch_and_mod_raise(&f);
         if (prev.ctx) {
             test_cross_context(&f, &prev);
             fixture_free(&prev);

@@ -128,6 +128,11 @@ hecnn_status ckks_secret_key_generate(ckks_secret_key **out, const ckks_context 
 hecnn_status ckks_secret_key_generate_derand(ckks_secret_key **out, const ckks_context *ctx,
                                              const uint8_t seed[CKKS_SEED_BYTES]);
 void ckks_secret_key_free(ckks_secret_key *sk);
+/* An ephemeral sparse secret (exactly `hamming_weight` coefficients in {-1, 1}) under the same
+ * context, e.g. for sparse-secret encapsulation in bootstrapping; the main secret stays dense. */
+hecnn_status ckks_secret_key_generate_sparse(ckks_secret_key **out, const ckks_context *ctx, size_t hamming_weight);
+hecnn_status ckks_secret_key_generate_sparse_derand(ckks_secret_key **out, const ckks_context *ctx,
+                                                    size_t hamming_weight, const uint8_t seed[CKKS_SEED_BYTES]);
 
 hecnn_status ckks_public_key_generate(ckks_public_key **out, const ckks_secret_key *sk);
 hecnn_status ckks_public_key_generate_derand(ckks_public_key **out, const ckks_secret_key *sk,
@@ -148,8 +153,16 @@ hecnn_status ckks_switching_key_generate_derand(ckks_switching_key **out, const 
                                                 uint64_t galois_element /* 0 = relin */,
                                                 unsigned max_level,
                                                 const uint8_t seed[CKKS_SEED_BYTES]);
+/* A key turning ciphertexts under `from` into ciphertexts under `to` (same context); its
+ * galois element reads CKKS_SWITCH_SECRET. Apply with ckks_switch_key. */
+#define CKKS_SWITCH_SECRET 2
+hecnn_status ckks_switching_key_generate_between(ckks_switching_key **out, const ckks_secret_key *from,
+                                                 const ckks_secret_key *to, unsigned max_level);
+hecnn_status ckks_switching_key_generate_between_derand(ckks_switching_key **out, const ckks_secret_key *from,
+                                                        const ckks_secret_key *to, unsigned max_level,
+                                                        const uint8_t seed[CKKS_SEED_BYTES]);
 void ckks_switching_key_free(ckks_switching_key *key);
-uint64_t ckks_switching_key_galois_element(const ckks_switching_key *key); /* 0 = relin */
+uint64_t ckks_switching_key_galois_element(const ckks_switching_key *key); /* 0 relin, 2 secret switch */
 unsigned ckks_switching_key_max_level(const ckks_switching_key *key);
 size_t ckks_switching_key_bytes(const ckks_switching_key *key, bool seeded); /* serialized size */
 
@@ -237,6 +250,13 @@ hecnn_status ckks_conjugate(const ckks_evaluator *ev, ckks_ciphertext *out, cons
 /* Apply any Galois automorphism for which a key is present. */
 hecnn_status ckks_apply_galois(const ckks_evaluator *ev, ckks_ciphertext *out, const ckks_ciphertext *a,
                                uint64_t galois_element);
+/* Re-encrypt a (degree-1) ciphertext under another secret with a key from
+ * ckks_switching_key_generate_between; level and scale unchanged. */
+hecnn_status ckks_switch_key(const ckks_evaluator *ev, ckks_ciphertext *out, const ckks_ciphertext *a,
+                             const ckks_switching_key *key);
+/* Lift a ciphertext to `level` (>= its own) by reading its coefficients modulo q_0 as centred
+ * integers: the plaintext gains a multiple of q_0 (the I(X) term of bootstrapping). */
+hecnn_status ckks_mod_raise(const ckks_evaluator *ev, ckks_ciphertext *out, const ckks_ciphertext *a, unsigned level);
 /* Hoisted rotations: one key-switching decomposition of `a` shared by all `count` rotations.
  * outs[i] receives a rotated by steps[i] (steps[i] == 0 copies). */
 hecnn_status ckks_rotate_hoisted(const ckks_evaluator *ev, ckks_ciphertext *const *outs,

@@ -549,3 +549,75 @@ hecnn_status ckks_rotate_hoisted(const ckks_evaluator *ev, ckks_ciphertext *cons
     hecnn_free(g);
     return st;
 }
+
+hecnn_status ckks_switch_key(const ckks_evaluator *ev, ckks_ciphertext *out, const ckks_ciphertext *a,
+                             const ckks_switching_key *key)
+{
+    hecnn_status st = check_args(ev, out, a);
+    if (st) return st;
+    if (!key) return hecnn_fail(HECNN_ERR_MISSING_KEY, "no switching key");
+    if (key->ctx->param_id != ev->ctx->param_id) return hecnn_fail(HECNN_ERR_PARAMS_MISMATCH, "key of another context");
+    if (a->degree != 1) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "key switching needs a degree-1 ciphertext");
+    const unsigned level = a->level;
+    const size_t words = (size_t)(level + 1) * ev->ctx->n;
+    uint64_t *k0 = hecnn_alloc(2 * words * 8);
+    if (!k0) return hecnn_fail(HECNN_ERR_NO_MEMORY, "key switching");
+    if ((st = keyswitch(ev->ctx, k0, k0 + words, ct_comp(a, 1), level, key))) {
+        hecnn_free(k0);
+        return st;
+    }
+    const double scale = a->scale;
+    const size_t slots = a->slots;
+    ckks_ciphertext tmp, *dst;
+    if ((st = begin_output(out, &tmp, &dst, 1, level, false))) {
+        hecnn_free(k0);
+        return st;
+    }
+    rns_basis basis;
+    ctx_basis_q(ev->ctx, &basis, level);
+    rns_add(&basis, ct_comp(dst, 0), ct_comp(a, 0), k0);
+    memcpy(ct_comp(dst, 1), k0 + words, words * 8);
+    hecnn_free(k0);
+    end_output(out, dst, scale, slots);
+    return HECNN_OK;
+}
+
+hecnn_status ckks_mod_raise(const ckks_evaluator *ev, ckks_ciphertext *out, const ckks_ciphertext *a, unsigned level)
+{
+    hecnn_status st = check_args(ev, out, a);
+    if (st) return st;
+    const ckks_context *ctx = ev->ctx;
+    if (level >= ctx->n_q) return hecnn_fail(HECNN_ERR_LEVEL_MISMATCH, "level %u > max %u", level, ctx->n_q - 1);
+    const unsigned deg = a->degree;
+    const size_t n = ctx->n;
+    const uint64_t q0 = ctx->tables[0].mod.q;
+    uint64_t *low = hecnn_alloc(((size_t)deg + 1) * n * 8);
+    if (!low) return hecnn_fail(HECNN_ERR_NO_MEMORY, "mod raise");
+    for (unsigned c = 0; c <= deg; c++) {
+        memcpy(low + (size_t)c * n, ct_comp(a, c), n * 8);
+        ntt_inverse(&ctx->tables[0], low + (size_t)c * n);
+    }
+    const double scale = a->scale;
+    const size_t slots = a->slots;
+    ckks_ciphertext tmp, *dst;
+    if ((st = begin_output(out, &tmp, &dst, deg, level, out == a))) {
+        hecnn_free(low);
+        return st;
+    }
+#pragma omp parallel for collapse(2) schedule(static)
+    for (unsigned c = 0; c <= deg; c++)
+        for (unsigned k = 0; k <= level; k++) {
+            const ntt_table *t = &ctx->tables[k];
+            const uint64_t q = t->mod.q;
+            uint64_t *o = ct_comp(dst, c) + (size_t)k * n;
+            const uint64_t *x = low + (size_t)c * n;
+            for (size_t i = 0; i < n; i++) {
+                /* centred representative of x mod q0, reduced mod q */
+                o[i] = x[i] > q0 / 2 ? sub_mod(x[i] % q, q0 % q, q) : x[i] % q;
+            }
+            ntt_forward(t, o);
+        }
+    hecnn_free(low);
+    end_output(out, dst, scale, slots);
+    return HECNN_OK;
+}

@@ -19,10 +19,12 @@ static hecnn_status fresh_seed(uint8_t seed[CKKS_SEED_BYTES])
     return random_os_seed(seed) ? hecnn_fail(HECNN_ERR_RANDOM, "getrandom failed") : HECNN_OK;
 }
 
-hecnn_status ckks_secret_key_generate_derand(ckks_secret_key **out, const ckks_context *ctx,
-                                             const uint8_t seed[CKKS_SEED_BYTES])
+/* hamming_weight 0: uniform ternary; else exactly that many nonzero coefficients. */
+static hecnn_status secret_key_generate(ckks_secret_key **out, const ckks_context *ctx, size_t hamming_weight,
+                                        const uint8_t seed[CKKS_SEED_BYTES])
 {
     if (!out || !ctx || !seed) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
+    if (hamming_weight > ctx->n) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "Hamming weight %zu > N", hamming_weight);
     *out = NULL;
     ckks_secret_key *sk = hecnn_calloc(1, sizeof *sk);
     if (!sk) return hecnn_fail(HECNN_ERR_NO_MEMORY, "secret key");
@@ -38,7 +40,7 @@ hecnn_status ckks_secret_key_generate_derand(ckks_secret_key **out, const ckks_c
         ckks_secret_key_free(sk);
         return hecnn_fail(HECNN_ERR_RANDOM, "AES-CTR init");
     }
-    if (ctx->params.secret == CKKS_SECRET_SPARSE_TERNARY) sample_sparse_ternary(&p, sk->small, ctx->n, ctx->params.hamming_weight);
+    if (hamming_weight) sample_sparse_ternary(&p, sk->small, ctx->n, hamming_weight);
     else sample_ternary(&p, sk->small, ctx->n);
     prng_free(&p);
     hecnn_status st = secret_key_refresh_ntt(sk);
@@ -48,6 +50,30 @@ hecnn_status ckks_secret_key_generate_derand(ckks_secret_key **out, const ckks_c
     }
     *out = sk;
     return HECNN_OK;
+}
+
+hecnn_status ckks_secret_key_generate_derand(ckks_secret_key **out, const ckks_context *ctx,
+                                             const uint8_t seed[CKKS_SEED_BYTES])
+{
+    if (!ctx) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
+    size_t h = ctx->params.secret == CKKS_SECRET_SPARSE_TERNARY ? ctx->params.hamming_weight : 0;
+    return secret_key_generate(out, ctx, h, seed);
+}
+
+hecnn_status ckks_secret_key_generate_sparse_derand(ckks_secret_key **out, const ckks_context *ctx,
+                                                    size_t hamming_weight, const uint8_t seed[CKKS_SEED_BYTES])
+{
+    if (!hamming_weight) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "Hamming weight 0");
+    return secret_key_generate(out, ctx, hamming_weight, seed);
+}
+
+hecnn_status ckks_secret_key_generate_sparse(ckks_secret_key **out, const ckks_context *ctx, size_t hamming_weight)
+{
+    uint8_t seed[CKKS_SEED_BYTES];
+    hecnn_status st = fresh_seed(seed);
+    if (!st) st = ckks_secret_key_generate_sparse_derand(out, ctx, hamming_weight, seed);
+    hecnn_secure_wipe(seed, sizeof seed);
+    return st;
 }
 
 hecnn_status secret_key_refresh_ntt(ckks_secret_key *sk)
@@ -199,6 +225,44 @@ hecnn_status switching_key_alloc(ckks_switching_key **out, const ckks_context *c
     return HECNN_OK;
 }
 
+/* The common core: a key from s' (given over Q_max_level in NTT form) to sk's secret. */
+static hecnn_status switching_key_build(ckks_switching_key **out, const ckks_secret_key *sk, const uint64_t *s_new,
+                                        uint64_t galois, unsigned max_level, const uint8_t seed[CKKS_SEED_BYTES])
+{
+    const ckks_context *ctx = sk->ctx;
+    const size_t n = ctx->n;
+    uint8_t seeds[2][CKKS_SEED_BYTES];
+    hecnn_status st = derive_seeds(seeds, seed);
+    if (st) return st;
+    ckks_switching_key *k;
+    if ((st = switching_key_alloc(&k, ctx, galois, max_level))) return st;
+    memcpy(k->seed, seeds[0], CKKS_SEED_BYTES);
+    rns_basis bqp;
+    ctx_basis_qp(ctx, &bqp, max_level);
+    uint64_t *s = secret_over_qp(sk, max_level);
+    if (!s) st = hecnn_fail(HECNN_ERR_NO_MEMORY, "key generation");
+    for (unsigned j = 0; j < k->digits && !st; j++) {
+        uint64_t *b = swk_part(k, j, 0), *a = swk_part(k, j, 1);
+        st = rlwe_sample(&bqp, b, a, s, seeds[0], seeds[1], j, ctx->params.sigma);
+        /* + P * s' on the digit's own primes */
+        const unsigned lo = j * ctx->alpha, hi = lo + ctx->alpha < max_level + 1 ? lo + ctx->alpha : max_level + 1;
+        for (unsigned i = lo; i < hi && !st; i++) {
+            const modulus *m = &ctx->tables[i].mod;
+            const uint64_t w = ctx->p_mod_q[i], wp = shoup_precompute(w, m->q);
+            for (size_t c = 0; c < n; c++)
+                b[i * n + c] = add_mod(b[i * n + c], mul_shoup(s_new[i * n + c], w, wp, m->q), m->q);
+        }
+    }
+    hecnn_secure_free(s, s ? (size_t)(max_level + 1 + ctx->n_p) * n * 8 : 0);
+    hecnn_secure_wipe(seeds, sizeof seeds);
+    if (st) {
+        ckks_switching_key_free(k);
+        return st;
+    }
+    *out = k;
+    return HECNN_OK;
+}
+
 hecnn_status ckks_switching_key_generate_derand(ckks_switching_key **out, const ckks_secret_key *sk, uint64_t galois,
                                                 unsigned max_level, const uint8_t seed[CKKS_SEED_BYTES])
 {
@@ -209,50 +273,47 @@ hecnn_status ckks_switching_key_generate_derand(ckks_switching_key **out, const 
     if (max_level >= ctx->n_q) return hecnn_fail(HECNN_ERR_LEVEL_MISMATCH, "max_level %u > %u", max_level, ctx->n_q - 1);
     if (galois && (!(galois & 1) || galois >= 2 * n))
         return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "Galois element %llu is not odd and below 2N", (unsigned long long)galois);
-    uint8_t seeds[2][CKKS_SEED_BYTES];
-    hecnn_status st = derive_seeds(seeds, seed);
-    if (st) return st;
-    ckks_switching_key *k;
-    if ((st = switching_key_alloc(&k, ctx, galois, max_level))) return st;
-    memcpy(k->seed, seeds[0], CKKS_SEED_BYTES);
-
-    rns_basis bqp, bq;
-    ctx_basis_qp(ctx, &bqp, max_level);
+    rns_basis bq;
     ctx_basis_q(ctx, &bq, max_level);
-    uint64_t *s = secret_over_qp(sk, max_level);
     uint64_t *s_new = hecnn_alloc((size_t)(max_level + 1) * n * 8);
     size_t *perm = galois ? hecnn_alloc(n * sizeof *perm) : NULL;
-    if (!s || !s_new || (galois && !perm)) st = hecnn_fail(HECNN_ERR_NO_MEMORY, "key generation");
+    hecnn_status st = HECNN_OK;
+    if (!s_new || (galois && !perm)) st = hecnn_fail(HECNN_ERR_NO_MEMORY, "key generation");
     if (!st) {
-        /* s' = s^2 (relinearization) or s(X^g) (Galois) */
+        /* s' = s^2 (relinearization) or s(X^g) (Galois); sk->ntt starts with the q limbs */
         if (galois) {
             galois_ntt_permutation(perm, ctx->log_n, galois);
-            rns_permute(&bq, s_new, s, perm);
+            rns_permute(&bq, s_new, sk->ntt, perm);
         } else {
-            rns_mul(&bq, s_new, s, s);
+            rns_mul(&bq, s_new, sk->ntt, sk->ntt);
         }
+        st = switching_key_build(out, sk, s_new, galois, max_level, seed);
     }
-    for (unsigned j = 0; j < k->digits && !st; j++) {
-        uint64_t *b = swk_part(k, j, 0), *a = swk_part(k, j, 1);
-        st = rlwe_sample(&bqp, b, a, s, seeds[0], seeds[1], j, ctx->params.sigma);
-        const unsigned lo = j * ctx->alpha, hi = lo + ctx->alpha < max_level + 1 ? lo + ctx->alpha : max_level + 1;
-        for (unsigned i = lo; i < hi && !st; i++) {
-            const modulus *m = &ctx->tables[i].mod;
-            const uint64_t w = ctx->p_mod_q[i], wp = shoup_precompute(w, m->q);
-            for (size_t c = 0; c < n; c++)
-                b[i * n + c] = add_mod(b[i * n + c], mul_shoup(s_new[i * n + c], w, wp, m->q), m->q);
-        }
-    }
-    hecnn_secure_free(s, s ? (size_t)(max_level + 1 + ctx->n_p) * n * 8 : 0);
     hecnn_secure_free(s_new, s_new ? (size_t)(max_level + 1) * n * 8 : 0);
     hecnn_free(perm);
-    hecnn_secure_wipe(seeds, sizeof seeds);
-    if (st) {
-        ckks_switching_key_free(k);
-        return st;
-    }
-    *out = k;
-    return HECNN_OK;
+    return st;
+}
+
+hecnn_status ckks_switching_key_generate_between_derand(ckks_switching_key **out, const ckks_secret_key *from,
+                                                        const ckks_secret_key *to, unsigned max_level,
+                                                        const uint8_t seed[CKKS_SEED_BYTES])
+{
+    if (!out || !from || !to || !seed) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
+    *out = NULL;
+    if (from->ctx->param_id != to->ctx->param_id) return hecnn_fail(HECNN_ERR_PARAMS_MISMATCH, "secret keys of different contexts");
+    if (max_level >= to->ctx->n_q)
+        return hecnn_fail(HECNN_ERR_LEVEL_MISMATCH, "max_level %u > %u", max_level, to->ctx->n_q - 1);
+    return switching_key_build(out, to, from->ntt, CKKS_SWITCH_SECRET, max_level, seed);
+}
+
+hecnn_status ckks_switching_key_generate_between(ckks_switching_key **out, const ckks_secret_key *from,
+                                                 const ckks_secret_key *to, unsigned max_level)
+{
+    uint8_t seed[CKKS_SEED_BYTES];
+    hecnn_status st = fresh_seed(seed);
+    if (!st) st = ckks_switching_key_generate_between_derand(out, from, to, max_level, seed);
+    hecnn_secure_wipe(seed, sizeof seed);
+    return st;
 }
 
 static hecnn_status switching_key_generate(ckks_switching_key **out, const ckks_secret_key *sk, uint64_t galois,
