@@ -36,7 +36,7 @@ enum object_type {
 
 static const char *type_name(unsigned t)
 {
-    static const char *names[] = {"?", "params", "plaintext", "ciphertext", "secret key", "public key",
+    static const char *names[] = {"?", "parameter set", "plaintext", "ciphertext", "secret key", "public key",
                                   "switching key", "eval key set"};
     return t < sizeof names / sizeof *names ? names[t] : "unknown";
 }

@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Option handling of params/keygen/encrypt/decrypt and the dispatcher: usage errors exit 2 with
+# a message, failures exit 1, nothing already on disk is lost, insecure parameter files are
+# refused.  Usage: keys_options.sh HECNN SOURCE_DIR
+set -u
+HECNN=${1:?usage: keys_options.sh HECNN SOURCE_DIR}
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+run() {
+    if "$@" >"$T/out" 2>"$T/err"; then ok; else bad "exit $? from: $* :: $(cat "$T/err")"; fi
+}
+# expect RC PATTERN CMD...: exit status RC and stderr matching PATTERN
+expect() {
+    local want=$1 pattern=$2
+    shift 2
+    "$@" >"$T/out" 2>"$T/err"
+    local rc=$?
+    if [ $rc -ne "$want" ]; then bad "exit $rc (want $want) from: $* :: $(cat "$T/err")"; return; fi
+    if grep -Eq -- "$pattern" "$T/err"; then ok; else bad "stderr of '$*' lacks /$pattern/: $(cat "$T/err")"; fi
+}
+
+# ---- dispatcher ----
+expect 2 "usage: hecnn" "$HECNN"
+expect 2 "unknown command 'frobnicate'" "$HECNN" frobnicate
+expect 2 "unknown benchmark" "$HECNN" bench nope
+run "$HECNN" bench --help
+grep -q "ckks" "$T/out" && ok || bad "bench --help lists no ckks"
+# a command whose implementation is not linked says so (any of them may be built by now)
+for c in encrypt-images decrypt-scores encrypt-model infer demo; do
+    "$HECNN" "$c" --help >"$T/out" 2>"$T/err"
+    rc=$?
+    if [ $rc -eq 0 ] || grep -q "not built" "$T/err"; then ok; else bad "$c: exit $rc: $(cat "$T/err")"; fi
+done
+
+# ---- option parsing ----
+expect 2 "unknown option '--bogus'" "$HECNN" keygen --bogus
+expect 2 "unknown option '-x'" "$HECNN" encrypt -x
+expect 2 "needs a value" "$HECNN" keygen --preset
+expect 2 "out-dir" "$HECNN" keygen --preset n13
+expect 2 "takes no value" "$HECNN" keygen --preset n13 --out-dir "$T/k" --conjugate=yes
+expect 2 "invalid value 'abc' for --slots" "$HECNN" encrypt --preset n13 --public-key a --in b --out c --slots abc
+expect 2 "invalid value '-1' for --level" "$HECNN" encrypt --preset n13 --public-key a --in b --out c --level -1
+expect 2 "unexpected argument 'stray'" "$HECNN" decrypt stray
+expect 2 "exactly one of --public-key" "$HECNN" encrypt --preset n13 --public-key a --secret-key b --in c --out d
+expect 2 "exactly one of --public-key" "$HECNN" encrypt --preset n13 --in c --out d
+expect 1 "exactly one of --params" "$HECNN" keygen --out-dir "$T/k"
+expect 1 "exactly one of --params" "$HECNN" keygen --preset n13 --params x --out-dir "$T/k"
+expect 1 "unknown preset 'n99'" "$HECNN" keygen --preset n99 --out-dir "$T/k"
+expect 2 "invalid list" "$HECNN" keygen --preset n13 --out-dir "$T/k" --rotations 1,,2
+expect 2 "invalid list" "$HECNN" keygen --preset n13 --out-dir "$T/k" --rotations 5..1
+[ ! -e "$T/k" ] && ok || bad "a refused keygen created its directory"
+
+# ---- params ----
+run "$HECNN" params
+grep -q "^n16" "$T/out" && ok || bad "params lists no n16"
+run "$HECNN" params --preset n13 --out "$T/p13"
+grep -q "parameter id" "$T/out" && ok || bad "params shows no parameter id"
+run "$HECNN" params --params "$T/p13"
+expect 2 "needs --preset" "$HECNN" params --out "$T/p"
+# an insecure parameter file (N = 2^10 with the n13 primes, flagged allow_insecure) is refused;
+# the same file without the flag as well
+cp "$T/p13" "$T/insecure"
+printf '\x0a' | dd of="$T/insecure" bs=1 seek=32 conv=notrunc 2>/dev/null
+printf '\x01' | dd of="$T/insecure" bs=1 seek=60 conv=notrunc 2>/dev/null
+expect 1 "marked insecure" "$HECNN" keygen --params "$T/insecure" --out-dir "$T/ki"
+printf '\x00' | dd of="$T/insecure" bs=1 seek=60 conv=notrunc 2>/dev/null
+expect 1 "INSECURE_PARAMS" "$HECNN" keygen --params "$T/insecure" --out-dir "$T/ki"
+# a secure file flagged allow_insecure is fine: the tool builds it as secure
+cp "$T/p13" "$T/flagged"
+printf '\x01' | dd of="$T/flagged" bs=1 seek=60 conv=notrunc 2>/dev/null
+run "$HECNN" params --params "$T/flagged"
+
+# ---- keygen never loses keys ----
+run "$HECNN" keygen --params "$T/p13" --out-dir "$T/k" --no-relin
+sum1=$(cat "$T/k/secret.key" "$T/k/public.key" | cksum)
+expect 1 "already exists.*--force" "$HECNN" keygen --preset n13 --out-dir "$T/k"
+[ "$(cat "$T/k/secret.key" "$T/k/public.key" | cksum)" = "$sum1" ] && ok || bad "refused keygen changed the keys"
+run "$HECNN" keygen --preset n13 --out-dir "$T/k" --force --rotations 3
+[ "$(cat "$T/k/secret.key" "$T/k/public.key" | cksum)" != "$sum1" ] && ok || bad "--force did not replace the keys"
+grep -q "1 Galois key" "$T/out" && ok || bad "keygen summary: $(cat "$T/out")"
+ls "$T/k" | grep -q tmp && bad "temporary files left in $T/k" || ok
+touch "$T/notadir"
+expect 1 "not a directory" "$HECNN" keygen --preset n13 --out-dir "$T/notadir"
+
+# ---- outputs are atomic: a failed encrypt keeps the previous ciphertext ----
+printf '1\n2\n' >"$T/v.txt"
+run "$HECNN" encrypt --preset n13 --public-key "$T/k/public.key" --in "$T/v.txt" --out "$T/x.ct"
+sum2=$(cksum <"$T/x.ct")
+printf '1\nzz\n' >"$T/junk.txt"
+expect 1 "line 2" "$HECNN" encrypt --preset n13 --public-key "$T/k/public.key" --in "$T/junk.txt" --out "$T/x.ct"
+[ "$(cksum <"$T/x.ct")" = "$sum2" ] && ok || bad "failed encrypt changed the existing ciphertext"
+expect 1 "cannot create '$T/nodir/x.ct'" "$HECNN" encrypt --preset n13 --public-key "$T/k/public.key" --in "$T/v.txt" --out "$T/nodir/x.ct"
+expect 2 "levels are 0..2" "$HECNN" encrypt --preset n13 --public-key "$T/k/public.key" --in "$T/v.txt" --out "$T/y.ct" --level 3
+expect 2 "power of two" "$HECNN" encrypt --preset n13 --public-key "$T/k/public.key" --in "$T/v.txt" --out "$T/y.ct" --slots 6
+expect 2 "holds 4096 slots" "$HECNN" decrypt --preset n13 --secret-key "$T/k/secret.key" --in "$T/x.ct" --out "$T/y.txt" --count 5000
+expect 1 "cannot write|cannot create" "$HECNN" decrypt --preset n13 --secret-key "$T/k/secret.key" --in "$T/x.ct" --out "$T/nodir/y.txt"
+ls "$T" | grep -q '\.tmp-' && bad "temporary files left in $T" || ok
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]

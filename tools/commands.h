@@ -1,0 +1,32 @@
+/* Every `hecnn` command, as dispatched by tools/hecnn.c.
+ *
+ * A command is `int cmd_x(int argc, char **argv)`: argv[0] is its name ("encrypt"; for bench
+ * subcommands the subcommand, "ckks"), its options follow; it returns 0 on success, 1 after a
+ * failure it reported on stderr, 2 after a usage error (see util_cli.h for shared helpers).
+ *
+ * The dispatcher refers weakly to commands whose files may not be built yet, and prints
+ * "not built" for a missing one. A weak reference alone does not pull an object file out of the
+ * static command library, so the `hecnn` executable must link hecnn_cmds as a whole archive
+ * (CMake: "$<LINK_LIBRARY:WHOLE_ARCHIVE,hecnn_cmds>"); tools/hecnn.c also refers strongly to a
+ * command whose header it finds (HECNN_CMD_HEADER list there). */
+#ifndef HECNN_TOOLS_COMMANDS_H
+#define HECNN_TOOLS_COMMANDS_H
+
+#include "cmd_keys.h" /* params, keygen, encrypt, decrypt */
+
+/* data owner, MNIST: images to ciphertexts, ciphertexts of scores to labels */
+int cmd_mnist_encrypt(int argc, char **argv);   /* hecnn encrypt-images */
+int cmd_mnist_decrypt(int argc, char **argv);   /* hecnn decrypt-scores */
+/* model provider */
+int cmd_encrypt_model(int argc, char **argv);   /* hecnn encrypt-model */
+/* server */
+int cmd_infer(int argc, char **argv);           /* hecnn infer */
+/* end-to-end demonstrations */
+int cmd_demo(int argc, char **argv);            /* hecnn demo */
+int cmd_demo_ckks(int argc, char **argv);       /* hecnn demo-ckks */
+/* benchmarks: hecnn bench ckks | mnist | boot */
+int cmd_bench_ckks(int argc, char **argv);
+int cmd_bench_mnist(int argc, char **argv);
+int cmd_bench_boot(int argc, char **argv);
+
+#endif
