@@ -700,12 +700,53 @@ static void test_switching_keys(fixture *fx)
     ckks_switching_key_free(k1);
     ckks_switching_key_free(g);
     free(b3.data);
+    b3 = (blob){0};
+
+    /* a key from a sparse secret to the main one (bootstrapping's encapsulation) */
+    ckks_secret_key *sparse;
+    CHECK(ckks_secret_key_generate_sparse_derand(&sparse, fx->ctx, 8, seed) == HECNN_OK);
+    CHECK(ckks_switching_key_generate_between_derand(&g, sparse, fx->sk, fx->top, seed) == HECNN_OK);
+    f = mem_out(&b3);
+    CHECK(ckks_secret_key_save(sparse, f) == HECNN_OK);
+    CHECK(ckks_switching_key_save(g, true, f) == HECNN_OK);
+    fclose(f);
+    f = mem_in(b3.data, b3.len);
+    ckks_secret_key *sparse2;
+    CHECK(ckks_secret_key_load(fx->ctx, &sparse2, f) == HECNN_OK);
+    CHECK(ckks_switching_key_load(fx->ctx, &k1, f) == HECNN_OK);
+    fclose(f);
+    CHECK(!memcmp(sparse2->small, sparse->small, fx->ctx->n));
+    CHECK(swk_equal(k1, g) && ckks_switching_key_galois_element(k1) == CKKS_SWITCH_SECRET);
+    {
+        /* the reloaded key switches a ciphertext under the sparse secret to the main one */
+        double complex v[32];
+        random_values(v, 32);
+        ckks_plaintext *pt;
+        ckks_ciphertext *ct;
+        ckks_evaluator *ev;
+        ckks_plaintext_new(&pt, fx->ctx);
+        ckks_ciphertext_new(&ct, fx->ctx);
+        CHECK(ckks_evaluator_new(&ev, fx->ctx, NULL) == HECNN_OK);
+        ckks_encode(fx->ctx, pt, v, 32, 32, fx->top, 0x1p40);
+        CHECK(ckks_encrypt_sk(fx->ctx, ct, pt, sparse2) == HECNN_OK);
+        CHECK(ckks_switch_key(ev, ct, ct, k1) == HECNN_OK);
+        CHECK(max_err(fx, ct, v, fx->sk) < 1e-5);
+        ckks_evaluator_free(ev);
+        ckks_ciphertext_free(ct);
+        ckks_plaintext_free(pt);
+    }
+    ckks_switching_key_free(k1);
+    ckks_switching_key_free(g);
+    ckks_secret_key_free(sparse);
+    ckks_secret_key_free(sparse2);
+    free(b3.data);
 
     const size_t n = fx->ctx->n;
     for (int pass = 0; pass < 2; pass++) {
         blob *x = pass ? &bf : &b;
         expect_header_checks(fx, K_SWK, x, 97);
-        expect_patched64(fx->ctx, K_SWK, x, HDR, 2, HECNN_ERR_BAD_FORMAT, "Galois");          /* even */
+        expect_patched64(fx->ctx, K_SWK, x, HDR, 4, HECNN_ERR_BAD_FORMAT, "Galois");          /* even */
+        expect_patched64(fx->ctx, K_SWK, x, HDR, CKKS_SWITCH_SECRET, HECNN_OK, NULL);        /* secret switch */
         expect_patched64(fx->ctx, K_SWK, x, HDR, 2 * n + 1, HECNN_ERR_BAD_FORMAT, "Galois");  /* >= 2N */
         expect_patched64(fx->ctx, K_SWK, x, HDR, UINT64_MAX, HECNN_ERR_BAD_FORMAT, "Galois");
         expect_patched64(fx->ctx, K_SWK, x, HDR, 5, HECNN_OK, NULL); /* a Galois key: same shape */
@@ -804,7 +845,7 @@ static void test_eval_keys(fixture *fx)
         expect_patched64(fx->ctx, K_EVK, x, HDR, count - 1, HECNN_ERR_BAD_FORMAT, "size");
         expect_patched64(fx->ctx, K_EVK, x, HDR, 0, HECNN_ERR_BAD_FORMAT, "size");
         expect_patched64(fx->ctx, K_EVK, x, HDR, UINT64_MAX, HECNN_ERR_BAD_FORMAT, "keys");
-        expect_patched64(fx->ctx, K_EVK, x, HDR, fx->ctx->n + 2, HECNN_ERR_BAD_FORMAT, "keys");
+        expect_patched64(fx->ctx, K_EVK, x, HDR, fx->ctx->n + 3, HECNN_ERR_BAD_FORMAT, "keys");
         /* a switching key of another context inside the set */
         expect_patched64(fx->ctx, K_EVK, x, HDR + 8 + 16, 12345, HECNN_ERR_PARAMS_MISMATCH, NULL);
         /* the second key's galois element made equal to the third's: a duplicate */

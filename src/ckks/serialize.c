@@ -647,7 +647,8 @@ static hecnn_status swk_read_body(const ckks_context *ctx, const header *h, uint
     const uint32_t max_level = get32(m + 8), digits = get32(m + 12), flags = get32(m + 16), limbs = get32(m + 20);
     if (max_level >= ctx->n_q)
         return hecnn_fail(HECNN_ERR_BAD_FORMAT, "switching key for level %u, context's top level is %u", max_level, ctx->n_q - 1);
-    if (galois && (!(galois & 1) || galois >= 2 * (uint64_t)ctx->n))
+    /* 0: relinearization, CKKS_SWITCH_SECRET: from one secret to another, odd: Galois */
+    if (galois && galois != CKKS_SWITCH_SECRET && (!(galois & 1) || galois >= 2 * (uint64_t)ctx->n))
         return hecnn_fail(HECNN_ERR_BAD_FORMAT, "Galois element %llu is not odd and below 2N = %zu", (unsigned long long)galois,
                           2 * ctx->n);
     if (digits != (max_level + ctx->alpha) / ctx->alpha)
@@ -734,10 +735,11 @@ hecnn_status ckks_eval_keys_load(const ckks_context *ctx, ckks_eval_keys **out, 
     uint8_t m[META_EVAL_KEYS];
     if ((st = r_bytes(f, m, sizeof m, "key set metadata"))) return st;
     const uint64_t count = get64(m);
-    /* at most one relinearization key and one key per odd Galois element below 2N */
-    if (count > (uint64_t)ctx->n + 1)
-        return hecnn_fail(HECNN_ERR_BAD_FORMAT, "key set of %llu keys, at most N + 1 = %zu are distinct", (unsigned long long)count,
-                          ctx->n + 1);
+    /* at most one relinearization key, one secret-switching key and one key per odd Galois
+     * element below 2N */
+    if (count > (uint64_t)ctx->n + 2)
+        return hecnn_fail(HECNN_ERR_BAD_FORMAT, "key set of %llu keys, at most N + 2 = %zu are distinct", (unsigned long long)count,
+                          ctx->n + 2);
     if (h.size < HEADER_BYTES + META_EVAL_KEYS + count * (HEADER_BYTES + META_SWITCHING_KEY))
         return hecnn_fail(HECNN_ERR_BAD_FORMAT, "key set size field %llu is too small for %llu keys", (unsigned long long)h.size,
                           (unsigned long long)count);

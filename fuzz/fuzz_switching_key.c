@@ -1,0 +1,71 @@
+/* libFuzzer harness for ckks_switching_key_load (see fuzz_common.h). */
+#include "fuzz_common.h"
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc, (void)argv;
+    fz_setup();
+    const uint8_t seed[CKKS_SEED_BYTES] = {3};
+    const struct {
+        uint64_t galois;
+        unsigned level;
+        bool seeded;
+        const char *name;
+    } keys[] = {{0, 2, true, "relin_seeded"}, {0, 2, false, "relin_full"}, {5, 1, true, "rot1_level1"}, {31, 0, false, "conj_level0"}};
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
+        ckks_switching_key *k;
+        if (ckks_switching_key_generate_derand(&k, fz_sk, keys[i].galois, keys[i].level, seed)) abort();
+        fz_buf b;
+        fz_out(&b);
+        ckks_switching_key_save(k, keys[i].seeded, b.f);
+        fz_close(&b);
+        fz_seed_file(keys[i].name, &b);
+        free(b.data);
+        ckks_switching_key_free(k);
+    }
+    return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    ckks_switching_key *k = NULL;
+    FILE *f = fz_open(data, size);
+    hecnn_status st = ckks_switching_key_load(fz_ctx, &k, f);
+    fclose(f);
+    fz_check(st ? k == NULL : k != NULL, "output set exactly on success");
+    if (!st) {
+        /* a seeded input re-saves seeded, a full one in full (its seed is unknown) */
+        fz_buf b;
+        fz_out(&b);
+        fz_check(ckks_switching_key_save(k, true, b.f) == HECNN_OK, "save of loaded switching key");
+        fz_close(&b);
+        fz_check(b.len == ckks_switching_key_bytes(k, true), "ckks_switching_key_bytes matches the bytes written");
+        fz_check(b.len <= size && !memcmp(b.data, data, b.len), "switching key re-save differs from input");
+        free(b.data);
+        /* and it switches keys without failing */
+        ckks_eval_keys *keys;
+        ckks_evaluator *ev;
+        ckks_plaintext *pt;
+        ckks_ciphertext *ct;
+        const uint64_t g = ckks_switching_key_galois_element(k);
+        const unsigned level = ckks_switching_key_max_level(k);
+        ckks_eval_keys_new(&keys, fz_ctx);
+        fz_check(ckks_eval_keys_add(keys, k) == HECNN_OK, "add a loaded key");
+        ckks_evaluator_new(&ev, fz_ctx, keys);
+        ckks_plaintext_new(&pt, fz_ctx);
+        ckks_ciphertext_new(&ct, fz_ctx);
+        const double v[2] = {1.5, -2};
+        ckks_encode_real(fz_ctx, pt, v, 2, 8, level, 1 << 15);
+        ckks_encrypt_pk(fz_ctx, ct, pt, fz_pk);
+        if (g) fz_check(ckks_apply_galois(ev, ct, ct, g) == HECNN_OK, "Galois with a loaded key");
+        else fz_check(ckks_square_relin(ev, ct, ct) == HECNN_OK, "relinearize with a loaded key");
+        ckks_ciphertext_free(ct);
+        ckks_plaintext_free(pt);
+        ckks_evaluator_free(ev);
+        ckks_eval_keys_free(keys);
+    }
+    return 0;
+}
