@@ -5,6 +5,7 @@
 #include "hecnn/status.h"
 #include "hecnn/ckks.h"
 #include "hecnn/nn.h"
+#include "hecnn/circuits.h"
 
 #define HECNN_VERSION_MAJOR 0
 #define HECNN_VERSION_MINOR 1
