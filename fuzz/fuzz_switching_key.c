@@ -14,10 +14,16 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         unsigned level;
         bool seeded;
         const char *name;
-    } keys[] = {{0, 2, true, "relin_seeded"}, {0, 2, false, "relin_full"}, {5, 1, true, "rot1_level1"}, {31, 0, false, "conj_level0"}};
+    } keys[] = {{0, 2, true, "relin_seeded"},     {0, 2, false, "relin_full"},         {5, 1, true, "rot1_level1"},
+                {31, 0, false, "conj_level0"},     {CKKS_SWITCH_SECRET, 2, true, "switch_seeded"}};
+    ckks_secret_key *sparse;
+    if (ckks_secret_key_generate_sparse_derand(&sparse, fz_ctx, 4, seed)) abort();
     for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
         ckks_switching_key *k;
-        if (ckks_switching_key_generate_derand(&k, fz_sk, keys[i].galois, keys[i].level, seed)) abort();
+        hecnn_status st = keys[i].galois == CKKS_SWITCH_SECRET
+                              ? ckks_switching_key_generate_between_derand(&k, sparse, fz_sk, keys[i].level, seed)
+                              : ckks_switching_key_generate_derand(&k, fz_sk, keys[i].galois, keys[i].level, seed);
+        if (st) abort();
         fz_buf b;
         fz_out(&b);
         ckks_switching_key_save(k, keys[i].seeded, b.f);
@@ -26,6 +32,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         free(b.data);
         ckks_switching_key_free(k);
     }
+    ckks_secret_key_free(sparse);
     return 0;
 }
 
@@ -60,7 +67,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         const double v[2] = {1.5, -2};
         ckks_encode_real(fz_ctx, pt, v, 2, 8, level, 1 << 15);
         ckks_encrypt_pk(fz_ctx, ct, pt, fz_pk);
-        if (g) fz_check(ckks_apply_galois(ev, ct, ct, g) == HECNN_OK, "Galois with a loaded key");
+        if (g == CKKS_SWITCH_SECRET)
+            fz_check(ckks_switch_key(ev, ct, ct, ckks_eval_keys_galois(keys, g)) == HECNN_OK, "secret switch with a loaded key");
+        else if (g) fz_check(ckks_apply_galois(ev, ct, ct, g) == HECNN_OK, "Galois with a loaded key");
         else fz_check(ckks_square_relin(ev, ct, ct) == HECNN_OK, "relinearize with a loaded key");
         ckks_ciphertext_free(ct);
         ckks_plaintext_free(pt);
