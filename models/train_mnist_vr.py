@@ -149,17 +149,23 @@ def train(args):
             return c[0] + x * (c[1] + x * (c[2] + x * c[3]))
 
     class Net(nn.Module):
+        """Batch normalisation after the conv and FC1 (folded into their weights at export: the
+        exported network is exactly the one of Table 3)."""
+
         def __init__(self):
             super().__init__()
             self.conv = nn.Conv2d(1, 4, 3)
+            self.bn1 = nn.BatchNorm2d(4)
             self.act1 = Poly()
             self.fc1 = nn.Linear(2704, 64)
+            self.bn2 = nn.BatchNorm1d(64)
             self.act2 = Poly()
+            self.drop = nn.Dropout(args.dropout)
             self.fc2 = nn.Linear(64, 10)
 
         def forward(self, x):
-            h = self.act1(self.conv(x)).flatten(1)
-            return self.fc2(self.act2(self.fc1(h)))
+            h = self.act1(self.bn1(self.conv(x))).flatten(1)
+            return self.fc2(self.drop(self.act2(self.bn2(self.fc1(self.drop(h))))))
 
     net = Net()
     opt = torch.optim.Adam(net.parameters(), lr=args.lr, weight_decay=1e-5)
@@ -175,13 +181,15 @@ def train(args):
             idx = perm[i:i + args.batch]
             xb = xt[idx]
             if args.augment:
-                # random shifts of up to 2 pixels (zero fill), a cheap stand-in for the 50,000 missing digits
-                dx, dy = np.random.randint(-2, 3, size=2)
-                xb = torch.roll(xb, shifts=(int(dy), int(dx)), dims=(2, 3))
-                if dy > 0: xb[:, :, :dy, :] = 0
-                if dy < 0: xb[:, :, dy:, :] = 0
-                if dx > 0: xb[:, :, :, :dx] = 0
-                if dx < 0: xb[:, :, :, dx:] = 0
+                # small random affine maps per digit (rotation, scale, shift): 10,000 digits are few
+                b = xb.shape[0]
+                ang = (torch.rand(b) - 0.5) * (2 * np.pi * 12 / 360)
+                sc = 1 + (torch.rand(b) - 0.5) * 0.2
+                tx, ty = (torch.rand(b) - 0.5) * 0.2, (torch.rand(b) - 0.5) * 0.2
+                theta = torch.stack([torch.stack([sc * torch.cos(ang), -sc * torch.sin(ang), tx], 1),
+                                     torch.stack([sc * torch.sin(ang), sc * torch.cos(ang), ty], 1)], 1)
+                grid = F.affine_grid(theta, xb.shape, align_corners=False)
+                xb = F.grid_sample(xb, grid, align_corners=False, padding_mode="zeros")
             out = net(xb)
             loss = F.cross_entropy(out, yt[idx])
             opt.zero_grad()
@@ -198,8 +206,15 @@ def train(args):
         print("epoch %2d  loss %.4f  train acc %.4f  test acc %.4f" % (epoch + 1, loss_sum / total, correct / total, acc),
               flush=True)
     g = lambda t: t.detach().numpy().astype(np.float64)
-    return (g(net.conv.weight).reshape(4, 3, 3), g(net.conv.bias), g(net.act1.c), g(net.fc1.weight), g(net.fc1.bias),
-            g(net.act2.c), g(net.fc2.weight), g(net.fc2.bias))
+
+    def fold(weight, bias, bn):
+        k = g(bn.weight) / np.sqrt(g(bn.running_var) + bn.eps)
+        w = g(weight) * k.reshape((-1,) + (1,) * (weight.dim() - 1))
+        return w, (g(bias) - g(bn.running_mean)) * k + g(bn.bias)
+
+    conv_w, conv_b = fold(net.conv.weight, net.conv.bias, net.bn1)
+    fc1_w, fc1_b = fold(net.fc1.weight, net.fc1.bias, net.bn2)
+    return (conv_w.reshape(4, 3, 3), conv_b, g(net.act1.c), fc1_w, fc1_b, g(net.act2.c), g(net.fc2.weight), g(net.fc2.bias))
 
 
 def main():
@@ -207,10 +222,11 @@ def main():
     ap.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "mnist"))
     ap.add_argument("--out", required=True)
     ap.add_argument("--import-csv", help="convert the seed's published CSV weights instead of training")
-    ap.add_argument("--epochs", type=int, default=40)
-    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--dropout", type=float, default=0.1)
     ap.add_argument("--no-augment", dest="augment", action="store_false")
     args = ap.parse_args()
     model = import_csv(args.import_csv) if args.import_csv else train(args)

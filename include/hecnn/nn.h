@@ -210,6 +210,20 @@ hecnn_status hecnn_mnist_infer(const hecnn_mnist_net *net, const hecnn_mnist_pre
                                const ckks_evaluator *ev, ckks_ciphertext *result, ckks_ciphertext *const *blocks,
                                hecnn_progress_fn progress, void *user);
 
+/* ---- files of encrypted batches ------------------------------------------------------------ *
+ * "HECNNVRB", u32 version, u32 kind, u64 parameter id, u32 row width, u32 images, u32 batches,
+ * u32 ciphertexts per batch; then batches x per_batch ciphertexts (ckks_ciphertext_save), read one
+ * batch at a time. */
+typedef enum hecnn_vr_file_kind { HECNN_VR_FILE_IMAGES = 1, HECNN_VR_FILE_SCORES = 2 } hecnn_vr_file_kind;
+typedef struct hecnn_vr_file_header {
+    hecnn_vr_file_kind kind;
+    size_t width, images, batches, per_batch;
+} hecnn_vr_file_header;
+hecnn_status hecnn_vr_file_write_header(FILE *f, const ckks_context *ctx, const hecnn_vr_file_header *h);
+/* Checks magic, version, kind, parameter id (HECNN_ERR_PARAMS_MISMATCH) and consistency. */
+hecnn_status hecnn_vr_file_read_header(FILE *f, const ckks_context *ctx, hecnn_vr_file_kind kind,
+                                       hecnn_vr_file_header *h);
+
 #pragma GCC visibility pop
 
 #ifdef __cplusplus

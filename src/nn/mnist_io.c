@@ -1,0 +1,57 @@
+/* Files of encrypted batches: a small header, then the ciphertexts batch after batch. */
+#include <string.h>
+
+#include "hecnn/nn.h"
+#include "util/error.h"
+
+#define VRB_MAGIC "HECNNVRB"
+#define VRB_VERSION 1u
+
+static int put32(FILE *f, uint32_t v)
+{
+    uint8_t b[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
+    return fwrite(b, 1, 4, f) == 4 ? 0 : -1;
+}
+static int get32(FILE *f, uint32_t *v)
+{
+    uint8_t b[4];
+    if (fread(b, 1, 4, f) != 4) return -1;
+    *v = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+    return 0;
+}
+
+hecnn_status hecnn_vr_file_write_header(FILE *f, const ckks_context *ctx, const hecnn_vr_file_header *h)
+{
+    if (!f || !ctx || !h) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
+    const uint64_t pid = ckks_context_param_id(ctx);
+    int bad = fwrite(VRB_MAGIC, 1, 8, f) != 8;
+    bad |= put32(f, VRB_VERSION) | put32(f, (uint32_t)h->kind) | put32(f, (uint32_t)pid) | put32(f, (uint32_t)(pid >> 32));
+    bad |= put32(f, (uint32_t)h->width) | put32(f, (uint32_t)h->images) | put32(f, (uint32_t)h->batches) |
+           put32(f, (uint32_t)h->per_batch);
+    return bad ? hecnn_fail(HECNN_ERR_IO, "cannot write the batch file header") : HECNN_OK;
+}
+
+hecnn_status hecnn_vr_file_read_header(FILE *f, const ckks_context *ctx, hecnn_vr_file_kind kind, hecnn_vr_file_header *h)
+{
+    if (!f || !ctx || !h) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
+    char magic[8];
+    uint32_t v[8];
+    if (fread(magic, 1, 8, f) != 8 || memcmp(magic, VRB_MAGIC, 8) != 0)
+        return hecnn_fail(HECNN_ERR_BAD_FORMAT, "not a hecnn batch file (bad magic)");
+    for (int i = 0; i < 8; i++)
+        if (get32(f, &v[i])) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "batch file truncated in its header");
+    if (v[0] != VRB_VERSION) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "batch file version %u, this build reads %u", v[0], VRB_VERSION);
+    if (v[1] != (uint32_t)kind)
+        return hecnn_fail(HECNN_ERR_BAD_FORMAT, "batch file holds %s, expected %s", v[1] == HECNN_VR_FILE_IMAGES ? "images" : "scores",
+                          kind == HECNN_VR_FILE_IMAGES ? "encrypted images" : "encrypted scores");
+    if (((uint64_t)v[3] << 32 | v[2]) != ckks_context_param_id(ctx))
+        return hecnn_fail(HECNN_ERR_PARAMS_MISMATCH, "the ciphertexts were made under other CKKS parameters");
+    const size_t slots = ckks_context_max_slots(ctx);
+    if (v[4] == 0 || (v[4] & (v[4] - 1)) || v[4] > slots) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "row width %u", v[4]);
+    const size_t rows = slots / v[4];
+    if (v[6] == 0 || v[7] == 0 || v[7] > 4096 || v[5] > (uint64_t)v[6] * rows || v[5] + rows <= (uint64_t)v[6] * rows)
+        return hecnn_fail(HECNN_ERR_BAD_FORMAT, "%u images in %u batches of %zu rows, %u ciphertexts each: inconsistent", v[5], v[6],
+                          rows, v[7]);
+    *h = (hecnn_vr_file_header){.kind = kind, .width = v[4], .images = v[5], .batches = v[6], .per_batch = v[7]};
+    return HECNN_OK;
+}

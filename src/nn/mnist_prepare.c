@@ -1,0 +1,395 @@
+/* The model as the server uses it: spanned conv kernels, revolver tiles, biases in the revolved
+ * layout; plaintexts (plain mode) or the model provider's ciphertexts (encrypted mode). */
+#include <complex.h>
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nn/mnist_internal.h"
+#include "util/alloc.h"
+#include "util/error.h"
+
+#define PREP_MAGIC "HECNNEMD"
+#define PREP_VERSION 1u
+
+static size_t conv_index(const hecnn_mnist_prepared *p, size_t q, size_t a, size_t b, size_t d)
+{
+    return ((q * 3 + a) * 3 + b) * p->deltas + d;
+}
+
+static size_t n_fc1(const hecnn_mnist_net *n) { return n->G1 * n->n_a; }
+static size_t n_fc2(const hecnn_mnist_net *n) { return n->G2 * n->L2 * n->n_x2; }
+
+static hecnn_status prep_alloc(hecnn_mnist_prepared **out, const hecnn_mnist_net *n, hecnn_mnist_mode mode)
+{
+    hecnn_mnist_prepared *p = calloc(1, sizeof *p);
+    if (!p) return hecnn_fail(HECNN_ERR_NO_MEMORY, "prepared model");
+    p->net = n;
+    p->mode = mode;
+    p->deltas = mnist_conv_deltas(n);
+    p->n_conv = HECNN_MNIST_KERNELS * 9 * p->deltas;
+    const bool enc = mode == HECNN_MNIST_ENCRYPTED_MODEL;
+    bool ok = true;
+    if (enc) {
+        ok &= (p->conv_ct = calloc(p->n_conv, sizeof *p->conv_ct)) != NULL;
+        ok &= (p->conv_bias_ct = calloc(HECNN_MNIST_KERNELS, sizeof *p->conv_bias_ct)) != NULL;
+        ok &= (p->fc1_ct = calloc(n_fc1(n), sizeof *p->fc1_ct)) != NULL;
+        ok &= (p->fc1_bias_ct = calloc(n->n_x2, sizeof *p->fc1_bias_ct)) != NULL;
+        ok &= (p->fc2_ct = calloc(n_fc2(n), sizeof *p->fc2_ct)) != NULL;
+    } else {
+        ok &= (p->conv_pt = calloc(p->n_conv, sizeof *p->conv_pt)) != NULL;
+        ok &= (p->fc1_bias_pt = calloc(n->n_x2, sizeof *p->fc1_bias_pt)) != NULL;
+        ok &= (p->fc2_pt = calloc(n_fc2(n), sizeof *p->fc2_pt)) != NULL;
+    }
+    *out = p;
+    return ok ? HECNN_OK : hecnn_fail(HECNN_ERR_NO_MEMORY, "prepared model");
+}
+
+void hecnn_mnist_prepared_free(hecnn_mnist_prepared *p)
+{
+    if (!p) return;
+    const hecnn_mnist_net *n = p->net;
+    for (size_t i = 0; i < p->n_conv; i++) {
+        if (p->conv_pt) ckks_plaintext_free(p->conv_pt[i]);
+        if (p->conv_ct) ckks_ciphertext_free(p->conv_ct[i]);
+    }
+    for (size_t i = 0; p->conv_bias_ct && i < HECNN_MNIST_KERNELS; i++) ckks_ciphertext_free(p->conv_bias_ct[i]);
+    for (size_t i = 0; p->fc1_ct && i < n_fc1(n); i++) ckks_ciphertext_free(p->fc1_ct[i]);
+    for (size_t i = 0; i < n->n_x2; i++) {
+        if (p->fc1_bias_pt) ckks_plaintext_free(p->fc1_bias_pt[i]);
+        if (p->fc1_bias_ct) ckks_ciphertext_free(p->fc1_bias_ct[i]);
+    }
+    for (size_t i = 0; i < n_fc2(n); i++) {
+        if (p->fc2_pt) ckks_plaintext_free(p->fc2_pt[i]);
+        if (p->fc2_ct) ckks_ciphertext_free(p->fc2_ct[i]);
+    }
+    free(p->conv_pt);
+    free(p->conv_ct);
+    free(p->conv_bias_ct);
+    free(p->fc1_ct);
+    free(p->fc1_bias_pt);
+    free(p->fc1_bias_ct);
+    free(p->fc2_pt);
+    free(p->fc2_ct);
+    ckks_plaintext_free(p->fc2_bias_pt);
+    ckks_ciphertext_free(p->fc2_bias_ct);
+    ckks_plaintext_free(p->mask0_fc1);
+    ckks_plaintext_free(p->mask0_fc2);
+    hecnn_mnist_model_free(p->model);
+    free(p);
+}
+
+size_t hecnn_mnist_prepared_ciphertexts(const hecnn_mnist_prepared *p)
+{
+    if (!p || p->mode != HECNN_MNIST_ENCRYPTED_MODEL) return 0;
+    size_t c = HECNN_MNIST_KERNELS + n_fc1(p->net) + p->net->n_x2 + n_fc2(p->net) + 1;
+    for (size_t i = 0; i < p->n_conv; i++) c += p->conv_ct[i] != NULL;
+    return c;
+}
+
+/* Public column-0 masks (both modes). */
+static hecnn_status make_masks(hecnn_mnist_prepared *p)
+{
+    const hecnn_mnist_net *n = p->net;
+    double *v = calloc(n->S, sizeof *v);
+    if (!v) return hecnn_fail(HECNN_ERR_NO_MEMORY, "mask");
+    /* FC1's mask also halves: the halves of its complex accumulators are then z + conj(z) and
+     * -i (z - conj(z)) exactly */
+    for (size_t i = 0; i < n->m; i++) v[i * n->w] = 0.5;
+    hecnn_status st = vr_encode_new(n->ctx, &p->mask0_fc1, v, n->lv_act1 - 1, vr_q(n->ctx, n->lv_act1 - 1));
+    for (size_t i = 0; i < n->m; i++) v[i * n->w] = 1.0;
+    if (!st) st = vr_encode_new(n->ctx, &p->mask0_fc2, v, n->lv_act2 - 1, vr_q(n->ctx, n->lv_act2 - 1));
+    free(v);
+    return st;
+}
+
+/* One item of the model: S values, encoded at (level, scale), kept as a plaintext or encrypted. */
+typedef struct item {
+    ckks_plaintext **pt;
+    ckks_ciphertext **ct;
+    unsigned level;
+    double scale;
+    int kind; /* 0 conv, 1 conv bias, 2 fc1 tile, 3 fc1 bias, 4 fc2 tile, 5 fc2 bias */
+    size_t a, b, c, d;
+} item;
+
+static void item_values(const hecnn_mnist_net *n, const hecnn_mnist_model *mdl, const item *it, double *v, double complex *cv)
+{
+    if (it->kind == 2) {
+        mnist_fc1_tile_c(n, mdl, it->a, it->b, 0, cv, v);
+        return;
+    }
+    switch (it->kind) {
+    case 0: mnist_conv_mask(n, it->b, it->c, it->d, mdl->conv_w[it->a][it->b][it->c], v); break;
+    case 1:
+        memset(v, 0, n->S * sizeof *v);
+        for (size_t i = 0; i < n->m; i++)
+            for (size_t c = 0; c < n->w; c++)
+                if (c % 32 < HECNN_MNIST_CONV_SIDE) v[i * n->w + c] = mdl->conv_b[it->a];
+        break;
+    case 3: mnist_fc1_bias(n, mdl, it->a, v); break;
+    case 4: mnist_fc2_tile(n, mdl, it->a, it->b, it->c, v); break;
+    default: mnist_fc2_bias(n, mdl, v); break;
+    }
+}
+
+static hecnn_status build(hecnn_mnist_prepared *p, const hecnn_mnist_model *mdl, const ckks_public_key *pk)
+{
+    const hecnn_mnist_net *n = p->net;
+    const bool enc = pk != NULL;
+    const size_t cap = p->n_conv + HECNN_MNIST_KERNELS + n_fc1(n) + n->n_x2 + n_fc2(n) + 1;
+    item *items = calloc(cap, sizeof *items);
+    if (!items) return hecnn_fail(HECNN_ERR_NO_MEMORY, "items");
+    size_t k = 0;
+    for (size_t q = 0; q < HECNN_MNIST_KERNELS; q++)
+        for (size_t a = 0; a < 3; a++)
+            for (size_t b = 0; b < 3; b++)
+                for (size_t d = 0; d < p->deltas; d++) {
+                    if (!mnist_conv_mask(n, a, b, d, 1, NULL)) continue;
+                    const size_t idx = conv_index(p, q, a, b, d);
+                    items[k++] = (item){.pt = enc ? NULL : &p->conv_pt[idx], .ct = enc ? &p->conv_ct[idx] : NULL,
+                                        .level = n->lv_in, .scale = vr_q(n->ctx, n->lv_in), .kind = 0, .a = q, .b = a, .c = b, .d = d};
+                }
+    if (enc) {
+        for (size_t q = 0; q < HECNN_MNIST_KERNELS; q++)
+            items[k++] = (item){.ct = &p->conv_bias_ct[q], .level = n->lv_conv, .scale = n->scale, .kind = 1, .a = q};
+        for (size_t g = 0; g < n->G1; g++)
+            for (size_t beta = 0; beta < n->n_a; beta++)
+                items[k++] = (item){.ct = &p->fc1_ct[g * n->n_a + beta], .level = n->lv_act1, .scale = vr_q(n->ctx, n->lv_act1),
+                                    .kind = 2, .a = g, .b = beta};
+    }
+    for (size_t blk = 0; blk < n->n_x2; blk++)
+        items[k++] = (item){.pt = enc ? NULL : &p->fc1_bias_pt[blk], .ct = enc ? &p->fc1_bias_ct[blk] : NULL, .level = n->lv_fc1,
+                            .scale = n->scale, .kind = 3, .a = blk};
+    for (size_t g = 0; g < n->G2; g++)
+        for (size_t kk = 0; kk < n->L2; kk++)
+            for (size_t beta = 0; beta < n->n_x2; beta++) {
+                const size_t idx = (g * n->L2 + kk) * n->n_x2 + beta;
+                items[k++] = (item){.pt = enc ? NULL : &p->fc2_pt[idx], .ct = enc ? &p->fc2_ct[idx] : NULL, .level = n->lv_act2,
+                                    .scale = vr_q(n->ctx, n->lv_act2), .kind = 4, .a = g, .b = kk, .c = beta};
+            }
+    items[k++] = (item){.pt = enc ? NULL : &p->fc2_bias_pt, .ct = enc ? &p->fc2_bias_ct : NULL, .level = n->lv_out,
+                        .scale = n->scale, .kind = 5};
+    hecnn_status st = HECNN_OK;
+#pragma omp parallel num_threads(omp_get_max_threads())
+    {
+        double *v = malloc(n->S * sizeof *v);
+        double complex *cv = malloc(n->S * sizeof *cv);
+        ckks_plaintext *pt = NULL;
+        hecnn_status s2 = v && cv ? ckks_plaintext_new(&pt, n->ctx) : hecnn_fail(HECNN_ERR_NO_MEMORY, "values");
+#pragma omp for schedule(dynamic)
+        for (size_t i = 0; i < k; i++) {
+            if (s2) continue;
+            item_values(n, mdl, &items[i], v, cv);
+            if (enc) {
+                s2 = items[i].kind == 2 ? ckks_encode(n->ctx, pt, cv, n->S, n->S, items[i].level, items[i].scale)
+                                        : ckks_encode_real(n->ctx, pt, v, n->S, n->S, items[i].level, items[i].scale);
+                if (!s2) s2 = ckks_ciphertext_new(items[i].ct, n->ctx);
+                if (!s2) s2 = ckks_encrypt_pk(n->ctx, *items[i].ct, pt, pk);
+            } else {
+                s2 = vr_encode_new(n->ctx, items[i].pt, v, items[i].level, items[i].scale);
+            }
+        }
+        if (s2) {
+#pragma omp critical(mnist_prep_err)
+            st = s2;
+        }
+        ckks_plaintext_free(pt);
+        free(v);
+        free(cv);
+    }
+    free(items);
+    return st;
+}
+
+hecnn_status hecnn_mnist_prepare_plain(hecnn_mnist_prepared **out, const hecnn_mnist_net *n, const hecnn_mnist_model *mdl)
+{
+    if (!out || !n || !mdl) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
+    *out = NULL;
+    if (n->mode != HECNN_MNIST_PLAIN_MODEL) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "the plan is for an encrypted model");
+    hecnn_mnist_prepared *p;
+    hecnn_status st = prep_alloc(&p, n, HECNN_MNIST_PLAIN_MODEL);
+    if (!st && !(p->model = hecnn_calloc(1, sizeof *p->model))) st = hecnn_fail(HECNN_ERR_NO_MEMORY, "model");
+    if (!st) {
+        memcpy(p->model, mdl, sizeof *mdl);
+        memcpy(p->act1, mdl->act1, sizeof p->act1);
+        memcpy(p->act2, mdl->act2, sizeof p->act2);
+        st = make_masks(p);
+    }
+    if (!st) st = build(p, mdl, NULL);
+    if (st) {
+        hecnn_mnist_prepared_free(p);
+        return st;
+    }
+    *out = p;
+    return HECNN_OK;
+}
+
+hecnn_status hecnn_mnist_encrypt_model(hecnn_mnist_prepared **out, const hecnn_mnist_net *n, const hecnn_mnist_model *mdl,
+                                       const ckks_public_key *pk)
+{
+    if (!out || !n || !mdl || !pk) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
+    *out = NULL;
+    if (n->mode != HECNN_MNIST_ENCRYPTED_MODEL) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "the plan is for a plaintext model");
+    hecnn_mnist_prepared *p;
+    hecnn_status st = prep_alloc(&p, n, HECNN_MNIST_ENCRYPTED_MODEL);
+    if (!st) {
+        memcpy(p->act1, mdl->act1, sizeof p->act1);
+        memcpy(p->act2, mdl->act2, sizeof p->act2);
+        st = make_masks(p);
+    }
+    if (!st) st = build(p, mdl, pk);
+    if (st) {
+        hecnn_mnist_prepared_free(p);
+        return st;
+    }
+    *out = p;
+    return HECNN_OK;
+}
+
+/* ---- the encrypted model file ------------------------------------------------------------------ *
+ * "HECNNEMD", u32 version, u32 width, u64 parameter id, u32 ciphertext count, 8 x f64 activation
+ * coefficients, u32 conv deltas, then the ciphertexts in a fixed order (conv kernels that exist,
+ * conv biases, FC1 tiles, FC1 biases, FC2 tiles, FC2 bias). */
+
+static int put32(FILE *f, uint32_t v)
+{
+    uint8_t b[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
+    return fwrite(b, 1, 4, f) == 4 ? 0 : -1;
+}
+static int put64(FILE *f, uint64_t v) { return put32(f, (uint32_t)v) || put32(f, (uint32_t)(v >> 32)) ? -1 : 0; }
+static int get32(FILE *f, uint32_t *v)
+{
+    uint8_t b[4];
+    if (fread(b, 1, 4, f) != 4) return -1;
+    *v = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+    return 0;
+}
+static int get64(FILE *f, uint64_t *v)
+{
+    uint32_t lo, hi;
+    if (get32(f, &lo) || get32(f, &hi)) return -1;
+    *v = (uint64_t)hi << 32 | lo;
+    return 0;
+}
+
+/* The ciphertext slots of a prepared encrypted model, in file order, with their expected levels. */
+static size_t prep_slots(hecnn_mnist_prepared *p, ckks_ciphertext ***slots, unsigned *levels, double *scales)
+{
+    const hecnn_mnist_net *n = p->net;
+    size_t k = 0;
+    for (size_t q = 0; q < HECNN_MNIST_KERNELS; q++)
+        for (size_t a = 0; a < 3; a++)
+            for (size_t b = 0; b < 3; b++)
+                for (size_t d = 0; d < p->deltas; d++)
+                    if (mnist_conv_mask(n, a, b, d, 1, NULL)) {
+                        slots[k] = &p->conv_ct[conv_index(p, q, a, b, d)];
+                        levels[k] = n->lv_in;
+                        scales[k++] = vr_q(n->ctx, n->lv_in);
+                    }
+    for (size_t q = 0; q < HECNN_MNIST_KERNELS; q++) slots[k] = &p->conv_bias_ct[q], levels[k] = n->lv_conv, scales[k++] = n->scale;
+    for (size_t i = 0; i < n_fc1(n); i++)
+        slots[k] = &p->fc1_ct[i], levels[k] = n->lv_act1, scales[k++] = vr_q(n->ctx, n->lv_act1);
+    for (size_t i = 0; i < n->n_x2; i++) slots[k] = &p->fc1_bias_ct[i], levels[k] = n->lv_fc1, scales[k++] = n->scale;
+    for (size_t i = 0; i < n_fc2(n); i++)
+        slots[k] = &p->fc2_ct[i], levels[k] = n->lv_act2, scales[k++] = vr_q(n->ctx, n->lv_act2);
+    slots[k] = &p->fc2_bias_ct, levels[k] = n->lv_out, scales[k++] = n->scale;
+    return k;
+}
+
+static size_t prep_slot_cap(const hecnn_mnist_prepared *p)
+{
+    return p->n_conv + HECNN_MNIST_KERNELS + n_fc1(p->net) + p->net->n_x2 + n_fc2(p->net) + 1;
+}
+
+hecnn_status hecnn_mnist_prepared_save(const hecnn_mnist_prepared *cp, FILE *f)
+{
+    if (!cp || !f) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
+    if (cp->mode != HECNN_MNIST_ENCRYPTED_MODEL) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "only an encrypted model is saved");
+    hecnn_mnist_prepared *p = (hecnn_mnist_prepared *)cp;
+    const size_t cap = prep_slot_cap(p);
+    ckks_ciphertext ***slots = calloc(cap, sizeof *slots);
+    unsigned *levels = calloc(cap, sizeof *levels);
+    double *scales = calloc(cap, sizeof *scales);
+    hecnn_status st = slots && levels && scales ? HECNN_OK : hecnn_fail(HECNN_ERR_NO_MEMORY, "slots");
+    size_t count = st ? 0 : prep_slots(p, slots, levels, scales);
+    if (!st) {
+        int bad = fwrite(PREP_MAGIC, 1, 8, f) != 8;
+        bad |= put32(f, PREP_VERSION) | put32(f, (uint32_t)p->net->w) | put64(f, ckks_context_param_id(p->net->ctx));
+        bad |= put32(f, (uint32_t)count) | put32(f, (uint32_t)p->deltas);
+        for (int i = 0; i < 4; i++) {
+            uint64_t u;
+            memcpy(&u, &p->act1[i], 8);
+            bad |= put64(f, u);
+        }
+        for (int i = 0; i < 4; i++) {
+            uint64_t u;
+            memcpy(&u, &p->act2[i], 8);
+            bad |= put64(f, u);
+        }
+        if (bad) st = hecnn_fail(HECNN_ERR_IO, "cannot write the encrypted model");
+    }
+    for (size_t i = 0; !st && i < count; i++) st = ckks_ciphertext_save(*slots[i], f);
+    free(slots);
+    free(levels);
+    free(scales);
+    return st;
+}
+
+hecnn_status hecnn_mnist_prepared_load(hecnn_mnist_prepared **out, const hecnn_mnist_net *n, FILE *f)
+{
+    if (!out || !n || !f) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
+    *out = NULL;
+    if (n->mode != HECNN_MNIST_ENCRYPTED_MODEL) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "the plan is for a plaintext model");
+    char magic[8];
+    uint32_t version, width, count, deltas;
+    uint64_t pid, act[8];
+    if (fread(magic, 1, 8, f) != 8 || memcmp(magic, PREP_MAGIC, 8) != 0)
+        return hecnn_fail(HECNN_ERR_BAD_FORMAT, "not an encrypted hecnn MNIST model (bad magic)");
+    if (get32(f, &version) || get32(f, &width) || get64(f, &pid) || get32(f, &count) || get32(f, &deltas))
+        return hecnn_fail(HECNN_ERR_BAD_FORMAT, "encrypted model truncated in its header");
+    for (int i = 0; i < 8; i++)
+        if (get64(f, &act[i])) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "encrypted model truncated in its header");
+    if (version != PREP_VERSION) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "encrypted model version %u, this build reads %u", version, PREP_VERSION);
+    if (pid != ckks_context_param_id(n->ctx))
+        return hecnn_fail(HECNN_ERR_PARAMS_MISMATCH, "the model was encrypted under other CKKS parameters");
+    if (width != n->w)
+        return hecnn_fail(HECNN_ERR_BAD_FORMAT, "the model was encrypted for rows of %u slots, the batch uses %zu", width, n->w);
+    hecnn_mnist_prepared *p;
+    hecnn_status st = prep_alloc(&p, n, HECNN_MNIST_ENCRYPTED_MODEL);
+    if (!st && deltas != p->deltas) st = hecnn_fail(HECNN_ERR_BAD_FORMAT, "conv layout mismatch");
+    for (int i = 0; !st && i < 8; i++) {
+        double v;
+        memcpy(&v, &act[i], 8);
+        if (!isfinite(v) || fabs(v) > 1e6) st = hecnn_fail(HECNN_ERR_BAD_FORMAT, "activation coefficient %g", v);
+        (i < 4 ? p->act1 : p->act2)[i % 4] = v;
+    }
+    const size_t cap = prep_slot_cap(p);
+    ckks_ciphertext ***slots = calloc(cap, sizeof *slots);
+    unsigned *levels = calloc(cap, sizeof *levels);
+    double *scales = calloc(cap, sizeof *scales);
+    if (!st && (!slots || !levels || !scales)) st = hecnn_fail(HECNN_ERR_NO_MEMORY, "slots");
+    const size_t want = st ? 0 : prep_slots(p, slots, levels, scales);
+    if (!st && count != want) st = hecnn_fail(HECNN_ERR_BAD_FORMAT, "the model holds %u ciphertexts, this layout needs %zu", count, want);
+    for (size_t i = 0; !st && i < want; i++) {
+        st = ckks_ciphertext_new(slots[i], n->ctx);
+        if (!st) st = ckks_ciphertext_load(n->ctx, *slots[i], f);
+        if (st == HECNN_ERR_BAD_FORMAT || st == HECNN_ERR_IO)
+            st = hecnn_fail(HECNN_ERR_BAD_FORMAT, "encrypted model ciphertext %zu of %zu: %s", i, want, hecnn_last_error_detail());
+        if (!st && (ckks_ciphertext_level(*slots[i]) != levels[i] || ckks_ciphertext_degree(*slots[i]) != 1 ||
+                    fabs(ckks_ciphertext_scale(*slots[i]) / scales[i] - 1) > 1e-9))
+            st = hecnn_fail(HECNN_ERR_BAD_FORMAT, "encrypted model ciphertext %zu has level %u / scale 2^%.3f, expected %u / 2^%.3f", i,
+                            ckks_ciphertext_level(*slots[i]), log2(ckks_ciphertext_scale(*slots[i])), levels[i], log2(scales[i]));
+    }
+    if (!st) st = make_masks(p);
+    free(slots);
+    free(levels);
+    free(scales);
+    if (st) {
+        hecnn_mnist_prepared_free(p);
+        return st;
+    }
+    *out = p;
+    return HECNN_OK;
+}

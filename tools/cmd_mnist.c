@@ -1,0 +1,1166 @@
+/* The MNIST commands: data owner (keygen-mnist, encrypt-images, decrypt-scores), model provider
+ * (encrypt-model), server (infer), and the demo and benchmark that run all three in one process. */
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cmd_mnist.h"
+#include "hecnn/hecnn.h"
+#include "util_cli.h"
+
+#define KEYS_PARAMS "params.hecnn"
+#define KEYS_SECRET "secret.key"
+#define KEYS_PUBLIC "public.key"
+#define KEYS_EVAL "eval.keys"
+#define SAMPLE_IMAGES "mnist-sample-64-images-idx3-ubyte"
+#define SAMPLE_LABELS "mnist-sample-64-labels-idx1-ubyte"
+#define SHIPPED_MODEL "mnist_vr.hcnn"
+#define DEFAULT_BATCH 256
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static double peak_rss_mib(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_maxrss / 1024.0;
+}
+
+static char *join(const char *dir, const char *name)
+{
+    const size_t len = strlen(dir) + strlen(name) + 2;
+    char *p = malloc(len);
+    if (p) snprintf(p, len, "%s/%s", dir, name);
+    return p;
+}
+
+static bool is_dir(const char *p)
+{
+    struct stat sb;
+    return stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
+/* The shipped models/ folder: $HECNN_MODELS, ./models, or models/ beside or above the executable. */
+static const char *models_dir(void)
+{
+    static char found[2 * PATH_MAX];
+    if (found[0]) return found;
+    const char *env = getenv("HECNN_MODELS");
+    if (env && is_dir(env)) return snprintf(found, sizeof found, "%s", env), found;
+    char probe[2 * PATH_MAX];
+    snprintf(probe, sizeof probe, "models/%s", SHIPPED_MODEL);
+    if (cli_file_exists(probe)) return snprintf(found, sizeof found, "models"), found;
+    char exe[PATH_MAX];
+    const ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = 0;
+        for (int up = 0; up < 4; up++) {
+            char *slash = strrchr(exe, '/');
+            if (!slash) break;
+            *slash = 0;
+            snprintf(probe, sizeof probe, "%s/models/%s", exe, SHIPPED_MODEL);
+            if (cli_file_exists(probe)) return snprintf(found, sizeof found, "%s/models", exe), found;
+        }
+    }
+    return NULL;
+}
+
+/* A shipped file's path (malloc'ed) or NULL with a message. */
+static char *shipped(const char *name)
+{
+    const char *dir = models_dir();
+    if (!dir) {
+        cli_error("cannot find the shipped models/ folder (with %s): run from the source tree, or set HECNN_MODELS", SHIPPED_MODEL);
+        return NULL;
+    }
+    return join(dir, name);
+}
+
+/* ---- key files ---------------------------------------------------------------------------- */
+
+typedef struct keyset {
+    ckks_context *ctx;
+    ckks_secret_key *sk;
+    ckks_public_key *pk;
+    ckks_eval_keys *evk;
+} keyset;
+
+static void keyset_free(keyset *k)
+{
+    ckks_eval_keys_free(k->evk);
+    ckks_public_key_free(k->pk);
+    ckks_secret_key_free(k->sk);
+    ckks_context_free(k->ctx);
+    memset(k, 0, sizeof *k);
+}
+
+enum { NEED_SK = 1, NEED_PK = 2, NEED_EVK = 4, WANT_SK = 8 };
+
+/* Paths: explicit options win over --keys DIR. */
+static int keyset_load(keyset *k, const char *dir, const char *params, const char *sk, const char *pk, const char *evk, int need)
+{
+    memset(k, 0, sizeof *k);
+    char *own[4] = {0};
+    if (dir) {
+        if (!params) params = own[0] = join(dir, KEYS_PARAMS);
+        if (!sk) sk = own[1] = join(dir, KEYS_SECRET);
+        if (!pk) pk = own[2] = join(dir, KEYS_PUBLIC);
+        if (!evk) evk = own[3] = join(dir, KEYS_EVAL);
+    }
+    int rc = -1;
+    if (!params) {
+        cli_error("give --keys DIR (from 'hecnn keygen') or --params FILE");
+        goto done;
+    }
+    if (cli_context(params, NULL, &k->ctx, NULL)) goto done;
+    if ((need & WANT_SK) && sk && cli_file_exists(sk)) need |= NEED_SK;
+    if (need & NEED_SK) {
+        if (!sk) {
+            cli_error("the secret key is needed: --keys DIR or --secret-key FILE");
+            goto done;
+        }
+        if (cli_load_secret_key(k->ctx, sk, &k->sk)) goto done;
+    }
+    if ((need & NEED_PK) && !k->sk) {
+        if (!pk) {
+            cli_error("the public key is needed: --keys DIR or --public-key FILE");
+            goto done;
+        }
+        if (cli_load_public_key(k->ctx, pk, &k->pk)) goto done;
+    }
+    if (need & NEED_EVK) {
+        if (!evk) {
+            cli_error("the evaluation keys are needed: --keys DIR or --eval-keys FILE");
+            goto done;
+        }
+        if (cli_load_eval_keys(k->ctx, evk, &k->evk)) goto done;
+    }
+    rc = 0;
+done:
+    for (int i = 0; i < 4; i++) free(own[i]);
+    if (rc) keyset_free(k);
+    return rc;
+}
+
+static int check_mnist_context(const ckks_context *ctx)
+{
+    if (ckks_context_max_level(ctx) < 9 || ckks_context_max_slots(ctx) < 512) {
+        cli_error("the key set's parameters have %u levels and %zu slots; the MNIST network needs 9 levels "
+                  "(make keys with 'hecnn keygen-mnist' or 'hecnn keygen --params models/mnist_params.hecnn')",
+                  ckks_context_max_level(ctx), ckks_context_max_slots(ctx));
+        return -1;
+    }
+    return 0;
+}
+
+static int parse_mode(const char *s, hecnn_mnist_mode *mode, bool *both)
+{
+    if (both) *both = false;
+    if (!s || !strcmp(s, "plain")) *mode = HECNN_MNIST_PLAIN_MODEL;
+    else if (!strcmp(s, "encrypted")) *mode = HECNN_MNIST_ENCRYPTED_MODEL;
+    else if (both && !strcmp(s, "both")) *mode = HECNN_MNIST_PLAIN_MODEL, *both = true;
+    else {
+        cli_error("--mode %.32s: choose plain, encrypted%s", s, both ? " or both" : "");
+        return -1;
+    }
+    return 0;
+}
+
+static size_t width_of(const ckks_context *ctx, size_t batch) { return hecnn_mnist_width_for_batch(ckks_context_max_slots(ctx), batch); }
+
+/* ---- keygen-mnist ------------------------------------------------------------------------------ */
+
+int cmd_mnist_keygen(int argc, char **argv)
+{
+    const char *out_dir = NULL, *mode_s = "encrypted";
+    size_t batch = DEFAULT_BATCH;
+    bool force = false;
+    const cli_opt opts[] = {
+        {"out-dir", CLI_OPT_STRING, &out_dir, "DIR", "directory for the key files", NULL},
+        {"batch", CLI_OPT_SIZE, &batch, "M", "images per batch the keys serve (sets the row width; default 256)", NULL},
+        {"mode", CLI_OPT_STRING, &mode_s, "MODE", "plain or encrypted (default: encrypted, which also serves plain)", NULL},
+        {"force", CLI_OPT_FLAG, &force, NULL, "replace existing key files", NULL},
+        {0},
+    };
+    const cli_command cmd = {"keygen-mnist", "--out-dir DIR [--batch M] [--mode plain|encrypted]",
+                             "Keys for the MNIST network: its 128-bit parameter set (N = 2^14, 10 primes), a relinearization key\n"
+                             "and exactly the rotation keys the network uses, each only up to the level it is used at.",
+                             opts, 0};
+    int rc = cli_parse(&cmd, argc, argv, NULL, NULL);
+    if (rc) return rc == CLI_PARSE_HELP ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+    hecnn_mnist_mode mode;
+    if (!out_dir) {
+        cli_error("--out-dir DIR is required");
+        return CLI_EXIT_USAGE;
+    }
+    if (parse_mode(mode_s, &mode, NULL)) return CLI_EXIT_USAGE;
+    ckks_params_literal lit;
+    hecnn_mnist_params(&lit);
+    ckks_context *ctx = NULL;
+    ckks_secret_key *sk = NULL;
+    ckks_public_key *pk = NULL;
+    ckks_eval_keys *keys = NULL;
+    hecnn_mnist_net *net = NULL;
+    cli_output outs[4] = {{0}};
+    char *paths[4] = {0};
+    rc = CLI_EXIT_FAIL;
+    hecnn_status st = ckks_context_new(&ctx, &lit);
+    if (!st) st = hecnn_mnist_net_new(&net, ctx, width_of(ctx, batch), mode);
+    if (!st) st = ckks_secret_key_generate(&sk, ctx);
+    if (!st) st = ckks_public_key_generate(&pk, sk);
+    if (!st) st = hecnn_mnist_eval_keys_generate(&keys, net, sk);
+    if (st) {
+        cli_status_error(st, "cannot generate the keys");
+        goto done;
+    }
+    if (!is_dir(out_dir) && mkdir(out_dir, 0700)) {
+        cli_error("cannot create directory '%s': %s", out_dir, strerror(errno));
+        goto done;
+    }
+    const char *names[4] = {KEYS_PARAMS, KEYS_PUBLIC, KEYS_EVAL, KEYS_SECRET};
+    for (int i = 0; i < 4; i++) {
+        if (!(paths[i] = join(out_dir, names[i]))) goto done;
+        if (!force && cli_file_exists(paths[i])) {
+            cli_error("'%s' already exists: keys are not replaced without --force", paths[i]);
+            goto done;
+        }
+    }
+    for (int i = 0; i < 4; i++) {
+        if (cli_output_open(&outs[i], paths[i], i == 3)) goto done;
+        switch (i) {
+        case 0: st = ckks_params_save(&lit, outs[i].f); break;
+        case 1: st = ckks_public_key_save(pk, outs[i].f); break;
+        case 2: st = ckks_eval_keys_save(keys, true, outs[i].f); break;
+        default: st = ckks_secret_key_save(sk, outs[i].f); break;
+        }
+        if (st) {
+            cli_status_error(st, "cannot write '%s'", paths[i]);
+            goto done;
+        }
+        if (cli_output_close(&outs[i])) goto done;
+    }
+    for (int i = 0; i < 4; i++)
+        if (cli_output_commit(&outs[i])) goto done;
+    printf("MNIST keys for batches of %zu images (rows of %zu slots), %s model: relinearization + %zu rotation keys\n",
+           hecnn_mnist_net_layout(net)->rows, hecnn_mnist_net_layout(net)->width,
+           mode == HECNN_MNIST_PLAIN_MODEL ? "plaintext" : "encrypted", ckks_eval_keys_count(keys) - 1);
+    for (int i = 0; i < 4; i++) printf("wrote %-32s %12llu bytes%s\n", paths[i], cli_file_size(paths[i]), i == 3 ? " (keep it private)" : "");
+    rc = CLI_EXIT_OK;
+done:
+    for (int i = 0; i < 4; i++) {
+        if (rc) cli_output_abort(&outs[i]);
+        free(paths[i]);
+    }
+    hecnn_mnist_net_free(net);
+    ckks_eval_keys_free(keys);
+    ckks_public_key_free(pk);
+    ckks_secret_key_free(sk);
+    ckks_context_free(ctx);
+    return rc;
+}
+
+/* ---- encrypt-images ------------------------------------------------------------------------------ */
+
+int cmd_mnist_encrypt(int argc, char **argv)
+{
+    const char *dir = NULL, *params = NULL, *sk_path = NULL, *pk_path = NULL, *images = NULL, *out = NULL;
+    size_t count = 0, offset = 0, batch = DEFAULT_BATCH;
+    bool use_pk = false;
+    const cli_opt opts[] = {
+        {"keys", CLI_OPT_STRING, &dir, "DIR", "key directory from keygen (params.hecnn, secret.key or public.key)", NULL},
+        {"params", CLI_OPT_STRING, &params, "FILE", "parameter file (instead of --keys)", NULL},
+        {"secret-key", CLI_OPT_STRING, &sk_path, "FILE", "encrypt with the secret key (half-size ciphertexts)", NULL},
+        {"public-key", CLI_OPT_STRING, &pk_path, "FILE", "encrypt with the public key", NULL},
+        {"use-public-key", CLI_OPT_FLAG, &use_pk, NULL, "use the public key even when the secret key is at hand", NULL},
+        {"images", CLI_OPT_STRING, &images, "FILE", "MNIST idx3 image file, plain or .gz (default: the shipped 64-digit sample)", NULL},
+        {"count", CLI_OPT_SIZE, &count, "N", "images to encrypt (default: all from --offset)", NULL},
+        {"offset", CLI_OPT_SIZE, &offset, "K", "first image (default 0)", NULL},
+        {"batch", CLI_OPT_SIZE, &batch, "M", "images per batch, as the keys were made for (default 256)", NULL},
+        {"out", CLI_OPT_STRING, &out, "FILE", "the encrypted batches", NULL},
+        {0},
+    };
+    const cli_command cmd = {"encrypt-images", "--keys DIR [--images FILE] [--count N] [--offset K] [--batch M] --out FILE",
+                             "Data owner: encrypt 28x28 digits (pixels / 255), one image per matrix row, into batches of\n"
+                             "ciphertexts (Volley Revolver encoding) for 'hecnn infer'.",
+                             opts, 0};
+    int rc = cli_parse(&cmd, argc, argv, NULL, NULL);
+    if (rc) return rc == CLI_PARSE_HELP ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+    if (!out) {
+        cli_error("--out FILE is required (see 'hecnn encrypt-images --help')");
+        return CLI_EXIT_USAGE;
+    }
+    char *own_images = NULL;
+    if (!images && !(images = own_images = shipped(SAMPLE_IMAGES))) return CLI_EXIT_FAIL;
+    keyset k;
+    if (keyset_load(&k, dir, params, use_pk ? NULL : sk_path, pk_path, NULL, use_pk ? NEED_PK : (sk_path ? NEED_SK : WANT_SK | NEED_PK))) {
+        free(own_images);
+        return CLI_EXIT_FAIL;
+    }
+    double *px = NULL;
+    size_t n_all = 0;
+    hecnn_mnist_net *net = NULL;
+    ckks_ciphertext **cts = NULL;
+    size_t per = 0;
+    cli_output o = {0};
+    rc = CLI_EXIT_FAIL;
+    if (check_mnist_context(k.ctx)) goto done;
+    hecnn_status st = hecnn_mnist_read_images(images, &px, &n_all);
+    if (st) {
+        cli_status_error(st, "cannot read images '%s'", images);
+        goto done;
+    }
+    if (offset >= n_all) {
+        cli_error("--offset %zu: '%s' holds %zu images", offset, images, n_all);
+        goto done;
+    }
+    if (!count || count > n_all - offset) count = n_all - offset;
+    if ((st = hecnn_mnist_net_new(&net, k.ctx, width_of(k.ctx, batch), HECNN_MNIST_PLAIN_MODEL))) {
+        cli_status_error(st, "batch of %zu", batch);
+        goto done;
+    }
+    const size_t m = hecnn_mnist_net_layout(net)->rows, nb = (count + m - 1) / m;
+    per = hecnn_mnist_net_input_blocks(net);
+    cts = calloc(per, sizeof *cts);
+    for (size_t i = 0; cts && i < per; i++)
+        if (ckks_ciphertext_new(&cts[i], k.ctx)) goto done;
+    if (!cts || cli_output_open(&o, out, false)) goto done;
+    const hecnn_vr_file_header h = {HECNN_VR_FILE_IMAGES, hecnn_mnist_net_layout(net)->width, count, nb, per};
+    if ((st = hecnn_vr_file_write_header(o.f, k.ctx, &h))) {
+        cli_status_error(st, "cannot write '%s'", out);
+        goto done;
+    }
+    const double t0 = now_s();
+    for (size_t b = 0; b < nb; b++) {
+        const size_t first = b * m, n = count - first < m ? count - first : m;
+        st = hecnn_mnist_encrypt_images(net, cts, px + (offset + first) * HECNN_MNIST_PIXELS, n, k.sk ? NULL : k.pk, k.sk);
+        for (size_t i = 0; !st && i < per; i++) st = ckks_ciphertext_save(cts[i], o.f);
+        if (st) {
+            cli_status_error(st, "cannot encrypt batch %zu", b);
+            goto done;
+        }
+    }
+    if (cli_output_commit(&o)) goto done;
+    printf("encrypted %zu images (%zu..%zu of %s) in %zu batch%s of %zu (%zu ciphertexts each, %s key) in %.2f s: %s, %llu bytes\n",
+           count, offset, offset + count - 1, images, nb, nb == 1 ? "" : "es", m, per, k.sk ? "secret" : "public", now_s() - t0, out,
+           cli_file_size(out));
+    rc = CLI_EXIT_OK;
+done:
+    if (rc) cli_output_abort(&o);
+    for (size_t i = 0; cts && i < per; i++) ckks_ciphertext_free(cts[i]);
+    free(cts);
+    hecnn_mnist_net_free(net);
+    free(px);
+    free(own_images);
+    keyset_free(&k);
+    return rc;
+}
+
+/* ---- decrypt-scores ------------------------------------------------------------------------------- */
+
+static void print_scores(FILE *f, bool json, const double *logits, size_t n, const uint8_t *labels, size_t offset)
+{
+    size_t correct = 0;
+    if (json) fprintf(f, "{\n  \"images\": %zu,\n  \"predictions\": [\n", n);
+    else fprintf(f, "%-6s %-5s %-5s  scores (logits) for 0..9\n", "image", "pred", labels ? "label" : "");
+    for (size_t i = 0; i < n; i++) {
+        const double *s = logits + i * 10;
+        int best = 0;
+        for (int c = 1; c < 10; c++)
+            if (s[c] > s[best]) best = c;
+        if (labels) correct += labels[i] == best;
+        if (json) {
+            fprintf(f, "    {\"image\": %zu, \"prediction\": %d", offset + i, best);
+            if (labels) fprintf(f, ", \"label\": %d", labels[i]);
+            fprintf(f, ", \"scores\": [");
+            for (int c = 0; c < 10; c++) fprintf(f, "%s%.6f", c ? ", " : "", s[c]);
+            fprintf(f, "]}%s\n", i + 1 < n ? "," : "");
+        } else {
+            fprintf(f, "%-6zu %-5d ", offset + i, best);
+            if (labels) fprintf(f, "%-5d", labels[i]);
+            else fprintf(f, "%-5s", "");
+            for (int c = 0; c < 10; c++) fprintf(f, " %8.3f", s[c]);
+            fprintf(f, "%s\n", labels && labels[i] != best ? "  (wrong)" : "");
+        }
+    }
+    if (json) {
+        fprintf(f, "  ]");
+        if (labels) fprintf(f, ",\n  \"correct\": %zu,\n  \"accuracy\": %.6f", correct, n ? (double)correct / (double)n : 0.0);
+        fprintf(f, "\n}\n");
+    } else if (labels) {
+        fprintf(f, "accuracy: %zu / %zu = %.2f %%\n", correct, n, n ? 100.0 * (double)correct / (double)n : 0.0);
+    }
+}
+
+int cmd_mnist_decrypt(int argc, char **argv)
+{
+    const char *dir = NULL, *params = NULL, *sk_path = NULL, *in = NULL, *labels_path = NULL, *out = NULL;
+    size_t offset = 0;
+    bool json = false;
+    const cli_opt opts[] = {
+        {"keys", CLI_OPT_STRING, &dir, "DIR", "key directory from keygen (params.hecnn, secret.key)", NULL},
+        {"params", CLI_OPT_STRING, &params, "FILE", "parameter file (instead of --keys)", NULL},
+        {"secret-key", CLI_OPT_STRING, &sk_path, "FILE", "the secret key (instead of --keys)", NULL},
+        {"in", CLI_OPT_STRING, &in, "FILE", "encrypted scores from 'hecnn infer'", NULL},
+        {"labels", CLI_OPT_STRING, &labels_path, "FILE", "MNIST idx1 labels: also print the accuracy", NULL},
+        {"offset", CLI_OPT_SIZE, &offset, "K", "index of the first image in --labels (as given to encrypt-images)", NULL},
+        {"json", CLI_OPT_FLAG, &json, NULL, "print JSON", NULL},
+        {"out", CLI_OPT_STRING, &out, "FILE", "write there instead of stdout", NULL},
+        {0},
+    };
+    const cli_command cmd = {"decrypt-scores", "--keys DIR --in FILE [--labels FILE [--offset K]] [--json] [--out FILE]",
+                             "Data owner: decrypt the ten scores of every image and print the predicted digits.", opts, 0};
+    int rc = cli_parse(&cmd, argc, argv, NULL, NULL);
+    if (rc) return rc == CLI_PARSE_HELP ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+    if (!in) {
+        cli_error("--in FILE is required (see 'hecnn decrypt-scores --help')");
+        return CLI_EXIT_USAGE;
+    }
+    keyset k;
+    if (keyset_load(&k, dir, params, sk_path, NULL, NULL, NEED_SK)) return CLI_EXIT_FAIL;
+    rc = CLI_EXIT_FAIL;
+    hecnn_mnist_net *net = NULL;
+    ckks_ciphertext *ct = NULL;
+    double *logits = NULL;
+    uint8_t *labels = NULL;
+    size_t n_labels = 0;
+    cli_input fin = {0};
+    cli_output o = {0};
+    bool opened = false;
+    if (check_mnist_context(k.ctx)) goto done;
+    if (cli_input_open(&fin, in, false)) goto done;
+    opened = true;
+    hecnn_vr_file_header h;
+    hecnn_status st = hecnn_vr_file_read_header(fin.f, k.ctx, HECNN_VR_FILE_SCORES, &h);
+    if (!st && h.per_batch != 1) st = HECNN_ERR_BAD_FORMAT;
+    if (st) {
+        cli_status_error(st, "cannot read scores '%s'", in);
+        goto done;
+    }
+    if ((st = hecnn_mnist_net_new(&net, k.ctx, h.width, HECNN_MNIST_PLAIN_MODEL)) || (st = ckks_ciphertext_new(&ct, k.ctx))) {
+        cli_status_error(st, "'%s'", in);
+        goto done;
+    }
+    if (labels_path) {
+        if ((st = hecnn_mnist_read_labels(labels_path, &labels, &n_labels))) {
+            cli_status_error(st, "cannot read labels '%s'", labels_path);
+            goto done;
+        }
+        if (offset + h.images > n_labels) {
+            cli_error("'%s' holds %zu labels; images %zu..%zu need more", labels_path, n_labels, offset, offset + h.images - 1);
+            goto done;
+        }
+    }
+    const size_t m = hecnn_mnist_net_layout(net)->rows;
+    logits = calloc(h.batches * m * 10, sizeof *logits);
+    if (!logits) goto done;
+    for (size_t b = 0; b < h.batches; b++) {
+        const size_t n = h.images - b * m < m ? h.images - b * m : m;
+        st = ckks_ciphertext_load(k.ctx, ct, fin.f);
+        if (!st) st = hecnn_mnist_decrypt_scores(net, logits + b * m * 10, n, ct, k.sk);
+        if (st) {
+            cli_status_error(st, "cannot decrypt batch %zu of '%s'", b, in);
+            goto done;
+        }
+    }
+    if (fgetc(fin.f) != EOF) {
+        cli_error("'%s': trailing bytes after %zu batches", in, h.batches);
+        goto done;
+    }
+    FILE *f = stdout;
+    if (out) {
+        if (cli_output_open(&o, out, false)) goto done;
+        f = o.f;
+    }
+    print_scores(f, json, logits, h.images, labels ? labels + offset : NULL, offset);
+    if (out && cli_output_commit(&o)) goto done;
+    rc = CLI_EXIT_OK;
+done:
+    if (rc && out) cli_output_abort(&o);
+    if (opened) cli_input_close(&fin);
+    ckks_ciphertext_free(ct);
+    hecnn_mnist_net_free(net);
+    free(logits);
+    free(labels);
+    keyset_free(&k);
+    return rc;
+}
+
+/* ---- encrypt-model -------------------------------------------------------------------------------- */
+
+int cmd_encrypt_model(int argc, char **argv)
+{
+    const char *dir = NULL, *params = NULL, *pk_path = NULL, *model_path = NULL, *out = NULL;
+    size_t batch = DEFAULT_BATCH;
+    const cli_opt opts[] = {
+        {"keys", CLI_OPT_STRING, &dir, "DIR", "key directory (params.hecnn and public.key are used)", NULL},
+        {"params", CLI_OPT_STRING, &params, "FILE", "parameter file (instead of --keys)", NULL},
+        {"public-key", CLI_OPT_STRING, &pk_path, "FILE", "the data owner's public key (instead of --keys)", NULL},
+        {"model", CLI_OPT_STRING, &model_path, "FILE", "weights file (default: the shipped models/mnist_vr.hcnn)", NULL},
+        {"batch", CLI_OPT_SIZE, &batch, "M", "images per batch of the data owner's ciphertexts (default 256)", NULL},
+        {"out", CLI_OPT_STRING, &out, "FILE", "the encrypted model", NULL},
+        {0},
+    };
+    const cli_command cmd = {"encrypt-model", "--keys DIR [--model FILE] [--batch M] --out FILE",
+                             "Model provider: span the convolution kernels (Kernelspanner), lay the dense weights out for the\n"
+                             "revolver product, and encrypt them under the data owner's public key. The server then sees\n"
+                             "neither the images nor the weights (the activation polynomials stay public, as in the seed).",
+                             opts, 0};
+    int rc = cli_parse(&cmd, argc, argv, NULL, NULL);
+    if (rc) return rc == CLI_PARSE_HELP ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+    if (!out) {
+        cli_error("--out FILE is required (see 'hecnn encrypt-model --help')");
+        return CLI_EXIT_USAGE;
+    }
+    char *own = NULL;
+    if (!model_path && !(model_path = own = shipped(SHIPPED_MODEL))) return CLI_EXIT_FAIL;
+    keyset k;
+    /* the model provider never needs (and should not have) the secret key */
+    if (keyset_load(&k, dir, params, NULL, pk_path, NULL, NEED_PK)) {
+        free(own);
+        return CLI_EXIT_FAIL;
+    }
+    rc = CLI_EXIT_FAIL;
+    hecnn_mnist_model *model = NULL;
+    hecnn_mnist_net *net = NULL;
+    hecnn_mnist_prepared *prep = NULL;
+    cli_output o = {0};
+    if (check_mnist_context(k.ctx)) goto done;
+    hecnn_status st = hecnn_mnist_model_load(&model, model_path);
+    if (st) {
+        cli_status_error(st, "cannot load model '%s'", model_path);
+        goto done;
+    }
+    const double t0 = now_s();
+    st = hecnn_mnist_net_new(&net, k.ctx, width_of(k.ctx, batch), HECNN_MNIST_ENCRYPTED_MODEL);
+    if (!st) st = hecnn_mnist_encrypt_model(&prep, net, model, k.pk);
+    if (st) {
+        cli_status_error(st, "cannot encrypt the model");
+        goto done;
+    }
+    if (cli_output_open(&o, out, false)) goto done;
+    if ((st = hecnn_mnist_prepared_save(prep, o.f))) {
+        cli_status_error(st, "cannot write '%s'", out);
+        goto done;
+    }
+    if (cli_output_commit(&o)) goto done;
+    printf("encrypted %s into %zu ciphertexts for batches of %zu in %.2f s: %s, %llu bytes\n", model_path,
+           hecnn_mnist_prepared_ciphertexts(prep), hecnn_mnist_net_layout(net)->rows, now_s() - t0, out, cli_file_size(out));
+    rc = CLI_EXIT_OK;
+done:
+    if (rc) cli_output_abort(&o);
+    hecnn_mnist_prepared_free(prep);
+    hecnn_mnist_net_free(net);
+    hecnn_mnist_model_free(model);
+    free(own);
+    keyset_free(&k);
+    return rc;
+}
+
+/* ---- infer ---------------------------------------------------------------------------------------- */
+
+typedef struct progress_state {
+    bool on;
+    size_t batch, batches;
+    double t0;
+} progress_state;
+
+static void progress_cb(void *user, const char *stage, double done)
+{
+    progress_state *p = user;
+    if (!p->on) return;
+    fprintf(stderr, "\r%s: batch %zu/%zu  %-10s %3.0f%%  %6.1f s", cli_command_prefix(), p->batch + 1, p->batches, stage, 100 * done,
+            now_s() - p->t0);
+    fflush(stderr);
+}
+
+int cmd_infer(int argc, char **argv)
+{
+    const char *dir = NULL, *params = NULL, *evk_path = NULL, *in = NULL, *out = NULL, *model_path = NULL, *enc_model = NULL,
+               *mode_s = "encrypted";
+    unsigned threads = 0;
+    size_t batch = DEFAULT_BATCH;
+    bool quiet = false, print_rot = false;
+    const cli_opt opts[] = {
+        {"keys", CLI_OPT_STRING, &dir, "DIR", "key directory (params.hecnn and eval.keys are used)", NULL},
+        {"params", CLI_OPT_STRING, &params, "FILE", "parameter file (instead of --keys)", NULL},
+        {"eval-keys", CLI_OPT_STRING, &evk_path, "FILE", "evaluation keys (instead of --keys)", NULL},
+        {"in", CLI_OPT_STRING, &in, "FILE", "encrypted images from 'hecnn encrypt-images'", NULL},
+        {"model", CLI_OPT_STRING, &model_path, "FILE", "plaintext weights file (the server holds the model)", NULL},
+        {"encrypted-model", CLI_OPT_STRING, &enc_model, "FILE", "the model provider's encrypted model", NULL},
+        {"out", CLI_OPT_STRING, &out, "FILE", "encrypted scores for 'hecnn decrypt-scores'", NULL},
+        {"threads", CLI_OPT_UINT, &threads, "T", "threads (default: all cores)", NULL},
+        {"quiet", CLI_OPT_FLAG, &quiet, NULL, "no progress on stderr", NULL},
+        {"print-rotations", CLI_OPT_FLAG, &print_rot, NULL, "print the rotation steps the network needs (for 'hecnn keygen --rotations') and exit", NULL},
+        {"batch", CLI_OPT_SIZE, &batch, "M", "with --print-rotations: images per batch (default 256)", NULL},
+        {"mode", CLI_OPT_STRING, &mode_s, "MODE", "with --print-rotations: plain or encrypted (default, a superset)", NULL},
+        {0},
+    };
+    const cli_command cmd = {"infer", "--keys DIR --in FILE (--model FILE | --encrypted-model FILE) --out FILE [--threads T]",
+                             "Server: run the Volley Revolver CNN on every encrypted batch. Needs only public material: the\n"
+                             "evaluation keys, the images' ciphertexts and the model (plaintext or encrypted).",
+                             opts, 0};
+    int rc = cli_parse(&cmd, argc, argv, NULL, NULL);
+    if (rc) return rc == CLI_PARSE_HELP ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+    if (print_rot) {
+        hecnn_mnist_mode mode;
+        if (parse_mode(mode_s, &mode, NULL)) return CLI_EXIT_USAGE;
+        ckks_params_literal lit;
+        hecnn_mnist_params(&lit);
+        ckks_context *ctx = NULL;
+        hecnn_mnist_net *net = NULL;
+        hecnn_status st = ckks_context_new(&ctx, &lit);
+        if (!st) st = hecnn_mnist_net_new(&net, ctx, width_of(ctx, batch), mode);
+        if (st) {
+            cli_status_error(st, "cannot plan the network");
+            ckks_context_free(ctx);
+            return CLI_EXIT_FAIL;
+        }
+        int steps[256];
+        unsigned levels[256];
+        const size_t n = hecnn_vr_required_rotations(net, steps, levels, 256);
+        for (size_t i = 0; i < n && i < 256; i++) printf("%s%d", i ? "," : "", steps[i]);
+        printf("\n");
+        hecnn_mnist_net_free(net);
+        ckks_context_free(ctx);
+        return CLI_EXIT_OK;
+    }
+    if (!in || !out || (!model_path == !enc_model)) {
+        cli_error("--in FILE, --out FILE and one of --model FILE / --encrypted-model FILE are required (see 'hecnn infer --help')");
+        return CLI_EXIT_USAGE;
+    }
+    if (threads) hecnn_set_threads((int)threads);
+    keyset k;
+    if (keyset_load(&k, dir, params, NULL, NULL, evk_path, NEED_EVK)) return CLI_EXIT_FAIL;
+    rc = CLI_EXIT_FAIL;
+    hecnn_mnist_model *model = NULL;
+    hecnn_mnist_net *net = NULL;
+    hecnn_mnist_prepared *prep = NULL;
+    ckks_evaluator *ev = NULL;
+    ckks_ciphertext **cts = NULL, *res = NULL;
+    size_t per = 0;
+    cli_input fin = {0}, fm = {0};
+    bool in_open = false;
+    cli_output o = {0};
+    hecnn_status st;
+    if (check_mnist_context(k.ctx)) goto done;
+    if (cli_input_open(&fin, in, false)) goto done;
+    in_open = true;
+    hecnn_vr_file_header h;
+    if ((st = hecnn_vr_file_read_header(fin.f, k.ctx, HECNN_VR_FILE_IMAGES, &h))) {
+        cli_status_error(st, "cannot read images '%s'", in);
+        goto done;
+    }
+    const hecnn_mnist_mode mode = enc_model ? HECNN_MNIST_ENCRYPTED_MODEL : HECNN_MNIST_PLAIN_MODEL;
+    if ((st = hecnn_mnist_net_new(&net, k.ctx, h.width, mode))) {
+        cli_status_error(st, "'%s'", in);
+        goto done;
+    }
+    per = hecnn_mnist_net_input_blocks(net);
+    if (h.per_batch != per) {
+        cli_error("'%s': %zu ciphertexts per batch, the network reads %zu", in, h.per_batch, per);
+        goto done;
+    }
+    const double t_load = now_s();
+    if (model_path) {
+        if ((st = hecnn_mnist_model_load(&model, model_path))) {
+            cli_status_error(st, "cannot load model '%s'", model_path);
+            goto done;
+        }
+        st = hecnn_mnist_prepare_plain(&prep, net, model);
+    } else {
+        if (cli_input_open(&fm, enc_model, false)) goto done;
+        st = hecnn_mnist_prepared_load(&prep, net, fm.f);
+        if (!st && fgetc(fm.f) != EOF) st = HECNN_ERR_BAD_FORMAT;
+        cli_input_close(&fm);
+    }
+    if (st) {
+        cli_status_error(st, "cannot load the model '%s'", model_path ? model_path : enc_model);
+        goto done;
+    }
+    /* every key the plan needs must be present: say which is missing before hours of work */
+    int steps[256];
+    unsigned levels[256];
+    const size_t nrot = hecnn_vr_required_rotations(net, steps, levels, 256);
+    for (size_t i = 0; i < nrot && i < 256; i++) {
+        const ckks_switching_key *key = ckks_eval_keys_galois(k.evk, ckks_galois_element_rotation(k.ctx, steps[i]));
+        if (!key || ckks_switching_key_max_level(key) < levels[i]) {
+            cli_error("the evaluation keys lack a rotation by %d (level %u) for batches of %zu: make them with "
+                      "'hecnn keygen-mnist --batch %zu' or 'hecnn keygen --rotations $(hecnn infer --print-rotations --batch %zu)'",
+                      steps[i], levels[i], hecnn_mnist_net_layout(net)->rows, hecnn_mnist_net_layout(net)->rows,
+                      hecnn_mnist_net_layout(net)->rows);
+            goto done;
+        }
+    }
+    if (!ckks_eval_keys_relin(k.evk)) {
+        cli_error("the evaluation keys lack the relinearization key");
+        goto done;
+    }
+    if ((st = ckks_evaluator_new(&ev, k.ctx, k.evk)) || (st = ckks_ciphertext_new(&res, k.ctx))) {
+        cli_status_error(st, "evaluator");
+        goto done;
+    }
+    cts = calloc(per, sizeof *cts);
+    for (size_t i = 0; cts && i < per; i++)
+        if (ckks_ciphertext_new(&cts[i], k.ctx)) goto done;
+    if (!cts || cli_output_open(&o, out, false)) goto done;
+    hecnn_vr_file_header ho = {HECNN_VR_FILE_SCORES, h.width, h.images, h.batches, 1};
+    if ((st = hecnn_vr_file_write_header(o.f, k.ctx, &ho))) {
+        cli_status_error(st, "cannot write '%s'", out);
+        goto done;
+    }
+    progress_state ps = {.on = !quiet && isatty(2), .batches = h.batches, .t0 = now_s()};
+    const double prep_s = ps.t0 - t_load;
+    for (size_t b = 0; b < h.batches; b++) {
+        ps.batch = b;
+        for (size_t i = 0; i < per; i++)
+            if ((st = ckks_ciphertext_load(k.ctx, cts[i], fin.f))) {
+                cli_status_error(st, "cannot read batch %zu of '%s'", b, in);
+                goto done;
+            }
+        const double tb = now_s();
+        st = hecnn_mnist_infer(net, prep, ev, res, cts, progress_cb, &ps);
+        if (!st) st = ckks_ciphertext_save(res, o.f);
+        if (st) {
+            if (ps.on) fputc('\n', stderr);
+            cli_status_error(st, "inference failed on batch %zu", b);
+            goto done;
+        }
+        if (!quiet) {
+            if (ps.on) fputc('\r', stderr);
+            fprintf(stderr, "%s: batch %zu/%zu done in %.1f s%-30s\n", cli_command_prefix(), b + 1, h.batches, now_s() - tb, "");
+        }
+    }
+    if (fgetc(fin.f) != EOF) {
+        cli_error("'%s': trailing bytes after %zu batches", in, h.batches);
+        goto done;
+    }
+    if (cli_output_commit(&o)) goto done;
+    const double total = now_s() - ps.t0;
+    printf("inferred %zu images (%zu batch%s, %s model) in %.2f s = %.3f s/image (model prepared in %.2f s, %d threads, peak RSS %.0f MiB): %s\n",
+           h.images, h.batches, h.batches == 1 ? "" : "es", enc_model ? "encrypted" : "plaintext", total, total / (double)h.images, prep_s,
+           hecnn_get_threads(), peak_rss_mib(), out);
+    rc = CLI_EXIT_OK;
+done:
+    if (rc) cli_output_abort(&o);
+    if (in_open) cli_input_close(&fin);
+    for (size_t i = 0; cts && i < per; i++) ckks_ciphertext_free(cts[i]);
+    free(cts);
+    ckks_ciphertext_free(res);
+    ckks_evaluator_free(ev);
+    hecnn_mnist_prepared_free(prep);
+    hecnn_mnist_net_free(net);
+    hecnn_mnist_model_free(model);
+    keyset_free(&k);
+    return rc;
+}
+
+/* ---- in-process pipeline (demo, bench) -------------------------------------------------------------- */
+
+typedef struct pipeline {
+    ckks_context *ctx;
+    ckks_secret_key *sk;
+    ckks_public_key *pk;
+    ckks_eval_keys *keys;
+    ckks_evaluator *ev;
+    hecnn_mnist_net *net;
+    hecnn_mnist_prepared *prep;
+    double keygen_s, model_s;
+} pipeline;
+
+static void pipeline_free(pipeline *p)
+{
+    hecnn_mnist_prepared_free(p->prep);
+    hecnn_mnist_net_free(p->net);
+    ckks_evaluator_free(p->ev);
+    ckks_eval_keys_free(p->keys);
+    ckks_public_key_free(p->pk);
+    ckks_secret_key_free(p->sk);
+    ckks_context_free(p->ctx);
+    memset(p, 0, sizeof *p);
+}
+
+static hecnn_status pipeline_new(pipeline *p, const hecnn_mnist_model *model, hecnn_mnist_mode mode, size_t batch)
+{
+    memset(p, 0, sizeof *p);
+    ckks_params_literal lit;
+    hecnn_mnist_params(&lit);
+    double t = now_s();
+    hecnn_status st = ckks_context_new(&p->ctx, &lit);
+    if (!st) st = hecnn_mnist_net_new(&p->net, p->ctx, width_of(p->ctx, batch), mode);
+    if (!st) st = ckks_secret_key_generate(&p->sk, p->ctx);
+    if (!st) st = ckks_public_key_generate(&p->pk, p->sk);
+    if (!st) st = hecnn_mnist_eval_keys_generate(&p->keys, p->net, p->sk);
+    if (!st) st = ckks_evaluator_new(&p->ev, p->ctx, p->keys);
+    p->keygen_s = now_s() - t;
+    t = now_s();
+    if (!st) st = mode == HECNN_MNIST_PLAIN_MODEL ? hecnn_mnist_prepare_plain(&p->prep, p->net, model)
+                                                  : hecnn_mnist_encrypt_model(&p->prep, p->net, model, p->pk);
+    p->model_s = now_s() - t;
+    if (st) pipeline_free(p);
+    return st;
+}
+
+/* Encrypt, infer, decrypt `n` images batch by batch; logits[n][10]. Returns server seconds. */
+static hecnn_status pipeline_run(pipeline *p, const double *px, size_t n, double *logits, double *server_s, bool progress)
+{
+    const size_t m = hecnn_mnist_net_layout(p->net)->rows, per = hecnn_mnist_net_input_blocks(p->net);
+    ckks_ciphertext **cts = calloc(per, sizeof *cts), *res = NULL;
+    hecnn_status st = cts ? ckks_ciphertext_new(&res, p->ctx) : HECNN_ERR_NO_MEMORY;
+    for (size_t i = 0; !st && i < per; i++) st = ckks_ciphertext_new(&cts[i], p->ctx);
+    *server_s = 0;
+    progress_state ps = {.on = progress && isatty(2), .batches = (n + m - 1) / m, .t0 = now_s()};
+    for (size_t first = 0; !st && first < n; first += m) {
+        const size_t cnt = n - first < m ? n - first : m;
+        ps.batch = first / m;
+        st = hecnn_mnist_encrypt_images(p->net, cts, px + first * HECNN_MNIST_PIXELS, cnt, NULL, p->sk);
+        const double t = now_s();
+        if (!st) st = hecnn_mnist_infer(p->net, p->prep, p->ev, res, cts, progress_cb, &ps);
+        *server_s += now_s() - t;
+        if (!st) st = hecnn_mnist_decrypt_scores(p->net, logits + first * 10, cnt, res, p->sk);
+    }
+    if (ps.on) fprintf(stderr, "\r%60s\r", "");
+    for (size_t i = 0; cts && i < per; i++) ckks_ciphertext_free(cts[i]);
+    free(cts);
+    ckks_ciphertext_free(res);
+    return st;
+}
+
+static int argmax10(const double *s)
+{
+    int b = 0;
+    for (int c = 1; c < 10; c++)
+        if (s[c] > s[b]) b = c;
+    return b;
+}
+
+/* ---- demo ------------------------------------------------------------------------------------------- */
+
+int cmd_demo(int argc, char **argv)
+{
+    const char *model_path = NULL, *images = NULL, *labels_path = NULL, *mode_s = "both";
+    size_t count = 64;
+    unsigned threads = 0;
+    const cli_opt opts[] = {
+        {"mode", CLI_OPT_STRING, &mode_s, "MODE", "plain, encrypted or both (default)", NULL},
+        {"count", CLI_OPT_SIZE, &count, "N", "digits to classify (default 64: the shipped sample)", NULL},
+        {"model", CLI_OPT_STRING, &model_path, "FILE", "weights (default: models/mnist_vr.hcnn)", NULL},
+        {"images", CLI_OPT_STRING, &images, "FILE", "idx3 images (default: the shipped first 64 test digits)", NULL},
+        {"labels", CLI_OPT_STRING, &labels_path, "FILE", "idx1 labels (default: the shipped sample's)", NULL},
+        {"threads", CLI_OPT_UINT, &threads, "T", "threads (default: all cores)", NULL},
+        {0},
+    };
+    const cli_command cmd = {"demo", "[--mode plain|encrypted|both] [--count N] [--model FILE]",
+                             "Encrypted MNIST inference end to end in one process, with the three roles kept apart: the data\n"
+                             "owner makes keys and encrypts the digits, the model provider encrypts the weights (encrypted\n"
+                             "mode), the server classifies the ciphertexts, the data owner decrypts the scores.",
+                             opts, 0};
+    int rc = cli_parse(&cmd, argc, argv, NULL, NULL);
+    if (rc) return rc == CLI_PARSE_HELP ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+    hecnn_mnist_mode mode;
+    bool both;
+    if (parse_mode(mode_s, &mode, &both)) return CLI_EXIT_USAGE;
+    if (threads) hecnn_set_threads((int)threads);
+    char *own[3] = {0};
+    if (!model_path && !(model_path = own[0] = shipped(SHIPPED_MODEL))) return CLI_EXIT_FAIL;
+    if (!images && !(images = own[1] = shipped(SAMPLE_IMAGES))) return free(own[0]), CLI_EXIT_FAIL;
+    if (!labels_path && !(labels_path = own[2] = shipped(SAMPLE_LABELS))) return free(own[0]), free(own[1]), CLI_EXIT_FAIL;
+    rc = CLI_EXIT_FAIL;
+    hecnn_mnist_model *model = NULL;
+    double *px = NULL, *plain = NULL, *logits = NULL;
+    uint8_t *labels = NULL;
+    size_t n_img = 0, n_lab = 0;
+    hecnn_status st = hecnn_mnist_model_load(&model, model_path);
+    if (st) {
+        cli_status_error(st, "cannot load model '%s'", model_path);
+        goto done;
+    }
+    if ((st = hecnn_mnist_read_images(images, &px, &n_img)) || (st = hecnn_mnist_read_labels(labels_path, &labels, &n_lab))) {
+        cli_status_error(st, "cannot read the digits");
+        goto done;
+    }
+    if (count == 0 || count > n_img) count = n_img;
+    if (count > n_lab) {
+        cli_error("%zu labels for %zu images", n_lab, count);
+        goto done;
+    }
+    plain = malloc(count * 10 * sizeof *plain);
+    logits = malloc(count * 10 * sizeof *logits);
+    if (!plain || !logits) goto done;
+    hecnn_mnist_infer_plain(model, px, count, plain);
+    printf("hecnn demo: %zu MNIST digits, CNN of Volley Revolver (conv 4x3x3, x^3 act, FC 2704-64, x^3 act, FC 64-10)\n", count);
+    ckks_params_literal lit;
+    hecnn_mnist_params(&lit);
+    printf("CKKS: N = 2^%u, %u primes, log QP = %u bits (128-bit secure), %d thread%s\n", lit.log_n, lit.n_q,
+           lit.log_q[0] + (lit.n_q - 1) * lit.log_q[1] + lit.n_p * lit.log_p[0], hecnn_get_threads(), hecnn_get_threads() == 1 ? "" : "s");
+    for (int pass = 0; pass < 2; pass++) {
+        const hecnn_mnist_mode md = both ? (pass ? HECNN_MNIST_ENCRYPTED_MODEL : HECNN_MNIST_PLAIN_MODEL) : mode;
+        if (!both && pass) break;
+        pipeline p;
+        if ((st = pipeline_new(&p, model, md, count))) {
+            cli_status_error(st, "setup");
+            goto done;
+        }
+        double server = 0;
+        if ((st = pipeline_run(&p, px, count, logits, &server, true))) {
+            cli_status_error(st, "inference");
+            pipeline_free(&p);
+            goto done;
+        }
+        size_t correct = 0, agree = 0;
+        double err = 0;
+        printf("\n%s model: batch of %zu images per row block (%zu rotation keys), keys %.2f s, %s %.2f s\n",
+               md == HECNN_MNIST_PLAIN_MODEL ? "plaintext" : "encrypted", hecnn_mnist_net_layout(p.net)->rows,
+               ckks_eval_keys_count(p.keys) - 1, p.keygen_s, md == HECNN_MNIST_PLAIN_MODEL ? "model prepared" : "model encrypted",
+               p.model_s);
+        printf("predictions:");
+        for (size_t i = 0; i < count; i++) {
+            const int y = argmax10(logits + i * 10);
+            correct += y == labels[i];
+            agree += y == argmax10(plain + i * 10);
+            for (int c = 0; c < 10; c++) err = fmax(err, fabs(logits[i * 10 + c] - plain[i * 10 + c]));
+            printf("%s%d%s", i % 32 ? " " : "\n  ", y, y == labels[i] ? "" : "*");
+        }
+        printf("\n  (* = wrong)\naccuracy %zu/%zu = %.2f %%, agreement with plaintext inference %zu/%zu, largest logit error %.2e\n",
+               correct, count, 100.0 * (double)correct / (double)count, agree, count, err);
+        printf("server time %.2f s = %.3f s/image (peak RSS %.0f MiB)\n", server, server / (double)count, peak_rss_mib());
+        pipeline_free(&p);
+    }
+    rc = CLI_EXIT_OK;
+done:
+    hecnn_mnist_model_free(model);
+    free(px);
+    free(labels);
+    free(plain);
+    free(logits);
+    for (int i = 0; i < 3; i++) free(own[i]);
+    return rc;
+}
+
+/* ---- bench mnist ------------------------------------------------------------------------------------ */
+
+typedef struct bench_result {
+    double s_per_image, total_s, peak_mib, keygen_s, model_s;
+    size_t images, batches, per_batch, keys;
+    int ok;
+} bench_result;
+
+/* Run one configuration in a child process, so that its peak RSS is its own. */
+static bench_result bench_one(const hecnn_mnist_model *model, hecnn_mnist_mode mode, size_t batch, size_t n_batches, int threads)
+{
+    bench_result r = {0};
+    int fds[2];
+    if (pipe(fds)) return r;
+    fflush(stdout);
+    const pid_t pid = fork();
+    if (pid < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        return r;
+    }
+    if (pid == 0) {
+        close(fds[0]);
+        hecnn_set_threads(threads);
+        bench_result c = {0};
+        pipeline p;
+        if (!pipeline_new(&p, model, mode, batch)) {
+            const size_t m = hecnn_mnist_net_layout(p.net)->rows, n = batch < m ? batch : m;
+            double *px = calloc(n * HECNN_MNIST_PIXELS, sizeof *px), *lg = malloc(n * 10 * sizeof *lg);
+            for (size_t i = 0; px && i < n * HECNN_MNIST_PIXELS; i++) px[i] = (double)((i * 2654435761u) % 256) / 255.0;
+            double total = 0;
+            bool ok = px && lg;
+            for (size_t b = 0; ok && b < n_batches; b++) {
+                double s;
+                ok = !pipeline_run(&p, px, n, lg, &s, false);
+                total += s;
+            }
+            c = (bench_result){.s_per_image = total / (double)(n * n_batches), .total_s = total, .peak_mib = peak_rss_mib(),
+                               .keygen_s = p.keygen_s, .model_s = p.model_s, .images = n * n_batches, .batches = n_batches,
+                               .per_batch = m, .keys = ckks_eval_keys_count(p.keys), .ok = ok};
+            free(px);
+            free(lg);
+            pipeline_free(&p);
+        }
+        ssize_t wr = write(fds[1], &c, sizeof c);
+        (void)wr;
+        close(fds[1]);
+        _exit(0);
+    }
+    close(fds[1]);
+    ssize_t got = read(fds[0], &r, sizeof r);
+    close(fds[0]);
+    waitpid(pid, NULL, 0);
+    if (got != (ssize_t)sizeof r) r.ok = 0;
+    return r;
+}
+
+typedef struct acc_result {
+    size_t n, correct, plain_correct, agree;
+    double max_err, seconds;
+    int ok;
+} acc_result;
+
+static acc_result bench_accuracy(const hecnn_mnist_model *model, hecnn_mnist_mode mode, const double *px, const uint8_t *labels, size_t n,
+                                 bool progress)
+{
+    acc_result a = {.n = n};
+    pipeline p;
+    if (pipeline_new(&p, model, mode, DEFAULT_BATCH)) return a;
+    double *lg = malloc(n * 10 * sizeof *lg), *pl = malloc(n * 10 * sizeof *pl);
+    if (lg && pl && !pipeline_run(&p, px, n, lg, &a.seconds, progress)) {
+        hecnn_mnist_infer_plain(model, px, n, pl);
+        for (size_t i = 0; i < n; i++) {
+            const int y = argmax10(lg + i * 10), z = argmax10(pl + i * 10);
+            a.correct += y == labels[i];
+            a.plain_correct += z == labels[i];
+            a.agree += y == z;
+            for (int c = 0; c < 10; c++) a.max_err = fmax(a.max_err, fabs(lg[i * 10 + c] - pl[i * 10 + c]));
+        }
+        a.ok = 1;
+    }
+    free(lg);
+    free(pl);
+    pipeline_free(&p);
+    return a;
+}
+
+int cmd_bench_mnist(int argc, char **argv)
+{
+    const char *model_path = NULL, *data = NULL, *mode_s = "both";
+    unsigned threads = 0;
+    size_t batches = 2, acc_count = 0;
+    bool json = false, accuracy = false, skip_speed = false;
+    const cli_opt opts[] = {
+        {"json", CLI_OPT_FLAG, &json, NULL, "print JSON", NULL},
+        {"threads", CLI_OPT_UINT, &threads, "T", "only this thread count (default: 1 and 2)", NULL},
+        {"mode", CLI_OPT_STRING, &mode_s, "MODE", "plain, encrypted or both (default)", NULL},
+        {"batches", CLI_OPT_SIZE, &batches, "K", "full batches in the throughput run (default 2)", NULL},
+        {"model", CLI_OPT_STRING, &model_path, "FILE", "weights (default: models/mnist_vr.hcnn)", NULL},
+        {"accuracy", CLI_OPT_FLAG, &accuracy, NULL, "also classify the MNIST test set encrypted (needs --data)", NULL},
+        {"data", CLI_OPT_STRING, &data, "DIR", "folder with t10k-images-idx3-ubyte(.gz) and t10k-labels-idx1-ubyte(.gz)", NULL},
+        {"count", CLI_OPT_SIZE, &acc_count, "N", "with --accuracy: only the first N test images", NULL},
+        {"no-speed", CLI_OPT_FLAG, &skip_speed, NULL, "skip the timing runs", NULL},
+        {0},
+    };
+    const cli_command cmd = {
+        "bench mnist", "[--json] [--threads T] [--mode plain|encrypted|both] [--accuracy --data DIR [--count N]]",
+        "Encrypted MNIST inference: amortized server seconds per image and peak RSS for one batch of 32\n"
+        "images and for several full batches of 256, at 1 and 2 threads, with the model in the clear and\n"
+        "encrypted (each configuration in its own process). --accuracy classifies the 10,000 test digits\n"
+        "encrypted and compares with plaintext inference of the same weights. The test set: MNIST's\n"
+        "t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz (http://yann.lecun.com/exdb/mnist/ or any\n"
+        "mirror, e.g. the ../shared/data/mnist folder of the project); plain or gzip-compressed.",
+        opts, 0};
+    int rc = cli_parse(&cmd, argc, argv, NULL, NULL);
+    if (rc) return rc == CLI_PARSE_HELP ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+    hecnn_mnist_mode mode;
+    bool both;
+    if (parse_mode(mode_s, &mode, &both)) return CLI_EXIT_USAGE;
+    if (accuracy && !data) {
+        cli_error("--accuracy needs --data DIR with the MNIST test set (t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz); "
+                  "get them from http://yann.lecun.com/exdb/mnist/ or a mirror (the project's ../shared/data/mnist has them)");
+        return CLI_EXIT_USAGE;
+    }
+    char *own = NULL;
+    if (!model_path && !(model_path = own = shipped(SHIPPED_MODEL))) return CLI_EXIT_FAIL;
+    hecnn_mnist_model *model = NULL;
+    hecnn_status st = hecnn_mnist_model_load(&model, model_path);
+    free(own);
+    if (st) {
+        cli_status_error(st, "cannot load model");
+        return CLI_EXIT_FAIL;
+    }
+    const int tlist[2] = {threads ? (int)threads : 1, 2};
+    const int nt = threads ? 1 : 2;
+    hecnn_mnist_mode modes[2] = {mode, HECNN_MNIST_ENCRYPTED_MODEL};
+    const int nm = both ? 2 : 1;
+    FILE *o = stdout;
+    if (json) fprintf(o, "{\n  \"benchmark\": \"mnist\",\n  \"simd\": \"%s\",\n  \"runs\": [", hecnn_simd_name());
+    else printf("MNIST CNN (Volley Revolver), N = 2^14, 10 primes, 128-bit; server seconds per image, peak RSS per configuration\n"
+                "%-10s %-7s %-6s %-8s %-10s %-10s %-9s %-8s %-8s\n", "model", "threads", "images", "batches", "s/image", "total s",
+                "peak MiB", "keys", "model s");
+    bool first = true;
+    rc = CLI_EXIT_OK;
+    for (int mi = 0; mi < nm && !skip_speed; mi++)
+        for (int ti = 0; ti < nt; ti++)
+            for (int shape = 0; shape < 2; shape++) {
+                const size_t batch = shape ? DEFAULT_BATCH : 32, nbat = shape ? batches : 1;
+                const bench_result r = bench_one(model, modes[mi], batch, nbat, tlist[ti]);
+                const char *mname = modes[mi] == HECNN_MNIST_PLAIN_MODEL ? "plaintext" : "encrypted";
+                if (!r.ok) {
+                    cli_error("the %s-model run with %d threads failed", mname, tlist[ti]);
+                    rc = CLI_EXIT_FAIL;
+                    continue;
+                }
+                if (json)
+                    fprintf(o,
+                            "%s\n    {\"model\": \"%s\", \"threads\": %d, \"images\": %zu, \"batch_rows\": %zu, \"batches\": %zu, "
+                            "\"s_per_image\": %.4f, \"total_s\": %.3f, \"peak_rss_mib\": %.1f, \"rotation_keys\": %zu, "
+                            "\"keygen_s\": %.2f, \"model_prep_s\": %.2f}",
+                            first ? "" : ",", mname, tlist[ti], r.images, r.per_batch, r.batches, r.s_per_image, r.total_s, r.peak_mib,
+                            r.keys - 1, r.keygen_s, r.model_s);
+                else
+                    printf("%-10s %-7d %-6zu %-8zu %-10.4f %-10.2f %-9.0f %-8zu %-8.2f\n", mname, tlist[ti], r.images, r.batches,
+                           r.s_per_image, r.total_s, r.peak_mib, r.keys - 1, r.model_s);
+                fflush(o);
+                first = false;
+            }
+    if (json) fprintf(o, "\n  ]");
+    if (accuracy) {
+        char *ip = join(data, "t10k-images-idx3-ubyte.gz"), *lp = join(data, "t10k-labels-idx1-ubyte.gz");
+        if (ip && !cli_file_exists(ip)) ip[strlen(ip) - 3] = 0;
+        if (lp && !cli_file_exists(lp)) lp[strlen(lp) - 3] = 0;
+        double *px = NULL;
+        uint8_t *lab = NULL;
+        size_t ni = 0, nl = 0;
+        if ((st = hecnn_mnist_read_images(ip, &px, &ni)) || (st = hecnn_mnist_read_labels(lp, &lab, &nl)) || ni != nl) {
+            cli_status_error(st ? st : HECNN_ERR_BAD_FORMAT, "cannot read the test set in '%s' (see --help: where to get it)", data);
+            rc = CLI_EXIT_FAIL;
+        } else {
+            if (acc_count && acc_count < ni) ni = acc_count;
+            if (json) fprintf(o, ",\n  \"accuracy\": [");
+            else printf("\naccuracy over %zu test images (batches of 256, %d threads)\n%-10s %-9s %-9s %-9s %-12s %-8s\n", ni,
+                        hecnn_get_threads(), "model", "accuracy", "plain", "agree", "max |err|", "s/image");
+            for (int mi = 0; mi < nm; mi++) {
+                const acc_result a = bench_accuracy(model, modes[mi], px, lab, ni, !json);
+                const char *mname = modes[mi] == HECNN_MNIST_PLAIN_MODEL ? "plaintext" : "encrypted";
+                if (!a.ok) {
+                    cli_error("the %s-model accuracy run failed", mname);
+                    rc = CLI_EXIT_FAIL;
+                    continue;
+                }
+                if (json)
+                    fprintf(o,
+                            "%s\n    {\"model\": \"%s\", \"images\": %zu, \"accuracy\": %.6f, \"plaintext_accuracy\": %.6f, "
+                            "\"agreement\": %.6f, \"max_logit_error\": %.3e, \"s_per_image\": %.4f}",
+                            mi ? "," : "", mname, a.n, (double)a.correct / (double)a.n, (double)a.plain_correct / (double)a.n,
+                            (double)a.agree / (double)a.n, a.max_err, a.seconds / (double)a.n);
+                else
+                    printf("%-10s %-9.4f %-9.4f %-9.4f %-12.3e %-8.4f\n", mname, (double)a.correct / (double)a.n,
+                           (double)a.plain_correct / (double)a.n, (double)a.agree / (double)a.n, a.max_err, a.seconds / (double)a.n);
+                fflush(o);
+            }
+            if (json) fprintf(o, "\n  ]");
+        }
+        free(px);
+        free(lab);
+        free(ip);
+        free(lp);
+    }
+    if (json) fprintf(o, "\n}\n");
+    hecnn_mnist_model_free(model);
+    return rc;
+}
