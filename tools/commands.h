@@ -7,8 +7,9 @@
  * The dispatcher refers weakly to commands whose files may not be built yet, and prints
  * "not built" for a missing one. A weak reference alone does not pull an object file out of the
  * static command library, so the `hecnn` executable must link hecnn_cmds as a whole archive
- * (CMake: "$<LINK_LIBRARY:WHOLE_ARCHIVE,hecnn_cmds>"); tools/hecnn.c also refers strongly to a
- * command whose header it finds (HECNN_CMD_HEADER list there). */
+ * (CMake: "$<LINK_LIBRARY:WHOLE_ARCHIVE,hecnn_cmds>"), or tools/hecnn.c must include the
+ * command's header (it does for cmd_bench_ckks.h, cmd_demo_ckks.h and cmd_mnist.h when present,
+ * which makes those references strong). */
 #ifndef HECNN_TOOLS_COMMANDS_H
 #define HECNN_TOOLS_COMMANDS_H
 
@@ -17,6 +18,7 @@
 /* data owner, MNIST: images to ciphertexts, ciphertexts of scores to labels */
 int cmd_mnist_encrypt(int argc, char **argv);   /* hecnn encrypt-images */
 int cmd_mnist_decrypt(int argc, char **argv);   /* hecnn decrypt-scores */
+int cmd_mnist_keygen(int argc, char **argv);    /* hecnn keygen-mnist */
 /* model provider */
 int cmd_encrypt_model(int argc, char **argv);   /* hecnn encrypt-model */
 /* server */

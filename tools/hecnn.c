@@ -20,12 +20,17 @@
 #else
 #pragma weak cmd_demo_ckks
 #endif
+#if __has_include("cmd_mnist.h")
+#include "cmd_mnist.h"
+#else
 #pragma weak cmd_mnist_encrypt
 #pragma weak cmd_mnist_decrypt
+#pragma weak cmd_mnist_keygen
 #pragma weak cmd_encrypt_model
 #pragma weak cmd_infer
 #pragma weak cmd_demo
 #pragma weak cmd_bench_mnist
+#endif
 #pragma weak cmd_bench_boot
 
 typedef int (*command_fn)(int argc, char **argv);
@@ -46,6 +51,7 @@ static const command owner_commands[] = {
     {"keygen", cmd_keygen, "generate secret, public and evaluation keys"},
     {"encrypt", cmd_encrypt, "encrypt a vector of numbers"},
     {"decrypt", cmd_decrypt, "decrypt a ciphertext to numbers"},
+    {"keygen-mnist", cmd_mnist_keygen, "keys for the MNIST network: its parameter set, exactly the keys it needs"},
     {"encrypt-images", cmd_mnist_encrypt, "encrypt MNIST images for inference"},
     {"decrypt-scores", cmd_mnist_decrypt, "decrypt class scores to labels"},
     {NULL, NULL, NULL},
