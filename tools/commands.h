@@ -8,7 +8,7 @@
  * "not built" for a missing one. A weak reference alone does not pull an object file out of the
  * static command library, so the `hecnn` executable must link hecnn_cmds as a whole archive
  * (CMake: "$<LINK_LIBRARY:WHOLE_ARCHIVE,hecnn_cmds>"), or tools/hecnn.c must include the
- * command's header (it does for cmd_bench_ckks.h, cmd_demo_ckks.h and cmd_mnist.h when present,
+ * command's header (it does for cmd_bench_ckks.h, cmd_demo_ckks.h, cmd_mnist.h and cmd_bench_boot.h when present,
  * which makes those references strong). */
 #ifndef HECNN_TOOLS_COMMANDS_H
 #define HECNN_TOOLS_COMMANDS_H

@@ -31,7 +31,11 @@
 #pragma weak cmd_demo
 #pragma weak cmd_bench_mnist
 #endif
+#if __has_include("cmd_bench_boot.h")
+#include "cmd_bench_boot.h"
+#else
 #pragma weak cmd_bench_boot
+#endif
 
 typedef int (*command_fn)(int argc, char **argv);
 
