@@ -247,9 +247,12 @@ static hecnn_status fc1(run *r, ckks_ciphertext *const *A, ckks_ciphertext **X)
     }
     /* Row sums, column-0 mask (which also halves), placement of the nb baby steps in a group; then
      * the two halves: re = z + conj(z), im = -i (z - conj(z)), each to its column. */
-    bool *first_out = calloc(n->n_x2, sizeof *first_out);
-    if (!first_out) fail(r, hecnn_fail(HECNN_ERR_NO_MEMORY, "flags"));
-    for (size_t i = 0; first_out && i < n->n_x2; i++) first_out[i] = true;
+    const size_t Q = mnist_fc1_bin(nb, w), nbin = n->n_x2 * (w / Q);
+    ckks_ciphertext **bins = NULL;
+    bool *first_bin = calloc(nbin, sizeof *first_bin);
+    if (!first_bin) fail(r, hecnn_fail(HECNN_ERR_NO_MEMORY, "flags"));
+    for (size_t i = 0; first_bin && i < nbin; i++) first_bin[i] = true;
+    if (!r->st) fail(r, vr_ct_array_new(n->ctx, &bins, nbin));
     if (!r->st) {
 #pragma omp parallel num_threads(threads)
         {
@@ -277,17 +280,18 @@ static hecnn_status fc1(run *r, ckks_ciphertext *const *A, ckks_ciphertext **X)
                 }
                 if (!s3) s3 = ckks_conjugate(r->ev, cj, acc);
                 for (int half = 0; !s3 && half < 2; half++) {
-                    const size_t j0 = g * n->L1 + (hp + (size_t)half * nhp) * nb;
+                    const size_t j0 = g * n->L1 + (hp + (size_t)half * nhp) * nb, c = j0 % w;
                     if (half == 0) {
                         s3 = ckks_add(r->ev, t, acc, cj);
                     } else {
                         s3 = ckks_sub(r->ev, t, acc, cj);
                         if (!s3) s3 = ckks_mul_const(r->ev, t, t, -I, 1.0);
                     }
-                    if (!s3 && j0 % w) s3 = ckks_rotate(r->ev, t, t, mnist_step(n, -(long)(j0 % w)));
+                    if (!s3 && c % Q) s3 = ckks_rotate(r->ev, t, t, mnist_step(n, -(long)(c % Q)));
                     if (!s3) {
+                        const size_t bin = (j0 / w) * (w / Q) + c / Q;
 #pragma omp critical(mnist_fc1_out)
-                        s3 = vr_accumulate(r->ev, X[j0 / w], t, &first_out[j0 / w]);
+                        s3 = vr_accumulate(r->ev, bins[bin], t, &first_bin[bin]);
                     }
                 }
                 fail(r, s3);
@@ -297,6 +301,18 @@ static hecnn_status fc1(run *r, ckks_ciphertext *const *A, ckks_ciphertext **X)
             ckks_ciphertext_free(cj);
         }
     }
+    /* the bins' common offsets */
+    bool *first_out = calloc(n->n_x2, sizeof *first_out);
+    if (!first_out) fail(r, hecnn_fail(HECNN_ERR_NO_MEMORY, "flags"));
+    for (size_t i = 0; first_out && i < n->n_x2; i++) first_out[i] = true;
+    for (size_t bin = 0; !r->st && bin < nbin; bin++) {
+        if (first_bin[bin]) continue;
+        const size_t blk = bin / (w / Q), u = bin % (w / Q);
+        if (u) fail(r, ckks_rotate(r->ev, bins[bin], bins[bin], mnist_step(n, -(long)(u * Q))));
+        if (!r->st) fail(r, vr_accumulate(r->ev, X[blk], bins[bin], &first_out[blk]));
+    }
+    vr_ct_array_free(bins, nbin);
+    free(first_bin);
     for (int tid = 0; tid < threads; tid++) {
         vr_ct_array_free(E[tid], nE);
         free(used[tid]);

@@ -56,5 +56,6 @@ void mnist_fc1_bias(const hecnn_mnist_net *n, const hecnn_mnist_model *mdl, size
 void mnist_fc2_tile(const hecnn_mnist_net *n, const hecnn_mnist_model *mdl, size_t g, size_t k, size_t beta, double *out);
 void mnist_fc2_bias(const hecnn_mnist_net *n, const hecnn_mnist_model *mdl, double *out);
 int mnist_step(const hecnn_mnist_net *n, long step);
+size_t mnist_fc1_bin(size_t nb, size_t w);
 
 #endif

@@ -176,6 +176,10 @@ void mnist_fc1_tile_c(const hecnn_mnist_net *n, const hecnn_mnist_model *mdl, si
     for (size_t i = 0; i < n->S; i++) out[i] += I * tmp[i];
 }
 
+/* FC1 placement: a group's column offset c splits into c mod Q (one rotation per group) and
+ * c - c mod Q (one rotation per bin of groups), fewer keys than one rotation per offset. */
+size_t mnist_fc1_bin(size_t nb, size_t w) { return min_sz(8 * nb, w); }
+
 /* Revolved FC1 output: row i, column j < 64 holds neuron g L1 + (i + k) mod L1, j = g L1 + k. */
 size_t mnist_fc1_neuron(const hecnn_mnist_net *n, size_t i, size_t j)
 {
@@ -275,8 +279,13 @@ size_t hecnn_vr_required_rotations(const hecnn_mnist_net *n, int *steps, unsigne
         if (md == HECNN_MNIST_ENCRYPTED_MODEL)
             for (size_t h = 1; h < nhp; h++) rot_add(&r, (long)(h * nb * w), n->lv_act1, S);
         for (size_t b = 1; b < nb; b++) rot_add(&r, (long)(b * (w - 1)), n->lv_fc1, S);
+        const size_t Q = mnist_fc1_bin(nb, w);
         for (size_t g = 0; g < n->G1; g++)
-            for (size_t h = 0; h < nh; h++) rot_add(&r, -(long)((g * n->L1 + h * nb) % w), n->lv_fc1, S);
+            for (size_t h = 0; h < nh; h++) {
+                const size_t c = (g * n->L1 + h * nb) % w;
+                rot_add(&r, -(long)(c % Q), n->lv_fc1, S);
+                rot_add(&r, -(long)(c - c % Q), n->lv_fc1, S);
+            }
     }
     for (size_t j = 1; j < n->rs1; j <<= 1) rot_add(&r, (long)j, n->lv_act1 - 1, S);
     /* FC2 */
