@@ -198,6 +198,11 @@ size_t ckks_bootstrapper_key_plan(const ckks_bootstrapper *bt, ckks_key_need *ou
  * dense -> ephemeral sparse (at level 0) and sparse -> dense (at the top). */
 typedef struct ckks_boot_keys ckks_boot_keys;
 hecnn_status ckks_boot_keys_generate(ckks_boot_keys **out, const ckks_bootstrapper *bt, const ckks_secret_key *sk);
+/* Assemble from keys made or loaded one by one (e.g. with ckks_galois_key_generate at each
+ * planned level, ckks_switching_key_generate_between for the pair); takes ownership of all,
+ * also on failure. to_sparse / to_dense may be NULL when encapsulation is off. */
+hecnn_status ckks_boot_keys_assemble(ckks_boot_keys **out, ckks_eval_keys *evk, ckks_switching_key *to_sparse,
+                                     ckks_switching_key *to_dense);
 void ckks_boot_keys_free(ckks_boot_keys *keys);
 /* The relinearization and Galois keys (owned by `keys`): usable for an evaluator. */
 const ckks_eval_keys *ckks_boot_keys_eval_keys(const ckks_boot_keys *keys);

@@ -1,0 +1,280 @@
+/* Bootstrapping: the DFT factorization against the encoder's FFT in doubles, the EvalMod fit,
+ * the failure probability of the presets, then encrypted bootstrapping at N = 2^12 (insecure
+ * test presets: full and sparse slots) with the precision asserted in bits, and the key plan:
+ * exactly the planned keys work, removing one fails with MISSING_KEY, a key below its planned
+ * level fails with LEVEL_MISMATCH. */
+#include <math.h>
+#include <string.h>
+
+#include "circuits/dft.h"
+#include "circuits/evalmod.h"
+#include "common/check.h"
+#include "hecnn/hecnn.h"
+
+#define REQUIRE_VOID(cond)                                                             \
+    do {                                                                               \
+        if (!(cond)) {                                                                 \
+            fprintf(stderr, "%s:%d: REQUIRE failed: %s\n", __FILE__, __LINE__, #cond); \
+            check_failed++;                                                            \
+            return;                                                                    \
+        }                                                                              \
+    } while (0)
+
+static size_t brv(size_t x, size_t n)
+{
+    size_t r = 0;
+    for (size_t b = 1; b < n; b <<= 1) r = (r << 1) | ((x & b) != 0);
+    return r;
+}
+
+static void test_dft_plain(size_t n, const unsigned *c2s, size_t nc, const unsigned *s2c, size_t ns)
+{
+    double complex *v = malloc(n * sizeof *v), *z = malloc(n * sizeof *z), *t = malloc(n * sizeof *t),
+                   *u = malloc(n * sizeof *u);
+    for (size_t i = 0; i < n; i++) z[i] = v[i] = test_rng_uniform(-1, 1) + I * test_rng_uniform(-1, 1);
+    dft_reference_forward(n, z);
+    diag_matrix fc[8], fs[8];
+    REQUIRE_VOID(dft_factors(fc, n, true, c2s, nc) == 0);
+    REQUIRE_VOID(dft_factors(fs, n, false, s2c, ns) == 0);
+    memcpy(t, z, n * sizeof *t);
+    for (size_t l = 0; l < nc; l++) {
+        diag_matrix_apply(&fc[l], u, t);
+        memcpy(t, u, n * sizeof *t);
+        /* a level merging s stages has at most 2^(s+1) - 1 diagonals */
+        CHECK(diag_matrix_count(&fc[l]) <= ((size_t)2 << c2s[l]) - 1);
+    }
+    double e = 0;
+    for (size_t i = 0; i < n; i++) e = fmax(e, cabs(t[i] - v[brv(i, n)]));
+    CHECK_MSG(e < 1e-12, "CoeffsToSlots (n = %zu) error %g", n, e);
+    for (size_t l = 0; l < ns; l++) {
+        diag_matrix_apply(&fs[l], u, t);
+        memcpy(t, u, n * sizeof *t);
+    }
+    e = 0;
+    for (size_t i = 0; i < n; i++) e = fmax(e, cabs(t[i] - z[i]));
+    CHECK_MSG(e < 1e-11, "SlotsToCoeffs (n = %zu) error %g", n, e);
+    for (size_t l = 0; l < nc; l++) diag_matrix_free(&fc[l]);
+    for (size_t l = 0; l < ns; l++) diag_matrix_free(&fs[l]);
+    free(v);
+    free(z);
+    free(t);
+    free(u);
+}
+
+static void test_presets_offline(void)
+{
+    for (int pr = 0; pr < CKKS_BOOT_PRESET_COUNT; pr++) {
+        ckks_params_literal p;
+        ckks_boot_params bp;
+        REQUIRE_VOID(ckks_boot_preset_params(&p, &bp, (ckks_boot_preset)pr) == HECNN_OK);
+        evalmod em;
+        REQUIRE_VOID(evalmod_init(&em, &bp) == HECNN_OK);
+        double err = evalmod_max_error(&em);
+        /* EvalMod error in units of q_0, on the neighbourhoods |u - I| <= 2^-ratio */
+        CHECK_MSG(err < ldexp(1, -34), "preset %d: EvalMod error 2^%.1f", pr, log2(err));
+        if (getenv("HECNN_VERBOSE"))
+            printf("  preset %d: EvalMod degree %u, %u double angles, depth %u, error 2^%.1f\n", pr, bp.mod1_degree,
+                   bp.double_angle, em.depth, log2(err));
+        evalmod_free(&em);
+        if (p.log_n == 16) {
+            /* the default sets are 128-bit secure */
+            double log_qp = 0;
+            for (unsigned i = 0; i < p.n_q; i++) log_qp += p.log_q[i];
+            for (unsigned i = 0; i < p.n_p; i++) log_qp += p.log_p[i];
+            CHECK(log_qp <= ckks_max_log_qp_128(16));
+            CHECK(!p.allow_insecure && p.secret == CKKS_SECRET_TERNARY);
+        }
+    }
+}
+
+typedef struct fixture {
+    ckks_context *ctx;
+    ckks_secret_key *sk;
+    ckks_bootstrapper *bt;
+    ckks_boot_params bp;
+} fixture;
+
+static int fixture_init(fixture *f, ckks_boot_preset preset)
+{
+    ckks_params_literal p;
+    memset(f, 0, sizeof *f);
+    uint8_t seed[CKKS_SEED_BYTES] = {9, 9};
+    if (ckks_boot_preset_params(&p, &f->bp, preset)) return -1;
+    if (ckks_context_new(&f->ctx, &p)) return -1;
+    if (ckks_secret_key_generate_derand(&f->sk, f->ctx, seed)) return -1;
+    if (ckks_bootstrapper_new(&f->bt, f->ctx, &f->bp)) return -1;
+    return 0;
+}
+
+static void fixture_free(fixture *f)
+{
+    ckks_bootstrapper_free(f->bt);
+    ckks_secret_key_free(f->sk);
+    ckks_context_free(f->ctx);
+}
+
+/* encrypt random values in the unit square at `level`, bootstrap, return mean bits (worse part) */
+static double bootstrap_once(fixture *f, const ckks_boot_keys *keys, unsigned level, hecnn_status *st_out,
+                             double *min_bits)
+{
+    const size_t n = ckks_bootstrapper_slots(f->bt);
+    double complex *v = malloc(n * sizeof *v), *w = malloc(n * sizeof *w);
+    for (size_t i = 0; i < n; i++) v[i] = test_rng_uniform(-1, 1) + I * test_rng_uniform(-1, 1);
+    ckks_plaintext *pt = NULL;
+    ckks_ciphertext *ct = NULL, *out = NULL;
+    ckks_plaintext_new(&pt, f->ctx);
+    ckks_ciphertext_new(&ct, f->ctx);
+    ckks_ciphertext_new(&out, f->ctx);
+    CHECK(ckks_encode(f->ctx, pt, v, n, n, level, ckks_context_default_scale(f->ctx)) == HECNN_OK);
+    CHECK(ckks_encrypt_sk(f->ctx, ct, pt, f->sk) == HECNN_OK);
+    hecnn_status st = ckks_bootstrap(f->bt, keys, out, ct);
+    *st_out = st;
+    double bits = -1;
+    if (!st) {
+        CHECK(ckks_ciphertext_level(out) == ckks_bootstrapper_output_level(f->bt));
+        CHECK(ckks_ciphertext_scale(out) == ckks_context_default_scale(f->ctx));
+        CHECK(ckks_ciphertext_slots(out) == n);
+        CHECK(ckks_decrypt(f->ctx, pt, out, f->sk) == HECNN_OK);
+        CHECK(ckks_decode(f->ctx, w, pt) == HECNN_OK);
+        ckks_precision_stats s;
+        ckks_precision(&s, v, w, n);
+        bits = fmin(s.mean_bits_real, s.mean_bits_imag);
+        if (min_bits) *min_bits = fmin(s.min_bits_real, s.min_bits_imag);
+    }
+    ckks_plaintext_free(pt);
+    ckks_ciphertext_free(ct);
+    ckks_ciphertext_free(out);
+    free(v);
+    free(w);
+    return bits;
+}
+
+/* keys from the plan, one by one, optionally skipping one Galois element or lowering one level */
+static ckks_boot_keys *keys_from_plan(fixture *f, uint64_t skip, uint64_t lower, bool drop_pair)
+{
+    size_t np = ckks_bootstrapper_key_plan(f->bt, NULL, 0);
+    ckks_key_need *plan = malloc(np * sizeof *plan);
+    ckks_bootstrapper_key_plan(f->bt, plan, np);
+    ckks_eval_keys *evk = NULL;
+    if (ckks_eval_keys_new(&evk, f->ctx)) return NULL;
+    for (size_t i = 0; i < np; i++) {
+        if (plan[i].galois == skip) continue;
+        unsigned lev = plan[i].max_level - (plan[i].galois == lower ? 1 : 0);
+        ckks_switching_key *k = NULL;
+        hecnn_status st = plan[i].galois ? ckks_galois_key_generate(&k, f->sk, plan[i].galois, lev)
+                                         : ckks_relin_key_generate(&k, f->sk, lev);
+        if (st || ckks_eval_keys_add(evk, k)) return NULL;
+    }
+    free(plan);
+    ckks_secret_key *eph = NULL;
+    ckks_switching_key *a = NULL, *b = NULL;
+    if (ckks_secret_key_generate_sparse(&eph, f->ctx, f->bp.ephemeral_hamming_weight)) return NULL;
+    if (!drop_pair && ckks_switching_key_generate_between(&a, f->sk, eph, 0)) return NULL;
+    if (ckks_switching_key_generate_between(&b, eph, f->sk, ckks_context_max_level(f->ctx))) return NULL;
+    ckks_secret_key_free(eph);
+    ckks_boot_keys *k = NULL;
+    if (ckks_boot_keys_assemble(&k, evk, a, b)) return NULL;
+    return k;
+}
+
+static void test_full(void)
+{
+    fixture f;
+    REQUIRE_VOID(fixture_init(&f, CKKS_BOOT_TEST_N12_FULL) == 0);
+    CHECK(ckks_bootstrapper_slots(f.bt) == ckks_context_max_slots(f.ctx));
+    CHECK(ckks_bootstrapper_output_level(f.bt) == 2);
+    CHECK(ckks_bootstrapper_log2_failure(f.bt) < -60);
+    ckks_boot_keys *keys = NULL;
+    REQUIRE_VOID(ckks_boot_keys_generate(&keys, f.bt, f.sk) == HECNN_OK);
+    size_t np = ckks_bootstrapper_key_plan(f.bt, NULL, 0);
+    CHECK(ckks_boot_keys_count(keys) == np + 2); /* + the encapsulation pair */
+    hecnn_status st;
+    double min_bits = 0;
+    double bits = bootstrap_once(&f, keys, 0, &st, &min_bits);
+    CHECK_MSG(st == HECNN_OK, "bootstrap: %s (%s)", hecnn_status_name(st), hecnn_last_error_detail());
+    CHECK_MSG(bits >= 22, "full slots: %.2f mean bits (min %.2f)", bits, min_bits);
+    if (getenv("HECNN_VERBOSE")) printf("  full slots (N = 2^12): mean %.2f bits, min %.2f\n", bits, min_bits);
+    /* from a level above 0 too */
+    bits = bootstrap_once(&f, keys, 2, &st, NULL);
+    CHECK(st == HECNN_OK && bits >= 22);
+
+    /* save / load round trip of the key set */
+    FILE *tmp = tmpfile();
+    if (tmp) {
+        CHECK(ckks_boot_keys_save(keys, true, tmp) == HECNN_OK);
+        rewind(tmp);
+        ckks_boot_keys *loaded = NULL;
+        CHECK(ckks_boot_keys_load(f.ctx, &loaded, tmp) == HECNN_OK);
+        if (loaded) {
+            CHECK(ckks_boot_keys_count(loaded) == ckks_boot_keys_count(keys));
+            bits = bootstrap_once(&f, loaded, 0, &st, NULL);
+            CHECK(st == HECNN_OK && bits >= 22);
+        }
+        ckks_boot_keys_free(loaded);
+        fclose(tmp);
+    }
+    ckks_boot_keys_free(keys);
+
+    /* exactly the planned keys: assembled one by one they work; any removal fails */
+    ckks_key_need *plan = malloc(np * sizeof *plan);
+    ckks_bootstrapper_key_plan(f.bt, plan, np);
+    CHECK(plan[0].galois == 0); /* relinearization first */
+    keys = keys_from_plan(&f, UINT64_MAX, UINT64_MAX, false);
+    REQUIRE_VOID(keys);
+    bits = bootstrap_once(&f, keys, 0, &st, NULL);
+    CHECK(st == HECNN_OK && bits >= 22);
+    ckks_boot_keys_free(keys);
+    const uint64_t conj = ckks_galois_element_conjugate(f.ctx);
+    const uint64_t drops[] = {0, conj, plan[np / 2].galois};
+    for (size_t i = 0; i < sizeof drops / sizeof drops[0]; i++) {
+        keys = keys_from_plan(&f, drops[i], UINT64_MAX, false);
+        REQUIRE_VOID(keys);
+        bootstrap_once(&f, keys, 0, &st, NULL);
+        CHECK_MSG(st == HECNN_ERR_MISSING_KEY, "without galois %llu: %s", (unsigned long long)drops[i], hecnn_status_name(st));
+        ckks_boot_keys_free(keys);
+    }
+    /* a key generated one level below its plan */
+    keys = keys_from_plan(&f, UINT64_MAX, plan[np - 1].galois, false);
+    REQUIRE_VOID(keys);
+    bootstrap_once(&f, keys, 0, &st, NULL);
+    CHECK_MSG(st == HECNN_ERR_LEVEL_MISMATCH, "lowered key: %s", hecnn_status_name(st));
+    ckks_boot_keys_free(keys);
+    /* without the dense -> sparse key */
+    keys = keys_from_plan(&f, UINT64_MAX, UINT64_MAX, true);
+    REQUIRE_VOID(keys);
+    bootstrap_once(&f, keys, 0, &st, NULL);
+    CHECK(st == HECNN_ERR_MISSING_KEY);
+    ckks_boot_keys_free(keys);
+    free(plan);
+    fixture_free(&f);
+}
+
+static void test_sparse(void)
+{
+    fixture f;
+    REQUIRE_VOID(fixture_init(&f, CKKS_BOOT_TEST_N12_SPARSE) == 0);
+    CHECK(ckks_bootstrapper_slots(f.bt) == 512);
+    ckks_boot_keys *keys = NULL;
+    REQUIRE_VOID(ckks_boot_keys_generate(&keys, f.bt, f.sk) == HECNN_OK);
+    hecnn_status st;
+    double min_bits = 0, bits = bootstrap_once(&f, keys, 0, &st, &min_bits);
+    CHECK_MSG(st == HECNN_OK, "sparse bootstrap: %s (%s)", hecnn_status_name(st), hecnn_last_error_detail());
+    CHECK_MSG(bits >= 20, "sparse slots: %.2f mean bits (min %.2f)", bits, min_bits);
+    if (getenv("HECNN_VERBOSE")) printf("  sparse slots (2^9 of 2^11): mean %.2f bits, min %.2f\n", bits, min_bits);
+    ckks_boot_keys_free(keys);
+    fixture_free(&f);
+}
+
+int main(void)
+{
+    test_rng_seed(5);
+    const unsigned a[] = {4, 2}, b[] = {2, 2, 2}, c[] = {10}, d[] = {3, 3, 4}, e[] = {1, 1, 1, 1, 1, 1};
+    test_dft_plain(64, a, 2, b, 3);
+    test_dft_plain(1024, c, 1, d, 3);
+    test_dft_plain(64, e, 6, a, 2);
+    test_dft_plain(2, (const unsigned[]){1}, 1, (const unsigned[]){1}, 1);
+    test_presets_offline();
+    test_full();
+    test_sparse();
+    return check_summary();
+}
