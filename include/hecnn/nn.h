@@ -156,7 +156,8 @@ void hecnn_mnist_infer_plain(const hecnn_mnist_model *model, const double *pixel
 hecnn_status hecnn_mnist_read_images(const char *path, double **pixels, size_t *n);
 hecnn_status hecnn_mnist_read_labels(const char *path, uint8_t **labels, size_t *n);
 
-/* Network geometry: the CKKS parameters (128-bit secure, N = 2^14, 10 ciphertext primes) and the
+/* Network geometry: the CKKS parameters (128-bit secure, N = 2^14, 10 ciphertext primes of
+ * 50 + 9 x 36 bits, one 60-bit special prime, scale 2^36) and the
  * row width w; m = N/2 / w images per batch. */
 typedef enum hecnn_mnist_mode {
     HECNN_MNIST_PLAIN_MODEL = 0,     /* the server holds the weights in the clear */
