@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "ckks/internal.h"
+#include "ring/rns_kernels.h"
 
 hecnn_status ckks_evaluator_new(ckks_evaluator **out, const ckks_context *ctx, const ckks_eval_keys *keys)
 {
@@ -276,15 +277,12 @@ hecnn_status ckks_mul(const ckks_evaluator *ev, ckks_ciphertext *out, const ckks
     const size_t n = ev->ctx->n;
     const uint64_t *a0 = ct_comp(a, 0), *a1 = ct_comp(a, 1), *b0 = ct_comp(b, 0), *b1 = ct_comp(b, 1);
     uint64_t *d0 = ct_comp(dst, 0), *d1 = ct_comp(dst, 1), *d2 = ct_comp(dst, 2);
+    const rns_kernels *kern = rns_kernels_active();
 #pragma omp parallel for schedule(static)
     for (unsigned k = 0; k <= level; k++) {
         const modulus *m = &ev->ctx->tables[k].mod;
-        for (size_t i = (size_t)k * n; i < (size_t)(k + 1) * n; i++) {
-            const uint64_t x0 = a0[i], x1 = a1[i], y0 = b0[i], y1 = b1[i];
-            d0[i] = mul_mod(x0, y0, m);
-            d1[i] = reduce128((u128)x0 * y1 + (u128)x1 * y0, m);
-            d2[i] = mul_mod(x1, y1, m);
-        }
+        const size_t i = (size_t)k * n;
+        kern->tensor(d0 + i, d1 + i, d2 + i, a0 + i, a1 + i, b0 + i, b1 + i, n, m);
     }
     end_output(out, dst, scale, slots);
     return HECNN_OK;
@@ -362,6 +360,7 @@ hecnn_status ckks_rescale(const ckks_evaluator *ev, ckks_ciphertext *out, const 
         return st;
     }
     /* out_i = (a_i - [a]_{q_l}) * q_l^-1 mod q_i, with [a]_{q_l} centered for rounding. */
+    const rns_kernels *kern = rns_kernels_active();
 #pragma omp parallel for collapse(2) schedule(static)
     for (unsigned c = 0; c <= deg; c++)
         for (unsigned k = 0; k < level; k++) {
@@ -370,15 +369,11 @@ hecnn_status ckks_rescale(const ckks_evaluator *ev, ckks_ciphertext *out, const 
             const uint64_t w = inv_mod(ql_mod, &t->mod), wp = shoup_precompute(w, q);
             uint64_t *buf = hecnn_alloc(n * 8);
             const uint64_t *src = last + (size_t)c * n;
-            for (size_t i = 0; i < n; i++) {
-                const uint64_t v = src[i];
-                const uint64_t r = v % q;
-                buf[i] = v > ql / 2 ? sub_mod(r, ql_mod, q) : r;
-            }
+            kern->rescale_lift(buf, src, n, ql, &t->mod);
             ntt_forward(t, buf);
             const uint64_t *x = ct_comp(a, c) + (size_t)k * n;
             uint64_t *o = dst->data + ((size_t)c * level + k) * n;
-            for (size_t i = 0; i < n; i++) o[i] = mul_shoup(sub_mod(x[i], buf[i], q), w, wp, q);
+            kern->sub_mul_scalar(o, x, buf, n, w, wp, q);
             hecnn_free(buf);
         }
     hecnn_free(last);

@@ -1,8 +1,10 @@
 #include "ring/rns.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <string.h>
 
+#include "ring/rns_kernels.h"
 #include "util/alloc.h"
 
 #define FOR_LIMBS(b) _Pragma("omp parallel for schedule(static) if (b->limbs * b->n >= 32768)") \
@@ -18,22 +20,131 @@ void rns_intt(const rns_basis *b, uint64_t *a)
     FOR_LIMBS(b) ntt_inverse(b->tab[k], a + k * b->n);
 }
 
+/* ---------------------------------------------------------------- kernel choice */
+
+static const rns_kernels portable_kernels = {
+    "portable",
+    SIMD_PORTABLE,
+    rns_add_portable,
+    rns_sub_portable,
+    rns_mul_portable,
+    rns_mul_scalar_portable,
+    rns_sub_mul_scalar_portable,
+    rns_tensor_portable,
+    rns_ip_redc_portable,
+    rns_rescale_lift_portable,
+    rns_permute_portable,
+    rns_baseconv_block_portable,
+};
+
+const rns_kernels *rns_kernels_for(simd_level level)
+{
+    if (!ntt_kernels_for(level)) return NULL;
+    switch (level) {
+#if defined(__x86_64__)
+    case SIMD_AVX2: return &rns_kernels_avx2;
+    case SIMD_AVX512: return &rns_kernels_avx512;
+    case SIMD_AVX512IFMA: return &rns_kernels_avx512ifma;
+#endif
+    default: return &portable_kernels;
+    }
+}
+
+static const rns_kernels *active_kernels;
+static pthread_once_t active_once = PTHREAD_ONCE_INIT;
+
+static void choose_kernels(void)
+{
+    active_kernels = rns_kernels_for(ntt_kernels_active()->level);
+    if (!active_kernels) active_kernels = &portable_kernels;
+}
+
+const rns_kernels *rns_kernels_active(void)
+{
+    pthread_once(&active_once, choose_kernels);
+    return active_kernels;
+}
+
+/* ---------------------------------------------------------------- portable kernels */
+
+void rns_add_portable(uint64_t *out, const uint64_t *x, const uint64_t *y, size_t n, uint64_t q)
+{
+    for (size_t i = 0; i < n; i++) out[i] = add_mod(x[i], y[i], q);
+}
+
+void rns_sub_portable(uint64_t *out, const uint64_t *x, const uint64_t *y, size_t n, uint64_t q)
+{
+    for (size_t i = 0; i < n; i++) out[i] = sub_mod(x[i], y[i], q);
+}
+
+void rns_mul_portable(uint64_t *out, const uint64_t *x, const uint64_t *y, size_t n, const modulus *m)
+{
+    for (size_t i = 0; i < n; i++) out[i] = mul_mod(x[i], y[i], m);
+}
+
+void rns_mul_scalar_portable(uint64_t *out, const uint64_t *x, size_t n, uint64_t w, uint64_t wp, uint64_t q)
+{
+    for (size_t i = 0; i < n; i++) out[i] = mul_shoup(x[i], w, wp, q);
+}
+
+void rns_sub_mul_scalar_portable(uint64_t *out, const uint64_t *x, const uint64_t *y, size_t n, uint64_t w,
+                                 uint64_t wp, uint64_t q)
+{
+    /* x - y + q < 2q: Shoup takes any 64-bit input */
+    for (size_t i = 0; i < n; i++) out[i] = mul_shoup(x[i] - y[i] + q, w, wp, q);
+}
+
+void rns_tensor_portable(uint64_t *d0, uint64_t *d1, uint64_t *d2, const uint64_t *a0, const uint64_t *a1,
+                         const uint64_t *b0, const uint64_t *b1, size_t n, const modulus *m)
+{
+    for (size_t i = 0; i < n; i++) {
+        const uint64_t x0 = a0[i], x1 = a1[i], y0 = b0[i], y1 = b1[i];
+        d0[i] = mul_mod(x0, y0, m);
+        d1[i] = rns_tensor_d1_scalar(x0, x1, y0, y1, m);
+        d2[i] = mul_mod(x1, y1, m);
+    }
+}
+
+void rns_ip_redc_portable(uint64_t *out0, uint64_t *out1, const uint64_t *const *x, const uint64_t *const *k0,
+                          const uint64_t *const *k1, unsigned count, size_t n, const modulus *m, bool accumulate)
+{
+    for (size_t i = 0; i < n; i++) rns_ip_scalar(out0, out1, x, k0, k1, count, i, m, accumulate);
+}
+
+void rns_rescale_lift_portable(uint64_t *out, const uint64_t *v, size_t n, uint64_t ql, const modulus *m)
+{
+    const uint64_t ql_mod = reduce64(ql, m);
+    for (size_t i = 0; i < n; i++) out[i] = rns_rescale_lift_scalar(v[i], ql, ql_mod, m);
+}
+
+void rns_permute_portable(uint64_t *out, const uint64_t *src, const size_t *perm, size_t n)
+{
+    for (size_t i = 0; i < n; i++) out[i] = src[perm[i]];
+}
+
+void rns_baseconv_block_portable(const baseconv *bc, uint64_t *out, const uint64_t *in, size_t n_out, size_t c0,
+                                 size_t len)
+{
+    uint64_t y[RNS_BC_WORDS];
+    const size_t n = bc->in.n, ni = bc->in.limbs;
+    for (size_t i = 0; i < ni; i++) rns_bc_scalar_y(bc, y + i * len, in + i * n + c0, i, 0, len);
+    for (size_t k = 0; k < n_out; k++) rns_bc_scalar_out(bc, out + k * n + c0, y, len, k, 0, len);
+}
+
+/* ---------------------------------------------------------------- limb-wise operations */
+
 void rns_add(const rns_basis *b, uint64_t *out, const uint64_t *x, const uint64_t *y)
 {
+    const rns_kernels *kern = rns_kernels_active();
     const size_t n = b->n;
-    for (size_t k = 0; k < b->limbs; k++) {
-        const uint64_t q = b->tab[k]->mod.q;
-        for (size_t i = k * n; i < (k + 1) * n; i++) out[i] = add_mod(x[i], y[i], q);
-    }
+    for (size_t k = 0; k < b->limbs; k++) kern->add(out + k * n, x + k * n, y + k * n, n, b->tab[k]->mod.q);
 }
 
 void rns_sub(const rns_basis *b, uint64_t *out, const uint64_t *x, const uint64_t *y)
 {
+    const rns_kernels *kern = rns_kernels_active();
     const size_t n = b->n;
-    for (size_t k = 0; k < b->limbs; k++) {
-        const uint64_t q = b->tab[k]->mod.q;
-        for (size_t i = k * n; i < (k + 1) * n; i++) out[i] = sub_mod(x[i], y[i], q);
-    }
+    for (size_t k = 0; k < b->limbs; k++) kern->sub(out + k * n, x + k * n, y + k * n, n, b->tab[k]->mod.q);
 }
 
 void rns_neg(const rns_basis *b, uint64_t *out, const uint64_t *x)
@@ -47,12 +158,9 @@ void rns_neg(const rns_basis *b, uint64_t *out, const uint64_t *x)
 
 void rns_mul(const rns_basis *b, uint64_t *out, const uint64_t *x, const uint64_t *y)
 {
+    const rns_kernels *kern = rns_kernels_active();
     const size_t n = b->n;
-    FOR_LIMBS(b)
-    {
-        const modulus *m = &b->tab[k]->mod;
-        for (size_t i = k * n; i < (k + 1) * n; i++) out[i] = mul_mod(x[i], y[i], m);
-    }
+    FOR_LIMBS(b) kern->mul(out + k * n, x + k * n, y + k * n, n, &b->tab[k]->mod);
 }
 
 void rns_mul_add(const rns_basis *b, uint64_t *acc, const uint64_t *x, const uint64_t *y)
@@ -67,10 +175,11 @@ void rns_mul_add(const rns_basis *b, uint64_t *acc, const uint64_t *x, const uin
 
 void rns_mul_scalar(const rns_basis *b, uint64_t *out, const uint64_t *x, const uint64_t *c)
 {
+    const rns_kernels *kern = rns_kernels_active();
     const size_t n = b->n;
     for (size_t k = 0; k < b->limbs; k++) {
-        const uint64_t q = b->tab[k]->mod.q, w = c[k], wp = shoup_precompute(c[k], q);
-        for (size_t i = k * n; i < (k + 1) * n; i++) out[i] = mul_shoup(x[i], w, wp, q);
+        const uint64_t q = b->tab[k]->mod.q;
+        kern->mul_scalar(out + k * n, x + k * n, n, c[k], shoup_precompute(c[k], q), q);
     }
 }
 
@@ -106,27 +215,35 @@ bool rns_in_range(const rns_basis *b, const uint64_t *a)
 int baseconv_init(baseconv *bc, const rns_basis *in, const rns_basis *out, bool times_r)
 {
     *bc = (baseconv){.in = *in, .out = *out};
-    bc->hat_inv = hecnn_alloc(in->limbs * 8);
-    bc->hat_inv_shoup = hecnn_alloc(in->limbs * 8);
-    bc->hat_mod = hecnn_alloc(in->limbs * out->limbs * 8);
+    const size_t ni = in->limbs, no = out->limbs;
+    /* the vector kernels' constants follow the documented arrays (see rns_kernels.h) */
+    bc->hat_inv = hecnn_alloc(2 * ni * 8);
+    bc->hat_inv_shoup = hecnn_alloc(ni * 8);
+    bc->hat_mod = hecnn_alloc(3 * ni * no * 8);
     if (!bc->hat_inv || !bc->hat_inv_shoup || !bc->hat_mod) {
         baseconv_free(bc);
         return -1;
     }
-    for (size_t i = 0; i < in->limbs; i++) {
+    uint64_t *hat_inv52 = bc->hat_inv + ni, *hat104 = bc->hat_mod + ni * no, *hat90 = bc->hat_mod + 2 * ni * no;
+    for (size_t i = 0; i < ni; i++) {
         const modulus *mi = &in->tab[i]->mod;
         uint64_t hat = 1;
-        for (size_t j = 0; j < in->limbs; j++)
+        for (size_t j = 0; j < ni; j++)
             if (j != i) hat = mul_mod(hat, in->tab[j]->mod.q % mi->q, mi);
         bc->hat_inv[i] = inv_mod(hat, mi);
         bc->hat_inv_shoup[i] = shoup_precompute(bc->hat_inv[i], mi->q);
-        for (size_t k = 0; k < out->limbs; k++) {
+        hat_inv52[i] = mi->q < ((uint64_t)1 << 50) ? (uint64_t)(((u128)bc->hat_inv[i] << 52) / mi->q) : 0;
+        for (size_t k = 0; k < no; k++) {
             const modulus *mk = &out->tab[k]->mod;
             uint64_t h = 1;
-            for (size_t j = 0; j < in->limbs; j++)
+            for (size_t j = 0; j < ni; j++)
                 if (j != i) h = mul_mod(h, in->tab[j]->mod.q % mk->q, mk);
-            /* pre-multiplied by 2^64 (or 2^128) so that one Montgomery reduction finishes the sum */
-            bc->hat_mod[i * out->limbs + k] = mul_mod(h, times_r ? mk->r2_mod : mk->r_mod, mk);
+            if (times_r) h = mul_mod(h, mk->r_mod, mk);
+            /* pre-multiplied by the Montgomery factor of each kernel (and 2^64 more for times_r), so
+             * that one Montgomery reduction of the sum gives the exact value */
+            bc->hat_mod[i * no + k] = mul_mod(h, mk->r_mod, mk);
+            hat104[i * no + k] = mul_mod(h, reduce128((u128)1 << 104, mk), mk);
+            hat90[i * no + k] = mul_mod(h, reduce128((u128)1 << 90, mk), mk);
         }
     }
     return 0;
@@ -140,8 +257,6 @@ void baseconv_free(baseconv *bc)
     bc->hat_inv = bc->hat_inv_shoup = bc->hat_mod = NULL;
 }
 
-#define BASECONV_BLOCK 256
-
 void baseconv_apply(const baseconv *bc, uint64_t *out, const uint64_t *in)
 {
     baseconv_apply_prefix(bc, out, in, bc->out.limbs);
@@ -149,38 +264,12 @@ void baseconv_apply(const baseconv *bc, uint64_t *out, const uint64_t *in)
 
 void baseconv_apply_prefix(const baseconv *bc, uint64_t *out, const uint64_t *in, size_t n_out)
 {
-    const size_t n = bc->in.n, ni = bc->in.limbs, no = bc->out.limbs;
-    /* Blocks of coefficients keep y (ni x block) and the 128-bit accumulators in L1 while every
-     * output limb reads them; each product is then one widening multiply and a 128-bit add. */
+    const rns_kernels *kern = rns_kernels_active();
+    const size_t n = bc->in.n, block = rns_bc_block(bc->in.limbs);
+    /* Blocks of coefficients keep y = [x_i (Q/q_i)^-1]_{q_i} (in.limbs x block) in L1 while every
+     * output limb reads it. */
 #pragma omp parallel for schedule(static) if (n * n_out >= 32768)
-    for (size_t c0 = 0; c0 < n; c0 += BASECONV_BLOCK) {
-        uint64_t y[RNS_MAX_LIMBS * BASECONV_BLOCK];
-        u128 acc[BASECONV_BLOCK];
-        const size_t len = n - c0 < BASECONV_BLOCK ? n - c0 : BASECONV_BLOCK;
-        for (size_t i = 0; i < ni; i++) {
-            const uint64_t q = bc->in.tab[i]->mod.q, w = bc->hat_inv[i], wp = bc->hat_inv_shoup[i];
-            const uint64_t *x = in + i * n + c0;
-            uint64_t *yi = y + i * BASECONV_BLOCK;
-            for (size_t c = 0; c < len; c++) yi[c] = mul_shoup(x[c], w, wp, q);
-        }
-        for (size_t k = 0; k < n_out; k++) {
-            const modulus *m = &bc->out.tab[k]->mod;
-            uint64_t *o = out + k * n + c0;
-            /* Montgomery reduction needs the sum below t * 2^64: at most REDC_TERMS terms at a time */
-            for (size_t i0 = 0; i0 < ni; i0 += REDC_TERMS) {
-                const size_t i1 = i0 + REDC_TERMS < ni ? i0 + REDC_TERMS : ni;
-                for (size_t c = 0; c < len; c++) acc[c] = 0;
-                for (size_t i = i0; i < i1; i++) {
-                    const uint64_t h = bc->hat_mod[i * no + k], *yi = y + i * BASECONV_BLOCK;
-                    for (size_t c = 0; c < len; c++) acc[c] += (u128)yi[c] * h;
-                }
-                if (i0 == 0)
-                    for (size_t c = 0; c < len; c++) o[c] = redc128(acc[c], m);
-                else
-                    for (size_t c = 0; c < len; c++) o[c] = add_mod(o[c], redc128(acc[c], m), m->q);
-            }
-        }
-    }
+    for (size_t c0 = 0; c0 < n; c0 += block) kern->baseconv_block(bc, out, in, n_out, c0, n - c0 < block ? n - c0 : block);
 }
 
 static size_t bit_reverse(size_t x, unsigned bits)
@@ -203,9 +292,9 @@ void galois_ntt_permutation(size_t *perm, unsigned log_n, uint64_t g)
 
 void rns_permute(const rns_basis *b, uint64_t *out, const uint64_t *in, const size_t *perm)
 {
+    const rns_kernels *kern = rns_kernels_active();
     const size_t n = b->n;
-    for (size_t k = 0; k < b->limbs; k++)
-        for (size_t i = 0; i < n; i++) out[k * n + i] = in[k * n + perm[i]];
+    for (size_t k = 0; k < b->limbs; k++) kern->permute(out + k * n, in + k * n, perm, n);
 }
 
 void sample_ternary(prng *p, int8_t *out, size_t n)

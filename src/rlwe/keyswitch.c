@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "ckks/internal.h"
+#include "ring/rns_kernels.h"
 
 static unsigned digits_at(const ckks_context *ctx, unsigned level) { return (level + ctx->alpha) / ctx->alpha; }
 
@@ -81,12 +82,13 @@ hecnn_status ks_mod_down(const ckks_context *ctx, uint64_t *out, uint64_t *a, un
     if (!conv) return hecnn_fail(HECNN_ERR_NO_MEMORY, "mod-down buffer");
     baseconv_apply_prefix(&ctx->p_to_q, conv, pa, level + 1);
     rns_ntt(&bq, conv);
+    const rns_kernels *kern = rns_kernels_active();
 #pragma omp parallel for schedule(static) if (level >= 1)
     for (unsigned k = 0; k <= level; k++) {
         const uint64_t q = ctx->tables[k].mod.q, w = ctx->p_inv_mod_q[k], wp = shoup_precompute(w, q);
         const uint64_t *x = a + (size_t)k * n, *y = conv + (size_t)k * n;
         uint64_t *o = out + (size_t)k * n;
-        for (size_t i = 0; i < n; i++) o[i] = mul_shoup(sub_mod(x[i], y[i], q), w, wp, q);
+        kern->sub_mul_scalar(o, x, y, n, w, wp, q);
     }
     hecnn_free(conv);
     return HECNN_OK;
@@ -104,6 +106,7 @@ hecnn_status ks_apply(const ckks_context *ctx, uint64_t *out0, uint64_t *out1, c
      * With a Galois permutation, each digit's limb is first gathered into a per-thread buffer:
      * the random reads then stay within one limb (L2-resident) at a time. */
     bool failed = false;
+    const rns_kernels *kern = rns_kernels_active();
 #pragma omp parallel
     {
         uint64_t *gathered = perm ? hecnn_alloc((size_t)dec->digits * n * 8) : NULL;
@@ -118,7 +121,7 @@ hecnn_status ks_apply(const ckks_context *ctx, uint64_t *out0, uint64_t *out1, c
                 const uint64_t *src = dec->data + ((size_t)j * limbs + t) * n;
                 if (perm) {
                     uint64_t *g = gathered + (size_t)j * n;
-                    for (size_t i = 0; i < n; i++) g[i] = src[perm[i]];
+                    kern->permute(g, src, perm, n);
                     src = g;
                 }
                 x[j] = src;
@@ -133,16 +136,7 @@ hecnn_status ks_apply(const ckks_context *ctx, uint64_t *out0, uint64_t *out1, c
                     kb[j - j0] = swk_part(k, j, 0) + kt * n;
                     ka[j - j0] = swk_part(k, j, 1) + kt * n;
                 }
-                for (size_t i = 0; i < n; i++) {
-                    u128 s0 = 0, s1 = 0;
-                    for (unsigned j = j0; j < j1; j++) {
-                        s0 += (u128)x[j][i] * kb[j - j0][i];
-                        s1 += (u128)x[j][i] * ka[j - j0][i];
-                    }
-                    const uint64_t r0 = redc128(s0, m), r1 = redc128(s1, m);
-                    a0[i] = j0 ? add_mod(a0[i], r0, m->q) : r0;
-                    a1[i] = j0 ? add_mod(a1[i], r1, m->q) : r1;
-                }
+                kern->ip_redc(a0, a1, x + j0, kb, ka, j1 - j0, n, m, j0 != 0);
             }
         }
         hecnn_free(gathered);
