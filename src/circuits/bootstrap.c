@@ -18,6 +18,16 @@
 #include "ckks/internal.h"
 
 #define MAX_DFT_LEVELS 8
+#define C2S_BOOST 8   /* log2 of the intermediate CoeffsToSlots gain */
+#define S2C_MARGIN 10 /* bits of SlotsToCoeffs input scale above the values' needs */
+
+/* Diagnostics: when set, called with each intermediate ciphertext (not exported). */
+void (*boot_trace)(const char *stage, const ckks_ciphertext *ct, void *arg);
+void *boot_trace_arg;
+#define TRACE(name, c) \
+    do { \
+        if (boot_trace) boot_trace(name, c, boot_trace_arg); \
+    } while (0)
 
 struct ckks_bootstrapper {
     const ckks_context *ctx;
@@ -27,6 +37,7 @@ struct ckks_bootstrapper {
     unsigned top, l_c2s, l_em, out_level;
     ckks_lintrans *c2s[MAX_DFT_LEVELS], *s2c[MAX_DFT_LEVELS];
     evalmod em;
+    double s_em;              /* scale of EvalMod's output (SlotsToCoeffs' input) */
     uint64_t subsum[32];
     size_t n_subsum;
     double log2_fail;
@@ -58,12 +69,13 @@ hecnn_status ckks_boot_preset_params(ckks_params_literal *ckks, ckks_boot_params
     boot->log_message_ratio = 8;
     boot->ephemeral_hamming_weight = 32;
     boot->k = 15;
-    boot->mod1_degree = 31;
-    boot->double_angle = 3;
+    boot->mod1_degree = 62;
+    boot->double_angle = 2;
     switch (preset) {
     case CKKS_BOOT_N16_FULL:
     case CKKS_BOOT_N16_SPARSE:
-        /* q_0 60 | residual 9 x 40 | SlotsToCoeffs 3 x 39 | EvalMod 8 x 60 | CoeffsToSlots 4 x 56;
+        /* q_0 60 | residual 9 x 40 | SlotsToCoeffs 3 x 39 | EvalMod 8 x 60 (even cosine of degree 62
+         * + 2 double angles) | CoeffsToSlots 4 x 56;
          * P = 8 x 61, dnum 3: log QP = 1729 <= 1747 */
         ckks->log_n = 16;
         ckks->log_scale = 40;
@@ -83,7 +95,7 @@ hecnn_status ckks_boot_preset_params(ckks_params_literal *ckks, ckks_boot_params
     case CKKS_BOOT_TEST_N12_FULL:
     case CKKS_BOOT_TEST_N12_SPARSE:
         /* insecure (N = 2^12), for tests: q_0 60 | residual 2 x 40 | S2C 2 x 45 | EvalMod 8 (9) x 60 |
-         * C2S 3 x 56. Sparse: 2^9 slots, SubSum over 4 copies: k = 24 with 4 double angles */
+         * C2S 3 x 56. Sparse: 2^9 slots, SubSum over 4 copies: k = 24 with 3 double angles */
         ckks->log_n = 12;
         ckks->log_scale = 40;
         ckks->allow_insecure = true;
@@ -94,7 +106,7 @@ hecnn_status ckks_boot_preset_params(ckks_params_literal *ckks, ckks_boot_params
         fill(ckks->log_q, &pos, 3, 56);
         if (preset == CKKS_BOOT_TEST_N12_SPARSE) {
             boot->k = 24;
-            boot->double_angle = 4;
+            boot->double_angle = 3;
         }
         ckks->n_q = pos;
         ckks->n_p = 4;
@@ -247,18 +259,22 @@ hecnn_status ckks_bootstrapper_new(ckks_bootstrapper **out, const ckks_context *
     for (size_t k = 0; (gap >> k) > 1; k++)
         bt->subsum[bt->n_subsum++] = ckks_galois_element_rotation(ctx, (int)(n << k));
 
-    /* failure: some |u_k| > k, u_k the sum of gap (h + 1) uniforms in [-1/2, 1/2], over the
-     * 2n coefficients that reach EvalMod (two tails) */
+    /* failure: some |u_k| > k (beyond the neighbourhoods EvalMod is fitted on), u_k the sum of
+     * gap (h + 1) uniforms in [-1/2, 1/2], over the 2n coefficients that reach EvalMod (two tails) */
     const unsigned h = bp->ephemeral_hamming_weight ? bp->ephemeral_hamming_weight : ctx->params.hamming_weight;
-    bt->log2_fail = log2_irwin_hall_tail((unsigned)gap * (h + 1), bt->em.range) + 1 + log2(2.0 * (double)n);
+    bt->log2_fail = log2_irwin_hall_tail((unsigned)gap * (h + 1), (double)bp->k) + 1 + log2(2.0 * (double)n);
 
-    /* CoeffsToSlots: F^-1 B / (2 R gap), in c2s_levels factors */
+    /* CoeffsToSlots: F^-1 B / (2 R gap), in c2s_levels factors. The first factor also multiplies
+     * by 2^C2S_BOOST and the last divides it back: the intermediate plaintexts are then large
+     * against the rounding noise of each rescale and key switch (only the last one counts). */
     diag_matrix f[MAX_DFT_LEVELS] = {{0}};
     if (dft_factors(f, n, true, c2s_st, bp->c2s_levels)) {
         ckks_bootstrapper_free(bt);
         return hecnn_fail(HECNN_ERR_NO_MEMORY, "CoeffsToSlots factors");
     }
-    diag_matrix_scale(&f[0], 1.0 / (2.0 * bt->em.range * (double)gap));
+    const double boost = bp->c2s_levels > 1 ? ldexp(1.0, C2S_BOOST) : 1.0;
+    diag_matrix_scale(&f[0], boost / (2.0 * bt->em.range * (double)gap));
+    if (bp->c2s_levels > 1) diag_matrix_scale(&f[bp->c2s_levels - 1], 1.0 / boost);
     if (!bt->full) { /* the last factor also writes -i w into the upper half of 2n slots */
         diag_matrix w;
         if (widen_rows(&w, &f[bp->c2s_levels - 1], -I)) st = hecnn_fail(HECNN_ERR_NO_MEMORY, "CoeffsToSlots");
@@ -279,7 +295,9 @@ hecnn_status ckks_bootstrapper_new(ckks_bootstrapper **out, const ckks_context *
         return st;
     }
 
-    /* SlotsToCoeffs: F B^-1; the input arrives at scale q_(l_em), the output at the default scale */
+    /* SlotsToCoeffs: F B^-1. Its input (the coefficients, about 2^-(log_slots + 1)/2 of the slot
+     * values) arrives at scale s_em = default * 2^((log_slots + 1)/2 + S2C_MARGIN); the plaintext
+     * scales bring it down evenly to exactly the default scale at the output. */
     if (dft_factors(f, n, false, s2c_st, bp->s2c_levels)) {
         ckks_bootstrapper_free(bt);
         return hecnn_fail(HECNN_ERR_NO_MEMORY, "SlotsToCoeffs factors");
@@ -290,11 +308,15 @@ hecnn_status ckks_bootstrapper_new(ckks_bootstrapper **out, const ckks_context *
         diag_matrix_free(&f[0]);
         f[0] = w;
     }
+    bt->s_em = ctx->default_scale * ldexp(1.0, (int)(bp->log_slots + 1) / 2 + S2C_MARGIN);
+    const double step = pow(ctx->default_scale / bt->s_em, 1.0 / bp->s2c_levels);
+    double cur = bt->s_em;
     for (unsigned i = 0; i < bp->s2c_levels && !st; i++) {
         const unsigned lev = bt->l_em - i;
-        double ps = (double)ckks_context_q(ctx, lev);
-        if (i + 1 == bp->s2c_levels)
-            ps = ctx->default_scale * ps / (double)ckks_context_q(ctx, bt->l_em);
+        const double q = (double)ckks_context_q(ctx, lev);
+        double ps = q * step;
+        if (i + 1 == bp->s2c_levels) ps = ctx->default_scale * q / cur;
+        cur = cur * ps / q;
         st = to_lintrans(&bt->s2c[i], ctx, &f[i], lev, ps);
     }
     for (unsigned i = 0; i < bp->s2c_levels; i++) diag_matrix_free(&f[i]);
@@ -588,11 +610,20 @@ hecnn_status ckks_bootstrap(const ckks_bootstrapper *bt, const ckks_boot_keys *k
         if ((st = ckks_sub(ev, im, ct, tmp)) || (st = ckks_mul_const(ev, im, im, -I, 1.0))) goto done;
     }
     if ((st = ckks_add(ev, ct, ct, tmp))) goto done;
+    /* x = (u - shift) / R: the cosine's polynomial is even in x */
+    if (bt->em.shift != 0) {
+        const double sh = -bt->em.shift / bt->em.range;
+        if ((st = ckks_add_const(ev, ct, ct, sh)) || (bt->full && (st = ckks_add_const(ev, im, im, sh)))) goto done;
+    }
+    TRACE("c2s_re", ct);
+    if (bt->full) TRACE("c2s_im", im);
     /* 5. EvalMod: values m_k = (t_k / q_0 mod 1) q_0 / Delta, at scale q_(l_em) */
-    const double factor = q0 / delta, s_em = (double)ckks_context_q(ctx, bt->l_em);
+    const double factor = q0 / delta, s_em = bt->s_em;
     if ((st = evalmod_eval(ev, ct, ct, &bt->em, factor, s_em))) goto done;
+    TRACE("evalmod_re", ct);
     if (bt->full) {
         if ((st = evalmod_eval(ev, im, im, &bt->em, factor, s_em))) goto done;
+        TRACE("evalmod_im", im);
         if ((st = ckks_mul_const(ev, im, im, I, 1.0)) || (st = ckks_add(ev, ct, ct, im))) goto done;
     }
     /* 6. SlotsToCoeffs */

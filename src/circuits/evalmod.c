@@ -18,27 +18,31 @@ static ld target_fn(const evalmod *em, ld u)
     return cosl(2 * pi * (u - 0.25L) / (ld)(1u << em->double_angle));
 }
 
-/* Least-squares Chebyshev fit of degree d in x = u / R on samples clustered in
- * [I - delta, I + delta], by Householder QR in long double. */
-static int fit(const evalmod *em, double *coef, size_t d, unsigned k)
+/* Least-squares fit of degree d in x = (u - shift) / R, basis T_j of one parity, on samples
+ * clustered in [I - half, I + half], |I| <= k; Householder QR in long double. */
+static int fit(const evalmod *em, double *coef, size_t d, double half)
 {
-    const size_t per = 3 * (d + 1) / (2 * k + 1) + 12;
-    const size_t M = (2 * (size_t)k + 1) * per, n = d + 1;
+    const unsigned par = em->kind == CKKS_MOD1_SIN ? 1 : 0;
+    const size_t nb = (d - par) / 2 + 1; /* basis T_par, T_(par+2), ... */
+    const unsigned k = em->k;
+    const size_t per = 3 * nb / (2 * k + 1) + 12;
+    const size_t M = (2 * (size_t)k + 1) * per, n = nb;
     ld *A = malloc(M * n * sizeof *A), *b = malloc(M * sizeof *b), *v = malloc(M * sizeof *v), *c = malloc(n * sizeof *c);
     int rc = -1;
     if (!A || !b || !v || !c) goto out;
     size_t row = 0;
     for (int ii = -(int)k; ii <= (int)k; ii++)
         for (size_t t = 0; t < per; t++) {
-            ld u = (ld)ii + (ld)em->delta * cosl(3.141592653589793238462643383279502884L * ((ld)t + 0.5L) / (ld)per);
-            ld y = u / (ld)em->range, t0 = 1, t1 = y;
-            A[row * n] = 1;
-            if (n > 1) A[row * n + 1] = y;
-            for (size_t j = 2; j < n; j++) {
-                ld t2 = 2 * y * t1 - t0;
-                A[row * n + j] = t2;
-                t0 = t1;
-                t1 = t2;
+            ld u = (ld)ii + (ld)half * cosl(3.141592653589793238462643383279502884L * ((ld)t + 0.5L) / (ld)per);
+            ld y = (u - (ld)em->shift) / (ld)em->range, t0 = 1, t1 = y;
+            for (size_t j = 0, col = 0; j <= d; j++) {
+                ld tj = j == 0 ? 1 : j == 1 ? y : 0;
+                if (j >= 2) {
+                    tj = 2 * y * t1 - t0;
+                    t0 = t1;
+                    t1 = tj;
+                }
+                if ((j & 1) == par) A[row * n + col++] = tj;
             }
             b[row++] = target_fn(em, u);
         }
@@ -69,7 +73,8 @@ static int fit(const evalmod *em, double *coef, size_t d, unsigned k)
         if (A[j * n + j] == 0) goto out;
         c[j] = s / A[j * n + j];
     }
-    for (size_t j = 0; j < n; j++) coef[j] = (double)c[j];
+    memset(coef, 0, (d + 1) * sizeof *coef);
+    for (size_t j = 0; j < n; j++) coef[par + 2 * j] = (double)c[j];
     rc = 0;
 out:
     free(A);
@@ -82,51 +87,44 @@ out:
 hecnn_status evalmod_init(evalmod *em, const ckks_boot_params *bp)
 {
     memset(em, 0, sizeof *em);
-    if (bp->k < 1 || bp->mod1_degree < 3 || bp->mod1_degree > 1023)
+    if (bp->k < 1 || bp->k > 4096 || bp->mod1_degree < 3 || bp->mod1_degree > 1023)
         return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "EvalMod: k = %u, degree = %u", bp->k, bp->mod1_degree);
     if (bp->mod1 != CKKS_MOD1_COS_DOUBLE_ANGLE && bp->mod1 != CKKS_MOD1_SIN)
         return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "EvalMod: unknown kind");
     if (bp->arcsine_degree) return hecnn_fail(HECNN_ERR_UNSUPPORTED, "EvalMod: arcsine correction not implemented");
     if (bp->double_angle > 8) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "EvalMod: %u double angles", bp->double_angle);
     em->kind = bp->mod1;
+    em->k = bp->k;
     em->double_angle = bp->mod1 == CKKS_MOD1_SIN ? 0 : bp->double_angle;
+    em->shift = bp->mod1 == CKKS_MOD1_SIN ? 0 : 0.25;
     em->delta = ldexp(1.0, -(int)bp->log_message_ratio);
-    if (em->delta > 0.5) em->delta = 0.5;
-    em->range = (double)bp->k + em->delta;
-    /* fit near the integers when the degree can follow every neighbourhood, else on the whole
-     * range; keep whichever is more accurate after the double angles */
-    double *c = hecnn_calloc(2 * ((size_t)bp->mod1_degree + 1), sizeof *c);
+    if (em->delta > 0.25) em->delta = 0.25;
+    em->range = (double)bp->k + em->shift + em->delta;
+    /* fit near the integers, and on the whole range; keep the more accurate */
+    const size_t d = bp->mod1_degree;
+    double *c = hecnn_calloc(2 * (d + 1), sizeof *c);
     if (!c) return hecnn_fail(HECNN_ERR_NO_MEMORY, "EvalMod polynomial");
-    double *c2 = c + bp->mod1_degree + 1, best = INFINITY;
-    const double narrow = em->delta;
+    double *c2 = c + d + 1, best = INFINITY;
     for (int pass = 0; pass < 2; pass++) {
-        em->delta = pass ? 0.5 : narrow;
-        em->range = (double)bp->k + em->delta;
-        if (fit(em, c2, bp->mod1_degree, bp->k)) continue;
-        hecnn_status st = ckks_poly_new(&em->poly, c2, bp->mod1_degree, -1, 1);
+        if (fit(em, c2, d, pass ? 0.5 : em->delta)) continue;
+        hecnn_status st = ckks_poly_new(&em->poly, c2, d, -1, 1);
         if (st) {
             hecnn_free(c);
             return st;
         }
-        em->delta = narrow; /* judged on the neighbourhoods the inputs actually occupy */
-        em->range = (double)bp->k + (pass ? 0.5 : narrow);
         double e = evalmod_max_error(em);
         ckks_poly_free(em->poly);
         em->poly = NULL;
         if (e < best) {
             best = e;
-            memcpy(c, c2, (bp->mod1_degree + 1) * sizeof *c);
-            em->fit_range = em->range;
+            memcpy(c, c2, (d + 1) * sizeof *c);
         }
     }
-    em->range = em->fit_range;
     if (!(best < 1)) {
         hecnn_free(c);
         return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "EvalMod: least-squares fit failed");
     }
-    if (em->kind == CKKS_MOD1_SIN)
-        for (size_t j = 0; j <= bp->mod1_degree; j += 2) c[j] = 0;
-    hecnn_status st = ckks_poly_new(&em->poly, c, bp->mod1_degree, -1, 1);
+    hecnn_status st = ckks_poly_new(&em->poly, c, d, -1, 1);
     hecnn_free(c);
     if (st) return st;
     em->depth = ckks_poly_depth(em->poly) + em->double_angle;
@@ -142,12 +140,12 @@ void evalmod_free(evalmod *em)
 
 double evalmod_max_error(const evalmod *em)
 {
-    const int k = (int)floor(em->range);
+    const int k = (int)em->k;
     double worst = 0;
     for (int ii = -k; ii <= k; ii++)
         for (int t = 0; t <= 200; t++) {
             double u = ii - em->delta + 2 * em->delta * t / 200.0;
-            double y = ckks_poly_eval(em->poly, u / em->range);
+            double y = ckks_poly_eval(em->poly, (u - em->shift) / em->range);
             for (unsigned j = 0; j < em->double_angle; j++) y = 2 * y * y - 1;
             if (em->kind != CKKS_MOD1_SIN) y /= 2 * M_PI;
             double e = fabs(y - sin(2 * M_PI * u) / (2 * M_PI));
