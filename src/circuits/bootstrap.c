@@ -8,6 +8,7 @@
  * (t_k / q_0 mod 1) q_0 / Delta = m_k exactly as values for SlotsToCoeffs, whose product is F,
  * and whose last plaintext scale lands the output on the default scale. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -76,7 +77,7 @@ hecnn_status ckks_boot_preset_params(ckks_params_literal *ckks, ckks_boot_params
     case CKKS_BOOT_N16_SPARSE:
         /* q_0 60 | residual 9 x 40 | SlotsToCoeffs 3 x 39 | EvalMod 8 x 60 (even cosine of degree 62
          * + 2 double angles) | CoeffsToSlots 4 x 56;
-         * P = 8 x 61, dnum 3: log QP = 1729 <= 1747 */
+         * P = 8 x 60, dnum 3: log QP = 1721 <= 1747 */
         ckks->log_n = 16;
         ckks->log_scale = 40;
         fill(ckks->log_q, &pos, 1, 60);
@@ -86,7 +87,7 @@ hecnn_status ckks_boot_preset_params(ckks_params_literal *ckks, ckks_boot_params
         fill(ckks->log_q, &pos, 4, 56);
         ckks->n_q = pos;
         ckks->n_p = 8;
-        for (unsigned i = 0; i < 8; i++) ckks->log_p[i] = 61;
+        for (unsigned i = 0; i < 8; i++) ckks->log_p[i] = 60; /* 60: the vector kernels' bound */
         ckks->dnum = 3;
         boot->log_slots = preset == CKKS_BOOT_N16_FULL ? 15 : 12;
         boot->c2s_levels = 4;
@@ -324,6 +325,17 @@ hecnn_status ckks_bootstrapper_new(ckks_bootstrapper **out, const ckks_context *
         ckks_bootstrapper_free(bt);
         return st;
     }
+    if (getenv("HECNN_BOOT_VERBOSE")) {
+        for (unsigned i = 0; i < bp->c2s_levels; i++)
+            fprintf(stderr, "C2S %u (level %u, %u stages): %zu diagonals, baby step %zu: %zu babies, %zu giants\n", i,
+                    bt->c2s[i]->level, c2s_st[i], bt->c2s[i]->n_diags, bt->c2s[i]->n1, bt->c2s[i]->n_babies,
+                    bt->c2s[i]->n_giants);
+        for (unsigned i = 0; i < bp->s2c_levels; i++)
+            fprintf(stderr, "S2C %u (level %u, %u stages): %zu diagonals, baby step %zu: %zu babies, %zu giants\n", i,
+                    bt->s2c[i]->level, s2c_st[i], bt->s2c[i]->n_diags, bt->s2c[i]->n1, bt->s2c[i]->n_babies,
+                    bt->s2c[i]->n_giants);
+        fprintf(stderr, "EvalMod: %u products per call, depth %u\n", ckks_poly_mul_count(bt->em.poly) + bt->em.double_angle, bt->em.depth);
+    }
     *out = bt;
     return HECNN_OK;
 }
@@ -552,11 +564,12 @@ hecnn_status ckks_boot_keys_load(const ckks_context *ctx, ckks_boot_keys **out, 
 
 /* ---- the bootstrap --------------------------------------------------------------------------- */
 
-static hecnn_status apply_dft(const ckks_evaluator *ev, ckks_ciphertext *ct, ckks_lintrans *const *lt, unsigned levels)
+static hecnn_status apply_dft(const ckks_evaluator *ev, ckks_ciphertext *ct, ckks_lintrans *const *lt, unsigned levels,
+                              lt_workspace *ws)
 {
     hecnn_status st = HECNN_OK;
     for (unsigned i = 0; i < levels && !st; i++) {
-        st = ckks_lintrans_apply(ev, ct, ct, lt[i]);
+        st = lt[i]->coef ? lt_apply_fast_ws(ev, ct, ct, lt[i], ws) : ckks_lintrans_apply(ev, ct, ct, lt[i]);
         if (!st) st = ckks_rescale(ev, ct, ct);
     }
     return st;
@@ -577,6 +590,7 @@ hecnn_status ckks_bootstrap(const ckks_bootstrapper *bt, const ckks_boot_keys *k
     ckks_evaluator *ev = NULL;
     hecnn_status st = ckks_evaluator_new(&ev, ctx, keys->evk);
     if (st) return st;
+    lt_workspace ws = {0};
     ckks_ciphertext *ct = NULL, *tmp = NULL, *im = NULL;
     if ((st = ckks_ciphertext_new(&ct, ctx)) || (st = ckks_ciphertext_new(&tmp, ctx)) ||
         (st = ckks_ciphertext_new(&im, ctx)))
@@ -597,6 +611,7 @@ hecnn_status ckks_bootstrap(const ckks_bootstrapper *bt, const ckks_boot_keys *k
     if ((st = ckks_mod_raise(ev, ct, ct, bt->top))) goto done;
     if (bt->bp.ephemeral_hamming_weight && (st = ckks_switch_key(ev, ct, ct, keys->to_dense))) goto done;
     ct->scale = q0;
+    TRACE("raised", ct);
     /* 3. SubSum: keep the coefficients of Z[X^gap] (times gap) */
     for (size_t i = 0; i < bt->n_subsum && !st; i++) {
         st = ckks_apply_galois(ev, tmp, ct, bt->subsum[i]);
@@ -604,7 +619,8 @@ hecnn_status ckks_bootstrap(const ckks_bootstrapper *bt, const ckks_boot_keys *k
     }
     if (st) goto done;
     /* 4. CoeffsToSlots, then the real and imaginary parts */
-    if ((st = apply_dft(ev, ct, bt->c2s, bt->bp.c2s_levels))) goto done;
+    if ((st = apply_dft(ev, ct, bt->c2s, bt->bp.c2s_levels, &ws))) goto done;
+    TRACE("c2s", ct);
     if ((st = ckks_conjugate(ev, tmp, ct))) goto done;
     if (bt->full) {
         if ((st = ckks_sub(ev, im, ct, tmp)) || (st = ckks_mul_const(ev, im, im, -I, 1.0))) goto done;
@@ -627,14 +643,16 @@ hecnn_status ckks_bootstrap(const ckks_bootstrapper *bt, const ckks_boot_keys *k
         if ((st = ckks_mul_const(ev, im, im, I, 1.0)) || (st = ckks_add(ev, ct, ct, im))) goto done;
     }
     /* 6. SlotsToCoeffs */
-    if ((st = apply_dft(ev, ct, bt->s2c, bt->bp.s2c_levels))) goto done;
+    if ((st = apply_dft(ev, ct, bt->s2c, bt->bp.s2c_levels, &ws))) goto done;
     ct->slots = bt->n;
     ct->scale = ctx->default_scale;
+    TRACE("s2c", ct);
     st = ckks_ciphertext_copy(out, ct);
 done:
     ckks_ciphertext_free(ct);
     ckks_ciphertext_free(tmp);
     ckks_ciphertext_free(im);
     ckks_evaluator_free(ev);
+    lt_workspace_free(&ws);
     return st;
 }

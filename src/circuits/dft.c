@@ -210,3 +210,33 @@ void dft_reference_forward(size_t n, double complex *v)
         hecnn_free(tw);
     }
 }
+
+void dft_reference_inverse(size_t n, double complex *v)
+{
+    /* inverse butterflies (len = n .. 2, with 1/2 each), then bit reversal */
+    double complex *t = hecnn_alloc(n * sizeof *t);
+    if (!t) return;
+    for (size_t len = n; len >= 2; len >>= 1) {
+        const size_t h = len / 2;
+        double complex *tw = twiddles(len);
+        if (!tw) break;
+        for (size_t i = 0; i < n; i += len)
+            for (size_t j = 0; j < h; j++) {
+                double complex a = v[i + j], b = v[i + j + h];
+                v[i + j] = 0.5 * (a + b);
+                v[i + j + h] = 0.5 * (a - b) * conj(tw[j]);
+            }
+        hecnn_free(tw);
+    }
+    for (size_t i = 1, j = 0; i < n; i++) {
+        size_t bit = n >> 1;
+        for (; j & bit; bit >>= 1) j ^= bit;
+        j ^= bit;
+        if (i < j) {
+            double complex x = v[i];
+            v[i] = v[j];
+            v[j] = x;
+        }
+    }
+    hecnn_free(t);
+}

@@ -41,5 +41,6 @@ int dft_factors(diag_matrix *out, size_t n, bool inverse, const unsigned *levels
 
 /* Reference transforms in doubles (the encoder's special FFT on n slots). */
 void dft_reference_forward(size_t n, double complex *v); /* coefficients -> slots */
+void dft_reference_inverse(size_t n, double complex *v); /* slots -> coefficients (with 1/n) */
 
 #endif

@@ -65,8 +65,12 @@ size_t lt_choose_baby_step(const size_t *offs, size_t count, size_t slots)
 static void lintrans_release(ckks_lintrans *lt)
 {
     if (!lt) return;
-    for (size_t i = 0; i < lt->n_diags; i++) ckks_plaintext_free(lt->pt[i]);
+    for (size_t i = 0; i < lt->n_diags; i++) {
+        if (lt->pt) ckks_plaintext_free(lt->pt[i]);
+        if (lt->coef) hecnn_free(lt->coef[i]);
+    }
     hecnn_free(lt->pt);
+    hecnn_free(lt->coef);
     hecnn_free(lt->off);
     hecnn_free(lt->babies);
     hecnn_free(lt->giants);
@@ -131,16 +135,48 @@ hecnn_status lt_build(ckks_lintrans **out, const ckks_context *ctx, size_t slots
         if (bseen[j]) lt->babies[lt->n_babies++] = j;
     hecnn_free(bseen);
 
-    /* encode rot_-g(d_k) at (level, scale) */
+    /* encode rot_-g(d_k) at (level, scale): compact signed coefficients for the double-hoisted
+     * path when they fit in 63 bits, else engine plaintexts for the generic one */
+    lt->coef = hecnn_calloc(n_diags ? n_diags : 1, sizeof *lt->coef);
+    if (!lt->coef) {
+        st = hecnn_fail(HECNN_ERR_NO_MEMORY, "linear transform");
+        goto fail;
+    }
     const double complex *const *src = diags;
+    bool compact = true;
     for (size_t i = 0; i < n_diags && !st; i++) {
         size_t k = order[i], g = k - k % lt->n1;
         size_t idx = 0;
         while (offs[idx] != k) idx++;
         for (size_t t = 0; t < slots; t++) rot[t] = src[idx][(t + slots - g) % slots];
         lt->off[i] = k;
-        st = ckks_plaintext_new(&lt->pt[i], ctx);
-        if (!st) st = ckks_encode(ctx, lt->pt[i], rot, slots, slots, level, scale);
+        if (compact) {
+            lt->coef[i] = hecnn_alloc(2 * slots * sizeof **lt->coef);
+            int rc = lt->coef[i] ? lt_compact_encode(lt->coef[i], rot, slots, scale) : -1;
+            if (rc < 0) st = hecnn_fail(HECNN_ERR_NO_MEMORY, "diagonal");
+            if (rc > 0) compact = false;
+        }
+        if (!compact) {
+            st = ckks_plaintext_new(&lt->pt[i], ctx);
+            if (!st) st = ckks_encode(ctx, lt->pt[i], rot, slots, slots, level, scale);
+        }
+    }
+    if (!st && !compact) { /* the generic path encodes every diagonal */
+        for (size_t i = 0; i < n_diags && !st; i++) {
+            hecnn_free(lt->coef[i]);
+            lt->coef[i] = NULL;
+            if (lt->pt[i]) continue;
+            size_t k = order[i], g = k - k % lt->n1, idx = 0;
+            while (offs[idx] != k) idx++;
+            for (size_t t = 0; t < slots; t++) rot[t] = src[idx][(t + slots - g) % slots];
+            st = ckks_plaintext_new(&lt->pt[i], ctx);
+            if (!st) st = ckks_encode(ctx, lt->pt[i], rot, slots, slots, level, scale);
+        }
+        hecnn_free(lt->coef);
+        lt->coef = NULL;
+    } else if (!st) {
+        hecnn_free(lt->pt);
+        lt->pt = NULL;
     }
     if (st) goto fail;
     hecnn_free(rot);
@@ -272,6 +308,7 @@ hecnn_status ckks_lintrans_apply(const ckks_evaluator *ev, ckks_ciphertext *out,
     const ckks_context *ctx = ckks_evaluator_context(ev);
     if (ckks_context_param_id(ctx) != ckks_context_param_id(lt->ctx))
         return hecnn_fail(HECNN_ERR_PARAMS_MISMATCH, "transform of another context");
+    if (lt->coef && ckks_ciphertext_degree(in) == 1) return lt_apply_fast(ev, out, in, lt);
     return lt_apply_generic(ev, out, in, lt);
 }
 
