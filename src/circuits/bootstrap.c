@@ -363,7 +363,9 @@ size_t ckks_bootstrapper_bytes(const ckks_bootstrapper *bt)
     size_t m = 0;
     for (unsigned i = 0; i < bt->bp.c2s_levels; i++) all[m++] = bt->c2s[i];
     for (unsigned i = 0; i < bt->bp.s2c_levels; i++) all[m++] = bt->s2c[i];
-    for (size_t i = 0; i < m; i++) b += all[i]->n_diags * (size_t)(all[i]->level + 1) * bt->ctx->n * 8;
+    for (size_t i = 0; i < m; i++)
+        b += all[i]->coef ? all[i]->n_diags * 2 * all[i]->slots * sizeof(int64_t)
+                          : all[i]->n_diags * (size_t)(all[i]->level + 1) * bt->ctx->n * 8;
     return b;
 }
 
