@@ -637,7 +637,7 @@ hecnn_status ckks_bootstrap(const ckks_bootstrapper *bt, const ckks_boot_keys *k
     if (bt->full && hecnn_get_threads() >= 2) {
         /* the real and imaginary parts on one thread each (inner parallel regions run serially) */
         hecnn_status s1 = HECNN_OK, s2 = HECNN_OK;
-#pragma omp parallel sections num_threads(2)
+#pragma omp parallel sections num_threads(2) if (ctx->n >= 8192)
         {
 #pragma omp section
             s1 = evalmod_eval(ev, ct, ct, &bt->em, factor, s_em);

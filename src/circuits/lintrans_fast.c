@@ -26,6 +26,8 @@ static double lt_now(void)
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 double lt_prof[8];
+/* Below this ring degree a limb is too little work to share between threads. */
+#define LT_PAR_MIN_N 8192
 
 /* ---- compact diagonals --------------------------------------------------------------------- */
 
@@ -105,7 +107,7 @@ static void inner_product(const qp_ctx *c, uint64_t *r0, uint64_t *r1, const ks_
 {
     const rns_kernels *kern = rns_kernels_active();
     const size_t n = c->n, limbs = c->limbs;
-#pragma omp parallel
+#pragma omp parallel if (c->n >= LT_PAR_MIN_N)
     {
         uint64_t *gathered = perm ? hecnn_alloc((size_t)dec->digits * n * 8) : NULL;
         if (perm && !gathered) *failed = true;
@@ -141,7 +143,7 @@ static void add_p_times(const qp_ctx *c, uint64_t *r0, const uint64_t *c0, const
 {
     const size_t n = c->n;
     const rns_kernels *kern = rns_kernels_active();
-#pragma omp parallel
+#pragma omp parallel if (c->n >= LT_PAR_MIN_N)
     {
         uint64_t *tmp = hecnn_alloc(n * 8);
         if (!tmp) *failed = true;
@@ -275,7 +277,7 @@ hecnn_status lt_apply_fast_ws(const ckks_evaluator *ev, ckks_ciphertext *out, co
      * of the Montgomery inner product exactly */
     {
         const rns_kernels *kern = rns_kernels_active();
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (n >= LT_PAR_MIN_N)
         for (size_t i = 0; i < nb; i++)
             for (size_t t = 0; t < limbs; t++) {
                 const modulus *m = qp_mod(&c, t);
@@ -300,7 +302,7 @@ hecnn_status lt_apply_fast_ws(const ckks_evaluator *ev, ckks_ciphertext *out, co
         /* inner = sum_j pt_(g,j) U_j, REDC_TERMS diagonals per reduction */
         for (size_t a = d0; a < di; a += REDC_TERMS) {
             const size_t b = a + REDC_TERMS < di ? a + REDC_TERMS : di;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= LT_PAR_MIN_N)
             for (size_t t = 0; t < limbs; t++) {
                 const uint64_t *x[REDC_TERMS], *k0[REDC_TERMS], *k1[REDC_TERMS];
                 for (size_t e = a; e < b; e++) {
@@ -342,7 +344,7 @@ hecnn_status lt_apply_fast_ws(const ckks_evaluator *ev, ckks_ciphertext *out, co
             st = hecnn_fail(HECNN_ERR_NO_MEMORY, "gather buffer");
             break;
         }
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= LT_PAR_MIN_N)
         for (size_t t = 0; t < limbs; t++) {
             const uint64_t q = qp_mod(&c, t)->q;
             uint64_t *r0 = rot + t * n;
