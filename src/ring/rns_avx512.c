@@ -1,7 +1,8 @@
 /* AVX-512 RNS kernels: 8 lanes of 64 bits. Two tables share the code (a compile-time `ifma`
  * selects the back end, as in ntt_avx512.c):
  *  - avx512 (F + DQ): products of residues below 2^60 from 30-bit halves (_mm512_mul_epu32),
- *    Montgomery reduction in radix 2^30; Shoup with an estimated 64-bit high product.
+ *    Montgomery reduction in radix 2^30 (rns_emul30.h); Shoup with an estimated 64-bit high
+ *    product.
  *  - avx512ifma: for primes below 2^50 (basis-conversion targets: 2^52), 52-bit halves from
  *    vpmadd52{lo,hi}uq, Montgomery reduction in radix 2^52, 52-bit Shoup and Barrett; the other
  *    primes (the 60-bit ones) take the avx512 path.
@@ -33,6 +34,11 @@ AI __m512i lo52(__m512i acc, __m512i a, __m512i b) { return _mm512_madd52lo_epu6
 AI __m512i hi52(__m512i acc, __m512i a, __m512i b) { return _mm512_madd52hi_epu64(acc, a, b); }
 /* a mod b for a in [0, 2b) */
 AI __m512i csub(__m512i a, __m512i b) { return _mm512_min_epu64(a, _mm512_sub_epi64(a, b)); }
+
+typedef __m512i vec;
+#define VL 8
+AI vec vand(vec a, vec b) { return _mm512_and_si512(a, b); }
+#define srli(a, k) _mm512_srli_epi64(a, k)
 
 /* Estimate of floor(a b / 2^64), low by at most 2; bh = b >> 32. */
 AI __m512i mulhi64_est(__m512i a, __m512i b, __m512i bh)
@@ -79,6 +85,17 @@ AI __m512i shoup(const int ifma, __m512i a, const vshoup *s)
     const __m512i r = sub(_mm512_mullo_epi64(a, s->w), _mm512_mullo_epi64(qh, s->q));
     return csub(csub(r, s->q2), s->q);
 }
+
+/* 2^-4 mod t by Shoup (any V < 2^64): shorter than four halvings with vpmullq at hand */
+typedef vshoup fix_2m4_consts;
+static inline fix_2m4_consts fix_2m4_make(const modulus *m)
+{
+    const uint64_t half = (m->q + 1) / 2, inv16 = mul_mod(mul_mod(half, half, m), mul_mod(half, half, m), m);
+    return shoup_make(inv16, shoup_precompute(inv16, m->q), m->q);
+}
+AI vec fix_2m4(vec V, const fix_2m4_consts *f) { return shoup(0, V, f); }
+
+#include "ring/rns_emul30.h"
 
 /* ---------------------------------------------------------------- limb-wise */
 
@@ -175,10 +192,27 @@ AI __m512i barrett52(__m512i plo, __m512i phi, const vbarrett *b)
     return csub(csub(r, b->q2), b->q);
 }
 
+static void mul_avx512(uint64_t *out, const uint64_t *x, const uint64_t *y, size_t n, const modulus *m)
+{
+    if (m->q < BIT(60)) mul_emul(out, x, y, n, m);
+    else rns_mul_portable(out, x, y, n, m);
+}
+
+static void tensor_avx512(uint64_t *d0, uint64_t *d1, uint64_t *d2, const uint64_t *a0, const uint64_t *a1,
+                          const uint64_t *b0, const uint64_t *b1, size_t n, const modulus *m)
+{
+    if (m->q < BIT(60)) tensor_emul(d0, d1, d2, a0, a1, b0, b1, n, m);
+    else rns_tensor_portable(d0, d1, d2, a0, a1, b0, b1, n, m);
+}
+
 static void mul_ifma(uint64_t *out, const uint64_t *x, const uint64_t *y, size_t n, const modulus *m)
 {
+    if (m->q >= BIT(50)) {
+        mul_avx512(out, x, y, n, m);
+        return;
+    }
     size_t i = 0;
-    if (m->q < BIT(50)) {
+    {
         const vbarrett b = barrett_make(m);
         const __m512i z = _mm512_setzero_si512();
         for (; i + 8 <= n; i += 8) {
@@ -192,8 +226,12 @@ static void mul_ifma(uint64_t *out, const uint64_t *x, const uint64_t *y, size_t
 static void tensor_ifma(uint64_t *d0, uint64_t *d1, uint64_t *d2, const uint64_t *a0, const uint64_t *a1,
                         const uint64_t *b0, const uint64_t *b1, size_t n, const modulus *m)
 {
+    if (m->q >= BIT(50)) {
+        tensor_avx512(d0, d1, d2, a0, a1, b0, b1, n, m);
+        return;
+    }
     size_t i = 0;
-    if (m->q < BIT(50)) {
+    {
         const vbarrett b = barrett_make(m);
         const __m512i z = _mm512_setzero_si512();
         for (; i + 8 <= n; i += 8) {
@@ -235,75 +273,7 @@ AI __m512i redc64_52(__m512i D0, __m512i D1, __m512i T, __m512i NINV, __m512i M1
     return csub(V, T);
 }
 
-/* Radix-2^30 digits of a sum of at most 7 products of values below 2^60 (each product split in
- * four 30 x 30-bit pieces): S = D0 + D1 2^30 + D2 2^60. */
-typedef struct vmont30 {
-    __m512i t, t0, t1, ninv, m30;
-} vmont30;
-
-static inline vmont30 mont30_make(uint64_t t, uint64_t ninv)
-{
-    return (vmont30){set1(t), set1(t & (BIT(30) - 1)), set1(t >> 30), set1(ninv), set1(BIT(30) - 1)};
-}
-
-/* One radix-2^30 Montgomery step: Dlo + m t = 0 mod 2^30, carried into Dhi. */
-AI void mont30_step(__m512i *Dlo, __m512i *Dhi, const vmont30 *c)
-{
-    const __m512i m = _mm512_and_si512(mul32(*Dlo, c->ninv), c->m30);
-    const __m512i lo = add(*Dlo, mul32(m, c->t0));
-    *Dhi = add(*Dhi, add(_mm512_srli_epi64(lo, 30), mul32(m, c->t1)));
-}
-
-/* S 2^-90 mod t in [0, t), t < 2^60, S < 7 2^120: three steps (D3 = 0). Bounds: D1 stays below
- * 14 (2^30 - 1)^2 + 2^33 + 2 (2^30 - 1)^2 < 2^64; the result below S 2^-90 + t < 2t. */
-AI __m512i redc90(__m512i D0, __m512i D1, __m512i D2, const vmont30 *c)
-{
-    __m512i D3 = _mm512_setzero_si512();
-    mont30_step(&D0, &D1, c);
-    mont30_step(&D1, &D2, c);
-    mont30_step(&D2, &D3, c);
-    return csub(D3, c->t);
-}
-
 /* ---------------------------------------------------------------- key-switching inner product */
-
-AI void ip_emul(uint64_t *out0, uint64_t *out1, const uint64_t *const *x, const uint64_t *const *k0,
-                const uint64_t *const *k1, unsigned count, size_t n, const modulus *m, bool accumulate)
-{
-    /* two radix-2^30 steps give S 2^-60 (< 2^63), then a Shoup multiplication by 2^-4 mod t */
-    const vmont30 c = mont30_make(m->q, m->mont_neg_inv);
-    const uint64_t half = (m->q + 1) / 2, inv4 = mul_mod(mul_mod(half, half, m), mul_mod(half, half, m), m);
-    const vshoup s = shoup_make(inv4, shoup_precompute(inv4, m->q), m->q);
-    const __m512i M30 = c.m30;
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        __m512i A0 = _mm512_setzero_si512(), A1 = A0, A2 = A0, B0 = A0, B1 = A0, B2 = A0;
-        for (unsigned j = 0; j < count; j++) {
-            const __m512i X = ld(x[j] + i), K = ld(k0[j] + i), L = ld(k1[j] + i);
-            const __m512i X0 = _mm512_and_si512(X, M30), X1 = _mm512_srli_epi64(X, 30);
-            const __m512i K0 = _mm512_and_si512(K, M30), K1 = _mm512_srli_epi64(K, 30);
-            const __m512i L0 = _mm512_and_si512(L, M30), L1 = _mm512_srli_epi64(L, 30);
-            A0 = add(A0, mul32(X0, K0));
-            A1 = add(A1, add(mul32(X0, K1), mul32(X1, K0)));
-            A2 = add(A2, mul32(X1, K1));
-            B0 = add(B0, mul32(X0, L0));
-            B1 = add(B1, add(mul32(X0, L1), mul32(X1, L0)));
-            B2 = add(B2, mul32(X1, L1));
-        }
-        mont30_step(&A0, &A1, &c);
-        mont30_step(&A1, &A2, &c);
-        mont30_step(&B0, &B1, &c);
-        mont30_step(&B1, &B2, &c);
-        __m512i r0 = shoup(0, A2, &s), r1 = shoup(0, B2, &s);
-        if (accumulate) {
-            r0 = csub(add(ld(out0 + i), r0), c.t);
-            r1 = csub(add(ld(out1 + i), r1), c.t);
-        }
-        st(out0 + i, r0);
-        st(out1 + i, r1);
-    }
-    for (; i < n; i++) rns_ip_scalar(out0, out1, x, k0, k1, count, i, m, accumulate);
-}
 
 static void ip_redc_avx512(uint64_t *out0, uint64_t *out1, const uint64_t *const *x, const uint64_t *const *k0,
                            const uint64_t *const *k1, unsigned count, size_t n, const modulus *m, bool accumulate)
@@ -323,6 +293,7 @@ static void ip_redc_ifma(uint64_t *out0, uint64_t *out1, const uint64_t *const *
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
         __m512i A0 = _mm512_setzero_si512(), A1 = A0, B0 = A0, B1 = A0;
+#pragma GCC unroll 7
         for (unsigned j = 0; j < count; j++) {
             const __m512i X = ld(x[j] + i), K = ld(k0[j] + i), L = ld(k1[j] + i);
             A0 = lo52(A0, X, K);
@@ -489,53 +460,6 @@ AI void bc_target_ifma_wide(uint64_t *o, const uint64_t *y, size_t stride, size_
     }
 }
 
-/* Outputs for a target t < 2^60 from sources below 2^60, by 30-bit pieces (y0 = y mod 2^30,
- * y1 = y >> 30 precomputed): sums of at most 7 terms, h_i = [Q/q_i 2^90 f]_t. */
-AI void bc_target_emul(uint64_t *o, const uint64_t *y0, const uint64_t *y1, size_t stride, size_t ni,
-                       const uint64_t *h, size_t no, const modulus *mk, size_t lv, int nt)
-{
-    const vmont30 c = mont30_make(mk->q, mk->mont_neg_inv);
-    const __m512i z = _mm512_setzero_si512();
-    for (size_t i0 = 0; i0 < ni; i0 += REDC_TERMS) {
-        const size_t i1 = i0 + REDC_TERMS < ni ? i0 + REDC_TERMS : ni;
-        size_t x = 0;
-        for (; x + 32 <= lv; x += 32) {
-            __m512i D0[4], D1[4], D2[4];
-            for (int u = 0; u < 4; u++) D0[u] = D1[u] = D2[u] = z;
-            for (size_t i = i0; i < i1; i++) {
-                const uint64_t hv = h[i * no];
-                const __m512i H0 = set1(hv & (BIT(30) - 1)), H1 = set1(hv >> 30);
-                const uint64_t *a = y0 + i * stride + x, *b = y1 + i * stride + x;
-                for (int u = 0; u < 4; u++) {
-                    const __m512i A0 = ld(a + 8 * u), A1 = ld(b + 8 * u);
-                    D0[u] = add(D0[u], mul32(A0, H0));
-                    D1[u] = add(D1[u], add(mul32(A0, H1), mul32(A1, H0)));
-                    D2[u] = add(D2[u], mul32(A1, H1));
-                }
-            }
-            for (int u = 0; u < 4; u++) {
-                __m512i r = redc90(D0[u], D1[u], D2[u], &c);
-                if (i0) r = csub(add(ld(o + x + 8 * u), r), c.t);
-                put(o + x + 8 * u, r, nt && i1 == ni);
-            }
-        }
-        for (; x < lv; x += 8) {
-            __m512i D0 = z, D1 = z, D2 = z;
-            for (size_t i = i0; i < i1; i++) {
-                const uint64_t hv = h[i * no];
-                const __m512i H0 = set1(hv & (BIT(30) - 1)), H1 = set1(hv >> 30);
-                const __m512i A0 = ld(y0 + i * stride + x), A1 = ld(y1 + i * stride + x);
-                D0 = add(D0, mul32(A0, H0));
-                D1 = add(D1, add(mul32(A0, H1), mul32(A1, H0)));
-                D2 = add(D2, mul32(A1, H1));
-            }
-            __m512i r = redc90(D0, D1, D2, &c);
-            if (i0) r = csub(add(ld(o + x), r), c.t);
-            put(o + x, r, nt && i1 == ni);
-        }
-    }
-}
-
 AI void bc_block(const int ifma, const baseconv *bc, uint64_t *out, const uint64_t *in, size_t n_out, size_t c0,
                  size_t len)
 {
@@ -544,6 +468,7 @@ AI void bc_block(const int ifma, const baseconv *bc, uint64_t *out, const uint64
     const size_t n = bc->in.n, ni = bc->in.limbs, no = bc->out.limbs;
     const size_t lv = len & ~(size_t)7, stride = (len + 7) & ~(size_t)7;
     bool src60 = true;
+    uint64_t y1max = 0;
     for (size_t i = 0; i < ni; i++) {
         const modulus *mi = &bc->in.tab[i]->mod;
         const uint64_t *x = in + i * n + c0;
@@ -558,6 +483,7 @@ AI void bc_block(const int ifma, const baseconv *bc, uint64_t *out, const uint64
         rns_bc_scalar_y(bc, yi, x, i, lv, len);
         wide[i] = mi->q >= BIT(52);
         src60 &= mi->q < BIT(60);
+        if ((mi->q - 1) >> 30 > y1max) y1max = (mi->q - 1) >> 30;
     }
     bool split = false;
     /* an output of several MiB leaves the caches before it is read again */
@@ -581,7 +507,7 @@ AI void bc_block(const int ifma, const baseconv *bc, uint64_t *out, const uint64
                     }
                 split = true;
             }
-            bc_target_emul(o, y0, y1, stride, ni, bc_hat_mod90(bc) + k, no, mk, lv, nt);
+            bc_target_emul(o, y0, y1, stride, ni, bc_hat_mod90(bc) + k, no, mk, lv, nt, y1max);
         } else {
             rns_bc_scalar_out(bc, o, y, stride, k, 0, lv);
         }
@@ -609,10 +535,10 @@ const rns_kernels rns_kernels_avx512 = {
     SIMD_AVX512,
     add_avx512,
     sub_avx512,
-    rns_mul_portable,
+    mul_avx512,
     mul_scalar_avx512,
     sub_mul_scalar_avx512,
-    rns_tensor_portable,
+    tensor_avx512,
     ip_redc_avx512,
     rescale_lift_avx512,
     permute_avx512,

@@ -97,6 +97,18 @@ void rns_baseconv_block_portable(const baseconv *bc, uint64_t *out, const uint64
 /* SIMD tables (rns_avx2.c, rns_avx512.c). */
 extern const rns_kernels rns_kernels_avx2, rns_kernels_avx512, rns_kernels_avx512ifma;
 
+/* Terms per Montgomery reduction for the 30-bit-piece kernels, sources below 2^60 with
+ * y >> 30 <= y1max, target t < 2^60: with M = 2^30 - 1, the digit sums of K terms plus the
+ * reduction's own products stay below 2^64 while
+ *   D0: (K + 1) M^2 < 2^64, and D1: K M (y1max + (t - 1) >> 30) + 2 M^2 + 2^34 < 2^64. */
+static inline size_t rns_bc_terms30(uint64_t y1max, uint64_t t)
+{
+    const u128 M = ((u128)1 << 30) - 1, per = M * (y1max + ((t - 1) >> 30)), limit = (u128)1 << 64;
+    size_t k = 15;
+    while (k > 1 && (u128)k * per + 2 * M * M + ((u128)1 << 34) >= limit) k--;
+    return k;
+}
+
 /* Scalar pieces shared by every level. */
 
 /* y[c] = [x[c] * hat_inv_i]_{q_i} for c in [from, to). */
