@@ -20,7 +20,10 @@
 
 #define MAX_DFT_LEVELS 8
 #define C2S_BOOST 8   /* log2 of the intermediate CoeffsToSlots gain */
-#define S2C_MARGIN 10 /* bits of SlotsToCoeffs input scale above the values' needs */
+#define S2C_MARGIN 10
+#ifndef C2S_BITS
+#define C2S_BITS 56
+#endif /* bits of SlotsToCoeffs input scale above the values' needs */
 
 /* Diagnostics: when set, called with each intermediate ciphertext (not exported). */
 void (*boot_trace)(const char *stage, const ckks_ciphertext *ct, void *arg);
@@ -70,12 +73,12 @@ hecnn_status ckks_boot_preset_params(ckks_params_literal *ckks, ckks_boot_params
     boot->log_message_ratio = 8;
     boot->ephemeral_hamming_weight = 32;
     boot->k = 15;
-    boot->mod1_degree = 62;
+    boot->mod1_degree = 54;
     boot->double_angle = 2;
     switch (preset) {
     case CKKS_BOOT_N16_FULL:
     case CKKS_BOOT_N16_SPARSE:
-        /* q_0 60 | residual 9 x 40 | SlotsToCoeffs 3 x 39 | EvalMod 8 x 60 (even cosine of degree 62
+        /* q_0 60 | residual 9 x 40 | SlotsToCoeffs 3 x 39 | EvalMod 8 x 60 (even cosine of degree 54
          * + 2 double angles) | CoeffsToSlots 4 x 56;
          * P = 8 x 60, dnum 3: log QP = 1721 <= 1747 */
         ckks->log_n = 16;
@@ -84,7 +87,7 @@ hecnn_status ckks_boot_preset_params(ckks_params_literal *ckks, ckks_boot_params
         fill(ckks->log_q, &pos, 9, 40);
         fill(ckks->log_q, &pos, 3, 39);
         fill(ckks->log_q, &pos, 8, 60);
-        fill(ckks->log_q, &pos, 4, 56);
+        fill(ckks->log_q, &pos, 4, C2S_BITS);
         ckks->n_q = pos;
         ckks->n_p = 8;
         for (unsigned i = 0; i < 8; i++) ckks->log_p[i] = 60; /* 60: the vector kernels' bound */
