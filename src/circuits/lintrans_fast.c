@@ -17,15 +17,6 @@
 #include "ckks/internal.h"
 #include "ring/rns_kernels.h"
 
-#include <stdio.h>
-#include <time.h>
-static double lt_now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-double lt_prof[8];
 /* Below this ring degree a limb is too little work to share between threads. */
 #define LT_PAR_MIN_N 8192
 
@@ -164,6 +155,71 @@ static void add_p_times(const qp_ctx *c, uint64_t *r0, const uint64_t *c0, const
     }
 }
 
+/* The engine's ks_decompose, into workspace buffers (no allocation, no page faults per call):
+ * digits of d (Q_level, NTT form), each extended to Q_level ∪ P, in Montgomery form where the
+ * digit is its own (the format ks_apply and inner_product expect). */
+static hecnn_status decompose_ws(const qp_ctx *c, ks_decomposition *dec, uint64_t *data, uint64_t *scratch,
+                                 const uint64_t *d)
+{
+    const ckks_context *ctx = c->ctx;
+    const size_t n = c->n, limbs = c->limbs;
+    const unsigned level = c->level, alpha = ctx->alpha, digits = (level + alpha) / alpha;
+    const rns_kernels *kern = rns_kernels_active();
+    *dec = (ks_decomposition){.level = level, .digits = digits, .limbs = limbs, .data = data};
+    uint64_t *coef = scratch, *conv = scratch + (size_t)(level + 1) * n;
+    rns_basis bq;
+    ctx_basis_q(ctx, &bq, level);
+    memcpy(coef, d, (size_t)(level + 1) * n * 8);
+    rns_intt(&bq, coef);
+    for (unsigned j = 0; j < digits; j++) {
+        const unsigned lo = j * alpha, hi = lo + alpha < level + 1 ? lo + alpha : level + 1;
+        uint64_t *out = data + (size_t)j * limbs * n;
+        rns_basis src = {.limbs = hi - lo, .n = n}, dst = {.limbs = 0, .n = n};
+        size_t dst_index[RNS_MAX_LIMBS];
+        for (unsigned i = lo; i < hi; i++) src.tab[i - lo] = c->qp.tab[i];
+        for (size_t i = 0; i < limbs; i++)
+            if (i < lo || i >= hi) {
+                dst_index[dst.limbs] = i;
+                dst.tab[dst.limbs++] = c->qp.tab[i];
+            }
+        baseconv bc;
+        if (baseconv_init(&bc, &src, &dst, true)) return hecnn_fail(HECNN_ERR_NO_MEMORY, "basis conversion");
+        baseconv_apply(&bc, conv, coef + (size_t)lo * n);
+        baseconv_free(&bc);
+        rns_ntt(&dst, conv);
+#pragma omp parallel for schedule(static) if (n >= LT_PAR_MIN_N)
+        for (size_t t = 0; t < dst.limbs; t++) memcpy(out + dst_index[t] * n, conv + t * n, n * 8);
+#pragma omp parallel for schedule(static) if (n >= LT_PAR_MIN_N)
+        for (unsigned i = lo; i < hi; i++) {
+            const modulus *m = &c->qp.tab[i]->mod;
+            kern->mul_scalar(out + (size_t)i * n, d + (size_t)i * n, n, m->r_mod, shoup_precompute(m->r_mod, m->q), m->q);
+        }
+    }
+    return HECNN_OK;
+}
+
+/* The engine's ks_mod_down with a workspace buffer: a over Q_level ∪ P (its P limbs are
+ * consumed) -> round(a / P) over Q_level. */
+static void mod_down_ws(const qp_ctx *c, uint64_t *out, uint64_t *a, uint64_t *conv)
+{
+    const ckks_context *ctx = c->ctx;
+    const size_t n = c->n;
+    const unsigned level = c->level;
+    const rns_kernels *kern = rns_kernels_active();
+    rns_basis bp, bq;
+    ctx_basis_p(ctx, &bp);
+    ctx_basis_q(ctx, &bq, level);
+    uint64_t *pa = a + (size_t)(level + 1) * n;
+    rns_intt(&bp, pa);
+    baseconv_apply_prefix(&ctx->p_to_q, conv, pa, level + 1);
+    rns_ntt(&bq, conv);
+#pragma omp parallel for schedule(static) if (n >= LT_PAR_MIN_N)
+    for (unsigned k = 0; k <= level; k++) {
+        const uint64_t q = ctx->tables[k].mod.q, w = ctx->p_inv_mod_q[k], wp = shoup_precompute(w, q);
+        kern->sub_mul_scalar(out + (size_t)k * n, a + (size_t)k * n, conv + (size_t)k * n, n, w, wp, q);
+    }
+}
+
 /* ---- the transform ------------------------------------------------------------------------- */
 
 void lt_workspace_free(lt_workspace *ws)
@@ -178,8 +234,10 @@ void lt_workspace_free(lt_workspace *ws)
 int lt_workspace_reserve(lt_workspace *ws, const ckks_context *ctx, size_t babies, size_t limbs, size_t n1)
 {
     const size_t poly = limbs * ctx->n;
-    /* U (babies x 2 polys), acc, inner, rot (2 each), REDC_TERMS expanded diagonals */
-    const size_t words = (babies ? babies : 1) * 2 * poly + 6 * poly + (size_t)REDC_TERMS * poly;
+    /* U (babies x 2 polys), acc, inner, rot (2 each), REDC_TERMS expanded diagonals, a
+     * decomposition (digits polys) and scratch for it and for ModDown (2 polys) */
+    const size_t digits = (limbs - ctx->n_p + ctx->alpha - 1) / ctx->alpha;
+    const size_t words = (babies ? babies : 1) * 2 * poly + 6 * poly + (size_t)REDC_TERMS * poly + digits * poly + 2 * poly;
     if (words > ws->words) {
         hecnn_free(ws->buf);
         ws->buf = hecnn_alloc(words * 8);
@@ -250,15 +308,13 @@ hecnn_status lt_apply_fast_ws(const ckks_evaluator *ev, ckks_ciphertext *out, co
         return hecnn_fail(HECNN_ERR_NO_MEMORY, "linear transform buffers");
     }
     uint64_t *U = ws->buf, *acc = U + (nb ? nb : 1) * 2 * poly, *inner = acc + 2 * poly, *rot = inner + 2 * poly,
-             *dg = rot + 2 * poly;
+             *dg = rot + 2 * poly, *decbuf = dg + (size_t)REDC_TERMS * poly,
+             *scratch = decbuf + (size_t)((level + ctx->alpha) / ctx->alpha) * poly;
     size_t *perm = ws->perm, *uidx = ws->uidx;
     /* 1. babies: U_j = (P sigma_j(c0) + <sigma_j(dec c1), k_j>_0, <sigma_j(dec c1), k_j>_1) over Q_l ∪ P */
     bool any_rot = false;
     for (size_t i = 0; i < nb; i++) any_rot |= lt->babies[i] != 0;
-    double tp = lt_now();
-    if (any_rot && (st = ks_decompose(ctx, &dec, c1, level))) goto done;
-    lt_prof[0] += lt_now() - tp;
-    tp = lt_now();
+    if (any_rot && (st = decompose_ws(&c, &dec, decbuf, scratch, c1))) goto done;
     for (size_t i = 0; i < nb && !st; i++) {
         const size_t j = lt->babies[i];
         uint64_t *u0 = U + i * 2 * poly, *u1 = u0 + poly;
@@ -287,9 +343,8 @@ hecnn_status lt_apply_fast_ws(const ckks_evaluator *ev, ckks_ciphertext *out, co
                 kern->mul_scalar(u + poly, u + poly, n, w, wp, m->q);
             }
     }
-    ks_decomposition_free(&dec);
+    dec.data = NULL;
     if (failed) st = hecnn_fail(HECNN_ERR_NO_MEMORY, "gather buffer");
-    lt_prof[1] += lt_now() - tp;
 
     /* 2. giants */
     const rns_kernels *kern = rns_kernels_active();
@@ -298,7 +353,6 @@ hecnn_status lt_apply_fast_ws(const ckks_evaluator *ev, ckks_ciphertext *out, co
         const size_t g = lt->giants[gi];
         size_t d0 = di;
         while (di < lt->n_diags && lt->off[di] - lt->off[di] % lt->n1 == g) di++;
-        tp = lt_now();
         /* inner = sum_j pt_(g,j) U_j, REDC_TERMS diagonals per reduction */
         for (size_t a = d0; a < di; a += REDC_TERMS) {
             const size_t b = a + REDC_TERMS < di ? a + REDC_TERMS : di;
@@ -316,8 +370,6 @@ hecnn_status lt_apply_fast_ws(const ckks_evaluator *ev, ckks_ciphertext *out, co
                 kern->ip_redc(inner + t * n, inner + poly + t * n, x, k0, k1, (unsigned)(b - a), n, qp_mod(&c, t), a != d0);
             }
         }
-        lt_prof[2] += lt_now() - tp;
-        tp = lt_now();
         if (g == 0) {
             if (!have_acc) memcpy(acc, inner, 2 * poly * 8);
             else
@@ -331,15 +383,11 @@ hecnn_status lt_apply_fast_ws(const ckks_evaluator *ev, ckks_ciphertext *out, co
         }
         /* rotate the inner sum by g, staying in Q_l ∪ P: c1 half ModDown + decomposition,
          * c0 half permuted as it is */
-        if ((st = ks_mod_down(ctx, rot, inner + poly, level))) break;
-        lt_prof[3] += lt_now() - tp;
-        tp = lt_now();
-        if ((st = ks_decompose(ctx, &dec, rot, level))) break;
-        lt_prof[4] += lt_now() - tp;
-        tp = lt_now();
+        mod_down_ws(&c, rot, inner + poly, scratch);
+        if ((st = decompose_ws(&c, &dec, decbuf, scratch, rot))) break;
         galois_ntt_permutation(perm, ctx->log_n, ckks_galois_element_rotation(ctx, (int)g));
         inner_product(&c, rot, rot + poly, &dec, perm, gkey[gi], &failed);
-        ks_decomposition_free(&dec);
+        dec.data = NULL;
         if (failed) {
             st = hecnn_fail(HECNN_ERR_NO_MEMORY, "gather buffer");
             break;
@@ -361,27 +409,23 @@ hecnn_status lt_apply_fast_ws(const ckks_evaluator *ev, ckks_ciphertext *out, co
             }
         }
         have_acc = true;
-        lt_prof[5] += lt_now() - tp;
     }
     if (st) goto done;
-    tp = lt_now();
     /* 3. one ModDown of both halves */
     {
         const double scale = in->scale * lt->scale;
         const size_t slots = in->slots > lt->slots ? in->slots : lt->slots;
         if ((st = ct_reserve(out, 1, level))) goto done;
         if (have_acc) {
-            if ((st = ks_mod_down(ctx, ct_comp(out, 0), acc, level))) goto done;
-            if ((st = ks_mod_down(ctx, ct_comp(out, 1), acc + poly, level))) goto done;
+            mod_down_ws(&c, ct_comp(out, 0), acc, scratch);
+            mod_down_ws(&c, ct_comp(out, 1), acc + poly, scratch);
         } else {
             memset(out->data, 0, 2 * (size_t)(level + 1) * n * 8);
         }
         out->scale = scale;
         out->slots = slots;
     }
-    lt_prof[6] += lt_now() - tp;
 done:
-    ks_decomposition_free(&dec);
     hecnn_free(bkey);
     hecnn_free(gkey);
     return st;
