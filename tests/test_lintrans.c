@@ -195,6 +195,22 @@ int main(void)
     test_sparse_diagonals(64, 0);
     test_sparse_diagonals(128, 4);
 
+    /* diagonals too large for the compact form (scale 2^70) take the generic path */
+    {
+        const size_t slots = 64;
+        double complex *m = calloc(slots * slots, sizeof *m);
+        for (size_t r = 0; r < slots; r++) {
+            m[r * slots + r] = 0.5;
+            m[r * slots + (r + 1) % slots] = 0.25 * I;
+            m[r * slots + (r + 9) % slots] = -0.125;
+        }
+        ckks_lintrans *big = NULL;
+        REQUIRE(ckks_lintrans_from_matrix(&big, ctx, m, slots, 3, ldexp(1, 70)) == HECNN_OK);
+        check_transform("generic path (scale 2^70)", big, m, slots, true);
+        ckks_lintrans_free(big);
+        free(m);
+    }
+
     /* planner: a baby step that is not a power of two is refused */
     const int o[] = {0, 1};
     double complex z[1024];

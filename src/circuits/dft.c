@@ -214,8 +214,6 @@ void dft_reference_forward(size_t n, double complex *v)
 void dft_reference_inverse(size_t n, double complex *v)
 {
     /* inverse butterflies (len = n .. 2, with 1/2 each), then bit reversal */
-    double complex *t = hecnn_alloc(n * sizeof *t);
-    if (!t) return;
     for (size_t len = n; len >= 2; len >>= 1) {
         const size_t h = len / 2;
         double complex *tw = twiddles(len);
@@ -238,5 +236,4 @@ void dft_reference_inverse(size_t n, double complex *v)
             v[j] = x;
         }
     }
-    hecnn_free(t);
 }
