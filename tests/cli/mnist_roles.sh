@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The three roles as separate commands exchanging files, at the real 128-bit parameters:
 # data owner (keygen, encrypt-images, decrypt-scores), server (infer with the plaintext model).
-# 20 shipped digits in one batch of 32 (the shipped weights get 17 of them right in plaintext).
+# 20 shipped digits in one batch of 32 (the shipped weights get 19 of them right in plaintext).
 # Also: scores decrypted with another secret key are refused.
 # Usage: mnist_roles.sh HECNN SOURCE_DIR
 set -u
@@ -39,7 +39,7 @@ run "$HECNN" decrypt-scores --keys "$T/k" --in "$T/res.ct" --labels "$M/mnist-sa
 n=$(grep -c '"prediction"' "$T/s.json")
 [ "$n" = 20 ] && ok || bad "$n predictions in the JSON"
 acc=$(sed -n 's/.*"correct": \([0-9]*\).*/\1/p' "$T/s.json")
-[ -n "$acc" ] && [ "$acc" -ge 16 ] && ok || bad "only ${acc:-?}/20 digits right: $(cat "$T/s.json")"
+[ -n "$acc" ] && [ "$acc" -ge 18 ] && ok || bad "only ${acc:-?}/20 digits right: $(cat "$T/s.json")"
 run "$HECNN" decrypt-scores --keys "$T/k" --in "$T/res.ct"
 grep -q "^19 " "$T/out" && ok || bad "text output lacks image 19"
 
