@@ -142,6 +142,7 @@ static void run_mode(fixture *f, const hecnn_mnist_model *model, hecnn_mnist_mod
     for (size_t i = 0; i < nb; i++) ckks_ciphertext_new(&blocks[i], f->ctx);
     ckks_ciphertext_new(&result, f->ctx);
     CHECK(hecnn_mnist_encrypt_images(net, blocks, px, n_img, NULL, f->sk) == HECNN_OK);
+    if (prep && mode == HECNN_MNIST_ENCRYPTED_MODEL) CHECK(hecnn_mnist_prepared_expand(prep, ev) == HECNN_OK);
     st = prep ? hecnn_mnist_infer(net, prep, ev, result, blocks, NULL, NULL) : HECNN_ERR_INVALID_ARGUMENT;
     CHECK_MSG(st == HECNN_OK, "infer: %s %s", hecnn_status_name(st), hecnn_last_error_detail());
     if (!st) {

@@ -722,6 +722,10 @@ int cmd_infer(int argc, char **argv)
         cli_status_error(st, "evaluator");
         goto done;
     }
+    if (h.batches > 1 && (st = hecnn_mnist_prepared_expand(prep, ev))) {
+        cli_status_error(st, "cannot expand the encrypted model");
+        goto done;
+    }
     cts = calloc(per, sizeof *cts);
     for (size_t i = 0; cts && i < per; i++)
         if (ckks_ciphertext_new(&cts[i], k.ctx)) goto done;
@@ -802,7 +806,7 @@ static void pipeline_free(pipeline *p)
     memset(p, 0, sizeof *p);
 }
 
-static hecnn_status pipeline_new(pipeline *p, const hecnn_mnist_model *model, hecnn_mnist_mode mode, size_t batch)
+static hecnn_status pipeline_new(pipeline *p, const hecnn_mnist_model *model, hecnn_mnist_mode mode, size_t batch, bool expand)
 {
     memset(p, 0, sizeof *p);
     ckks_params_literal lit;
@@ -818,6 +822,8 @@ static hecnn_status pipeline_new(pipeline *p, const hecnn_mnist_model *model, he
     t = now_s();
     if (!st) st = mode == HECNN_MNIST_PLAIN_MODEL ? hecnn_mnist_prepare_plain(&p->prep, p->net, model)
                                                   : hecnn_mnist_encrypt_model(&p->prep, p->net, model, p->pk);
+    /* the server's one-time expansion of the encrypted model (a no-op for the plain one) */
+    if (!st && expand) st = hecnn_mnist_prepared_expand(p->prep, p->ev);
     p->model_s = now_s() - t;
     if (st) pipeline_free(p);
     return st;
@@ -927,7 +933,7 @@ int cmd_demo(int argc, char **argv)
         const hecnn_mnist_mode md = both ? (pass ? HECNN_MNIST_ENCRYPTED_MODEL : HECNN_MNIST_PLAIN_MODEL) : mode;
         if (!both && pass) break;
         pipeline p;
-        if ((st = pipeline_new(&p, model, md, count))) {
+        if ((st = pipeline_new(&p, model, md, count, false))) {
             cli_status_error(st, "setup");
             goto done;
         }
@@ -993,7 +999,7 @@ static bench_result bench_one(const hecnn_mnist_model *model, hecnn_mnist_mode m
         hecnn_set_threads(threads);
         bench_result c = {0};
         pipeline p;
-        if (!pipeline_new(&p, model, mode, batch)) {
+        if (!pipeline_new(&p, model, mode, batch, n_batches > 1)) {
             const size_t m = hecnn_mnist_net_layout(p.net)->rows, n = batch < m ? batch : m;
             double *px = calloc(n * HECNN_MNIST_PIXELS, sizeof *px), *lg = malloc(n * 10 * sizeof *lg);
             for (size_t i = 0; px && i < n * HECNN_MNIST_PIXELS; i++) px[i] = (double)((i * 2654435761u) % 256) / 255.0;
@@ -1037,7 +1043,7 @@ static acc_result bench_accuracy(const hecnn_mnist_model *model, hecnn_mnist_mod
 {
     acc_result a = {.n = n};
     pipeline p;
-    if (pipeline_new(&p, model, mode, DEFAULT_BATCH)) return a;
+    if (pipeline_new(&p, model, mode, DEFAULT_BATCH, true)) return a;
     double *lg = malloc(n * 10 * sizeof *lg), *pl = malloc(n * 10 * sizeof *pl);
     if (lg && pl && !pipeline_run(&p, px, n, lg, &a.seconds, progress)) {
         hecnn_mnist_infer_plain(model, px, n, pl);

@@ -200,6 +200,9 @@ hecnn_status hecnn_mnist_prepare_plain(hecnn_mnist_prepared **out, const hecnn_m
 hecnn_status hecnn_mnist_encrypt_model(hecnn_mnist_prepared **out, const hecnn_mnist_net *net,
                                        const hecnn_mnist_model *model, const ckks_public_key *pk);
 void hecnn_mnist_prepared_free(hecnn_mnist_prepared *prep);
+/* Encrypted mode, for several batches: rotate the FC1 tiles to their giant steps once instead of
+ * in every batch (about 560 MB more at batches of 256). No-op in the plain mode. */
+hecnn_status hecnn_mnist_prepared_expand(hecnn_mnist_prepared *prep, const ckks_evaluator *ev);
 hecnn_status hecnn_mnist_prepared_save(const hecnn_mnist_prepared *prep, FILE *f);
 hecnn_status hecnn_mnist_prepared_load(hecnn_mnist_prepared **out, const hecnn_mnist_net *net, FILE *f);
 size_t hecnn_mnist_prepared_ciphertexts(const hecnn_mnist_prepared *prep);

@@ -202,7 +202,7 @@ static hecnn_status fc1(run *r, ckks_ciphertext *const *A, ckks_ciphertext **X)
             if (r->st) continue;
             hecnn_status s3 = ckks_rotate_hoisted(r->ev, rotA, A[beta], baby, nb);
             for (size_t g = 0; !s3 && g < G; g++) {
-                if (enc) s3 = ckks_rotate_hoisted(r->ev, rotT, p->fc1_ct[g * n->n_a + beta], giant, nhp);
+                if (enc && !p->fc1_giant) s3 = ckks_rotate_hoisted(r->ev, rotT, p->fc1_ct[g * n->n_a + beta], giant, nhp);
                 for (size_t hp = 0; !s3 && hp < nhp; hp++) {
                     if (!enc) {
                         mnist_fc1_tile_c(n, p->model, g, beta, hp, cvals, vals);
@@ -210,7 +210,9 @@ static hecnn_status fc1(run *r, ckks_ciphertext *const *A, ckks_ciphertext **X)
                     }
                     for (size_t b = 0; !s3 && b < nb; b++) {
                         const size_t e = (g * nhp + hp) * nb + b;
-                        if (enc) s3 = ckks_mul(r->ev, t, rotA[b], rotT[hp]);
+                        if (enc)
+                            s3 = ckks_mul(r->ev, t, rotA[b],
+                                          p->fc1_giant ? p->fc1_giant[(g * n->n_a + beta) * nhp + hp] : rotT[hp]);
                         else s3 = ckks_mul_plain(r->ev, t, rotA[b], pt);
                         if (!s3) {
                             bool first = !used[tid][e];

@@ -34,6 +34,7 @@ struct hecnn_mnist_prepared {
     ckks_ciphertext **conv_ct;
     ckks_ciphertext **conv_bias_ct;     /* encrypted mode: per kernel, level lv_conv, input scale */
     ckks_ciphertext **fc1_ct;           /* encrypted mode: [g * n_a + beta] at lv_act1 */
+    ckks_ciphertext **fc1_giant;        /* optional: fc1_ct rotated by hp nb1 w, [(g * n_a + beta) * nhp + hp] */
     ckks_plaintext **fc1_bias_pt;       /* [n_x2] at lv_fc1 */
     ckks_ciphertext **fc1_bias_ct;
     ckks_plaintext **fc2_pt;            /* [(g * L2 + k) * n_x2 + beta] at lv_act2 */

@@ -56,6 +56,8 @@ void hecnn_mnist_prepared_free(hecnn_mnist_prepared *p)
     }
     for (size_t i = 0; p->conv_bias_ct && i < HECNN_MNIST_KERNELS; i++) ckks_ciphertext_free(p->conv_bias_ct[i]);
     for (size_t i = 0; p->fc1_ct && i < n_fc1(n); i++) ckks_ciphertext_free(p->fc1_ct[i]);
+    for (size_t i = 0; p->fc1_giant && i < n_fc1(n) * n->nhp; i++) ckks_ciphertext_free(p->fc1_giant[i]);
+    free(p->fc1_giant);
     for (size_t i = 0; i < n->n_x2; i++) {
         if (p->fc1_bias_pt) ckks_plaintext_free(p->fc1_bias_pt[i]);
         if (p->fc1_bias_ct) ckks_ciphertext_free(p->fc1_bias_ct[i]);
@@ -78,6 +80,36 @@ void hecnn_mnist_prepared_free(hecnn_mnist_prepared *p)
     ckks_plaintext_free(p->mask0_fc2);
     hecnn_mnist_model_free(p->model);
     free(p);
+}
+
+hecnn_status hecnn_mnist_prepared_expand(hecnn_mnist_prepared *p, const ckks_evaluator *ev)
+{
+    if (!p || !ev) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
+    if (p->mode != HECNN_MNIST_ENCRYPTED_MODEL || p->fc1_giant) return HECNN_OK;
+    const hecnn_mnist_net *n = p->net;
+    const size_t count = n_fc1(n), nhp = n->nhp;
+    ckks_ciphertext **g = calloc(count * nhp, sizeof *g);
+    if (!g) return hecnn_fail(HECNN_ERR_NO_MEMORY, "giant steps");
+    int steps[64];
+    for (size_t h = 0; h < nhp && h < 64; h++) steps[h] = mnist_step(n, (long)(h * n->nb1 * n->w));
+    hecnn_status st = HECNN_OK;
+    for (size_t i = 0; !st && i < count * nhp; i++) st = ckks_ciphertext_new(&g[i], n->ctx);
+#pragma omp parallel for schedule(dynamic) num_threads(omp_get_max_threads())
+    for (size_t i = 0; i < count; i++) {
+        if (st) continue;
+        hecnn_status s2 = ckks_rotate_hoisted(ev, g + i * nhp, p->fc1_ct[i], steps, nhp);
+        if (s2) {
+#pragma omp critical(mnist_expand_err)
+            st = s2;
+        }
+    }
+    if (st) {
+        for (size_t i = 0; i < count * nhp; i++) ckks_ciphertext_free(g[i]);
+        free(g);
+        return st;
+    }
+    p->fc1_giant = g;
+    return HECNN_OK;
 }
 
 size_t hecnn_mnist_prepared_ciphertexts(const hecnn_mnist_prepared *p)
