@@ -29,8 +29,7 @@ static size_t brv(size_t x, size_t n)
 
 static void test_dft_plain(size_t n, const unsigned *c2s, size_t nc, const unsigned *s2c, size_t ns)
 {
-    double complex *v = malloc(n * sizeof *v), *z = malloc(n * sizeof *z), *t = malloc(n * sizeof *t),
-                   *u = malloc(n * sizeof *u);
+    ldcomplex *v = malloc(n * sizeof *v), *z = malloc(n * sizeof *z), *t = malloc(n * sizeof *t), *u = malloc(n * sizeof *u);
     for (size_t i = 0; i < n; i++) z[i] = v[i] = test_rng_uniform(-1, 1) + I * test_rng_uniform(-1, 1);
     dft_reference_forward(n, z);
     diag_matrix fc[8], fs[8];
@@ -44,15 +43,15 @@ static void test_dft_plain(size_t n, const unsigned *c2s, size_t nc, const unsig
         CHECK(diag_matrix_count(&fc[l]) <= ((size_t)2 << c2s[l]) - 1);
     }
     double e = 0;
-    for (size_t i = 0; i < n; i++) e = fmax(e, cabs(t[i] - v[brv(i, n)]));
-    CHECK_MSG(e < 1e-12, "CoeffsToSlots (n = %zu) error %g", n, e);
+    for (size_t i = 0; i < n; i++) e = fmax(e, (double)cabsl(t[i] - v[brv(i, n)]));
+    CHECK_MSG(e < 1e-15, "CoeffsToSlots (n = %zu) error %g", n, e);
     for (size_t l = 0; l < ns; l++) {
         diag_matrix_apply(&fs[l], u, t);
         memcpy(t, u, n * sizeof *t);
     }
     e = 0;
-    for (size_t i = 0; i < n; i++) e = fmax(e, cabs(t[i] - z[i]));
-    CHECK_MSG(e < 1e-11, "SlotsToCoeffs (n = %zu) error %g", n, e);
+    for (size_t i = 0; i < n; i++) e = fmax(e, (double)cabsl(t[i] - z[i]));
+    CHECK_MSG(e < 1e-14, "SlotsToCoeffs (n = %zu) error %g", n, e);
     for (size_t l = 0; l < nc; l++) diag_matrix_free(&fc[l]);
     for (size_t l = 0; l < ns; l++) diag_matrix_free(&fs[l]);
     free(v);

@@ -19,7 +19,9 @@
 #include "ckks/internal.h"
 
 #define MAX_DFT_LEVELS 8
-#define C2S_BOOST 8   /* log2 of the intermediate CoeffsToSlots gain */
+#ifndef C2S_BOOST
+#define C2S_BOOST 4 /* log2 of the intermediate CoeffsToSlots gain */
+#endif
 #define S2C_MARGIN 10
 #ifndef C2S_BITS
 #define C2S_BITS 56
@@ -155,7 +157,7 @@ static hecnn_status to_lintrans(ckks_lintrans **out, const ckks_context *ctx, co
 {
     size_t nd = diag_matrix_count(m);
     size_t *offs = hecnn_alloc(nd * sizeof *offs);
-    const double complex **dp = hecnn_alloc(nd * sizeof *dp);
+    const long double complex **dp = hecnn_alloc(nd * sizeof *dp);
     if (!offs || !dp) {
         hecnn_free(offs);
         hecnn_free(dp);
@@ -163,20 +165,20 @@ static hecnn_status to_lintrans(ckks_lintrans **out, const ckks_context *ctx, co
     }
     diag_matrix_offsets(m, offs);
     for (size_t i = 0; i < nd; i++) dp[i] = m->d[offs[i]];
-    hecnn_status st = lt_build(out, ctx, m->n, nd, offs, dp, level, scale, 0);
+    hecnn_status st = lt_build(out, ctx, m->n, nd, offs, NULL, dp, level, scale, 0);
     hecnn_free(offs);
     hecnn_free(dp);
     return st;
 }
 
 /* n-slot matrix A -> 2n-slot [A; c A] on n-periodic inputs */
-static int widen_rows(diag_matrix *out, const diag_matrix *a, double complex c)
+static int widen_rows(diag_matrix *out, const diag_matrix *a, ldcomplex c)
 {
     const size_t n = a->n;
     if (diag_matrix_init(out, 2 * n)) return -1;
     for (size_t k = 0; k < n; k++) {
         if (!a->d[k]) continue;
-        double complex *d = hecnn_alloc(2 * n * sizeof *d);
+        ldcomplex *d = hecnn_alloc(2 * n * sizeof *d);
         if (!d) return -1;
         for (size_t j = 0; j < 2 * n; j++) d[j] = a->d[k][j % n] * (j < n ? 1 : c);
         out->d[k] = d;
@@ -191,7 +193,7 @@ static int widen_cols(diag_matrix *out, const diag_matrix *b)
     if (diag_matrix_init(out, n2)) return -1;
     for (size_t k = 0; k < n; k++) {
         if (!b->d[k]) continue;
-        double complex *d0 = hecnn_calloc(n2, sizeof *d0), *d1 = hecnn_calloc(n2, sizeof *d1);
+        ldcomplex *d0 = hecnn_calloc(n2, sizeof *d0), *d1 = hecnn_calloc(n2, sizeof *d1);
         if (!d0 || !d1) {
             hecnn_free(d0);
             hecnn_free(d1);
@@ -274,8 +276,8 @@ hecnn_status ckks_bootstrapper_new(ckks_bootstrapper **out, const ckks_context *
         return hecnn_fail(HECNN_ERR_NO_MEMORY, "CoeffsToSlots factors");
     }
     const double boost = bp->c2s_levels > 1 ? ldexp(1.0, C2S_BOOST) : 1.0;
-    diag_matrix_scale(&f[0], boost / (2.0 * bt->em.range * (double)gap));
-    if (bp->c2s_levels > 1) diag_matrix_scale(&f[bp->c2s_levels - 1], 1.0 / boost);
+    diag_matrix_scale(&f[0], (long double)boost / (2.0L * (long double)bt->em.range * (long double)gap));
+    if (bp->c2s_levels > 1) diag_matrix_scale(&f[bp->c2s_levels - 1], 1.0L / (long double)boost);
     if (!bt->full) { /* the last factor also writes -i w into the upper half of 2n slots */
         diag_matrix w;
         if (widen_rows(&w, &f[bp->c2s_levels - 1], -I)) st = hecnn_fail(HECNN_ERR_NO_MEMORY, "CoeffsToSlots");
@@ -570,9 +572,11 @@ static hecnn_status apply_dft(const ckks_evaluator *ev, ckks_ciphertext *ct, ckk
                               lt_workspace *ws)
 {
     hecnn_status st = HECNN_OK;
+    static const char *names[MAX_DFT_LEVELS] = {"dft_0", "dft_1", "dft_2", "dft_3", "dft_4", "dft_5", "dft_6", "dft_7"};
     for (unsigned i = 0; i < levels && !st; i++) {
         st = lt[i]->coef ? lt_apply_fast_ws(ev, ct, ct, lt[i], ws) : ckks_lintrans_apply(ev, ct, ct, lt[i]);
         if (!st) st = ckks_rescale(ev, ct, ct);
+        if (!st) TRACE(names[i], ct);
     }
     return st;
 }

@@ -40,7 +40,7 @@ size_t diag_matrix_offsets(const diag_matrix *m, size_t *out)
     return c;
 }
 
-static double complex *diag_get(diag_matrix *m, size_t k)
+static ldcomplex *diag_get(diag_matrix *m, size_t k)
 {
     if (!m->d[k]) m->d[k] = hecnn_calloc(m->n, sizeof **m->d);
     return m->d[k];
@@ -55,12 +55,12 @@ int diag_matrix_mul(diag_matrix *out, const diag_matrix *a, const diag_matrix *b
         if (!a->d[k]) continue;
         for (size_t l = 0; l < n; l++) {
             if (!b->d[l]) continue;
-            double complex *c = diag_get(out, (k + l) % n);
+            ldcomplex *c = diag_get(out, (k + l) % n);
             if (!c) {
                 diag_matrix_free(out);
                 return -1;
             }
-            const double complex *ak = a->d[k], *bl = b->d[l];
+            const ldcomplex *ak = a->d[k], *bl = b->d[l];
             for (size_t j = 0; j < n; j++) c[j] += ak[j] * bl[(j + k) % n];
         }
     }
@@ -77,14 +77,14 @@ int diag_matrix_mul(diag_matrix *out, const diag_matrix *a, const diag_matrix *b
     return 0;
 }
 
-void diag_matrix_scale(diag_matrix *m, double complex c)
+void diag_matrix_scale(diag_matrix *m, ldcomplex c)
 {
     for (size_t k = 0; k < m->n; k++)
         if (m->d[k])
             for (size_t j = 0; j < m->n; j++) m->d[k][j] *= c;
 }
 
-void diag_matrix_apply(const diag_matrix *m, double complex *out, const double complex *in)
+void diag_matrix_apply(const diag_matrix *m, ldcomplex *out, const ldcomplex *in)
 {
     const size_t n = m->n;
     for (size_t j = 0; j < n; j++) out[j] = 0;
@@ -94,15 +94,16 @@ void diag_matrix_apply(const diag_matrix *m, double complex *out, const double c
 }
 
 /* w[j] = exp(2 pi i (5^j mod 4 len) / (4 len)), j < len / 2 */
-static double complex *twiddles(size_t len)
+static ldcomplex *twiddles(size_t len)
 {
     const size_t m = 4 * len, h = len / 2;
-    double complex *w = hecnn_alloc((h ? h : 1) * sizeof *w);
+    const long double pi = 3.141592653589793238462643383279502884L;
+    ldcomplex *w = hecnn_alloc((h ? h : 1) * sizeof *w);
     if (!w) return NULL;
     size_t g = 1;
     for (size_t j = 0; j < h; j++) {
-        double a = 2 * M_PI * (double)g / (double)m;
-        w[j] = cos(a) + I * sin(a);
+        long double a = 2 * pi * (long double)g / (long double)m;
+        w[j] = cosl(a) + I * sinl(a);
         g = (g * 5) % m;
     }
     return w;
@@ -112,8 +113,8 @@ int dft_stage(diag_matrix *m, size_t n, size_t len, bool inverse)
 {
     if (diag_matrix_init(m, n)) return -1;
     const size_t h = len / 2;
-    double complex *d0 = diag_get(m, 0), *dp = diag_get(m, h % n), *dm = diag_get(m, (n - h) % n);
-    double complex *tw = twiddles(len);
+    ldcomplex *d0 = diag_get(m, 0), *dp = diag_get(m, h % n), *dm = diag_get(m, (n - h) % n);
+    ldcomplex *tw = twiddles(len);
     if (!d0 || !dp || !dm || !tw) {
         hecnn_free(tw);
         diag_matrix_free(m);
@@ -122,7 +123,7 @@ int dft_stage(diag_matrix *m, size_t n, size_t len, bool inverse)
     for (size_t p = 0; p < n; p++) {
         const size_t r = p % len;
         const bool lower = r < h;
-        const double complex w = tw[lower ? r : r - h];
+        const ldcomplex w = tw[lower ? r : r - h];
         if (!inverse) {
             /* lower: in[p] + w in[p + h]; upper: in[p - h] - w in[p] */
             if (lower) {
@@ -135,11 +136,11 @@ int dft_stage(diag_matrix *m, size_t n, size_t len, bool inverse)
         } else {
             /* lower: (in[p] + in[p + h]) / 2; upper: (in[p - h] - in[p]) conj(w) / 2 */
             if (lower) {
-                d0[p] += 0.5;
-                dp[p] += 0.5;
+                d0[p] += 0.5L;
+                dp[p] += 0.5L;
             } else {
-                d0[p] += -0.5 * conj(w);
-                dm[p] += 0.5 * conj(w);
+                d0[p] += -0.5L * conjl(w);
+                dm[p] += 0.5L * conjl(w);
             }
         }
     }
@@ -184,7 +185,7 @@ int dft_factors(diag_matrix *out, size_t n, bool inverse, const unsigned *levels
     return 0;
 }
 
-void dft_reference_forward(size_t n, double complex *v)
+void dft_reference_forward(size_t n, ldcomplex *v)
 {
     /* bit reversal, then the butterflies (the engine's special FFT) */
     for (size_t i = 1, j = 0; i < n; i++) {
@@ -192,18 +193,18 @@ void dft_reference_forward(size_t n, double complex *v)
         for (; j & bit; bit >>= 1) j ^= bit;
         j ^= bit;
         if (i < j) {
-            double complex t = v[i];
+            ldcomplex t = v[i];
             v[i] = v[j];
             v[j] = t;
         }
     }
     for (size_t len = 2; len <= n; len <<= 1) {
         const size_t h = len / 2;
-        double complex *tw = twiddles(len);
+        ldcomplex *tw = twiddles(len);
         if (!tw) return;
         for (size_t i = 0; i < n; i += len)
             for (size_t j = 0; j < h; j++) {
-                double complex u = v[i + j], w = v[i + j + h] * tw[j];
+                ldcomplex u = v[i + j], w = v[i + j + h] * tw[j];
                 v[i + j] = u + w;
                 v[i + j + h] = u - w;
             }
@@ -211,18 +212,18 @@ void dft_reference_forward(size_t n, double complex *v)
     }
 }
 
-void dft_reference_inverse(size_t n, double complex *v)
+void dft_reference_inverse(size_t n, ldcomplex *v)
 {
     /* inverse butterflies (len = n .. 2, with 1/2 each), then bit reversal */
     for (size_t len = n; len >= 2; len >>= 1) {
         const size_t h = len / 2;
-        double complex *tw = twiddles(len);
+        ldcomplex *tw = twiddles(len);
         if (!tw) break;
         for (size_t i = 0; i < n; i += len)
             for (size_t j = 0; j < h; j++) {
-                double complex a = v[i + j], b = v[i + j + h];
-                v[i + j] = 0.5 * (a + b);
-                v[i + j + h] = 0.5 * (a - b) * conj(tw[j]);
+                ldcomplex a = v[i + j], b = v[i + j + h];
+                v[i + j] = 0.5L * (a + b);
+                v[i + j + h] = 0.5L * (a - b) * conjl(tw[j]);
             }
         hecnn_free(tw);
     }
@@ -231,7 +232,7 @@ void dft_reference_inverse(size_t n, double complex *v)
         for (; j & bit; bit >>= 1) j ^= bit;
         j ^= bit;
         if (i < j) {
-            double complex x = v[i];
+            ldcomplex x = v[i];
             v[i] = v[j];
             v[j] = x;
         }

@@ -15,9 +15,12 @@
 
 /* A matrix acting on vectors of `n` slots as out[j] = sum_k d[k][j] in[(j + k) mod n];
  * d[k] == NULL for absent offsets. */
+/* Entries in long double: the bootstrapping transforms need about 2^-50 relative accuracy on
+ * data whose magnitude is set by the integer part of ModRaise. */
+typedef long double complex ldcomplex;
 typedef struct diag_matrix {
     size_t n;
-    double complex **d;   /* n pointers */
+    ldcomplex **d;   /* n pointers */
 } diag_matrix;
 
 int diag_matrix_init(diag_matrix *m, size_t n);
@@ -25,8 +28,8 @@ void diag_matrix_free(diag_matrix *m);
 size_t diag_matrix_count(const diag_matrix *m);
 /* out = a b (apply b first); out must not alias a or b. 0 on success. */
 int diag_matrix_mul(diag_matrix *out, const diag_matrix *a, const diag_matrix *b);
-void diag_matrix_scale(diag_matrix *m, double complex c);
-void diag_matrix_apply(const diag_matrix *m, double complex *out, const double complex *in);
+void diag_matrix_scale(diag_matrix *m, ldcomplex c);
+void diag_matrix_apply(const diag_matrix *m, ldcomplex *out, const ldcomplex *in);
 /* Offsets present, ascending; returns the count. */
 size_t diag_matrix_offsets(const diag_matrix *m, size_t *out);
 
@@ -40,7 +43,7 @@ int dft_stage(diag_matrix *m, size_t n, size_t len, bool inverse);
 int dft_factors(diag_matrix *out, size_t n, bool inverse, const unsigned *levels, size_t count);
 
 /* Reference transforms in doubles (the encoder's special FFT on n slots). */
-void dft_reference_forward(size_t n, double complex *v); /* coefficients -> slots */
-void dft_reference_inverse(size_t n, double complex *v); /* slots -> coefficients (with 1/n) */
+void dft_reference_forward(size_t n, ldcomplex *v); /* coefficients -> slots */
+void dft_reference_inverse(size_t n, ldcomplex *v); /* slots -> coefficients (with 1/n) */
 
 #endif

@@ -80,7 +80,8 @@ static void lintrans_release(ckks_lintrans *lt)
 void ckks_lintrans_free(ckks_lintrans *lt) { lintrans_release(lt); }
 
 hecnn_status lt_build(ckks_lintrans **out, const ckks_context *ctx, size_t slots, size_t n_diags, const size_t *offs,
-                      const double complex *const *diags, unsigned level, double scale, size_t baby_step)
+                      const double complex *const *diags, const long double complex *const *ldiags, unsigned level,
+                      double scale, size_t baby_step)
 {
     /* offs: distinct, in [0, slots), any order */
     ckks_lintrans *lt = hecnn_calloc(1, sizeof *lt);
@@ -92,10 +93,11 @@ hecnn_status lt_build(ckks_lintrans **out, const ckks_context *ctx, size_t slots
     lt->n_diags = n_diags;
     lt->off = hecnn_alloc((n_diags ? n_diags : 1) * sizeof *lt->off);
     lt->pt = hecnn_calloc(n_diags ? n_diags : 1, sizeof *lt->pt);
-    double complex *rot = hecnn_alloc(slots * sizeof *rot);
+    long double complex *rot = hecnn_alloc(slots * sizeof *rot);
+    double complex *drot = hecnn_alloc(slots * sizeof *drot);
     size_t *order = hecnn_alloc((n_diags ? n_diags : 1) * sizeof *order);
     hecnn_status st = HECNN_OK;
-    if (!lt->off || !lt->pt || !rot || !order) {
+    if (!lt->off || !lt->pt || !rot || !drot || !order) {
         st = hecnn_fail(HECNN_ERR_NO_MEMORY, "linear transform");
         goto fail;
     }
@@ -142,13 +144,13 @@ hecnn_status lt_build(ckks_lintrans **out, const ckks_context *ctx, size_t slots
         st = hecnn_fail(HECNN_ERR_NO_MEMORY, "linear transform");
         goto fail;
     }
-    const double complex *const *src = diags;
     bool compact = true;
     for (size_t i = 0; i < n_diags && !st; i++) {
         size_t k = order[i], g = k - k % lt->n1;
         size_t idx = 0;
         while (offs[idx] != k) idx++;
-        for (size_t t = 0; t < slots; t++) rot[t] = src[idx][(t + slots - g) % slots];
+        for (size_t t = 0; t < slots; t++)
+            rot[t] = ldiags ? ldiags[idx][(t + slots - g) % slots] : (long double complex)diags[idx][(t + slots - g) % slots];
         lt->off[i] = k;
         if (compact) {
             lt->coef[i] = hecnn_alloc(2 * slots * sizeof **lt->coef);
@@ -157,8 +159,9 @@ hecnn_status lt_build(ckks_lintrans **out, const ckks_context *ctx, size_t slots
             if (rc > 0) compact = false;
         }
         if (!compact) {
+            for (size_t t = 0; t < slots; t++) drot[t] = (double complex)rot[t];
             st = ckks_plaintext_new(&lt->pt[i], ctx);
-            if (!st) st = ckks_encode(ctx, lt->pt[i], rot, slots, slots, level, scale);
+            if (!st) st = ckks_encode(ctx, lt->pt[i], drot, slots, slots, level, scale);
         }
     }
     if (!st && !compact) { /* the generic path encodes every diagonal */
@@ -168,9 +171,10 @@ hecnn_status lt_build(ckks_lintrans **out, const ckks_context *ctx, size_t slots
             if (lt->pt[i]) continue;
             size_t k = order[i], g = k - k % lt->n1, idx = 0;
             while (offs[idx] != k) idx++;
-            for (size_t t = 0; t < slots; t++) rot[t] = src[idx][(t + slots - g) % slots];
+            for (size_t t = 0; t < slots; t++)
+                drot[t] = ldiags ? (double complex)ldiags[idx][(t + slots - g) % slots] : diags[idx][(t + slots - g) % slots];
             st = ckks_plaintext_new(&lt->pt[i], ctx);
-            if (!st) st = ckks_encode(ctx, lt->pt[i], rot, slots, slots, level, scale);
+            if (!st) st = ckks_encode(ctx, lt->pt[i], drot, slots, slots, level, scale);
         }
         hecnn_free(lt->coef);
         lt->coef = NULL;
@@ -180,11 +184,13 @@ hecnn_status lt_build(ckks_lintrans **out, const ckks_context *ctx, size_t slots
     }
     if (st) goto fail;
     hecnn_free(rot);
+    hecnn_free(drot);
     hecnn_free(order);
     *out = lt;
     return HECNN_OK;
 fail:
     hecnn_free(rot);
+    hecnn_free(drot);
     hecnn_free(order);
     lintrans_release(lt);
     return st;
@@ -208,7 +214,7 @@ hecnn_status ckks_lintrans_new(ckks_lintrans **out, const ckks_context *ctx, con
     size_t *offs = hecnn_alloc((d->n_diags ? d->n_diags : 1) * sizeof *offs);
     if (!offs) return hecnn_fail(HECNN_ERR_NO_MEMORY, "offsets");
     for (size_t i = 0; i < d->n_diags; i++) offs[i] = mod_slots(d->offsets[i], slots);
-    hecnn_status st = lt_build(out, ctx, slots, d->n_diags, offs, d->diags, d->level, scale, d->baby_step);
+    hecnn_status st = lt_build(out, ctx, slots, d->n_diags, offs, d->diags, NULL, d->level, scale, d->baby_step);
     hecnn_free(offs);
     return st;
 }

@@ -22,16 +22,16 @@
 
 /* ---- compact diagonals --------------------------------------------------------------------- */
 
-int lt_compact_encode(int64_t *out, const double complex *v, size_t slots, double scale)
+int lt_compact_encode(int64_t *out, const long double complex *v, size_t slots, double scale)
 {
-    double complex *w = hecnn_alloc(slots * sizeof *w);
+    long double complex *w = hecnn_alloc(slots * sizeof *w);
     if (!w) return -1;
     memcpy(w, v, slots * sizeof *w);
     dft_reference_inverse(slots, w);
     int rc = 0;
     for (size_t i = 0; i < slots && !rc; i++) {
-        const double re = round(creal(w[i]) * scale), im = round(cimag(w[i]) * scale);
-        if (!(fabs(re) < 0x1p62) || !(fabs(im) < 0x1p62)) rc = 1;
+        const long double re = roundl(creall(w[i]) * (long double)scale), im = roundl(cimagl(w[i]) * (long double)scale);
+        if (!(fabsl(re) < 0x1p62L) || !(fabsl(im) < 0x1p62L)) rc = 1;
         out[i] = (int64_t)re;
         out[slots + i] = (int64_t)im;
     }

@@ -25,13 +25,15 @@ struct ckks_lintrans {
 /* Cost model and choice of the baby step for sorted distinct offsets. */
 double lt_plan_cost(const size_t *offs, size_t count, size_t n1, size_t *n_babies, size_t *n_giants);
 size_t lt_choose_baby_step(const size_t *offs, size_t count, size_t slots);
-/* Build from offsets already reduced to [0, slots) (distinct). */
+/* Build from offsets already reduced to [0, slots) (distinct), from double (diags) or long
+ * double (ldiags) diagonals: exactly one of them is given. */
 hecnn_status lt_build(ckks_lintrans **out, const ckks_context *ctx, size_t slots, size_t n_diags, const size_t *offs,
-                      const double complex *const *diags, unsigned level, double scale, size_t baby_step);
+                      const double complex *const *diags, const long double complex *const *ldiags, unsigned level,
+                      double scale, size_t baby_step);
 /* Signed coefficients of encode(v) at `scale`: slots real parts then slots imaginary parts
  * (coefficients i gap and N/2 + i gap); 1 when one exceeds 2^62 (then use a plaintext), -1 on
  * allocation failure. */
-int lt_compact_encode(int64_t *out, const double complex *v, size_t slots, double scale);
+int lt_compact_encode(int64_t *out, const long double complex *v, size_t slots, double scale);
 /* Double-hoisted BSGS on compact diagonals (lintrans_fast.c), with scratch reused across calls. */
 typedef struct lt_workspace {
     uint64_t *buf;
