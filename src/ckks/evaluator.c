@@ -361,21 +361,31 @@ hecnn_status ckks_rescale(const ckks_evaluator *ev, ckks_ciphertext *out, const 
     }
     /* out_i = (a_i - [a]_{q_l}) * q_l^-1 mod q_i, with [a]_{q_l} centered for rounding. */
     const rns_kernels *kern = rns_kernels_active();
-#pragma omp parallel for collapse(2) schedule(static)
-    for (unsigned c = 0; c <= deg; c++)
-        for (unsigned k = 0; k < level; k++) {
-            const ntt_table *t = &ctx->tables[k];
-            const uint64_t q = t->mod.q, ql_mod = ql % q;
-            const uint64_t w = inv_mod(ql_mod, &t->mod), wp = shoup_precompute(w, q);
-            uint64_t *buf = hecnn_alloc(n * 8);
-            const uint64_t *src = last + (size_t)c * n;
-            kern->rescale_lift(buf, src, n, ql, &t->mod);
-            ntt_forward(t, buf);
-            const uint64_t *x = ct_comp(a, c) + (size_t)k * n;
-            uint64_t *o = dst->data + ((size_t)c * level + k) * n;
-            kern->sub_mul_scalar(o, x, buf, n, w, wp, q);
-            hecnn_free(buf);
-        }
+    bool failed = false;
+#pragma omp parallel
+    {
+        uint64_t *buf = hecnn_alloc(n * 8);
+        if (!buf) failed = true;
+#pragma omp for collapse(2) schedule(static)
+        for (unsigned c = 0; c <= deg; c++)
+            for (unsigned k = 0; k < level; k++) {
+                if (!buf) continue;
+                const ntt_table *t = &ctx->tables[k];
+                const uint64_t q = t->mod.q, ql_mod = ql % q;
+                const uint64_t w = inv_mod(ql_mod, &t->mod), wp = shoup_precompute(w, q);
+                kern->rescale_lift(buf, last + (size_t)c * n, n, ql, &t->mod);
+                ntt_forward(t, buf);
+                const uint64_t *x = ct_comp(a, c) + (size_t)k * n;
+                uint64_t *o = dst->data + ((size_t)c * level + k) * n;
+                kern->sub_mul_scalar(o, x, buf, n, w, wp, q);
+            }
+        hecnn_free(buf);
+    }
+    if (failed) {
+        hecnn_free(last);
+        if (dst != out) hecnn_free(dst->data);
+        return hecnn_fail(HECNN_ERR_NO_MEMORY, "rescale scratch");
+    }
     hecnn_free(last);
     end_output(out, dst, scale, slots);
     return HECNN_OK;
@@ -454,56 +464,56 @@ static hecnn_status galois_common(const ckks_evaluator *ev, ckks_ciphertext *con
     rns_basis basis;
     ctx_basis_q(ctx, &basis, level);
     const size_t limb_words = (size_t)(level + 1) * n;
+    const rns_kernels *kern = rns_kernels_active();
     ks_decomposition dec = {0};
-    bool need_dec = false;
-    for (size_t i = 0; i < count; i++) need_dec |= keys[i] != NULL;
+    bool need_dec = false, alias = false;
+    for (size_t i = 0; i < count; i++) need_dec |= keys[i] != NULL, alias |= outs[i] == a;
+    size_t *perm = hecnn_alloc(n * sizeof *perm);
+    uint64_t *scratch = hecnn_alloc(limb_words * 8);
+    if (!perm || !scratch) st = hecnn_fail(HECNN_ERR_NO_MEMORY, "rotation");
     /* A single automorphism permutes c1 before decomposing (level + 1 limbs); hoisting shares one
      * decomposition and permutes its digits per rotation instead. */
     const bool permute_first = count == 1 && need_dec;
-    if (permute_first) {
-        size_t *p = hecnn_alloc(n * sizeof *p);
-        uint64_t *c1 = hecnn_alloc(limb_words * 8);
-        if (!p || !c1) st = hecnn_fail(HECNN_ERR_NO_MEMORY, "rotation");
-        if (!st) {
-            galois_ntt_permutation(p, ctx->log_n, galois[0]);
-            rns_permute(&basis, c1, ct_comp(a, 1), p);
-            st = ks_decompose(ctx, &dec, c1, level);
-        }
-        hecnn_free(p);
-        hecnn_free(c1);
-    } else if (need_dec) {
+    if (!st && permute_first) {
+        galois_ntt_permutation(perm, ctx->log_n, galois[0]);
+        for (unsigned k = 0; k <= level; k++) kern->permute(scratch + (size_t)k * n, ct_comp(a, 1) + (size_t)k * n, perm, n);
+        st = ks_decompose(ctx, &dec, scratch, level);
+    } else if (!st && need_dec) {
         st = ks_decompose(ctx, &dec, ct_comp(a, 1), level);
     }
-    /* Results go to temporaries first: an output may alias the input. */
-    uint64_t *res = st ? NULL : hecnn_alloc(count * 2 * limb_words * 8);
-    size_t *perm = hecnn_alloc(n * sizeof *perm);
-    if (!st && (!res || !perm)) st = hecnn_fail(HECNN_ERR_NO_MEMORY, "rotation");
+    /* Results go straight to the outputs, or through temporaries when an output is the input. */
+    uint64_t *res = !st && alias ? hecnn_alloc(count * 2 * limb_words * 8) : NULL;
+    if (!st && alias && !res) st = hecnn_fail(HECNN_ERR_NO_MEMORY, "rotation");
+    for (size_t i = 0; i < count && !st; i++)
+        if (!alias && (st = ct_reserve(outs[i], 1, level))) break;
     for (size_t i = 0; i < count && !st; i++) {
-        uint64_t *r0 = res + i * 2 * limb_words, *r1 = r0 + limb_words;
+        uint64_t *r0 = alias ? res + i * 2 * limb_words : outs[i]->data, *r1 = r0 + limb_words;
         if (galois[i] == 1) {
             memcpy(r0, ct_comp(a, 0), 2 * limb_words * 8);
             continue;
         }
-        galois_ntt_permutation(perm, ctx->log_n, galois[i]);
+        if (!permute_first) galois_ntt_permutation(perm, ctx->log_n, galois[i]);
         if ((st = ks_apply(ctx, r0, r1, &dec, permute_first ? NULL : perm, keys[i]))) break;
         /* r0 += sigma(c0) */
-        const uint64_t *c0 = ct_comp(a, 0);
         for (unsigned k = 0; k <= level; k++) {
-            const uint64_t q = ctx->tables[k].mod.q;
-            for (size_t j = 0; j < n; j++) r0[k * n + j] = add_mod(r0[k * n + j], c0[k * n + perm[j]], q);
+            kern->permute(scratch + (size_t)k * n, ct_comp(a, 0) + (size_t)k * n, perm, n);
+            kern->add(r0 + (size_t)k * n, r0 + (size_t)k * n, scratch + (size_t)k * n, n, ctx->tables[k].mod.q);
         }
     }
     const double scale = a->scale;
     const size_t slots = a->slots;
     for (size_t i = 0; i < count && !st; i++) {
-        if ((st = ct_reserve(outs[i], 1, level))) break;
-        memcpy(outs[i]->data, res + i * 2 * limb_words, 2 * limb_words * 8);
+        if (alias) {
+            if ((st = ct_reserve(outs[i], 1, level))) break;
+            memcpy(outs[i]->data, res + i * 2 * limb_words, 2 * limb_words * 8);
+        }
         outs[i]->scale = scale;
         outs[i]->slots = slots;
     }
     ks_decomposition_free(&dec);
     hecnn_free(res);
     hecnn_free(perm);
+    hecnn_free(scratch);
     hecnn_free(keys);
     return st;
 }

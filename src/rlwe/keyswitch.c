@@ -31,6 +31,7 @@ hecnn_status ks_decompose(const ckks_context *ctx, ks_decomposition *dec, const 
     rns_intt(&bq, coef);
 
     hecnn_status st = HECNN_OK;
+    const rns_kernels *kern = rns_kernels_active();
     for (unsigned j = 0; j < digits && !st; j++) {
         const unsigned lo = j * ctx->alpha, hi = lo + ctx->alpha < level + 1 ? lo + ctx->alpha : level + 1;
         uint64_t *out = dec->data + (size_t)j * limbs * n;
@@ -56,10 +57,7 @@ hecnn_status ks_decompose(const ckks_context *ctx, ks_decomposition *dec, const 
         /* the digit's own limbs, also in Montgomery form (x * 2^64) */
         for (unsigned i = lo; i < hi; i++) {
             const modulus *m = &ctx->tables[i].mod;
-            const uint64_t w = m->r_mod, wp = shoup_precompute(w, m->q);
-            const uint64_t *x = d + (size_t)i * n;
-            uint64_t *o = out + (size_t)i * n;
-            for (size_t c = 0; c < n; c++) o[c] = mul_shoup(x[c], w, wp, m->q);
+            kern->mul_scalar(out + (size_t)i * n, d + (size_t)i * n, n, m->r_mod, shoup_precompute(m->r_mod, m->q), m->q);
         }
         baseconv_free(&bc);
         hecnn_free(conv);
