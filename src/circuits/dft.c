@@ -212,20 +212,34 @@ void dft_reference_forward(size_t n, ldcomplex *v)
     }
 }
 
-void dft_reference_inverse(size_t n, ldcomplex *v)
+ldcomplex *dft_twiddles_all(size_t n)
+{
+    ldcomplex *all = hecnn_alloc((n > 1 ? n - 1 : 1) * sizeof *all);
+    if (!all) return NULL;
+    for (size_t len = 2; len <= n; len <<= 1) {
+        ldcomplex *tw = twiddles(len);
+        if (!tw) {
+            hecnn_free(all);
+            return NULL;
+        }
+        memcpy(all + len / 2 - 1, tw, len / 2 * sizeof *tw);
+        hecnn_free(tw);
+    }
+    return all;
+}
+
+void dft_reference_inverse_tw(size_t n, ldcomplex *v, const ldcomplex *tw_all)
 {
     /* inverse butterflies (len = n .. 2, with 1/2 each), then bit reversal */
     for (size_t len = n; len >= 2; len >>= 1) {
         const size_t h = len / 2;
-        ldcomplex *tw = twiddles(len);
-        if (!tw) break;
+        const ldcomplex *tw = tw_all + h - 1;
         for (size_t i = 0; i < n; i += len)
             for (size_t j = 0; j < h; j++) {
                 ldcomplex a = v[i + j], b = v[i + j + h];
                 v[i + j] = 0.5L * (a + b);
                 v[i + j + h] = 0.5L * (a - b) * conjl(tw[j]);
             }
-        hecnn_free(tw);
     }
     for (size_t i = 1, j = 0; i < n; i++) {
         size_t bit = n >> 1;
@@ -237,4 +251,12 @@ void dft_reference_inverse(size_t n, ldcomplex *v)
             v[j] = x;
         }
     }
+}
+
+void dft_reference_inverse(size_t n, ldcomplex *v)
+{
+    ldcomplex *tw = dft_twiddles_all(n);
+    if (!tw) return;
+    dft_reference_inverse_tw(n, v, tw);
+    hecnn_free(tw);
 }

@@ -45,5 +45,9 @@ int dft_factors(diag_matrix *out, size_t n, bool inverse, const unsigned *levels
 /* Reference transforms in doubles (the encoder's special FFT on n slots). */
 void dft_reference_forward(size_t n, ldcomplex *v); /* coefficients -> slots */
 void dft_reference_inverse(size_t n, ldcomplex *v); /* slots -> coefficients (with 1/n) */
+/* The twiddles of every stage (len = 2, 4, .., n at offset len/2 - 1: n - 1 in all), and the
+ * inverse with them precomputed. */
+ldcomplex *dft_twiddles_all(size_t n);
+void dft_reference_inverse_tw(size_t n, ldcomplex *v, const ldcomplex *tw_all);
 
 #endif

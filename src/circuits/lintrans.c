@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "circuits/circuits_internal.h"
+#include "circuits/dft.h"
 #include "circuits/lintrans_internal.h"
 #include "util/alloc.h"
 
@@ -96,8 +97,9 @@ hecnn_status lt_build(ckks_lintrans **out, const ckks_context *ctx, size_t slots
     long double complex *rot = hecnn_alloc(slots * sizeof *rot);
     double complex *drot = hecnn_alloc(slots * sizeof *drot);
     size_t *order = hecnn_alloc((n_diags ? n_diags : 1) * sizeof *order);
+    long double complex *tw = dft_twiddles_all(slots);
     hecnn_status st = HECNN_OK;
-    if (!lt->off || !lt->pt || !rot || !drot || !order) {
+    if (!lt->off || !lt->pt || !rot || !drot || !order || !tw) {
         st = hecnn_fail(HECNN_ERR_NO_MEMORY, "linear transform");
         goto fail;
     }
@@ -154,7 +156,7 @@ hecnn_status lt_build(ckks_lintrans **out, const ckks_context *ctx, size_t slots
         lt->off[i] = k;
         if (compact) {
             lt->coef[i] = hecnn_alloc(2 * slots * sizeof **lt->coef);
-            int rc = lt->coef[i] ? lt_compact_encode(lt->coef[i], rot, slots, scale) : -1;
+            int rc = lt->coef[i] ? lt_compact_encode(lt->coef[i], rot, slots, scale, tw) : -1;
             if (rc < 0) st = hecnn_fail(HECNN_ERR_NO_MEMORY, "diagonal");
             if (rc > 0) compact = false;
         }
@@ -186,12 +188,14 @@ hecnn_status lt_build(ckks_lintrans **out, const ckks_context *ctx, size_t slots
     hecnn_free(rot);
     hecnn_free(drot);
     hecnn_free(order);
+    hecnn_free(tw);
     *out = lt;
     return HECNN_OK;
 fail:
     hecnn_free(rot);
     hecnn_free(drot);
     hecnn_free(order);
+    hecnn_free(tw);
     lintrans_release(lt);
     return st;
 }

@@ -22,12 +22,12 @@
 
 /* ---- compact diagonals --------------------------------------------------------------------- */
 
-int lt_compact_encode(int64_t *out, const long double complex *v, size_t slots, double scale)
+int lt_compact_encode(int64_t *out, const long double complex *v, size_t slots, double scale, const long double complex *tw)
 {
     long double complex *w = hecnn_alloc(slots * sizeof *w);
     if (!w) return -1;
     memcpy(w, v, slots * sizeof *w);
-    dft_reference_inverse(slots, w);
+    dft_reference_inverse_tw(slots, w, tw);
     int rc = 0;
     for (size_t i = 0; i < slots && !rc; i++) {
         const long double re = roundl(creall(w[i]) * (long double)scale), im = roundl(cimagl(w[i]) * (long double)scale);

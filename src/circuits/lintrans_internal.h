@@ -33,7 +33,8 @@ hecnn_status lt_build(ckks_lintrans **out, const ckks_context *ctx, size_t slots
 /* Signed coefficients of encode(v) at `scale`: slots real parts then slots imaginary parts
  * (coefficients i gap and N/2 + i gap); 1 when one exceeds 2^62 (then use a plaintext), -1 on
  * allocation failure. */
-int lt_compact_encode(int64_t *out, const long double complex *v, size_t slots, double scale);
+int lt_compact_encode(int64_t *out, const long double complex *v, size_t slots, double scale,
+                      const long double complex *twiddles /* dft_twiddles_all(slots) */);
 /* Double-hoisted BSGS on compact diagonals (lintrans_fast.c), with scratch reused across calls. */
 typedef struct lt_workspace {
     uint64_t *buf;
