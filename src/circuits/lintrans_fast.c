@@ -155,69 +155,17 @@ static void add_p_times(const qp_ctx *c, uint64_t *r0, const uint64_t *c0, const
     }
 }
 
-/* The engine's ks_decompose, into workspace buffers (no allocation, no page faults per call):
- * digits of d (Q_level, NTT form), each extended to Q_level ∪ P, in Montgomery form where the
- * digit is its own (the format ks_apply and inner_product expect). */
+/* Key-switching halves into the workspace (no allocation per call): the engine's
+ * ks_decompose_ws and ks_mod_down_ws. */
 static hecnn_status decompose_ws(const qp_ctx *c, ks_decomposition *dec, uint64_t *data, uint64_t *scratch,
                                  const uint64_t *d)
 {
-    const ckks_context *ctx = c->ctx;
-    const size_t n = c->n, limbs = c->limbs;
-    const unsigned level = c->level, alpha = ctx->alpha, digits = (level + alpha) / alpha;
-    const rns_kernels *kern = rns_kernels_active();
-    *dec = (ks_decomposition){.level = level, .digits = digits, .limbs = limbs, .data = data};
-    uint64_t *coef = scratch, *conv = scratch + (size_t)(level + 1) * n;
-    rns_basis bq;
-    ctx_basis_q(ctx, &bq, level);
-    memcpy(coef, d, (size_t)(level + 1) * n * 8);
-    rns_intt(&bq, coef);
-    for (unsigned j = 0; j < digits; j++) {
-        const unsigned lo = j * alpha, hi = lo + alpha < level + 1 ? lo + alpha : level + 1;
-        uint64_t *out = data + (size_t)j * limbs * n;
-        rns_basis src = {.limbs = hi - lo, .n = n}, dst = {.limbs = 0, .n = n};
-        size_t dst_index[RNS_MAX_LIMBS];
-        for (unsigned i = lo; i < hi; i++) src.tab[i - lo] = c->qp.tab[i];
-        for (size_t i = 0; i < limbs; i++)
-            if (i < lo || i >= hi) {
-                dst_index[dst.limbs] = i;
-                dst.tab[dst.limbs++] = c->qp.tab[i];
-            }
-        baseconv bc;
-        if (baseconv_init(&bc, &src, &dst, true)) return hecnn_fail(HECNN_ERR_NO_MEMORY, "basis conversion");
-        baseconv_apply(&bc, conv, coef + (size_t)lo * n);
-        baseconv_free(&bc);
-        rns_ntt(&dst, conv);
-#pragma omp parallel for schedule(static) if (n >= LT_PAR_MIN_N)
-        for (size_t t = 0; t < dst.limbs; t++) memcpy(out + dst_index[t] * n, conv + t * n, n * 8);
-#pragma omp parallel for schedule(static) if (n >= LT_PAR_MIN_N)
-        for (unsigned i = lo; i < hi; i++) {
-            const modulus *m = &c->qp.tab[i]->mod;
-            kern->mul_scalar(out + (size_t)i * n, d + (size_t)i * n, n, m->r_mod, shoup_precompute(m->r_mod, m->q), m->q);
-        }
-    }
-    return HECNN_OK;
+    return ks_decompose_ws(c->ctx, dec, data, scratch, d, c->level);
 }
 
-/* The engine's ks_mod_down with a workspace buffer: a over Q_level ∪ P (its P limbs are
- * consumed) -> round(a / P) over Q_level. */
 static void mod_down_ws(const qp_ctx *c, uint64_t *out, uint64_t *a, uint64_t *conv)
 {
-    const ckks_context *ctx = c->ctx;
-    const size_t n = c->n;
-    const unsigned level = c->level;
-    const rns_kernels *kern = rns_kernels_active();
-    rns_basis bp, bq;
-    ctx_basis_p(ctx, &bp);
-    ctx_basis_q(ctx, &bq, level);
-    uint64_t *pa = a + (size_t)(level + 1) * n;
-    rns_intt(&bp, pa);
-    baseconv_apply_prefix(&ctx->p_to_q, conv, pa, level + 1);
-    rns_ntt(&bq, conv);
-#pragma omp parallel for schedule(static) if (n >= LT_PAR_MIN_N)
-    for (unsigned k = 0; k <= level; k++) {
-        const uint64_t q = ctx->tables[k].mod.q, w = ctx->p_inv_mod_q[k], wp = shoup_precompute(w, q);
-        kern->sub_mul_scalar(out + (size_t)k * n, a + (size_t)k * n, conv + (size_t)k * n, n, w, wp, q);
-    }
+    ks_mod_down_ws(c->ctx, out, a, c->level, conv);
 }
 
 /* ---- the transform ------------------------------------------------------------------------- */

@@ -115,6 +115,15 @@ typedef struct ks_decomposition {
     uint64_t *data;
 } ks_decomposition;
 hecnn_status ks_decompose(const ckks_context *ctx, ks_decomposition *dec, const uint64_t *d, unsigned level);
+/* The same into caller-owned buffers (no allocation): data holds digits(l) x (l + 1 + n_p) limbs
+ * and becomes dec->data (not to be freed with ks_decomposition_free); scratch holds
+ * ks_decompose_scratch_words. */
+static inline size_t ks_decompose_scratch_words(const ckks_context *ctx, unsigned level)
+{
+    return (size_t)(2 * (level + 1) + ctx->n_p) * ctx->n;
+}
+hecnn_status ks_decompose_ws(const ckks_context *ctx, ks_decomposition *dec, uint64_t *data, uint64_t *scratch,
+                             const uint64_t *d, unsigned level);
 void ks_decomposition_free(ks_decomposition *dec);
 /* Inner product of a (optionally Galois-permuted) decomposition with k, then ModDown to Q_l.
  * perm == NULL means no permutation. */
@@ -122,6 +131,15 @@ hecnn_status ks_apply(const ckks_context *ctx, uint64_t *out0, uint64_t *out1, c
                       const size_t *perm, const ckks_switching_key *k);
 /* (a mod QP) -> round(a / P) mod Q_l, for a over Q_l ∪ P in NTT form; out over Q_l. */
 hecnn_status ks_mod_down(const ckks_context *ctx, uint64_t *out, uint64_t *a, unsigned level);
+/* The same with caller-owned scratch of ks_mod_down_scratch_words (a's P limbs are consumed). */
+static inline size_t ks_mod_down_scratch_words(const ckks_context *ctx, unsigned level)
+{
+    return (size_t)(level + 2) * ctx->n;
+}
+void ks_mod_down_ws(const ckks_context *ctx, uint64_t *out, uint64_t *a, unsigned level, uint64_t *scratch);
+/* alpha[i] = round(sum_j y_j / p_j) for the P limbs a_p (coefficient form): subtracting alpha * P
+ * from the fast P -> Q conversion gives the centred [a]_P (exact, rounding ModDown). */
+void mod_down_correction(const ckks_context *ctx, uint8_t *alpha, const uint64_t *a_p);
 
 /* Recompute sk->ntt from sk->small (all n_q + n_p limbs). */
 hecnn_status secret_key_refresh_ntt(ckks_secret_key *sk);

@@ -12,29 +12,22 @@ void ks_decomposition_free(ks_decomposition *dec)
     dec->data = NULL;
 }
 
-hecnn_status ks_decompose(const ckks_context *ctx, ks_decomposition *dec, const uint64_t *d, unsigned level)
+hecnn_status ks_decompose_ws(const ckks_context *ctx, ks_decomposition *dec, uint64_t *data, uint64_t *scratch,
+                             const uint64_t *d, unsigned level)
 {
     const size_t n = ctx->n, limbs = level + 1 + ctx->n_p;
     const unsigned digits = digits_at(ctx, level);
-    *dec = (ks_decomposition){.level = level, .digits = digits, .limbs = limbs};
-    dec->data = hecnn_alloc((size_t)digits * limbs * n * 8);
-    uint64_t *coef = hecnn_alloc((size_t)(level + 1) * n * 8);
-    if (!dec->data || !coef) {
-        hecnn_free(coef);
-        ks_decomposition_free(dec);
-        return hecnn_fail(HECNN_ERR_NO_MEMORY, "key-switching decomposition");
-    }
+    const rns_kernels *kern = rns_kernels_active();
+    *dec = (ks_decomposition){.level = level, .digits = digits, .limbs = limbs, .data = data};
+    uint64_t *coef = scratch, *conv = scratch + (size_t)(level + 1) * n;
     rns_basis bq, bqp;
     ctx_basis_q(ctx, &bq, level);
     ctx_basis_qp(ctx, &bqp, level);
     memcpy(coef, d, (size_t)(level + 1) * n * 8);
     rns_intt(&bq, coef);
-
-    hecnn_status st = HECNN_OK;
-    const rns_kernels *kern = rns_kernels_active();
-    for (unsigned j = 0; j < digits && !st; j++) {
+    for (unsigned j = 0; j < digits; j++) {
         const unsigned lo = j * ctx->alpha, hi = lo + ctx->alpha < level + 1 ? lo + ctx->alpha : level + 1;
-        uint64_t *out = dec->data + (size_t)j * limbs * n;
+        uint64_t *out = data + (size_t)j * limbs * n;
         /* source limbs: the digit itself; targets: every other limb of Q_l ∪ P */
         rns_basis src = {.limbs = hi - lo, .n = n}, dst = {.limbs = 0, .n = n};
         size_t dst_index[RNS_MAX_LIMBS];
@@ -45,50 +38,95 @@ hecnn_status ks_decompose(const ckks_context *ctx, ks_decomposition *dec, const 
                 dst.tab[dst.limbs++] = bqp.tab[i];
             }
         baseconv bc;
-        uint64_t *conv = hecnn_alloc((dst.limbs ? dst.limbs : 1) * n * 8);
-        if (!conv || baseconv_init(&bc, &src, &dst, true)) {
-            hecnn_free(conv);
-            st = hecnn_fail(HECNN_ERR_NO_MEMORY, "basis conversion");
-            break;
-        }
+        if (baseconv_init(&bc, &src, &dst, true)) return hecnn_fail(HECNN_ERR_NO_MEMORY, "basis conversion");
         baseconv_apply(&bc, conv, coef + (size_t)lo * n);
+        baseconv_free(&bc);
         rns_ntt(&dst, conv);
+#pragma omp parallel for schedule(static) if (n >= 8192)
         for (size_t t = 0; t < dst.limbs; t++) memcpy(out + dst_index[t] * n, conv + t * n, n * 8);
         /* the digit's own limbs, also in Montgomery form (x * 2^64) */
+#pragma omp parallel for schedule(static) if (n >= 8192)
         for (unsigned i = lo; i < hi; i++) {
             const modulus *m = &ctx->tables[i].mod;
             kern->mul_scalar(out + (size_t)i * n, d + (size_t)i * n, n, m->r_mod, shoup_precompute(m->r_mod, m->q), m->q);
         }
-        baseconv_free(&bc);
-        hecnn_free(conv);
     }
-    hecnn_free(coef);
-    if (st) ks_decomposition_free(dec);
+    return HECNN_OK;
+}
+
+hecnn_status ks_decompose(const ckks_context *ctx, ks_decomposition *dec, const uint64_t *d, unsigned level)
+{
+    const size_t n = ctx->n, limbs = level + 1 + ctx->n_p;
+    uint64_t *data = hecnn_alloc((size_t)digits_at(ctx, level) * limbs * n * 8);
+    uint64_t *scratch = hecnn_alloc(ks_decompose_scratch_words(ctx, level) * 8);
+    hecnn_status st = data && scratch ? ks_decompose_ws(ctx, dec, data, scratch, d, level)
+                                      : hecnn_fail(HECNN_ERR_NO_MEMORY, "key-switching decomposition");
+    hecnn_free(scratch);
+    if (st) {
+        hecnn_free(data);
+        dec->data = NULL;
+    }
     return st;
 }
 
-hecnn_status ks_mod_down(const ckks_context *ctx, uint64_t *out, uint64_t *a, unsigned level)
+/* The fast conversion of [a]_P (y_j = [a_j (P/p_j)^-1]_{p_j}) yields sum_j y_j P/p_j = [a]_P + u P with
+ * u = floor(sum_j y_j / p_j) in [0, n_p). alpha = round(sum_j y_j / p_j) turns it into the centred
+ * representative: ModDown then rounds to nearest (error 1/2) instead of leaving u (up to n_p - 1),
+ * which the secret would multiply into the noise. A sum within 2^-40 of a half may round either
+ * way; both choices are valid representatives. a_p: the P limbs in coefficient form. */
+void mod_down_correction(const ckks_context *ctx, uint8_t *alpha, const uint64_t *a_p)
+{
+    const size_t n = ctx->n;
+    const baseconv *bc = &ctx->p_to_q;
+    double inv_p[CKKS_MAX_PRIMES];
+    for (unsigned j = 0; j < ctx->n_p; j++) inv_p[j] = 1.0 / (double)bc->in.tab[j]->mod.q;
+#pragma omp parallel for schedule(static) if (n >= 8192)
+    for (size_t i = 0; i < n; i++) {
+        double sum = 0.5;
+        for (unsigned j = 0; j < ctx->n_p; j++) {
+            const uint64_t p = bc->in.tab[j]->mod.q;
+            sum += (double)mul_shoup(a_p[(size_t)j * n + i], bc->hat_inv[j], bc->hat_inv_shoup[j], p) * inv_p[j];
+        }
+        alpha[i] = (uint8_t)sum;
+    }
+}
+
+void ks_mod_down_ws(const ckks_context *ctx, uint64_t *out, uint64_t *a, unsigned level, uint64_t *scratch)
 {
     const size_t n = ctx->n;
     rns_basis bp, bq;
     ctx_basis_p(ctx, &bp);
     ctx_basis_q(ctx, &bq, level);
-    uint64_t *pa = a + (size_t)(level + 1) * n;
+    uint64_t *pa = a + (size_t)(level + 1) * n, *conv = scratch;
+    uint8_t *alpha = (uint8_t *)(scratch + (size_t)(level + 1) * n);
     rns_intt(&bp, pa);
     /* Convert [a]_P to Q_l: the first level + 1 outputs of the context's P -> Q conversion. */
-    uint64_t *conv = hecnn_alloc((size_t)(level + 1) * n * 8);
-    if (!conv) return hecnn_fail(HECNN_ERR_NO_MEMORY, "mod-down buffer");
     baseconv_apply_prefix(&ctx->p_to_q, conv, pa, level + 1);
+    mod_down_correction(ctx, alpha, pa);
+    /* conv_k -= alpha * P: the centred [a]_P, so that the division below rounds to nearest */
+#pragma omp parallel for schedule(static) if (level >= 1 && n >= 8192)
+    for (unsigned k = 0; k <= level; k++) {
+        const modulus *m = &ctx->tables[k].mod;
+        uint64_t multiple[CKKS_MAX_PRIMES + 1];
+        for (unsigned j = 0; j <= ctx->n_p; j++) multiple[j] = mul_mod(j, ctx->p_mod_q[k], m);
+        uint64_t *y = conv + (size_t)k * n;
+        for (size_t i = 0; i < n; i++) y[i] = sub_mod(y[i], multiple[alpha[i]], m->q);
+    }
     rns_ntt(&bq, conv);
     const rns_kernels *kern = rns_kernels_active();
-#pragma omp parallel for schedule(static) if (level >= 1)
+#pragma omp parallel for schedule(static) if (level >= 1 && n >= 8192)
     for (unsigned k = 0; k <= level; k++) {
         const uint64_t q = ctx->tables[k].mod.q, w = ctx->p_inv_mod_q[k], wp = shoup_precompute(w, q);
-        const uint64_t *x = a + (size_t)k * n, *y = conv + (size_t)k * n;
-        uint64_t *o = out + (size_t)k * n;
-        kern->sub_mul_scalar(o, x, y, n, w, wp, q);
+        kern->sub_mul_scalar(out + (size_t)k * n, a + (size_t)k * n, conv + (size_t)k * n, n, w, wp, q);
     }
-    hecnn_free(conv);
+}
+
+hecnn_status ks_mod_down(const ckks_context *ctx, uint64_t *out, uint64_t *a, unsigned level)
+{
+    uint64_t *scratch = hecnn_alloc(ks_mod_down_scratch_words(ctx, level) * 8);
+    if (!scratch) return hecnn_fail(HECNN_ERR_NO_MEMORY, "mod-down buffer");
+    ks_mod_down_ws(ctx, out, a, level, scratch);
+    hecnn_free(scratch);
     return HECNN_OK;
 }
 
