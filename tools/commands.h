@@ -3,13 +3,7 @@
  * A command is `int cmd_x(int argc, char **argv)`: argv[0] is its name ("encrypt"; for bench
  * subcommands the subcommand, "ckks"), its options follow; it returns 0 on success, 1 after a
  * failure it reported on stderr, 2 after a usage error (see util_cli.h for shared helpers).
- *
- * The dispatcher refers weakly to commands whose files may not be built yet, and prints
- * "not built" for a missing one. A weak reference alone does not pull an object file out of the
- * static command library, so the `hecnn` executable must link hecnn_cmds as a whole archive
- * (CMake: "$<LINK_LIBRARY:WHOLE_ARCHIVE,hecnn_cmds>"), or tools/hecnn.c must include the
- * command's header (it does for cmd_bench_ckks.h, cmd_demo_ckks.h, cmd_mnist.h and cmd_bench_boot.h when present,
- * which makes those references strong). */
+ */
 #ifndef HECNN_TOOLS_COMMANDS_H
 #define HECNN_TOOLS_COMMANDS_H
 

@@ -7,36 +7,6 @@
 #include "hecnn/hecnn.h"
 #include "util_cli.h"
 
-/* Commands defined in other files are referred to strongly when their header is present (so
- * the linker pulls them out of the command library), weakly otherwise: a missing one is then
- * NULL and reported as "not built" instead of breaking the link (see commands.h). */
-#if __has_include("cmd_bench_ckks.h")
-#include "cmd_bench_ckks.h"
-#else
-#pragma weak cmd_bench_ckks
-#endif
-#if __has_include("cmd_demo_ckks.h")
-#include "cmd_demo_ckks.h"
-#else
-#pragma weak cmd_demo_ckks
-#endif
-#if __has_include("cmd_mnist.h")
-#include "cmd_mnist.h"
-#else
-#pragma weak cmd_mnist_encrypt
-#pragma weak cmd_mnist_decrypt
-#pragma weak cmd_mnist_keygen
-#pragma weak cmd_encrypt_model
-#pragma weak cmd_infer
-#pragma weak cmd_demo
-#pragma weak cmd_bench_mnist
-#endif
-#if __has_include("cmd_bench_boot.h")
-#include "cmd_bench_boot.h"
-#else
-#pragma weak cmd_bench_boot
-#endif
-
 typedef int (*command_fn)(int argc, char **argv);
 
 typedef struct command {
@@ -97,7 +67,7 @@ static void print_help(FILE *out)
     for (size_t g = 0; g < sizeof groups / sizeof *groups; g++) {
         fprintf(out, "\n%s:\n", groups[g].title);
         for (const command *c = groups[g].commands; c->name; c++)
-            fprintf(out, "  %-16s %s%s\n", c->name, c->summary, c->fn || !strcmp(c->name, "bench") ? "" : " (not built)");
+            fprintf(out, "  %-16s %s\n", c->name, c->summary);
     }
     fprintf(out, "\nKeys, ciphertexts and parameter files use the format in docs/FORMATS.md.\n");
 }
@@ -106,7 +76,7 @@ static void print_bench_help(FILE *out)
 {
     fprintf(out, "usage: hecnn bench <benchmark> [options]\n       hecnn bench <benchmark> --help\n\nbenchmarks:\n");
     for (const command *c = bench_commands; c->name; c++)
-        fprintf(out, "  %-16s %s%s\n", c->name, c->summary, c->fn ? "" : " (not built)");
+        fprintf(out, "  %-16s %s\n", c->name, c->summary);
 }
 
 static const command *find(const command *table, const char *name)
@@ -128,10 +98,6 @@ static const command *find_any(const char *name)
 static int run(const command *c, const char *full_name, int argc, char **argv)
 {
     cli_set_command(full_name);
-    if (!c->fn) {
-        cli_error("not built: this binary was linked without the '%s' command", full_name);
-        return CLI_EXIT_FAIL;
-    }
     return c->fn(argc, argv);
 }
 
