@@ -1,47 +1,21 @@
 /* Benchmark of the CKKS primitives, in the OpenFHE configuration of ../shared/ANCHORS.md by default:
  * N = 2^16, 25 limbs (60 + 24 x 50 bits), 8 special primes of 60 bits, dnum = 3. */
 #include "cmd_bench_ckks.h"
+#include "util_bench.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <time.h>
 
 #include "ckks/internal.h"
 #include "hecnn/hecnn.h"
 #include "math/ntt.h"
 
-/* Wall-clock by default; --cpu-time measures process CPU time instead, which is steadier on a
- * loaded machine for single-threaded runs (not meaningful for several threads). */
 static clockid_t bench_clock = CLOCK_MONOTONIC;
 
-static double now_ms(void)
-{
-    struct timespec t;
-    clock_gettime(bench_clock, &t);
-    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec * 1e-6;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-static double peak_rss_mib(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_maxrss / 1024.0;
-}
+static double now_ms(void) { return 1e3 * bench_seconds(bench_clock); }
 
 #define MAX_FIGURES 32
 typedef struct figures {
@@ -69,7 +43,7 @@ static void put(figures *f, const char *name, double v)
             STMT;                                         \
             samples_[i_] = now_ms() - t0_;                \
         }                                                 \
-        (result) = median(samples_, r_);                  \
+        (result) = bench_median(samples_, (size_t)r_);                  \
     } while (0)
 
 static int fail(const char *what, hecnn_status st)
@@ -168,7 +142,7 @@ static int run(const ckks_params_literal *params, int threads, int reps, figures
     ckks_drop_level(ev, b, b, 12);
     TIME_MEDIAN(ms, reps, ckks_mul_relin(ev, c, a, b));
     put(f, "mul_relin_13_limbs_ms", ms);
-    put(f, "peak_rss_mib", peak_rss_mib());
+    put(f, "peak_rss_mib", bench_peak_rss_mib());
 
     for (int i = 0; i < 8; i++) ckks_ciphertext_free(outs[i]);
     ckks_ciphertext_free(a);
@@ -196,39 +170,31 @@ static void usage(FILE *out)
 
 int cmd_bench_ckks(int argc, char **argv)
 {
-    bool json = false;
-    int threads = 0, reps = 5;
+    bench_options o = {.reps = 5, .clock = CLOCK_MONOTONIC};
+    int rc = bench_parse_options(&o, argc, argv, "bench ckks", usage);
+    if (rc >= 0) return rc;
+    static const char *const names[CKKS_PRESET_COUNT] = {"n13", "n14", "n15", "n16"};
     ckks_preset preset = CKKS_PRESET_N16;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--json")) json = true;
-        else if (!strcmp(argv[i], "--cpu-time")) bench_clock = CLOCK_PROCESS_CPUTIME_ID;
-        else if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--preset") && i + 1 < argc) {
-            const char *p = argv[++i];
-            if (!strcmp(p, "n13")) preset = CKKS_PRESET_N13;
-            else if (!strcmp(p, "n14")) preset = CKKS_PRESET_N14;
-            else if (!strcmp(p, "n15")) preset = CKKS_PRESET_N15;
-            else if (!strcmp(p, "n16")) preset = CKKS_PRESET_N16;
-            else {
-                usage(stderr);
-                return 2;
-            }
-        } else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            usage(stdout);
-            return 0;
-        } else {
-            fprintf(stderr, "hecnn bench ckks: unknown option '%s'\n", argv[i]);
+    if (o.preset) {
+        preset = CKKS_PRESET_COUNT;
+        for (int p = 0; p < CKKS_PRESET_COUNT; p++)
+            if (!strcmp(o.preset, names[p])) preset = (ckks_preset)p;
+        if (preset == CKKS_PRESET_COUNT) {
+            fprintf(stderr, "hecnn bench ckks: unknown preset '%s'\n", o.preset);
             usage(stderr);
             return 2;
         }
     }
-    if (reps < 1 || threads < 0) {
-        usage(stderr);
-        return 2;
-    }
+    bench_clock = o.clock;
+    const bool json = o.json;
+    const int threads = o.threads, reps = o.reps;
     ckks_params_literal params;
     ckks_params_preset(&params, preset);
+    ckks_context *probe; /* resolves the automatic dnum for the report */
+    if (!ckks_context_new(&probe, &params)) {
+        params.dnum = ckks_context_dnum(probe);
+        ckks_context_free(probe);
+    }
     const int thread_list[2] = {threads ? threads : 1, 2};
     const int runs = threads ? 1 : 2;
     figures f[2];

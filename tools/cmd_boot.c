@@ -1,37 +1,15 @@
 /* `hecnn bench boot`: CKKS bootstrapping, the figures of issue 4 (see docs/BOOTSTRAPPING.md). */
 #include "cmd_boot.h"
+#include "util_bench.h"
 
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <time.h>
 
 #include "hecnn/hecnn.h"
-
-static clockid_t boot_clock = CLOCK_MONOTONIC;
-
-static double now_s(clockid_t c)
-{
-    struct timespec t;
-    clock_gettime(c, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double peak_rss_mib(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_maxrss / 1024.0;
-}
 
 static int fail(const char *what, hecnn_status st)
 {
@@ -59,38 +37,23 @@ typedef struct run_result {
 
 int cmd_bench_boot(int argc, char **argv)
 {
-    bool json = false;
-    int threads = 0, reps = 3;
-    ckks_boot_preset preset = CKKS_BOOT_N16_FULL;
-    const char *preset_name = "full";
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--json")) json = true;
-        else if (!strcmp(argv[i], "--cpu-time")) boot_clock = CLOCK_PROCESS_CPUTIME_ID;
-        else if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--preset") && i + 1 < argc) {
-            preset_name = argv[++i];
-            if (!strcmp(preset_name, "full")) preset = CKKS_BOOT_N16_FULL;
-            else if (!strcmp(preset_name, "sparse")) preset = CKKS_BOOT_N16_SPARSE;
-            else if (!strcmp(preset_name, "test-full")) preset = CKKS_BOOT_TEST_N12_FULL;
-            else if (!strcmp(preset_name, "test-sparse")) preset = CKKS_BOOT_TEST_N12_SPARSE;
-            else {
-                usage(stderr);
-                return 2;
-            }
-        } else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            usage(stdout);
-            return 0;
-        } else {
-            fprintf(stderr, "hecnn bench boot: unknown option '%s'\n", argv[i]);
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (reps < 1 || reps > 100 || threads < 0) {
+    bench_options o = {.reps = 3, .clock = CLOCK_MONOTONIC};
+    int rc = bench_parse_options(&o, argc, argv, "bench boot", usage);
+    if (rc >= 0) return rc;
+    const char *preset_name = o.preset ? o.preset : "full";
+    ckks_boot_preset preset;
+    if (!strcmp(preset_name, "full")) preset = CKKS_BOOT_N16_FULL;
+    else if (!strcmp(preset_name, "sparse")) preset = CKKS_BOOT_N16_SPARSE;
+    else if (!strcmp(preset_name, "test-full")) preset = CKKS_BOOT_TEST_N12_FULL;
+    else if (!strcmp(preset_name, "test-sparse")) preset = CKKS_BOOT_TEST_N12_SPARSE;
+    else {
+        fprintf(stderr, "hecnn bench boot: unknown preset '%s'\n", preset_name);
         usage(stderr);
         return 2;
     }
+    const bool json = o.json;
+    const int threads = o.threads, reps = o.reps;
+    const clockid_t boot_clock = o.clock;
 
     ckks_params_literal params;
     ckks_boot_params bp;
@@ -101,13 +64,13 @@ int cmd_bench_boot(int argc, char **argv)
     ckks_secret_key *sk = NULL;
     ckks_boot_keys *keys = NULL;
     if ((st = ckks_context_new(&ctx, &params))) return fail("context", st);
-    double t0 = now_s(CLOCK_MONOTONIC);
+    double t0 = bench_seconds(CLOCK_MONOTONIC);
     if ((st = ckks_bootstrapper_new(&bt, ctx, &bp))) return fail("bootstrapper", st);
-    const double setup_s = now_s(CLOCK_MONOTONIC) - t0;
+    const double setup_s = bench_seconds(CLOCK_MONOTONIC) - t0;
     if ((st = ckks_secret_key_generate(&sk, ctx))) return fail("secret key", st);
-    t0 = now_s(CLOCK_MONOTONIC);
+    t0 = bench_seconds(CLOCK_MONOTONIC);
     if ((st = ckks_boot_keys_generate(&keys, bt, sk))) return fail("bootstrapping keys", st);
-    const double keygen_s = now_s(CLOCK_MONOTONIC) - t0;
+    const double keygen_s = bench_seconds(CLOCK_MONOTONIC) - t0;
 
     const size_t n = ckks_bootstrapper_slots(bt);
     double complex *v = malloc(n * sizeof *v), *w = malloc(n * sizeof *w);
@@ -136,9 +99,9 @@ int cmd_bench_boot(int argc, char **argv)
         res[r] = (run_result){.threads = thread_list[r], .worst_bits = INFINITY};
         double sum_bits = 0;
         for (int k = 0; k < reps; k++) {
-            t0 = now_s(boot_clock);
+            t0 = bench_seconds(boot_clock);
             if ((st = ckks_bootstrap(bt, keys, out, ct))) return fail("bootstrap", st);
-            times[k] = now_s(boot_clock) - t0;
+            times[k] = bench_seconds(boot_clock) - t0;
             if ((st = ckks_decrypt(ctx, pt, out, sk)) || (st = ckks_decode(ctx, w, pt))) return fail("decrypt", st);
             ckks_precision_stats ps;
             ckks_precision(&ps, v, w, n);
@@ -146,14 +109,13 @@ int cmd_bench_boot(int argc, char **argv)
             sum_bits += bits[k];
             res[r].worst_bits = fmin(res[r].worst_bits, fmin(ps.min_bits_real, ps.min_bits_imag));
         }
-        qsort(times, (size_t)reps, sizeof *times, cmp_double);
-        res[r].seconds = reps % 2 ? times[reps / 2] : (times[reps / 2 - 1] + times[reps / 2]) / 2;
+        res[r].seconds = bench_median(times, (size_t)reps);
         res[r].mean_bits = sum_bits / reps;
     }
     const size_t nkeys = ckks_boot_keys_count(keys);
     const double key_mib = (double)ckks_boot_keys_bytes(keys, false) / 1048576.0,
                  key_seeded_mib = (double)ckks_boot_keys_bytes(keys, true) / 1048576.0;
-    const double rss = peak_rss_mib(), pre_mib = (double)ckks_bootstrapper_bytes(bt) / 1048576.0;
+    const double rss = bench_peak_rss_mib(), pre_mib = (double)ckks_bootstrapper_bytes(bt) / 1048576.0;
     const unsigned out_level = ckks_bootstrapper_output_level(bt), depth = ckks_bootstrapper_depth(bt);
     const double fail_log2 = ckks_bootstrapper_log2_failure(bt), log_qp = ckks_context_log_qp(ctx);
 

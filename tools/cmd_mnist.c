@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "cmd_mnist.h"
+#include "util_bench.h"
 #include "hecnn/hecnn.h"
 #include "util_cli.h"
 
@@ -26,28 +27,7 @@
 #define SHIPPED_MODEL "mnist_vr.hcnn"
 #define DEFAULT_BATCH 256
 
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-/* user + system CPU seconds of the process (all threads): robust to a busy machine */
-static double cpu_s(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + 1e-6 * (double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_sec +
-           1e-6 * (double)ru.ru_stime.tv_usec;
-}
-
-static double peak_rss_mib(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_maxrss / 1024.0;
-}
+static double now_s(void) { return bench_seconds(CLOCK_MONOTONIC); }
 
 static char *join(const char *dir, const char *name)
 {
@@ -765,7 +745,7 @@ int cmd_infer(int argc, char **argv)
     const double total = now_s() - ps.t0;
     printf("inferred %zu images (%zu batch%s, %s model) in %.2f s = %.3f s/image (model prepared in %.2f s, %d threads, peak RSS %.0f MiB): %s\n",
            h.images, h.batches, h.batches == 1 ? "" : "es", enc_model ? "encrypted" : "plaintext", total, total / (double)h.images, prep_s,
-           hecnn_get_threads(), peak_rss_mib(), out);
+           hecnn_get_threads(), bench_peak_rss_mib(), out);
     rc = CLI_EXIT_OK;
 done:
     if (rc) cli_output_abort(&o);
@@ -844,10 +824,10 @@ static hecnn_status pipeline_run_cpu(pipeline *p, const double *px, size_t n, do
         const size_t cnt = n - first < m ? n - first : m;
         ps.batch = first / m;
         st = hecnn_mnist_encrypt_images(p->net, cts, px + first * HECNN_MNIST_PIXELS, cnt, NULL, p->sk);
-        const double t = now_s(), c = cpu_s();
+        const double t = now_s(), c = bench_cpu_seconds();
         if (!st) st = hecnn_mnist_infer(p->net, p->prep, p->ev, res, cts, progress_cb, &ps);
         *server_s += now_s() - t;
-        if (server_cpu) *server_cpu += cpu_s() - c;
+        if (server_cpu) *server_cpu += bench_cpu_seconds() - c;
         if (!st) st = hecnn_mnist_decrypt_scores(p->net, logits + first * 10, cnt, res, p->sk);
     }
     if (ps.on) fprintf(stderr, "\r%60s\r", "");
@@ -959,7 +939,7 @@ int cmd_demo(int argc, char **argv)
         }
         printf("\n  (* = wrong)\naccuracy %zu/%zu = %.2f %%, agreement with plaintext inference %zu/%zu, largest logit error %.2e\n",
                correct, count, 100.0 * (double)correct / (double)count, agree, count, err);
-        printf("server time %.2f s = %.3f s/image (peak RSS %.0f MiB)\n", server, server / (double)count, peak_rss_mib());
+        printf("server time %.2f s = %.3f s/image (peak RSS %.0f MiB)\n", server, server / (double)count, bench_peak_rss_mib());
         pipeline_free(&p);
     }
     rc = CLI_EXIT_OK;
@@ -1012,7 +992,7 @@ static bench_result bench_one(const hecnn_mnist_model *model, hecnn_mnist_mode m
                 cpu += sc;
             }
             c = (bench_result){.s_per_image = total / (double)(n * n_batches), .cpu_per_image = cpu / (double)(n * n_batches),
-                               .total_s = total, .peak_mib = peak_rss_mib(),
+                               .total_s = total, .peak_mib = bench_peak_rss_mib(),
                                .keygen_s = p.keygen_s, .model_s = p.model_s, .images = n * n_batches, .batches = n_batches,
                                .per_batch = m, .keys = ckks_eval_keys_count(p.keys), .ok = ok};
             free(px);
