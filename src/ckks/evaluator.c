@@ -288,6 +288,34 @@ hecnn_status ckks_mul(const ckks_evaluator *ev, ckks_ciphertext *out, const ckks
     return HECNN_OK;
 }
 
+/* out = (a_0 + k_0, [a_1] + k_1) with (k_0, k_1) the key switch of component `from` of a under key:
+ * relinearization switches a_2 and keeps a_1; a change of secret switches a_1 and drops it. */
+static hecnn_status switch_component(const ckks_evaluator *ev, ckks_ciphertext *out, const ckks_ciphertext *a,
+                                     unsigned from, const ckks_switching_key *key)
+{
+    const unsigned level = a->level;
+    const size_t words = (size_t)(level + 1) * ev->ctx->n;
+    uint64_t *k0 = hecnn_alloc(2 * words * 8);
+    if (!k0) return hecnn_fail(HECNN_ERR_NO_MEMORY, "key switching");
+    uint64_t *k1 = k0 + words;
+    hecnn_status st = keyswitch(ev->ctx, k0, k1, ct_comp(a, from), level, key);
+    const double scale = a->scale;
+    const size_t slots = a->slots;
+    ckks_ciphertext tmp, *dst;
+    if (!st) st = begin_output(out, &tmp, &dst, 1, level, false);
+    if (!st) {
+        rns_basis basis;
+        ctx_basis_q(ev->ctx, &basis, level);
+        /* a's first two components sit at the same offsets in out when out == a */
+        rns_add(&basis, ct_comp(dst, 0), ct_comp(a, 0), k0);
+        if (from == 2) rns_add(&basis, ct_comp(dst, 1), ct_comp(a, 1), k1);
+        else memcpy(ct_comp(dst, 1), k1, words * 8);
+        end_output(out, dst, scale, slots);
+    }
+    hecnn_free(k0);
+    return st;
+}
+
 hecnn_status ckks_relinearize(const ckks_evaluator *ev, ckks_ciphertext *out, const ckks_ciphertext *a)
 {
     hecnn_status st = check_args(ev, out, a);
@@ -296,30 +324,7 @@ hecnn_status ckks_relinearize(const ckks_evaluator *ev, ckks_ciphertext *out, co
     if (a->degree != 2) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "degree %u", a->degree);
     const ckks_switching_key *rk = ckks_eval_keys_relin(ev->keys);
     if (!rk) return hecnn_fail(HECNN_ERR_MISSING_KEY, "no relinearization key");
-    const unsigned level = a->level;
-    const size_t limb_bytes = (size_t)(level + 1) * ev->ctx->n * 8;
-    uint64_t *k0 = hecnn_alloc(2 * limb_bytes);
-    if (!k0) return hecnn_fail(HECNN_ERR_NO_MEMORY, "relinearization");
-    uint64_t *k1 = k0 + limb_bytes / 8;
-    if ((st = keyswitch(ev->ctx, k0, k1, ct_comp(a, 2), level, rk))) {
-        hecnn_free(k0);
-        return st;
-    }
-    const double scale = a->scale;
-    const size_t slots = a->slots;
-    ckks_ciphertext tmp, *dst;
-    if ((st = begin_output(out, &tmp, &dst, 1, level, false))) {
-        hecnn_free(k0);
-        return st;
-    }
-    rns_basis basis;
-    ctx_basis_q(ev->ctx, &basis, level);
-    /* a's first two components sit at the same offsets in out when out == a. */
-    rns_add(&basis, ct_comp(dst, 0), ct_comp(a, 0), k0);
-    rns_add(&basis, ct_comp(dst, 1), ct_comp(a, 1), k1);
-    hecnn_free(k0);
-    end_output(out, dst, scale, slots);
-    return HECNN_OK;
+    return switch_component(ev, out, a, 2, rk);
 }
 
 hecnn_status ckks_mul_relin(const ckks_evaluator *ev, ckks_ciphertext *out, const ckks_ciphertext *a, const ckks_ciphertext *b)
@@ -563,28 +568,7 @@ hecnn_status ckks_switch_key(const ckks_evaluator *ev, ckks_ciphertext *out, con
     if (!key) return hecnn_fail(HECNN_ERR_MISSING_KEY, "no switching key");
     if (key->ctx->param_id != ev->ctx->param_id) return hecnn_fail(HECNN_ERR_PARAMS_MISMATCH, "key of another context");
     if (a->degree != 1) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "key switching needs a degree-1 ciphertext");
-    const unsigned level = a->level;
-    const size_t words = (size_t)(level + 1) * ev->ctx->n;
-    uint64_t *k0 = hecnn_alloc(2 * words * 8);
-    if (!k0) return hecnn_fail(HECNN_ERR_NO_MEMORY, "key switching");
-    if ((st = keyswitch(ev->ctx, k0, k0 + words, ct_comp(a, 1), level, key))) {
-        hecnn_free(k0);
-        return st;
-    }
-    const double scale = a->scale;
-    const size_t slots = a->slots;
-    ckks_ciphertext tmp, *dst;
-    if ((st = begin_output(out, &tmp, &dst, 1, level, false))) {
-        hecnn_free(k0);
-        return st;
-    }
-    rns_basis basis;
-    ctx_basis_q(ev->ctx, &basis, level);
-    rns_add(&basis, ct_comp(dst, 0), ct_comp(a, 0), k0);
-    memcpy(ct_comp(dst, 1), k0 + words, words * 8);
-    hecnn_free(k0);
-    end_output(out, dst, scale, slots);
-    return HECNN_OK;
+    return switch_component(ev, out, a, 1, key);
 }
 
 hecnn_status ckks_mod_raise(const ckks_evaluator *ev, ckks_ciphertext *out, const ckks_ciphertext *a, unsigned level)
