@@ -925,7 +925,7 @@ int cmd_demo(int argc, char **argv)
         }
         size_t correct = 0, agree = 0;
         double err = 0;
-        printf("\n%s model: batch of %zu images per row block (%zu rotation keys), keys %.2f s, %s %.2f s\n",
+        printf("\n%s model: batches of %zu images (%zu rotation keys), keys %.2f s, %s %.2f s\n",
                md == HECNN_MNIST_PLAIN_MODEL ? "plaintext" : "encrypted", hecnn_mnist_net_layout(p.net)->rows,
                ckks_eval_keys_count(p.keys) - 2, p.keygen_s, md == HECNN_MNIST_PLAIN_MODEL ? "model prepared" : "model encrypted",
                p.model_s);
