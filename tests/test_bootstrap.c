@@ -11,15 +11,6 @@
 #include "common/check.h"
 #include "hecnn/hecnn.h"
 
-#define REQUIRE_VOID(cond)                                                             \
-    do {                                                                               \
-        if (!(cond)) {                                                                 \
-            fprintf(stderr, "%s:%d: REQUIRE failed: %s\n", __FILE__, __LINE__, #cond); \
-            check_failed++;                                                            \
-            return;                                                                    \
-        }                                                                              \
-    } while (0)
-
 static size_t brv(size_t x, size_t n)
 {
     size_t r = 0;

@@ -8,15 +8,6 @@
 #include "common/check.h"
 #include "hecnn/hecnn.h"
 
-#define REQUIRE_VOID(cond)                                                             \
-    do {                                                                               \
-        if (!(cond)) {                                                                 \
-            fprintf(stderr, "%s:%d: REQUIRE failed: %s\n", __FILE__, __LINE__, #cond); \
-            check_failed++;                                                            \
-            return;                                                                    \
-        }                                                                              \
-    } while (0)
-
 static ckks_context *ctx;
 static ckks_secret_key *sk;
 

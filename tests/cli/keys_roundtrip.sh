@@ -3,27 +3,7 @@
 # non-zero exit and a message naming the problem.  Usage: keys_roundtrip.sh HECNN SOURCE_DIR
 set -u
 HECNN=${1:?usage: keys_roundtrip.sh HECNN SOURCE_DIR}
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
-
-# run CMD...: must succeed
-run() {
-    if "$@" >"$T/out" 2>"$T/err"; then ok; else bad "exit $? from: $* :: $(cat "$T/err")"; fi
-}
-# must_fail PATTERN CMD...: non-zero exit (not a crash) and stderr matching PATTERN
-must_fail() {
-    local pattern=$1
-    shift
-    "$@" >"$T/out" 2>"$T/err"
-    local rc=$?
-    if [ $rc -eq 0 ]; then bad "succeeded: $*"; return; fi
-    if [ $rc -ge 128 ]; then bad "crashed (signal $((rc - 128))): $*"; return; fi
-    if grep -Eq -- "$pattern" "$T/err"; then ok; else bad "stderr of '$*' lacks /$pattern/: $(cat "$T/err")"; fi
-}
+. "$(dirname "$0")/lib/common.sh"
 # close A B TOL: the first columns of two files agree within TOL, line by line
 close() {
     if awk -v tol="$3" 'NR == FNR { a[FNR] = $1; na = FNR; next }
@@ -156,5 +136,4 @@ printf 'abc' >"$T/odd.bin"
 must_fail "trailing bytes" "$HECNN" encrypt "${P1[@]}" --public-key "$T/k1/public.key" --in "$T/odd.bin" --binary --out "$T/x.ct"
 [ ! -e "$T/x.ct" ] && ok || bad "a failed encrypt left an output file"
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+summary

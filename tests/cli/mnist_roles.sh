@@ -9,19 +9,7 @@ HECNN=${1:?usage: mnist_roles.sh HECNN SOURCE_DIR}
 SRC=${2:?usage: mnist_roles.sh HECNN SOURCE_DIR}
 M=$SRC/models
 export HECNN_MODELS=$M
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
-run() {
-    if "$@" >"$T/out" 2>"$T/err"; then ok; else bad "exit $? from: $* :: $(cat "$T/err")"; fi
-}
-if "$HECNN" encrypt-images --help 2>&1 | grep -q "not built"; then
-    echo "SKIP: the MNIST commands are not linked into $HECNN"
-    exit 0
-fi
+. "$(dirname "$0")/lib/common.sh"
 
 # data owner: keys with exactly the rotations the server will use
 ROT=$("$HECNN" infer --print-rotations --batch 32 --mode plain) || bad "infer --print-rotations"
@@ -55,5 +43,4 @@ run "$HECNN" keygen --params "$M/mnist_params.hecnn" --out-dir "$T/other" --rota
 rc=$?
 [ $rc -eq 1 ] && grep -q "does not decrypt under this secret key" "$T/err" && ok || bad "other key: exit $rc: $(cat "$T/err")"
 
-echo "$pass passed, $fail failed"
-[ $fail -eq 0 ]
+summary
