@@ -255,6 +255,30 @@ static void test_sparse(void)
     fixture_free(&f);
 }
 
+/* Compact keys (uniform halves re-expanded from seeds) bootstrap as precisely, in about half the
+ * key memory. */
+static void test_compact_keys(void)
+{
+    fixture f;
+    REQUIRE_VOID(fixture_init(&f, CKKS_BOOT_TEST_N12_SPARSE) == 0);
+    ckks_boot_keys *full = NULL, *compact = NULL;
+    REQUIRE_VOID(ckks_boot_keys_generate(&full, f.bt, f.sk) == HECNN_OK);
+    REQUIRE_VOID(ckks_boot_keys_generate_compact(&compact, f.bt, f.sk) == HECNN_OK);
+    const size_t full_bytes = ckks_boot_keys_memory_bytes(full), compact_bytes = ckks_boot_keys_memory_bytes(compact);
+    CHECK_MSG(compact_bytes < 0.6 * (double)full_bytes, "compact keys: %zu of %zu bytes", compact_bytes, full_bytes);
+    CHECK(ckks_boot_keys_bytes(compact, true) == ckks_boot_keys_bytes(full, true));
+    hecnn_status st;
+    double min_bits = 0, bits = bootstrap_once(&f, compact, 0, &st, &min_bits);
+    CHECK_MSG(st == HECNN_OK, "compact-key bootstrap: %s (%s)", hecnn_status_name(st), hecnn_last_error_detail());
+    CHECK_MSG(bits >= 20, "compact keys: %.2f mean bits (min %.2f)", bits, min_bits);
+    /* compacting whole key sets after the fact is the same */
+    CHECK(ckks_boot_keys_compact(full) == HECNN_OK);
+    CHECK(ckks_boot_keys_memory_bytes(full) == compact_bytes);
+    ckks_boot_keys_free(full);
+    ckks_boot_keys_free(compact);
+    fixture_free(&f);
+}
+
 int main(void)
 {
     test_rng_seed(5);
@@ -266,5 +290,6 @@ int main(void)
     test_presets_offline();
     test_full();
     test_sparse();
+    test_compact_keys();
     return check_summary();
 }

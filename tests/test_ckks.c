@@ -474,6 +474,84 @@ static void test_secret_switch_and_mod_raise(fixture *f)
     free(have);
 }
 
+/* Compact keys (uniform halves re-expanded from the seed on use) give bit-identical results with
+ * half the memory, serialize like full keys, and are refused when the halves do not match the seed. */
+static void test_compact_keys(fixture *f)
+{
+    const unsigned top = ckks_context_max_level(f->ctx);
+    const uint8_t seed[CKKS_SEED_BYTES] = {7, 7, 7};
+    const uint64_t g = ckks_galois_element_rotation(f->ctx, 3);
+    ckks_switching_key *full_g, *compact_g, *full_r, *compact_r;
+    REQUIRE_VOID(ckks_switching_key_generate_derand(&full_g, f->sk, g, top, seed) == HECNN_OK);
+    REQUIRE_VOID(ckks_switching_key_generate_derand(&compact_g, f->sk, g, top, seed) == HECNN_OK);
+    REQUIRE_VOID(ckks_switching_key_generate_derand(&full_r, f->sk, 0, top, seed) == HECNN_OK);
+    REQUIRE_VOID(ckks_switching_key_generate_derand(&compact_r, f->sk, 0, top, seed) == HECNN_OK);
+    const size_t full_bytes = ckks_switching_key_memory_bytes(full_g);
+    CHECK(ckks_switching_key_compact(compact_g) == HECNN_OK);
+    CHECK(ckks_switching_key_compact(compact_g) == HECNN_OK); /* idempotent */
+    CHECK(ckks_switching_key_memory_bytes(compact_g) * 2 == full_bytes);
+    ckks_eval_keys *kf, *kc;
+    ckks_eval_keys_new(&kf, f->ctx);
+    ckks_eval_keys_new(&kc, f->ctx);
+    ckks_eval_keys_add(kf, full_g);
+    ckks_eval_keys_add(kf, full_r);
+    ckks_eval_keys_add(kc, compact_g);
+    ckks_eval_keys_add(kc, compact_r);
+    CHECK(ckks_eval_keys_compact(kc, true) == HECNN_OK);
+    ckks_evaluator *ef, *ec;
+    ckks_evaluator_new(&ef, f->ctx, kf);
+    ckks_evaluator_new(&ec, f->ctx, kc);
+    const size_t n = f->slots;
+    double complex *a = malloc(n * sizeof *a);
+    random_values(a, n, 1);
+    ckks_ciphertext *ca = encrypt(f, a, top, ckks_context_default_scale(f->ctx)), *x, *y;
+    ckks_ciphertext_new(&x, f->ctx);
+    ckks_ciphertext_new(&y, f->ctx);
+    const size_t words = 2 * (size_t)(top + 1) * ckks_context_n(f->ctx);
+    CHECK(ckks_rotate(ef, x, ca, 3) == HECNN_OK && ckks_rotate(ec, y, ca, 3) == HECNN_OK);
+    CHECK_MSG(!memcmp(x->data, y->data, words * 8), "rotation with a compact key is bit-identical");
+    const int steps[2] = {3, 0};
+    ckks_ciphertext *z, *w;
+    ckks_ciphertext_new(&z, f->ctx);
+    ckks_ciphertext_new(&w, f->ctx);
+    ckks_ciphertext *outs_f[2] = {x, z}, *outs_c[2] = {y, w};
+    CHECK(ckks_rotate_hoisted(ef, outs_f, ca, steps, 2) == HECNN_OK);
+    CHECK(ckks_rotate_hoisted(ec, outs_c, ca, steps, 2) == HECNN_OK);
+    CHECK_MSG(!memcmp(x->data, y->data, words * 8), "hoisted rotation with a compact key is bit-identical");
+    ckks_ciphertext_free(z);
+    ckks_ciphertext_free(w);
+    CHECK(ckks_mul_relin(ef, x, ca, ca) == HECNN_OK && ckks_mul_relin(ec, y, ca, ca) == HECNN_OK);
+    CHECK_MSG(!memcmp(x->data, y->data, words * 8), "relinearization with a compact key is bit-identical");
+    /* serialized compact keys: seeded and full files, both reload to working keys */
+    for (int seeded = 0; seeded <= 1; seeded++) {
+        FILE *tmp = tmpfile();
+        REQUIRE_VOID(tmp);
+        CHECK(ckks_switching_key_save(compact_g, seeded, tmp) == HECNN_OK);
+        CHECK((size_t)ftell(tmp) == ckks_switching_key_bytes(compact_g, seeded));
+        rewind(tmp);
+        ckks_switching_key *back = NULL;
+        CHECK(ckks_switching_key_load(f->ctx, &back, tmp) == HECNN_OK);
+        fclose(tmp);
+        if (!back) continue;
+        CHECK_MSG(!memcmp(back->data, full_g->data, full_bytes), "compact key reloads to the full key (seeded %d)", seeded);
+        ckks_switching_key_free(back);
+    }
+    /* a key whose uniform half was altered cannot be compacted */
+    ckks_switching_key *odd;
+    REQUIRE_VOID(ckks_switching_key_generate_derand(&odd, f->sk, g, top, seed) == HECNN_OK);
+    swk_part(odd, 0, 1)[5] ^= 1;
+    CHECK(ckks_switching_key_compact(odd) == HECNN_ERR_INVALID_ARGUMENT);
+    ckks_switching_key_free(odd);
+    ckks_ciphertext_free(ca);
+    ckks_ciphertext_free(x);
+    ckks_ciphertext_free(y);
+    ckks_evaluator_free(ef);
+    ckks_evaluator_free(ec);
+    ckks_eval_keys_free(kf);
+    ckks_eval_keys_free(kc);
+    free(a);
+}
+
 int main(void)
 {
     test_rng_seed(42);
@@ -490,6 +568,7 @@ int main(void)
         test_arithmetic(&f);
         test_rotations(&f);
         test_secret_switch_and_mod_raise(&f);
+        test_compact_keys(&f);
         if (prev.ctx) {
             test_cross_context(&f, &prev);
             fixture_free(&prev);

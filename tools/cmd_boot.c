@@ -21,13 +21,14 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: hecnn bench boot [--json] [--threads T] [--reps R] [--preset full|sparse|test-full|test-sparse]\n"
-            "                        [--cpu-time]\n"
+            "                        [--cpu-time] [--compact-keys]\n"
             "  Bootstraps random ciphertexts (values in the unit square) and reports the median time per\n"
             "  bootstrap at 1 and 2 threads (or T), the precision (mean and worst bits, the weaker of the\n"
             "  real and imaginary parts), levels left, keys (count, bytes in memory and seeded), peak RSS,\n"
             "  the failure probability and log QP. Default preset full: N = 2^16, 2^15 slots, dense\n"
             "  ternary secret, ephemeral h = 32. --cpu-time reports process CPU time (steadier on a busy\n"
-            "  machine; not meaningful with several threads).\n");
+            "  machine; not meaningful with several threads). --compact-keys holds the rotation keys\n"
+            "  without their uniform halves (re-expanded from seeds at each use): half the key memory.\n");
 }
 
 typedef struct run_result {
@@ -54,6 +55,7 @@ int cmd_bench_boot(int argc, char **argv)
     const bool json = o.json;
     const int threads = o.threads, reps = o.reps;
     const clockid_t boot_clock = o.clock;
+    const bool compact = o.compact_keys;
 
     ckks_params_literal params;
     ckks_boot_params bp;
@@ -69,7 +71,8 @@ int cmd_bench_boot(int argc, char **argv)
     const double setup_s = bench_seconds(CLOCK_MONOTONIC) - t0;
     if ((st = ckks_secret_key_generate(&sk, ctx))) return fail("secret key", st);
     t0 = bench_seconds(CLOCK_MONOTONIC);
-    if ((st = ckks_boot_keys_generate(&keys, bt, sk))) return fail("bootstrapping keys", st);
+    st = compact ? ckks_boot_keys_generate_compact(&keys, bt, sk) : ckks_boot_keys_generate(&keys, bt, sk);
+    if (st) return fail("bootstrapping keys", st);
     const double keygen_s = bench_seconds(CLOCK_MONOTONIC) - t0;
 
     const size_t n = ckks_bootstrapper_slots(bt);
@@ -113,7 +116,7 @@ int cmd_bench_boot(int argc, char **argv)
         res[r].mean_bits = sum_bits / reps;
     }
     const size_t nkeys = ckks_boot_keys_count(keys);
-    const double key_mib = (double)ckks_boot_keys_bytes(keys, false) / 1048576.0,
+    const double key_mib = (double)ckks_boot_keys_memory_bytes(keys) / 1048576.0,
                  key_seeded_mib = (double)ckks_boot_keys_bytes(keys, true) / 1048576.0;
     const double rss = bench_peak_rss_mib(), pre_mib = (double)ckks_bootstrapper_bytes(bt) / 1048576.0;
     const unsigned out_level = ckks_bootstrapper_output_level(bt), depth = ckks_bootstrapper_depth(bt);

@@ -208,6 +208,13 @@ void ckks_boot_keys_free(ckks_boot_keys *keys);
 const ckks_eval_keys *ckks_boot_keys_eval_keys(const ckks_boot_keys *keys);
 size_t ckks_boot_keys_count(const ckks_boot_keys *keys);
 size_t ckks_boot_keys_bytes(const ckks_boot_keys *keys, bool seeded); /* serialized size */
+size_t ckks_boot_keys_memory_bytes(const ckks_boot_keys *keys);
+/* Hold the rotation and sparse-to-dense keys compactly (ckks_switching_key_compact): about half
+ * the key memory, their uniform halves re-expanded from seeds at each use (slower bootstrap). */
+hecnn_status ckks_boot_keys_compact(ckks_boot_keys *keys);
+/* ckks_boot_keys_generate, compacting each key as it is made: the peak memory stays low too. */
+hecnn_status ckks_boot_keys_generate_compact(ckks_boot_keys **out, const ckks_bootstrapper *bt,
+                                             const ckks_secret_key *sk);
 /* Serialized as the encapsulation pair then the eval key set, each key loadable one by one. */
 hecnn_status ckks_boot_keys_save(const ckks_boot_keys *keys, bool seeded, FILE *f);
 hecnn_status ckks_boot_keys_load(const ckks_context *ctx, ckks_boot_keys **out, FILE *f);

@@ -165,6 +165,13 @@ void ckks_switching_key_free(ckks_switching_key *key);
 uint64_t ckks_switching_key_galois_element(const ckks_switching_key *key); /* 0 relin, 2 secret switch */
 unsigned ckks_switching_key_max_level(const ckks_switching_key *key);
 size_t ckks_switching_key_bytes(const ckks_switching_key *key, bool seeded); /* serialized size */
+/* Memory held by the key (half of the full size once compact). */
+size_t ckks_switching_key_memory_bytes(const ckks_switching_key *key);
+/* Drop the uniform halves from memory: they are re-expanded from the key's seed (AES-256-CTR) each
+ * time the key is used. Halves the key's memory for about 20 ms per use at N = 2^16 and the top
+ * level. Fails with HECNN_ERR_INVALID_ARGUMENT when the halves do not come from the seed (a key
+ * loaded from an unseeded file). Idempotent. */
+hecnn_status ckks_switching_key_compact(ckks_switching_key *key);
 
 hecnn_status ckks_eval_keys_new(ckks_eval_keys **out, const ckks_context *ctx);
 void ckks_eval_keys_free(ckks_eval_keys *keys);
@@ -177,6 +184,8 @@ hecnn_status ckks_eval_keys_generate(ckks_eval_keys **out, const ckks_secret_key
 const ckks_switching_key *ckks_eval_keys_relin(const ckks_eval_keys *keys);
 const ckks_switching_key *ckks_eval_keys_galois(const ckks_eval_keys *keys, uint64_t galois_element);
 size_t ckks_eval_keys_count(const ckks_eval_keys *keys);
+/* ckks_switching_key_compact on every Galois key, and on the relinearization key if asked. */
+hecnn_status ckks_eval_keys_compact(ckks_eval_keys *keys, bool include_relin);
 const ckks_switching_key *ckks_eval_keys_at(const ckks_eval_keys *keys, size_t i);
 
 /* ---- encryption ----------------------------------------------------------------------- */

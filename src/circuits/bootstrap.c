@@ -443,7 +443,8 @@ size_t ckks_bootstrapper_key_plan(const ckks_bootstrapper *bt, ckks_key_need *ou
 
 /* ---- keys ------------------------------------------------------------------------------------ */
 
-hecnn_status ckks_boot_keys_generate(ckks_boot_keys **out, const ckks_bootstrapper *bt, const ckks_secret_key *sk)
+static hecnn_status boot_keys_generate(ckks_boot_keys **out, const ckks_bootstrapper *bt, const ckks_secret_key *sk,
+                                       bool compact)
 {
     if (!out || !bt || !sk) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
     *out = NULL;
@@ -459,7 +460,10 @@ hecnn_status ckks_boot_keys_generate(ckks_boot_keys **out, const ckks_bootstrapp
         ckks_switching_key *key = NULL;
         st = s.v[i].galois ? ckks_galois_key_generate(&key, sk, s.v[i].galois, s.v[i].max_level)
                            : ckks_relin_key_generate(&key, sk, s.v[i].max_level);
+        /* compacted one by one, so that the full key set never sits in memory */
+        if (!st && compact && s.v[i].galois) st = ckks_switching_key_compact(key);
         if (!st) st = ckks_eval_keys_add(k->evk, key);
+        else ckks_switching_key_free(key);
     }
     free(s.v);
     if (!st && bt->bp.ephemeral_hamming_weight) {
@@ -467,6 +471,7 @@ hecnn_status ckks_boot_keys_generate(ckks_boot_keys **out, const ckks_bootstrapp
         st = ckks_secret_key_generate_sparse(&eph, bt->ctx, bt->bp.ephemeral_hamming_weight);
         if (!st) st = ckks_switching_key_generate_between(&k->to_sparse, sk, eph, 0);
         if (!st) st = ckks_switching_key_generate_between(&k->to_dense, eph, sk, bt->top);
+        if (!st && compact) st = ckks_switching_key_compact(k->to_dense);
         ckks_secret_key_free(eph);
     }
     if (st) {
@@ -527,6 +532,33 @@ size_t ckks_boot_keys_bytes(const ckks_boot_keys *keys, bool seeded)
     if (keys->to_sparse) b += ckks_switching_key_bytes(keys->to_sparse, seeded);
     if (keys->to_dense) b += ckks_switching_key_bytes(keys->to_dense, seeded);
     return b;
+}
+
+hecnn_status ckks_boot_keys_generate(ckks_boot_keys **out, const ckks_bootstrapper *bt, const ckks_secret_key *sk)
+{
+    return boot_keys_generate(out, bt, sk, false);
+}
+
+hecnn_status ckks_boot_keys_generate_compact(ckks_boot_keys **out, const ckks_bootstrapper *bt,
+                                             const ckks_secret_key *sk)
+{
+    return boot_keys_generate(out, bt, sk, true);
+}
+
+size_t ckks_boot_keys_memory_bytes(const ckks_boot_keys *keys)
+{
+    size_t b = 0;
+    for (size_t i = 0; i < ckks_eval_keys_count(keys->evk); i++) b += ckks_switching_key_memory_bytes(ckks_eval_keys_at(keys->evk, i));
+    return b + ckks_switching_key_memory_bytes(keys->to_sparse) + ckks_switching_key_memory_bytes(keys->to_dense);
+}
+
+hecnn_status ckks_boot_keys_compact(ckks_boot_keys *keys)
+{
+    if (!keys) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL keys");
+    /* the relinearization key serves every EvalMod product: it stays whole */
+    hecnn_status st = ckks_eval_keys_compact(keys->evk, false);
+    if (!st && keys->to_dense) st = ckks_switching_key_compact(keys->to_dense);
+    return st;
 }
 
 hecnn_status ckks_boot_keys_save(const ckks_boot_keys *keys, bool seeded, FILE *f)

@@ -98,6 +98,12 @@ static void inner_product(const qp_ctx *c, uint64_t *r0, uint64_t *r1, const ks_
 {
     const rns_kernels *kern = rns_kernels_active();
     const size_t n = c->n, limbs = c->limbs;
+    hecnn_status st;
+    uint64_t *expanded = swk_a_expanded(key, &st); /* a compact key's uniform halves */
+    if (st) {
+        *failed = true;
+        return;
+    }
 #pragma omp parallel if (c->n >= LT_PAR_MIN_N)
     {
         uint64_t *gathered = perm ? hecnn_alloc((size_t)dec->digits * n * 8) : NULL;
@@ -120,13 +126,14 @@ static void inner_product(const qp_ctx *c, uint64_t *r0, uint64_t *r1, const ks_
                 const uint64_t *kb[REDC_TERMS], *ka[REDC_TERMS];
                 for (unsigned j = j0; j < j1; j++) {
                     kb[j - j0] = swk_part(key, j, 0) + kt * n;
-                    ka[j - j0] = swk_part(key, j, 1) + kt * n;
+                    ka[j - j0] = swk_a(key, j, expanded) + kt * n;
                 }
                 kern->ip_redc(r0 + t * n, r1 + t * n, x + j0, kb, ka, j1 - j0, n, qp_mod(c, t), j0 != 0);
             }
         }
         hecnn_free(gathered);
     }
+    hecnn_free(expanded);
 }
 
 /* r0[t] += P * c0[t][perm] on the Q limbs (P c0 vanishes modulo the special primes). */

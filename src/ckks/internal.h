@@ -67,7 +67,8 @@ struct ckks_switching_key {
     uint64_t galois;       /* 0 for relinearization (s' = s^2), else s' = s(X^galois) */
     unsigned max_level, digits;
     size_t limbs;          /* max_level + 1 + n_p */
-    uint64_t *data;        /* digits x {b, a} x limbs x n */
+    uint64_t *data;        /* digits x {b, a} x limbs x n; compact: digits x {b} x limbs x n */
+    bool compact;          /* the a halves are not held: re-expanded from the seed when used */
     uint8_t seed[CKKS_SEED_BYTES];
 };
 
@@ -92,9 +93,19 @@ static inline uint64_t *ct_comp(const ckks_ciphertext *ct, unsigned c)
 {
     return ct->data + (size_t)c * (ct->level + 1) * ct->ctx->n;
 }
+/* b (part 0) or a (part 1) of a digit; a compact key has no stored a: use swk_a. */
 static inline uint64_t *swk_part(const ckks_switching_key *k, unsigned digit, unsigned part)
 {
-    return k->data + ((size_t)digit * 2 + part) * k->limbs * k->ctx->n;
+    return k->data + ((size_t)digit * (k->compact ? 1 : 2) + part) * k->limbs * k->ctx->n;
+}
+/* Every a half expanded from the seed into buf (digits x limbs x n words). */
+hecnn_status swk_expand_a(const ckks_switching_key *k, uint64_t *buf);
+/* For an inner product with k: NULL when k holds its a halves, else a freshly expanded copy
+ * (free with hecnn_free); *st reports an allocation failure. */
+uint64_t *swk_a_expanded(const ckks_switching_key *k, hecnn_status *st);
+static inline const uint64_t *swk_a(const ckks_switching_key *k, unsigned digit, const uint64_t *expanded)
+{
+    return k->compact ? expanded + (size_t)digit * k->limbs * k->ctx->n : swk_part(k, digit, 1);
 }
 
 /* Resize to (degree, level) keeping metadata untouched; contents undefined. */

@@ -593,8 +593,8 @@ size_t ckks_switching_key_bytes(const ckks_switching_key *key, bool seeded)
 /* Whether `key` can be written seeded: its seed is known and regenerates every a_j. */
 static hecnn_status swk_can_seed(bool *out, const ckks_switching_key *k)
 {
-    *out = false;
-    if (seed_is_zero(k->seed)) return HECNN_OK;
+    *out = k->compact; /* compaction checked that the seed regenerates every a_j */
+    if (k->compact || seed_is_zero(k->seed)) return HECNN_OK;
     rns_basis b;
     ctx_basis_qp(k->ctx, &b, k->max_level);
     for (unsigned j = 0; j < k->digits; j++) {
@@ -617,10 +617,17 @@ static void swk_write(writer *w, const ckks_switching_key *k, bool seeded)
     w_bytes(w, m, sizeof m);
     if (seeded) w_bytes(w, k->seed, CKKS_SEED_BYTES);
     const size_t part = k->limbs * ctx->n;
+    hecnn_status st = HECNN_OK;
+    uint64_t *expanded = seeded ? NULL : swk_a_expanded(k, &st);
+    if (st) {
+        w->st = st;
+        return;
+    }
     for (unsigned j = 0; j < k->digits; j++) {
         w_coeffs(w, swk_part(k, j, 0), part);
-        if (!seeded) w_coeffs(w, swk_part(k, j, 1), part);
+        if (!seeded) w_coeffs(w, swk_a(k, j, expanded), part);
     }
+    hecnn_free(expanded);
 }
 
 hecnn_status ckks_switching_key_save(const ckks_switching_key *key, bool seeded, FILE *f)

@@ -452,3 +452,76 @@ const ckks_switching_key *ckks_eval_keys_at(const ckks_eval_keys *keys, size_t i
     }
     return i < keys->n_galois ? keys->galois[i] : NULL;
 }
+
+/* ---- compact keys ---- */
+
+hecnn_status swk_expand_a(const ckks_switching_key *k, uint64_t *buf)
+{
+    rns_basis bqp;
+    ctx_basis_qp(k->ctx, &bqp, k->max_level);
+    bool failed = false;
+#pragma omp parallel for schedule(static) if (k->ctx->n >= 8192)
+    for (unsigned j = 0; j < k->digits; j++) {
+        prng p;
+        if (prng_init(&p, k->seed, DOMAIN_UNIFORM, j)) {
+            failed = true;
+            continue;
+        }
+        sample_uniform(&p, &bqp, buf + (size_t)j * k->limbs * k->ctx->n);
+        prng_free(&p);
+    }
+    return failed ? hecnn_fail(HECNN_ERR_RANDOM, "AES-CTR init") : HECNN_OK;
+}
+
+uint64_t *swk_a_expanded(const ckks_switching_key *k, hecnn_status *st)
+{
+    *st = HECNN_OK;
+    if (!k->compact) return NULL;
+    uint64_t *buf = hecnn_alloc((size_t)k->digits * k->limbs * k->ctx->n * 8);
+    if (!buf) {
+        *st = hecnn_fail(HECNN_ERR_NO_MEMORY, "key expansion");
+        return NULL;
+    }
+    if ((*st = swk_expand_a(k, buf))) {
+        hecnn_free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+size_t ckks_switching_key_memory_bytes(const ckks_switching_key *key)
+{
+    if (!key) return 0;
+    return (size_t)key->digits * (key->compact ? 1 : 2) * key->limbs * key->ctx->n * 8;
+}
+
+hecnn_status ckks_switching_key_compact(ckks_switching_key *key)
+{
+    if (!key) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL key");
+    if (key->compact) return HECNN_OK;
+    const size_t part = key->limbs * key->ctx->n;
+    uint64_t *check = hecnn_alloc((size_t)key->digits * part * 8);
+    uint64_t *b = hecnn_alloc((size_t)key->digits * part * 8);
+    hecnn_status st = check && b ? swk_expand_a(key, check) : hecnn_fail(HECNN_ERR_NO_MEMORY, "key compaction");
+    for (unsigned j = 0; j < key->digits && !st; j++)
+        if (memcmp(check + (size_t)j * part, swk_part(key, j, 1), part * 8))
+            st = hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "the key's uniform halves do not come from its seed");
+    hecnn_free(check);
+    if (st) {
+        hecnn_free(b);
+        return st;
+    }
+    for (unsigned j = 0; j < key->digits; j++) memcpy(b + (size_t)j * part, swk_part(key, j, 0), part * 8);
+    hecnn_free(key->data);
+    key->data = b;
+    key->compact = true;
+    return HECNN_OK;
+}
+
+hecnn_status ckks_eval_keys_compact(ckks_eval_keys *keys, bool include_relin)
+{
+    if (!keys) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL key set");
+    hecnn_status st = include_relin && keys->relin ? ckks_switching_key_compact(keys->relin) : HECNN_OK;
+    for (size_t i = 0; i < keys->n_galois && !st; i++) st = ckks_switching_key_compact(keys->galois[i]);
+    return st;
+}

@@ -136,8 +136,14 @@ hecnn_status ks_apply(const ckks_context *ctx, uint64_t *out0, uint64_t *out1, c
     const size_t n = ctx->n, limbs = dec->limbs;
     const unsigned level = dec->level;
     if (k->max_level < level) return hecnn_fail(HECNN_ERR_LEVEL_MISMATCH, "key for level %u used at level %u", k->max_level, level);
+    hecnn_status st;
+    uint64_t *expanded = swk_a_expanded(k, &st); /* a compact key's uniform halves */
+    if (st) return st;
     uint64_t *acc = hecnn_alloc(2 * limbs * n * 8);
-    if (!acc) return hecnn_fail(HECNN_ERR_NO_MEMORY, "key-switching accumulator");
+    if (!acc) {
+        hecnn_free(expanded);
+        return hecnn_fail(HECNN_ERR_NO_MEMORY, "key-switching accumulator");
+    }
     /* Limb t of Q_l ∪ P is key limb t for the q part and max_level + 1 + (t - level - 1) for P.
      * With a Galois permutation, each digit's limb is first gathered into a per-thread buffer:
      * the random reads then stay within one limb (L2-resident) at a time. */
@@ -170,18 +176,19 @@ hecnn_status ks_apply(const ckks_context *ctx, uint64_t *out0, uint64_t *out1, c
                 const uint64_t *kb[REDC_TERMS], *ka[REDC_TERMS];
                 for (unsigned j = j0; j < j1; j++) {
                     kb[j - j0] = swk_part(k, j, 0) + kt * n;
-                    ka[j - j0] = swk_part(k, j, 1) + kt * n;
+                    ka[j - j0] = swk_a(k, j, expanded) + kt * n;
                 }
                 kern->ip_redc(a0, a1, x + j0, kb, ka, j1 - j0, n, m, j0 != 0);
             }
         }
         hecnn_free(gathered);
     }
+    hecnn_free(expanded);
     if (failed) {
         hecnn_free(acc);
         return hecnn_fail(HECNN_ERR_NO_MEMORY, "key-switching gather buffer");
     }
-    hecnn_status st = ks_mod_down(ctx, out0, acc, level);
+    st = ks_mod_down(ctx, out0, acc, level);
     if (!st) st = ks_mod_down(ctx, out1, acc + limbs * n, level);
     hecnn_free(acc);
     return st;
