@@ -169,6 +169,30 @@ static void test_samplers(void)
     prng_free(&p);
     CHECK(rns_in_range(&b, u));
     CHECK(memcmp(u, u2, 2 * N * 8) != 0);
+    /* sample_uniform reads the keystream in place: the same values as word-by-word rejection
+     * sampling with prng_u64, also from an odd byte offset (words straddling the buffer's end) */
+    for (size_t skip = 0; skip <= 3; skip += 3) {
+        rns_basis big;
+        make_basis(&big, 0, 12);
+        uint64_t *fast = hecnn_alloc(12 * N * 8), *slow = hecnn_alloc(12 * N * 8);
+        REQUIRE_VOID(prng_init(&p, seed, DOMAIN_UNIFORM, 9) == 0);
+        uint8_t junk[3];
+        prng_bytes(&p, junk, skip);
+        sample_uniform(&p, &big, fast);
+        prng_free(&p);
+        REQUIRE_VOID(prng_init(&p, seed, DOMAIN_UNIFORM, 9) == 0);
+        prng_bytes(&p, junk, skip);
+        for (size_t k = 0; k < 12; k++) {
+            const uint64_t q = big.tab[k]->mod.q, mask = ((uint64_t)1 << big.tab[k]->mod.bits) - 1;
+            for (size_t i = 0; i < N;) {
+                const uint64_t v = prng_u64(&p) & mask;
+                if (v < q) slow[k * N + i++] = v;
+            }
+        }
+        prng_free(&p);
+        CHECK_MSG(!memcmp(fast, slow, 12 * N * 8), "sample_uniform = word-by-word rejection (offset %zu)", skip);
+        hecnn_free(fast), hecnn_free(slow);
+    }
     hecnn_free(v), hecnn_free(w), hecnn_free(u), hecnn_free(u2);
 }
 

@@ -362,9 +362,26 @@ void sample_uniform(prng *p, const rns_basis *b, uint64_t *out)
     for (size_t k = 0; k < b->limbs; k++) {
         const uint64_t q = b->tab[k]->mod.q;
         uint64_t mask = ((uint64_t)1 << b->tab[k]->mod.bits) - 1;
+        uint64_t *o = out + k * b->n;
         for (size_t i = 0; i < b->n;) {
-            uint64_t v = prng_u64(p) & mask;
-            if (v < q) out[k * b->n + i++] = v;
+            /* words read in place from the keystream buffer: the same stream as prng_u64 */
+            size_t avail;
+            const uint8_t *w = prng_words(p, b->n - i, &avail);
+            if (!avail) {
+                const uint64_t v = prng_u64(p) & mask;
+                o[i] = v;
+                i += v < q;
+                continue;
+            }
+            size_t used = 0;
+            for (; used < avail && i < b->n; used++) {
+                uint64_t v;
+                memcpy(&v, w + 8 * used, 8);
+                v &= mask;
+                o[i] = v;
+                i += v < q;
+            }
+            prng_consume(p, used);
         }
     }
 }

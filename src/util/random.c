@@ -70,6 +70,17 @@ uint64_t prng_u64(prng *p)
     return v;
 }
 
+const uint8_t *prng_words(prng *p, size_t max, size_t *count)
+{
+    if (p->pos == sizeof p->buf) refill(p);
+    /* a word straddling the buffer's end is left to prng_u64 (count 0) */
+    size_t avail = (sizeof p->buf - p->pos) / 8;
+    *count = avail < max ? avail : max;
+    return p->buf + p->pos;
+}
+
+void prng_consume(prng *p, size_t words) { p->pos += 8 * words; }
+
 void prng_free(prng *p)
 {
     if (!p) return;

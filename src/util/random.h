@@ -19,7 +19,7 @@ enum random_domain {
 
 typedef struct prng {
     void *cipher;                 /* EVP_CIPHER_CTX */
-    uint8_t buf[512];
+    uint8_t buf[8192];     /* keystream not yet consumed: buf[pos..) */
     size_t pos;
 } prng;
 
@@ -28,6 +28,11 @@ int random_os_seed(uint8_t seed[HECNN_SEED_BYTES]);
 int prng_init(prng *p, const uint8_t seed[HECNN_SEED_BYTES], uint32_t domain, uint64_t index);
 void prng_bytes(prng *p, void *out, size_t len);
 uint64_t prng_u64(prng *p);
+/* Up to `max` consecutive 64-bit words of keystream, read in place; the caller consumes them by
+ * passing the count it used to prng_consume. The stream is the same as repeated prng_u64 calls.
+ * *count is 0 when a word straddles the buffer's end: read that one with prng_u64. */
+const uint8_t *prng_words(prng *p, size_t max, size_t *count);
+void prng_consume(prng *p, size_t words);
 void prng_free(prng *p);   /* wipes state */
 
 #endif
