@@ -1,11 +1,9 @@
 /* The data owner's commands: params, keygen, encrypt, decrypt. */
 #include "cmd_keys.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "util_cli.h"
 
@@ -66,31 +64,6 @@ int cmd_params(int argc, char **argv)
 
 /* ---- keygen ---- */
 
-static int make_dir(const char *dir)
-{
-    struct stat sb;
-    if (stat(dir, &sb) == 0) {
-        if (!S_ISDIR(sb.st_mode)) {
-            cli_error("'%s' exists and is not a directory", dir);
-            return -1;
-        }
-        return 0;
-    }
-    if (mkdir(dir, 0700)) {
-        cli_error("cannot create directory '%s': %s: %s", dir, hecnn_status_name(HECNN_ERR_IO), strerror(errno));
-        return -1;
-    }
-    return 0;
-}
-
-static char *join(const char *dir, const char *name)
-{
-    size_t len = strlen(dir) + strlen(name) + 2;
-    char *p = malloc(len);
-    if (p) snprintf(p, len, "%s/%s", dir, name);
-    return p;
-}
-
 int cmd_keygen(int argc, char **argv)
 {
     const char *preset = NULL, *params = NULL, *out_dir = NULL, *rotations = NULL;
@@ -109,10 +82,10 @@ int cmd_keygen(int argc, char **argv)
     const cli_command cmd = {
         "keygen", "(--preset NAME | --params FILE) --out-dir DIR [--rotations LIST] [--conjugate] [--no-relin]",
         "Generate a key set and write it to DIR:\n"
-        "  " HECNN_KEYGEN_PARAMS "  the parameter set\n"
-        "  " HECNN_KEYGEN_SECRET_KEY "    the secret key (mode 0600): keep it; only it decrypts\n"
-        "  " HECNN_KEYGEN_PUBLIC_KEY "    the public encryption key\n"
-        "  " HECNN_KEYGEN_EVAL_KEYS "     relinearization and Galois keys for the server\n"
+        "  " CLI_KEY_FILE_PARAMS "  the parameter set\n"
+        "  " CLI_KEY_FILE_SECRET "    the secret key (mode 0600): keep it; only it decrypts\n"
+        "  " CLI_KEY_FILE_PUBLIC "    the public encryption key\n"
+        "  " CLI_KEY_FILE_EVAL "     relinearization and Galois keys for the server\n"
         "Public and evaluation keys are stored seeded (their uniform halves as 32-byte seeds).\n"
         "'pow2' asks for rotations by +-1, +-2, +-4, ... up to half the slots.",
         opts, 0};
@@ -129,11 +102,10 @@ int cmd_keygen(int argc, char **argv)
     int *steps = NULL;
     size_t n_steps = 0;
     rc = CLI_EXIT_FAIL;
-    char *paths[4] = {0};
+    char *paths[CLI_KEY_FILES] = {0};
     ckks_secret_key *sk = NULL;
     ckks_public_key *pk = NULL;
     ckks_eval_keys *keys = NULL;
-    cli_output outs[4] = {{0}};
     if (rotations && !strcmp(rotations, "pow2")) {
         const size_t slots = ckks_context_max_slots(ctx);
         steps = malloc(2 * 64 * sizeof *steps);
@@ -146,18 +118,7 @@ int cmd_keygen(int argc, char **argv)
         rc = CLI_EXIT_USAGE;
         goto done;
     }
-    if (make_dir(out_dir)) goto done;
-    const char *names[4] = {HECNN_KEYGEN_PARAMS, HECNN_KEYGEN_PUBLIC_KEY, HECNN_KEYGEN_EVAL_KEYS, HECNN_KEYGEN_SECRET_KEY};
-    for (int i = 0; i < 4; i++) {
-        if (!(paths[i] = join(out_dir, names[i]))) {
-            cli_error("out of memory");
-            goto done;
-        }
-        if (!force && cli_file_exists(paths[i])) {
-            cli_error("'%s' already exists: keys are not replaced without --force", paths[i]);
-            goto done;
-        }
-    }
+    if (cli_key_dir_prepare(paths, out_dir, force)) goto done;
     hecnn_status st;
     if ((st = ckks_secret_key_generate(&sk, ctx))) {
         cli_status_error(st, "cannot generate the secret key");
@@ -171,39 +132,20 @@ int cmd_keygen(int argc, char **argv)
         cli_status_error(st, "cannot generate the evaluation keys");
         goto done;
     }
-    /* all four files are written and synced before any is renamed into place */
-    for (int i = 0; i < 4; i++) {
-        if (cli_output_open(&outs[i], paths[i], i == 3)) goto done;
-        switch (i) {
-        case 0: st = ckks_params_save(&lit, outs[i].f); break;
-        case 1: st = ckks_public_key_save(pk, outs[i].f); break;
-        case 2: st = ckks_eval_keys_save(keys, !full, outs[i].f); break;
-        default: st = ckks_secret_key_save(sk, outs[i].f); break;
-        }
-        if (st) {
-            cli_status_error(st, "cannot write '%s'", paths[i]);
-            goto done;
-        }
-        if (cli_output_close(&outs[i])) goto done;
-    }
-    for (int i = 0; i < 4; i++)
-        if (cli_output_commit(&outs[i])) goto done;
+    if (cli_key_dir_write(paths, &lit, pk, keys, !full, sk)) goto done;
     printf("parameter set %016llx: N = %zu, levels 0..%u, log QP %.1f (128-bit secure)\n",
            (unsigned long long)ckks_context_param_id(ctx), ckks_context_n(ctx), ckks_context_max_level(ctx),
            ckks_context_log_qp(ctx));
-    printf("wrote %-28s %12llu bytes\n", paths[0], cli_file_size(paths[0]));
-    printf("wrote %-28s %12llu bytes (mode 0600: keep it private)\n", paths[3], cli_file_size(paths[3]));
-    printf("wrote %-28s %12llu bytes\n", paths[1], cli_file_size(paths[1]));
+    printf("wrote %-28s %12llu bytes\n", paths[CLI_KEY_PARAMS], cli_file_size(paths[CLI_KEY_PARAMS]));
+    printf("wrote %-28s %12llu bytes (mode 0600: keep it private)\n", paths[CLI_KEY_SECRET], cli_file_size(paths[CLI_KEY_SECRET]));
+    printf("wrote %-28s %12llu bytes\n", paths[CLI_KEY_PUBLIC], cli_file_size(paths[CLI_KEY_PUBLIC]));
     const size_t count = ckks_eval_keys_count(keys);
     const bool relin = ckks_eval_keys_relin(keys) != NULL;
-    printf("wrote %-28s %12llu bytes (%s%zu Galois key%s, %s)\n", paths[2], cli_file_size(paths[2]),
+    printf("wrote %-28s %12llu bytes (%s%zu Galois key%s, %s)\n", paths[CLI_KEY_EVAL], cli_file_size(paths[CLI_KEY_EVAL]),
            relin ? "relinearization + " : "", count - relin, count - relin == 1 ? "" : "s", full ? "full" : "seeded");
     rc = CLI_EXIT_OK;
 done:
-    for (int i = 0; i < 4; i++) {
-        cli_output_abort(&outs[i]);
-        free(paths[i]);
-    }
+    for (int i = 0; i < CLI_KEY_FILES; i++) free(paths[i]);
     free(steps);
     ckks_eval_keys_free(keys);
     ckks_public_key_free(pk);

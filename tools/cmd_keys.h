@@ -12,10 +12,6 @@ int cmd_encrypt(int argc, char **argv);
 /* `hecnn decrypt --params FILE --secret-key FILE --in CT --out FILE ...` */
 int cmd_decrypt(int argc, char **argv);
 
-/* File names keygen writes in its output directory. */
-#define HECNN_KEYGEN_PARAMS "params.hecnn"
-#define HECNN_KEYGEN_SECRET_KEY "secret.key"
-#define HECNN_KEYGEN_PUBLIC_KEY "public.key"
-#define HECNN_KEYGEN_EVAL_KEYS "eval.keys"
+/* The file names keygen writes in its output directory: CLI_KEY_FILE_* in util_cli.h. */
 
 #endif

@@ -18,24 +18,12 @@
 #include "hecnn/hecnn.h"
 #include "util_cli.h"
 
-#define KEYS_PARAMS "params.hecnn"
-#define KEYS_SECRET "secret.key"
-#define KEYS_PUBLIC "public.key"
-#define KEYS_EVAL "eval.keys"
 #define SAMPLE_IMAGES "mnist-sample-64-images-idx3-ubyte"
 #define SAMPLE_LABELS "mnist-sample-64-labels-idx1-ubyte"
 #define SHIPPED_MODEL "mnist_vr.hcnn"
 #define DEFAULT_BATCH 256
 
 static double now_s(void) { return bench_seconds(CLOCK_MONOTONIC); }
-
-static char *join(const char *dir, const char *name)
-{
-    const size_t len = strlen(dir) + strlen(name) + 2;
-    char *p = malloc(len);
-    if (p) snprintf(p, len, "%s/%s", dir, name);
-    return p;
-}
 
 static bool is_dir(const char *p)
 {
@@ -76,7 +64,7 @@ static char *shipped(const char *name)
         cli_error("cannot find the shipped models/ folder (with %s): run from the source tree, or set HECNN_MODELS", SHIPPED_MODEL);
         return NULL;
     }
-    return join(dir, name);
+    return cli_path_join(dir, name);
 }
 
 /* ---- key files ---------------------------------------------------------------------------- */
@@ -105,10 +93,10 @@ static int keyset_load(keyset *k, const char *dir, const char *params, const cha
     memset(k, 0, sizeof *k);
     char *own[4] = {0};
     if (dir) {
-        if (!params) params = own[0] = join(dir, KEYS_PARAMS);
-        if (!sk) sk = own[1] = join(dir, KEYS_SECRET);
-        if (!pk) pk = own[2] = join(dir, KEYS_PUBLIC);
-        if (!evk) evk = own[3] = join(dir, KEYS_EVAL);
+        if (!params) params = own[0] = cli_path_join(dir, cli_key_file_names[CLI_KEY_PARAMS]);
+        if (!sk) sk = own[1] = cli_path_join(dir, cli_key_file_names[CLI_KEY_SECRET]);
+        if (!pk) pk = own[2] = cli_path_join(dir, cli_key_file_names[CLI_KEY_PUBLIC]);
+        if (!evk) evk = own[3] = cli_path_join(dir, cli_key_file_names[CLI_KEY_EVAL]);
     }
     int rc = -1;
     if (!params) {
@@ -204,8 +192,7 @@ int cmd_mnist_keygen(int argc, char **argv)
     ckks_public_key *pk = NULL;
     ckks_eval_keys *keys = NULL;
     hecnn_mnist_net *net = NULL;
-    cli_output outs[4] = {{0}};
-    char *paths[4] = {0};
+    char *paths[CLI_KEY_FILES] = {0};
     rc = CLI_EXIT_FAIL;
     hecnn_status st = ckks_context_new(&ctx, &lit);
     if (!st) st = hecnn_mnist_net_new(&net, ctx, width_of(ctx, batch), mode);
@@ -216,44 +203,16 @@ int cmd_mnist_keygen(int argc, char **argv)
         cli_status_error(st, "cannot generate the keys");
         goto done;
     }
-    if (!is_dir(out_dir) && mkdir(out_dir, 0700)) {
-        cli_error("cannot create directory '%s': %s", out_dir, strerror(errno));
-        goto done;
-    }
-    const char *names[4] = {KEYS_PARAMS, KEYS_PUBLIC, KEYS_EVAL, KEYS_SECRET};
-    for (int i = 0; i < 4; i++) {
-        if (!(paths[i] = join(out_dir, names[i]))) goto done;
-        if (!force && cli_file_exists(paths[i])) {
-            cli_error("'%s' already exists: keys are not replaced without --force", paths[i]);
-            goto done;
-        }
-    }
-    for (int i = 0; i < 4; i++) {
-        if (cli_output_open(&outs[i], paths[i], i == 3)) goto done;
-        switch (i) {
-        case 0: st = ckks_params_save(&lit, outs[i].f); break;
-        case 1: st = ckks_public_key_save(pk, outs[i].f); break;
-        case 2: st = ckks_eval_keys_save(keys, true, outs[i].f); break;
-        default: st = ckks_secret_key_save(sk, outs[i].f); break;
-        }
-        if (st) {
-            cli_status_error(st, "cannot write '%s'", paths[i]);
-            goto done;
-        }
-        if (cli_output_close(&outs[i])) goto done;
-    }
-    for (int i = 0; i < 4; i++)
-        if (cli_output_commit(&outs[i])) goto done;
+    if (cli_key_dir_prepare(paths, out_dir, force)) goto done;
+    if (cli_key_dir_write(paths, &lit, pk, keys, true, sk)) goto done;
     printf("MNIST keys for batches of %zu images (rows of %zu slots), %s model: relinearization, conjugation + %zu rotation keys\n",
            hecnn_mnist_net_layout(net)->rows, hecnn_mnist_net_layout(net)->width,
            mode == HECNN_MNIST_PLAIN_MODEL ? "plaintext" : "encrypted", ckks_eval_keys_count(keys) - 2);
-    for (int i = 0; i < 4; i++) printf("wrote %-32s %12llu bytes%s\n", paths[i], cli_file_size(paths[i]), i == 3 ? " (keep it private)" : "");
+    for (int i = 0; i < CLI_KEY_FILES; i++)
+        printf("wrote %-32s %12llu bytes%s\n", paths[i], cli_file_size(paths[i]), i == CLI_KEY_SECRET ? " (keep it private)" : "");
     rc = CLI_EXIT_OK;
 done:
-    for (int i = 0; i < 4; i++) {
-        if (rc) cli_output_abort(&outs[i]);
-        free(paths[i]);
-    }
+    for (int i = 0; i < CLI_KEY_FILES; i++) free(paths[i]);
     hecnn_mnist_net_free(net);
     ckks_eval_keys_free(keys);
     ckks_public_key_free(pk);
@@ -1125,7 +1084,7 @@ int cmd_bench_mnist(int argc, char **argv)
             }
     if (json) fprintf(o, "\n  ]");
     if (accuracy) {
-        char *ip = join(data, "t10k-images-idx3-ubyte.gz"), *lp = join(data, "t10k-labels-idx1-ubyte.gz");
+        char *ip = cli_path_join(data, "t10k-images-idx3-ubyte.gz"), *lp = cli_path_join(data, "t10k-labels-idx1-ubyte.gz");
         if (ip && !cli_file_exists(ip)) ip[strlen(ip) - 3] = 0;
         if (lp && !cli_file_exists(lp)) lp[strlen(lp) - 3] = 0;
         double *px = NULL;

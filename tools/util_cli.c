@@ -253,6 +253,70 @@ unsigned long long cli_file_size(const char *path)
     return stat(path, &sb) == 0 ? (unsigned long long)sb.st_size : 0;
 }
 
+char *cli_path_join(const char *dir, const char *name)
+{
+    const size_t len = strlen(dir) + strlen(name) + 2;
+    char *p = malloc(len);
+    if (p) snprintf(p, len, "%s/%s", dir, name);
+    return p;
+}
+
+const char *const cli_key_file_names[CLI_KEY_FILES] = {CLI_KEY_FILE_PARAMS, CLI_KEY_FILE_PUBLIC, CLI_KEY_FILE_EVAL,
+                                                       CLI_KEY_FILE_SECRET};
+
+int cli_key_dir_prepare(char *paths[CLI_KEY_FILES], const char *dir, bool force)
+{
+    struct stat sb;
+    if (stat(dir, &sb) == 0) {
+        if (!S_ISDIR(sb.st_mode)) {
+            cli_error("'%s' exists and is not a directory", dir);
+            return -1;
+        }
+    } else if (mkdir(dir, 0700)) {
+        cli_error("cannot create directory '%s': %s: %s", dir, hecnn_status_name(HECNN_ERR_IO), strerror(errno));
+        return -1;
+    }
+    for (int i = 0; i < CLI_KEY_FILES; i++) {
+        if (!(paths[i] = cli_path_join(dir, cli_key_file_names[i]))) {
+            cli_error("out of memory");
+            return -1;
+        }
+        if (!force && cli_file_exists(paths[i])) {
+            cli_error("'%s' already exists: keys are not replaced without --force", paths[i]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int cli_key_dir_write(char *const paths[CLI_KEY_FILES], const ckks_params_literal *params, const ckks_public_key *pk,
+                      const ckks_eval_keys *keys, bool seeded, const ckks_secret_key *sk)
+{
+    cli_output outs[CLI_KEY_FILES] = {{0}};
+    int rc = -1;
+    for (int i = 0; i < CLI_KEY_FILES; i++) {
+        if (cli_output_open(&outs[i], paths[i], i == CLI_KEY_SECRET)) goto done;
+        hecnn_status st;
+        switch (i) {
+        case CLI_KEY_PARAMS: st = ckks_params_save(params, outs[i].f); break;
+        case CLI_KEY_PUBLIC: st = ckks_public_key_save(pk, outs[i].f); break;
+        case CLI_KEY_EVAL: st = ckks_eval_keys_save(keys, seeded, outs[i].f); break;
+        default: st = ckks_secret_key_save(sk, outs[i].f); break;
+        }
+        if (st) {
+            cli_status_error(st, "cannot write '%s'", paths[i]);
+            goto done;
+        }
+        if (cli_output_close(&outs[i])) goto done;
+    }
+    for (int i = 0; i < CLI_KEY_FILES; i++)
+        if (cli_output_commit(&outs[i])) goto done;
+    rc = 0;
+done:
+    for (int i = 0; i < CLI_KEY_FILES; i++) cli_output_abort(&outs[i]);
+    return rc;
+}
+
 #define SECRET_BUF (64 * 1024)
 
 int cli_output_open(cli_output *o, const char *path, bool secret)

@@ -120,6 +120,23 @@ int cli_read_object(const char *path, const char *what, bool secret, bool whole,
 int cli_write_object(const char *path, const char *what, bool secret, cli_io_fn fn, void *arg);
 /* Size of a file in bytes, or 0 if it cannot be stat'ed. */
 unsigned long long cli_file_size(const char *path);
+/* "dir/name", malloc'd (NULL when out of memory). */
+char *cli_path_join(const char *dir, const char *name);
+
+/* A key directory as keygen writes it: the file names, in the order of cli_key_dir_write. */
+#define CLI_KEY_FILE_PARAMS "params.hecnn"
+#define CLI_KEY_FILE_PUBLIC "public.key"
+#define CLI_KEY_FILE_EVAL "eval.keys"
+#define CLI_KEY_FILE_SECRET "secret.key"
+enum { CLI_KEY_PARAMS, CLI_KEY_PUBLIC, CLI_KEY_EVAL, CLI_KEY_SECRET, CLI_KEY_FILES };
+extern const char *const cli_key_file_names[CLI_KEY_FILES];
+/* Create dir (mode 0700) if needed and fill paths[] (free each); refuses to replace existing
+ * keys unless force. 0 on success, else reported. */
+int cli_key_dir_prepare(char *paths[CLI_KEY_FILES], const char *dir, bool force);
+/* Write the four files; all are written and synced before any is renamed into place, so a
+ * failure leaves the directory as it was. The secret key gets mode 0600. 0 on success. */
+int cli_key_dir_write(char *const paths[CLI_KEY_FILES], const ckks_params_literal *params, const ckks_public_key *pk,
+                      const ckks_eval_keys *keys, bool seeded, const ckks_secret_key *sk);
 bool cli_file_exists(const char *path);
 
 /* ---- parameter sets and keys ------------------------------------------------------------- */
