@@ -86,54 +86,11 @@ typedef struct qp_ctx {
 
 static const modulus *qp_mod(const qp_ctx *c, size_t t) { return &c->qp.tab[t]->mod; }
 
-/* Limb t of Q_level ∪ P -> limb of a key generated up to max_level. */
-static size_t key_limb(const qp_ctx *c, const ckks_switching_key *k, size_t t)
-{
-    return t <= c->level ? t : t + (k->max_level - c->level);
-}
-
 /* (r0, r1) = <perm(dec), key> over all limbs of Q_l ∪ P (perm == NULL: none). */
 static void inner_product(const qp_ctx *c, uint64_t *r0, uint64_t *r1, const ks_decomposition *dec, const size_t *perm,
                           const ckks_switching_key *key, bool *failed)
 {
-    const rns_kernels *kern = rns_kernels_active();
-    const size_t n = c->n, limbs = c->limbs;
-    hecnn_status st;
-    uint64_t *expanded = swk_a_expanded(key, &st); /* a compact key's uniform halves */
-    if (st) {
-        *failed = true;
-        return;
-    }
-#pragma omp parallel if (c->n >= LT_PAR_MIN_N)
-    {
-        uint64_t *gathered = perm ? hecnn_alloc((size_t)dec->digits * n * 8) : NULL;
-        if (perm && !gathered) *failed = true;
-#pragma omp for schedule(static)
-        for (size_t t = 0; t < limbs; t++) {
-            if (perm && !gathered) continue;
-            const size_t kt = key_limb(c, key, t);
-            const uint64_t *x[RNS_MAX_LIMBS];
-            for (unsigned j = 0; j < dec->digits; j++) {
-                const uint64_t *src = dec->data + ((size_t)j * limbs + t) * n;
-                if (perm) {
-                    kern->permute(gathered + (size_t)j * n, src, perm, n);
-                    src = gathered + (size_t)j * n;
-                }
-                x[j] = src;
-            }
-            for (unsigned j0 = 0; j0 < dec->digits; j0 += REDC_TERMS) {
-                const unsigned j1 = j0 + REDC_TERMS < dec->digits ? j0 + REDC_TERMS : dec->digits;
-                const uint64_t *kb[REDC_TERMS], *ka[REDC_TERMS];
-                for (unsigned j = j0; j < j1; j++) {
-                    kb[j - j0] = swk_part(key, j, 0) + kt * n;
-                    ka[j - j0] = swk_a(key, j, expanded) + kt * n;
-                }
-                kern->ip_redc(r0 + t * n, r1 + t * n, x + j0, kb, ka, j1 - j0, n, qp_mod(c, t), j0 != 0);
-            }
-        }
-        hecnn_free(gathered);
-    }
-    hecnn_free(expanded);
+    if (ks_inner_product(c->ctx, r0, r1, dec, perm, key)) *failed = true;
 }
 
 /* r0[t] += P * c0[t][perm] on the Q limbs (P c0 vanishes modulo the special primes). */

@@ -136,6 +136,9 @@ static inline size_t ks_decompose_scratch_words(const ckks_context *ctx, unsigne
 hecnn_status ks_decompose_ws(const ckks_context *ctx, ks_decomposition *dec, uint64_t *data, uint64_t *scratch,
                              const uint64_t *d, unsigned level);
 void ks_decomposition_free(ks_decomposition *dec);
+/* (r0, r1) = <perm(dec), k> over the limbs of Q_l ∪ P, before ModDown (perm NULL: none). */
+hecnn_status ks_inner_product(const ckks_context *ctx, uint64_t *r0, uint64_t *r1, const ks_decomposition *dec,
+                              const size_t *perm, const ckks_switching_key *k);
 /* Inner product of a (optionally Galois-permuted) decomposition with k, then ModDown to Q_l.
  * perm == NULL means no permutation. */
 hecnn_status ks_apply(const ckks_context *ctx, uint64_t *out0, uint64_t *out1, const ks_decomposition *dec,

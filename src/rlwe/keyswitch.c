@@ -130,8 +130,8 @@ hecnn_status ks_mod_down(const ckks_context *ctx, uint64_t *out, uint64_t *a, un
     return HECNN_OK;
 }
 
-hecnn_status ks_apply(const ckks_context *ctx, uint64_t *out0, uint64_t *out1, const ks_decomposition *dec,
-                      const size_t *perm, const ckks_switching_key *k)
+hecnn_status ks_inner_product(const ckks_context *ctx, uint64_t *r0, uint64_t *r1, const ks_decomposition *dec,
+                              const size_t *perm, const ckks_switching_key *k)
 {
     const size_t n = ctx->n, limbs = dec->limbs;
     const unsigned level = dec->level;
@@ -139,17 +139,12 @@ hecnn_status ks_apply(const ckks_context *ctx, uint64_t *out0, uint64_t *out1, c
     hecnn_status st;
     uint64_t *expanded = swk_a_expanded(k, &st); /* a compact key's uniform halves */
     if (st) return st;
-    uint64_t *acc = hecnn_alloc(2 * limbs * n * 8);
-    if (!acc) {
-        hecnn_free(expanded);
-        return hecnn_fail(HECNN_ERR_NO_MEMORY, "key-switching accumulator");
-    }
     /* Limb t of Q_l ∪ P is key limb t for the q part and max_level + 1 + (t - level - 1) for P.
      * With a Galois permutation, each digit's limb is first gathered into a per-thread buffer:
      * the random reads then stay within one limb (L2-resident) at a time. */
     bool failed = false;
     const rns_kernels *kern = rns_kernels_active();
-#pragma omp parallel
+#pragma omp parallel if (n >= 8192)
     {
         uint64_t *gathered = perm ? hecnn_alloc((size_t)dec->digits * n * 8) : NULL;
         if (perm && !gathered) failed = true;
@@ -168,7 +163,6 @@ hecnn_status ks_apply(const ckks_context *ctx, uint64_t *out0, uint64_t *out1, c
                 }
                 x[j] = src;
             }
-            uint64_t *a0 = acc + t * n, *a1 = acc + (limbs + t) * n;
             /* The decomposition carries 2^64, so Montgomery reduction gives the exact inner product;
              * at most REDC_TERMS digits are summed per reduction. */
             for (unsigned j0 = 0; j0 < dec->digits; j0 += REDC_TERMS) {
@@ -178,18 +172,24 @@ hecnn_status ks_apply(const ckks_context *ctx, uint64_t *out0, uint64_t *out1, c
                     kb[j - j0] = swk_part(k, j, 0) + kt * n;
                     ka[j - j0] = swk_a(k, j, expanded) + kt * n;
                 }
-                kern->ip_redc(a0, a1, x + j0, kb, ka, j1 - j0, n, m, j0 != 0);
+                kern->ip_redc(r0 + t * n, r1 + t * n, x + j0, kb, ka, j1 - j0, n, m, j0 != 0);
             }
         }
         hecnn_free(gathered);
     }
     hecnn_free(expanded);
-    if (failed) {
-        hecnn_free(acc);
-        return hecnn_fail(HECNN_ERR_NO_MEMORY, "key-switching gather buffer");
-    }
-    st = ks_mod_down(ctx, out0, acc, level);
-    if (!st) st = ks_mod_down(ctx, out1, acc + limbs * n, level);
+    return failed ? hecnn_fail(HECNN_ERR_NO_MEMORY, "key-switching gather buffer") : HECNN_OK;
+}
+
+hecnn_status ks_apply(const ckks_context *ctx, uint64_t *out0, uint64_t *out1, const ks_decomposition *dec,
+                      const size_t *perm, const ckks_switching_key *k)
+{
+    const size_t words = dec->limbs * ctx->n;
+    uint64_t *acc = hecnn_alloc(2 * words * 8);
+    if (!acc) return hecnn_fail(HECNN_ERR_NO_MEMORY, "key-switching accumulator");
+    hecnn_status st = ks_inner_product(ctx, acc, acc + words, dec, perm, k);
+    if (!st) st = ks_mod_down(ctx, out0, acc, dec->level);
+    if (!st) st = ks_mod_down(ctx, out1, acc + words, dec->level);
     hecnn_free(acc);
     return st;
 }
