@@ -157,42 +157,60 @@ static void test_samplers(void)
     CHECK_MSG(fabs(mean) < 0.05 && fabs(sd - 3.2) < 0.1, "gaussian mean %.3f sd %.3f", mean, sd);
     CHECK(max <= 20);
 
-    /* uniform residues below q, different streams differ */
+    /* known answer: the first keystream word of the limb stream (seed 0..31, index 7, prime
+     * 2^60 - 2^18 + 1), checked with the openssl CLI (IV 03 00 07 00 | prime LE | 00000000) */
+    REQUIRE_VOID(prng_init_limb(&p, seed, 7, 1152921504606584833ULL) == 0);
+    const uint64_t first = prng_u64(&p);
+    prng_free(&p);
+    CHECK_MSG(first == 0x7edc90bcdb9da8a9ULL, "limb stream known answer %016llx", (unsigned long long)first);
+
+    /* uniform residues below q; other indices and other limbs differ */
     rns_basis b;
     make_basis(&b, 0, 2);
     uint64_t *u = hecnn_alloc(2 * N * 8), *u2 = hecnn_alloc(2 * N * 8);
-    REQUIRE_VOID(prng_init(&p, seed, DOMAIN_UNIFORM, 0) == 0);
-    sample_uniform(&p, &b, u);
-    prng_free(&p);
-    REQUIRE_VOID(prng_init(&p, seed, DOMAIN_UNIFORM, 1) == 0);
-    sample_uniform(&p, &b, u2);
-    prng_free(&p);
+    REQUIRE_VOID(sample_uniform(seed, 0, &b, u) == 0);
+    REQUIRE_VOID(sample_uniform(seed, 1, &b, u2) == 0);
     CHECK(rns_in_range(&b, u));
     CHECK(memcmp(u, u2, 2 * N * 8) != 0);
-    /* sample_uniform reads the keystream in place: the same values as word-by-word rejection
-     * sampling with prng_u64, also from an odd byte offset (words straddling the buffer's end) */
-    for (size_t skip = 0; skip <= 3; skip += 3) {
-        rns_basis big;
-        make_basis(&big, 0, 12);
-        uint64_t *fast = hecnn_alloc(12 * N * 8), *slow = hecnn_alloc(12 * N * 8);
-        REQUIRE_VOID(prng_init(&p, seed, DOMAIN_UNIFORM, 9) == 0);
-        uint8_t junk[3];
-        prng_bytes(&p, junk, skip);
-        sample_uniform(&p, &big, fast);
-        prng_free(&p);
-        REQUIRE_VOID(prng_init(&p, seed, DOMAIN_UNIFORM, 9) == 0);
-        prng_bytes(&p, junk, skip);
-        for (size_t k = 0; k < 12; k++) {
-            const uint64_t q = big.tab[k]->mod.q, mask = ((uint64_t)1 << big.tab[k]->mod.bits) - 1;
-            for (size_t i = 0; i < N;) {
-                const uint64_t v = prng_u64(&p) & mask;
-                if (v < q) slow[k * N + i++] = v;
-            }
+    CHECK(memcmp(u, u + N, N * 8) != 0);
+    /* each limb is word-by-word rejection sampling on its own stream, whatever the basis around it:
+     * limb 5 of a 12-limb basis is the polynomial's limb over q_5 alone */
+    rns_basis big, one;
+    make_basis(&big, 0, 12);
+    make_basis(&one, 5, 1);
+    uint64_t *fast = hecnn_alloc(12 * N * 8), *slow = hecnn_alloc(12 * N * 8), *alone = hecnn_alloc(N * 8);
+    REQUIRE_VOID(sample_uniform(seed, 9, &big, fast) == 0);
+    REQUIRE_VOID(sample_uniform(seed, 9, &one, alone) == 0);
+    for (size_t k = 0; k < 12; k++) {
+        const uint64_t q = big.tab[k]->mod.q, mask = ((uint64_t)1 << big.tab[k]->mod.bits) - 1;
+        REQUIRE_VOID(prng_init_limb(&p, seed, 9, q) == 0);
+        for (size_t i = 0; i < N;) {
+            const uint64_t v = prng_u64(&p) & mask;
+            if (v < q) slow[k * N + i++] = v;
         }
         prng_free(&p);
-        CHECK_MSG(!memcmp(fast, slow, 12 * N * 8), "sample_uniform = word-by-word rejection (offset %zu)", skip);
-        hecnn_free(fast), hecnn_free(slow);
     }
+    CHECK_MSG(!memcmp(fast, slow, 12 * N * 8), "sample_uniform = word-by-word rejection per limb");
+    CHECK_MSG(!memcmp(alone, fast + 5 * N, N * 8), "a limb does not depend on the basis around it");
+    /* a prime just above 2^40 rejects about half of the words: the limb reads on past its first
+     * n words of keystream */
+    uint64_t q41 = ((uint64_t)1 << 40) + 1;
+    while (!is_prime_u64(q41)) q41 += 2 * N;
+    ntt_table t41;
+    REQUIRE_VOID(ntt_table_init(&t41, q41, LOG_N) == 0);
+    rns_basis b41 = {.limbs = 1, .n = N, .tab = {&t41}};
+    REQUIRE_VOID(sample_uniform(seed, 3, &b41, fast) == 0);
+    REQUIRE_VOID(prng_init_limb(&p, seed, 3, q41) == 0);
+    size_t words = 0;
+    for (size_t i = 0; i < N; words++) {
+        const uint64_t v = prng_u64(&p) & (((uint64_t)1 << 41) - 1);
+        if (v < q41) slow[i++] = v;
+    }
+    prng_free(&p);
+    CHECK_MSG(words > N + N / 4, "rejections: %zu words for %u", words, N);
+    CHECK_MSG(!memcmp(fast, slow, N * 8) && rns_in_range(&b41, fast), "rejection past the first n words");
+    ntt_table_free(&t41);
+    hecnn_free(fast), hecnn_free(slow), hecnn_free(alone);
     hecnn_free(v), hecnn_free(w), hecnn_free(u), hecnn_free(u2);
 }
 

@@ -8,6 +8,7 @@
  * (t_k / q_0 mod 1) q_0 / Delta = m_k exactly as values for SlotsToCoeffs, whose product is F,
  * and whose last plaintext scale lands the output on the default scale. */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +48,15 @@ struct ckks_bootstrapper {
     uint64_t subsum[32];
     size_t n_subsum;
     double log2_fail;
+    struct spare_workspace *spare;
+};
+
+/* One linear-transform workspace kept from one bootstrap to the next (hundreds of MiB at N = 2^16:
+ * faulting it in afresh costs a tenth of a second each time); a concurrent bootstrap uses its own. */
+struct spare_workspace {
+    pthread_mutex_t lock;
+    bool busy;
+    lt_workspace ws;
 };
 
 struct ckks_boot_keys {
@@ -236,7 +246,12 @@ hecnn_status ckks_bootstrapper_new(ckks_bootstrapper **out, const ckks_context *
     else default_split(s2c_st, bp->s2c_levels, bp->log_slots);
 
     ckks_bootstrapper *bt = hecnn_calloc(1, sizeof *bt);
-    if (!bt) return hecnn_fail(HECNN_ERR_NO_MEMORY, "bootstrapper");
+    if (bt) bt->spare = hecnn_calloc(1, sizeof *bt->spare);
+    if (!bt || !bt->spare) {
+        hecnn_free(bt);
+        return hecnn_fail(HECNN_ERR_NO_MEMORY, "bootstrapper");
+    }
+    pthread_mutex_init(&bt->spare->lock, NULL);
     bt->ctx = ctx;
     bt->bp = *bp;
     memcpy(bt->bp.c2s_stages, c2s_st, sizeof c2s_st);
@@ -350,6 +365,11 @@ void ckks_bootstrapper_free(ckks_bootstrapper *bt)
         ckks_lintrans_free(bt->s2c[i]);
     }
     evalmod_free(&bt->em);
+    if (bt->spare) {
+        lt_workspace_free(&bt->spare->ws);
+        pthread_mutex_destroy(&bt->spare->lock);
+        hecnn_free(bt->spare);
+    }
     hecnn_free(bt);
 }
 
@@ -629,6 +649,13 @@ hecnn_status ckks_bootstrap(const ckks_bootstrapper *bt, const ckks_boot_keys *k
     hecnn_status st = ckks_evaluator_new(&ev, ctx, keys->evk);
     if (st) return st;
     lt_workspace ws = {0};
+    pthread_mutex_lock(&bt->spare->lock);
+    const bool own_spare = !bt->spare->busy;
+    if (own_spare) {
+        bt->spare->busy = true;
+        ws = bt->spare->ws;
+    }
+    pthread_mutex_unlock(&bt->spare->lock);
     ckks_ciphertext *ct = NULL, *tmp = NULL, *im = NULL;
     if ((st = ckks_ciphertext_new(&ct, ctx)) || (st = ckks_ciphertext_new(&tmp, ctx)) ||
         (st = ckks_ciphertext_new(&im, ctx)))
@@ -704,6 +731,13 @@ done:
     ckks_ciphertext_free(tmp);
     ckks_ciphertext_free(im);
     ckks_evaluator_free(ev);
-    lt_workspace_free(&ws);
+    if (own_spare) {
+        pthread_mutex_lock(&bt->spare->lock);
+        bt->spare->ws = ws;
+        bt->spare->busy = false;
+        pthread_mutex_unlock(&bt->spare->lock);
+    } else {
+        lt_workspace_free(&ws);
+    }
     return st;
 }

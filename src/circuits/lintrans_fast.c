@@ -8,6 +8,7 @@
  * the c1 half of its inner sum, decomposes it and rotates, while the c0 half is permuted as it
  * is; one final ModDown. The engine's rotations would ModDown once per rotation instead. */
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -146,10 +147,11 @@ void lt_workspace_free(lt_workspace *ws)
 int lt_workspace_reserve(lt_workspace *ws, const ckks_context *ctx, size_t babies, size_t limbs, size_t n1)
 {
     const size_t poly = limbs * ctx->n;
-    /* U (babies x 2 polys), acc, inner, rot (2 each), REDC_TERMS expanded diagonals, a
-     * decomposition (digits polys) and scratch for it and for ModDown (2 polys) */
+    /* U (babies x 2 polys), acc, inner, rot (2 each), a decomposition (digits polys), scratch for
+     * it and for ModDown (2 polys), and per thread REDC_TERMS expanded diagonal limbs */
     const size_t digits = (limbs - ctx->n_p + ctx->alpha - 1) / ctx->alpha;
-    const size_t words = (babies ? babies : 1) * 2 * poly + 6 * poly + (size_t)REDC_TERMS * poly + digits * poly + 2 * poly;
+    const size_t words = (babies ? babies : 1) * 2 * poly + 6 * poly + digits * poly + 2 * poly +
+                         (size_t)omp_get_max_threads() * REDC_TERMS * ctx->n;
     if (words > ws->words) {
         hecnn_free(ws->buf);
         ws->buf = hecnn_alloc(words * 8);
@@ -220,8 +222,8 @@ hecnn_status lt_apply_fast_ws(const ckks_evaluator *ev, ckks_ciphertext *out, co
         return hecnn_fail(HECNN_ERR_NO_MEMORY, "linear transform buffers");
     }
     uint64_t *U = ws->buf, *acc = U + (nb ? nb : 1) * 2 * poly, *inner = acc + 2 * poly, *rot = inner + 2 * poly,
-             *dg = rot + 2 * poly, *decbuf = dg + (size_t)REDC_TERMS * poly,
-             *scratch = decbuf + (size_t)((level + ctx->alpha) / ctx->alpha) * poly;
+             *decbuf = rot + 2 * poly, *scratch = decbuf + (size_t)((level + ctx->alpha) / ctx->alpha) * poly,
+             *dg = scratch + 2 * poly;
     size_t *perm = ws->perm, *uidx = ws->uidx;
     /* 1. babies: U_j = (P sigma_j(c0) + <sigma_j(dec c1), k_j>_0, <sigma_j(dec c1), k_j>_1) over Q_l ∪ P */
     bool any_rot = false;
@@ -272,7 +274,7 @@ hecnn_status lt_apply_fast_ws(const ckks_evaluator *ev, ckks_ciphertext *out, co
             for (size_t t = 0; t < limbs; t++) {
                 const uint64_t *x[REDC_TERMS], *k0[REDC_TERMS], *k1[REDC_TERMS];
                 for (size_t e = a; e < b; e++) {
-                    uint64_t *dst = dg + (e - a) * poly + t * n;
+                    uint64_t *dst = dg + ((size_t)omp_get_thread_num() * REDC_TERMS + (e - a)) * n;
                     expand_limb(ctx, dst, lt->coef[e], lt->slots, c.qp.tab[t]);
                     const uint64_t *u = U + uidx[lt->off[e] % lt->n1] * 2 * poly;
                     x[e - a] = dst; /* plain diagonal times Montgomery U: REDC gives the product */

@@ -88,11 +88,9 @@ hecnn_status ckks_encrypt_sk_derand(const ckks_context *ctx, ckks_ciphertext *ct
     ctx_basis_q(ctx, &b, level);
     if ((st = ct_reserve(ct, 1, level))) return st;
     uint64_t *c0 = ct_comp(ct, 0), *c1 = ct_comp(ct, 1);
-    prng pa, pe;
-    if (prng_init(&pa, seeds[0], DOMAIN_UNIFORM, 0)) return hecnn_fail(HECNN_ERR_RANDOM, "AES-CTR init");
-    sample_uniform(&pa, &b, c1);
-    prng_free(&pa);
-    if (prng_init(&pe, seeds[1], DOMAIN_ERROR, 0)) return hecnn_fail(HECNN_ERR_RANDOM, "AES-CTR init");
+    prng pe;
+    if (sample_uniform(seeds[0], 0, &b, c1) || prng_init(&pe, seeds[1], DOMAIN_ERROR, 0))
+        return hecnn_fail(HECNN_ERR_RANDOM, "AES-CTR init");
     st = small_ntt(&b, c0, &pe, 1, ctx->params.sigma);
     prng_free(&pe);
     if (st) return st;

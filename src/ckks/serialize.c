@@ -212,14 +212,10 @@ static bool seed_is_zero(const uint8_t seed[CKKS_SEED_BYTES])
     return acc == 0;
 }
 
-/* out = sample_uniform(prng(seed, DOMAIN_UNIFORM, index)) over basis b. */
+/* out = the uniform polynomial (seed, index) over basis b. */
 static hecnn_status expand_uniform(uint64_t *out, const rns_basis *b, const uint8_t seed[CKKS_SEED_BYTES], uint64_t index)
 {
-    prng p;
-    if (prng_init(&p, seed, DOMAIN_UNIFORM, index)) return hecnn_fail(HECNN_ERR_RANDOM, "AES-CTR init");
-    sample_uniform(&p, b, out);
-    prng_free(&p);
-    return HECNN_OK;
+    return sample_uniform(seed, (uint16_t)index, b, out) ? hecnn_fail(HECNN_ERR_RANDOM, "AES-CTR init") : HECNN_OK;
 }
 
 /* True when `data` (over basis b) is exactly the expansion of (seed, index). The seed of an

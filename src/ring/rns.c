@@ -357,31 +357,35 @@ void sample_gaussian(prng *p, int8_t *out, size_t n, double sigma)
     }
 }
 
-void sample_uniform(prng *p, const rns_basis *b, uint64_t *out)
+void sample_uniform_limb(prng *p, const ntt_table *tab, size_t n, uint64_t *out)
 {
-    for (size_t k = 0; k < b->limbs; k++) {
-        const uint64_t q = b->tab[k]->mod.q;
-        uint64_t mask = ((uint64_t)1 << b->tab[k]->mod.bits) - 1;
-        uint64_t *o = out + k * b->n;
-        for (size_t i = 0; i < b->n;) {
-            /* words read in place from the keystream buffer: the same stream as prng_u64 */
-            size_t avail;
-            const uint8_t *w = prng_words(p, b->n - i, &avail);
-            if (!avail) {
-                const uint64_t v = prng_u64(p) & mask;
-                o[i] = v;
-                i += v < q;
-                continue;
-            }
-            size_t used = 0;
-            for (; used < avail && i < b->n; used++) {
-                uint64_t v;
-                memcpy(&v, w + 8 * used, 8);
-                v &= mask;
-                o[i] = v;
-                i += v < q;
-            }
-            prng_consume(p, used);
-        }
+    const uint64_t q = tab->mod.q, mask = ((uint64_t)1 << tab->mod.bits) - 1;
+    prng_fill_fresh(p, out, n * 8);
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++) { /* in place: kept <= i */
+        const uint64_t v = out[i] & mask;
+        out[kept] = v;
+        kept += v < q;
     }
+    while (kept < n) {
+        const uint64_t v = prng_u64(p) & mask;
+        out[kept] = v;
+        kept += v < q;
+    }
+}
+
+int sample_uniform(const uint8_t seed[HECNN_SEED_BYTES], uint16_t index, const rns_basis *b, uint64_t *out)
+{
+    bool failed = false;
+#pragma omp parallel for schedule(static) if (b->n >= 8192 && b->limbs > 1)
+    for (size_t k = 0; k < b->limbs; k++) {
+        prng p;
+        if (prng_init_limb(&p, seed, index, b->tab[k]->mod.q)) {
+            failed = true;
+            continue;
+        }
+        sample_uniform_limb(&p, b->tab[k], b->n, out + k * b->n);
+        prng_free(&p);
+    }
+    return failed ? -1 : 0;
 }

@@ -121,21 +121,15 @@ static hecnn_status rlwe_sample(const rns_basis *basis, uint64_t *b, uint64_t *a
                                 const uint8_t a_seed[CKKS_SEED_BYTES], const uint8_t e_seed[CKKS_SEED_BYTES],
                                 uint64_t index, double sigma)
 {
-    prng pa, pe;
-    if (prng_init(&pa, a_seed, DOMAIN_UNIFORM, index)) return hecnn_fail(HECNN_ERR_RANDOM, "AES-CTR init");
-    if (prng_init(&pe, e_seed, DOMAIN_ERROR, index)) {
-        prng_free(&pa);
+    prng pe;
+    if (sample_uniform(a_seed, (uint16_t)index, basis, a) || prng_init(&pe, e_seed, DOMAIN_ERROR, index))
         return hecnn_fail(HECNN_ERR_RANDOM, "AES-CTR init");
-    }
-    sample_uniform(&pa, basis, a);
     int8_t *e = hecnn_alloc(basis->n);
     if (!e) {
-        prng_free(&pa);
         prng_free(&pe);
         return hecnn_fail(HECNN_ERR_NO_MEMORY, "error sample");
     }
     sample_gaussian(&pe, e, basis->n, sigma);
-    prng_free(&pa);
     prng_free(&pe);
     rns_from_small(basis, b, e);
     hecnn_secure_free(e, basis->n);
@@ -459,18 +453,10 @@ hecnn_status swk_expand_a(const ckks_switching_key *k, uint64_t *buf)
 {
     rns_basis bqp;
     ctx_basis_qp(k->ctx, &bqp, k->max_level);
-    bool failed = false;
-#pragma omp parallel for schedule(static) if (k->ctx->n >= 8192)
-    for (unsigned j = 0; j < k->digits; j++) {
-        prng p;
-        if (prng_init(&p, k->seed, DOMAIN_UNIFORM, j)) {
-            failed = true;
-            continue;
-        }
-        sample_uniform(&p, &bqp, buf + (size_t)j * k->limbs * k->ctx->n);
-        prng_free(&p);
-    }
-    return failed ? hecnn_fail(HECNN_ERR_RANDOM, "AES-CTR init") : HECNN_OK;
+    for (unsigned j = 0; j < k->digits; j++)
+        if (sample_uniform(k->seed, (uint16_t)j, &bqp, buf + (size_t)j * k->limbs * k->ctx->n))
+            return hecnn_fail(HECNN_ERR_RANDOM, "AES-CTR init");
+    return HECNN_OK;
 }
 
 uint64_t *swk_a_expanded(const ckks_switching_key *k, hecnn_status *st)

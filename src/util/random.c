@@ -29,19 +29,46 @@ static void refill(prng *p)
     p->pos = 0;
 }
 
-int prng_init(prng *p, const uint8_t seed[HECNN_SEED_BYTES], uint32_t domain, uint64_t index)
+/* The counter block is the IV incremented as a 128-bit big-endian number: it starts at 0 in the
+ * last 4 bytes, 2^32 blocks (64 GiB) before it could reach the name in the first 12. */
+static int init_iv(prng *p, const uint8_t seed[HECNN_SEED_BYTES], const uint8_t iv[16])
 {
-    uint8_t iv[16] = {0};
-    for (int i = 0; i < 4; i++) iv[i] = (uint8_t)(domain >> (8 * i));
-    for (int i = 0; i < 8; i++) iv[4 + i] = (uint8_t)(index >> (8 * i));
     p->cipher = EVP_CIPHER_CTX_new();
     if (!p->cipher || EVP_EncryptInit_ex(p->cipher, EVP_aes_256_ctr(), NULL, seed, iv) != 1) {
         EVP_CIPHER_CTX_free(p->cipher);
         p->cipher = NULL;
         return -1;
     }
-    refill(p);
+    p->pos = sizeof p->buf; /* empty: filled on first read */
     return 0;
+}
+
+/* IV: domain (4 bytes LE) | index (8 LE) | counter (4). */
+int prng_init(prng *p, const uint8_t seed[HECNN_SEED_BYTES], uint32_t domain, uint64_t index)
+{
+    uint8_t iv[16] = {0};
+    for (int i = 0; i < 4; i++) iv[i] = (uint8_t)(domain >> (8 * i));
+    for (int i = 0; i < 8; i++) iv[4 + i] = (uint8_t)(index >> (8 * i));
+    return init_iv(p, seed, iv);
+}
+
+/* IV: DOMAIN_UNIFORM (2 bytes LE) | index (2 LE) | prime (8 LE) | counter (4). The first byte is
+ * DOMAIN_UNIFORM, which no other domain's IV starts with. */
+int prng_init_limb(prng *p, const uint8_t seed[HECNN_SEED_BYTES], uint16_t index, uint64_t prime)
+{
+    uint8_t iv[16] = {0};
+    iv[0] = DOMAIN_UNIFORM;
+    iv[2] = (uint8_t)index;
+    iv[3] = (uint8_t)(index >> 8);
+    for (int i = 0; i < 8; i++) iv[4 + i] = (uint8_t)(prime >> (8 * i));
+    return init_iv(p, seed, iv);
+}
+
+void prng_fill_fresh(prng *p, void *out, size_t len)
+{
+    int outl = 0;
+    memset(out, 0, len);
+    EVP_EncryptUpdate(p->cipher, out, &outl, out, (int)len);
 }
 
 void prng_bytes(prng *p, void *out, size_t len)

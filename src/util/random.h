@@ -1,6 +1,9 @@
 /* Randomness: 32-byte seeds from the OS CSPRNG, expanded by AES-256-CTR (OpenSSL).
  * A stream is named by (seed, domain, index) so that independent uses of one seed never
- * share keystream: e.g. the uniform half of digit j of a key is (seed, DOMAIN_KEY_A, j). */
+ * share keystream: e.g. the errors of digit j of a key are (seed, DOMAIN_ERROR, j). Uniform
+ * polynomials have one stream per limb, named (seed, DOMAIN_UNIFORM, index, prime): a limb can be
+ * expanded alone (in parallel, or only the limbs a lower level needs), and a limb over a given
+ * prime is the same at every level. */
 #ifndef HECNN_UTIL_RANDOM_H
 #define HECNN_UTIL_RANDOM_H
 
@@ -26,6 +29,11 @@ typedef struct prng {
 /* 0 on success, -1 when the OS source fails. */
 int random_os_seed(uint8_t seed[HECNN_SEED_BYTES]);
 int prng_init(prng *p, const uint8_t seed[HECNN_SEED_BYTES], uint32_t domain, uint64_t index);
+/* The stream of the limb over `prime` of the uniform polynomial (seed, index). */
+int prng_init_limb(prng *p, const uint8_t seed[HECNN_SEED_BYTES], uint16_t index, uint64_t prime);
+/* The first len bytes (a multiple of 16) of a stream nothing was read from yet, written straight
+ * to out; reading goes on after them. */
+void prng_fill_fresh(prng *p, void *out, size_t len);
 void prng_bytes(prng *p, void *out, size_t len);
 uint64_t prng_u64(prng *p);
 /* Up to `max` consecutive 64-bit words of keystream, read in place; the caller consumes them by
