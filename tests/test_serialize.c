@@ -160,6 +160,19 @@ static void expect_patched32(const ckks_context *ctx, enum kind kind, const blob
     free(d);
 }
 
+/* Format version 1 differs only in how seeds expand: its unseeded objects load, seeded ones not. */
+static void expect_version1(const ckks_context *ctx, enum kind kind, const blob *b, hecnn_status want)
+{
+    char *d = malloc(b->len);
+    memcpy(d, b->data, b->len);
+    d[6] = 1;
+    const hecnn_status st = load_as(ctx, kind, d, b->len);
+    CHECK_MSG(st == want, "%s as version 1: got %s, want %s (%s)", kind_name[kind], hecnn_status_name(st), hecnn_status_name(want),
+              hecnn_last_error_detail());
+    if (want) CHECK(strstr(hecnn_last_error_detail(), "seeded") && strstr(hecnn_last_error_detail(), "version 1"));
+    free(d);
+}
+
 /* Header checks common to every loader, and truncation at the given prefix lengths. */
 static void expect_header_checks(const fixture *fx, enum kind kind, const blob *b, size_t trunc_step)
 {
@@ -175,7 +188,7 @@ static void expect_header_checks(const fixture *fx, enum kind kind, const blob *
     d[5] = 1; /* the magic's NUL */
     CHECK(load_as(ctx, kind, d, b->len) == HECNN_ERR_BAD_FORMAT);
     memcpy(d, b->data, b->len);
-    d[6] = 2; /* version */
+    d[6] = 3; /* version */
     CHECK(load_as(ctx, kind, d, b->len) == HECNN_ERR_BAD_FORMAT);
     CHECK(strstr(hecnn_last_error_detail(), "version"));
     memcpy(d, b->data, b->len);
@@ -405,6 +418,7 @@ static void test_ciphertext(fixture *fx)
     CHECK(ct_equal(ct, back));
     CHECK(max_err(fx, back, v, fx->sk) < 1e-6);
     expect_header_checks(fx, K_CT, &b, 29);
+    expect_version1(fx->ctx, K_CT, &b, HECNN_OK);
     expect_patched32(fx->ctx, K_CT, &b, HDR + 0, top + 1, HECNN_ERR_BAD_FORMAT, "level");
     expect_patched32(fx->ctx, K_CT, &b, HDR + 0, UINT32_MAX, HECNN_ERR_BAD_FORMAT, "level");
     expect_patched32(fx->ctx, K_CT, &b, HDR + 4, 0, HECNN_ERR_BAD_FORMAT, "degree");
@@ -454,6 +468,7 @@ static void test_ciphertext(fixture *fx)
     fclose(f);
     CHECK(b2.len == b.len && !memcmp(b2.data, b.data, b.len));
     expect_header_checks(fx, K_CT, &b, 17);
+    expect_version1(fx->ctx, K_CT, &b, HECNN_ERR_BAD_FORMAT);
     expect_patched32(fx->ctx, K_CT, &b, HDR + 4, 2, HECNN_ERR_BAD_FORMAT, "seeded");
     expect_patched32(fx->ctx, K_CT, &b, HDR + 24, 0, HECNN_ERR_BAD_FORMAT, "size"); /* claims full, is seeded */
     {
@@ -613,6 +628,7 @@ static void test_public_key(fixture *fx)
     CHECK(ckks_encrypt_pk(fx->ctx, ct, pt, pk) == HECNN_OK);
     CHECK(max_err(fx, ct, v, fx->sk) < 1e-6);
     expect_header_checks(fx, K_PK, &b, 23);
+    expect_version1(fx->ctx, K_PK, &b, HECNN_ERR_BAD_FORMAT);
     expect_patched32(fx->ctx, K_PK, &b, HDR, 0, HECNN_ERR_BAD_FORMAT, "size");
     expect_patched32(fx->ctx, K_PK, &b, HDR, 2, HECNN_ERR_BAD_FORMAT, "flags");
     expect_patched32(fx->ctx, K_PK, &b, HDR + 4, (uint32_t)nq - 1, HECNN_ERR_BAD_FORMAT, "limbs");
@@ -631,6 +647,7 @@ static void test_public_key(fixture *fx)
     fclose(f);
     CHECK(!memcmp(pk->a, pk2->a, nq * n * 8) && !memcmp(pk->b, pk2->b, nq * n * 8));
     expect_header_checks(fx, K_PK, &b, 37);
+    expect_version1(fx->ctx, K_PK, &b, HECNN_OK);
     expect_patched64(fx->ctx, K_PK, &b, b.len - 8, UINT64_MAX, HECNN_ERR_BAD_FORMAT, "modulus");
     ckks_public_key_free(pk2);
     ckks_public_key_free(pk);
@@ -667,6 +684,8 @@ static void test_switching_keys(fixture *fx)
     CHECK(ckks_switching_key_load(fx->ctx, &k2, f) == HECNN_OK);
     fclose(f);
     CHECK(swk_equal(k1, relin) && swk_equal(k2, relin));
+    expect_version1(fx->ctx, K_SWK, &b, HECNN_ERR_BAD_FORMAT);
+    expect_version1(fx->ctx, K_SWK, &bf, HECNN_OK);
     /* a key loaded in full has no known seed: its seeded size and save are the full ones */
     CHECK(ckks_switching_key_bytes(k1, true) == seeded);
     CHECK(ckks_switching_key_bytes(k2, true) == full);

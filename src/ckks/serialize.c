@@ -9,7 +9,10 @@
 
 #include "ckks/internal.h"
 
-#define FORMAT_VERSION 1
+/* Version 2: uniform halves expand one AES-CTR stream per limb. Version 1 differs only there, so
+ * its unseeded objects are still read and its seeded ones are refused. */
+#define FORMAT_VERSION 2
+#define FORMAT_VERSION_UNSEEDED_OK 1
 #define HEADER_BYTES 32
 static const uint8_t MAGIC[6] = {'H', 'E', 'C', 'N', 'N', 0};
 
@@ -145,7 +148,7 @@ static hecnn_status r_bytes(FILE *f, void *p, size_t len, const char *what)
 }
 
 typedef struct header {
-    unsigned type;
+    unsigned type, version;
     uint64_t param_id, size;
 } header;
 
@@ -157,8 +160,9 @@ static hecnn_status r_header(FILE *f, header *h, unsigned want_type, const ckks_
     if (st) return st;
     if (memcmp(b, MAGIC, 6)) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "bad magic: not a hecnn object");
     unsigned version = get16(b + 6);
-    if (version != FORMAT_VERSION)
+    if (version != FORMAT_VERSION && version != FORMAT_VERSION_UNSEEDED_OK)
         return hecnn_fail(HECNN_ERR_BAD_FORMAT, "format version %u: this build reads version %u", version, FORMAT_VERSION);
+    h->version = version;
     h->type = get16(b + 8);
     if (h->type != want_type)
         return hecnn_fail(HECNN_ERR_BAD_FORMAT, "object is a %s (type %u), expected a %s", type_name(h->type), h->type,
@@ -173,6 +177,15 @@ static hecnn_status r_header(FILE *f, header *h, unsigned want_type, const ckks_
         return hecnn_fail(HECNN_ERR_PARAMS_MISMATCH, "%s made under parameter set %016llx, context is %016llx",
                           type_name(want_type), (unsigned long long)h->param_id, (unsigned long long)want_id);
     }
+    return HECNN_OK;
+}
+
+/* A seeded object of format version 1 expanded its seed by another stream layout. */
+static hecnn_status check_seeded_version(const header *h, bool seeded, const char *what)
+{
+    if (seeded && h->version != FORMAT_VERSION)
+        return hecnn_fail(HECNN_ERR_BAD_FORMAT, "seeded %s of format version %u (seeds expand differently since version %u): "
+                          "write it again with this build", what, h->version, FORMAT_VERSION);
     return HECNN_OK;
 }
 
@@ -425,6 +438,7 @@ hecnn_status ckks_ciphertext_load(const ckks_context *ctx, ckks_ciphertext *ct, 
     if (get32(m + 28)) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "ciphertext: reserved field is not zero");
     const bool seeded = flags & FLAG_SEEDED;
     if (seeded && degree != 1) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "seeded ciphertext of degree %u", degree);
+    if ((st = check_seeded_version(&h, seeded, "ciphertext"))) return st;
     const size_t limb_coeffs = ((size_t)level + 1) * ctx->n;
     const uint64_t want = HEADER_BYTES + META_CIPHERTEXT +
                           (seeded ? CKKS_SEED_BYTES + (uint64_t)limb_coeffs * 8 : ((uint64_t)degree + 1) * limb_coeffs * 8);
@@ -545,6 +559,7 @@ hecnn_status ckks_public_key_load(const ckks_context *ctx, ckks_public_key **out
     if (flags & ~FLAG_SEEDED) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "public key: unknown flags %#x", flags);
     if (limbs != ctx->n_q) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "public key of %u limbs, context has %u", limbs, ctx->n_q);
     const bool seeded = flags & FLAG_SEEDED;
+    if ((st = check_seeded_version(&h, seeded, "public key"))) return st;
     const size_t coeffs = (size_t)ctx->n_q * ctx->n;
     if ((st = check_size(&h, HEADER_BYTES + META_PUBLIC_KEY + (seeded ? CKKS_SEED_BYTES + coeffs * 8 : 2 * (uint64_t)coeffs * 8))))
         return st;
@@ -662,6 +677,7 @@ static hecnn_status swk_read_body(const ckks_context *ctx, const header *h, uint
                           max_level + 1 + ctx->n_p);
     if (flags & ~FLAG_SEEDED) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "switching key: unknown flags %#x", flags);
     const bool seeded = flags & FLAG_SEEDED;
+    if ((st = check_seeded_version(h, seeded, "switching key"))) return st;
     const uint64_t part = (uint64_t)limbs * ctx->n * 8;
     const uint64_t want = HEADER_BYTES + META_SWITCHING_KEY + (seeded ? CKKS_SEED_BYTES + digits * part : 2 * (uint64_t)digits * part);
     if ((st = check_size(h, want))) return st;
