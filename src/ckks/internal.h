@@ -67,8 +67,12 @@ struct ckks_switching_key {
     uint64_t galois;       /* 0 for relinearization (s' = s^2), else s' = s(X^galois) */
     unsigned max_level, digits;
     size_t limbs;          /* max_level + 1 + n_p */
-    uint64_t *data;        /* digits x {b, a} x limbs x n; compact: digits x {b} x limbs x n */
-    bool compact;          /* the a halves are not held: re-expanded from the seed when used */
+    uint64_t *data;        /* digits x {b, a} x limbs x n words; compact: the b halves packed */
+    /* Compact: the a halves are not held but re-expanded from the seed when used, and the b halves
+     * are packed, each coefficient in the bytes its prime needs (5 for a 40-bit prime): digit j's
+     * limb t starts at byte j * packed_offset[limbs] + packed_offset[t]. */
+    bool compact;
+    size_t *packed_offset;
     uint8_t seed[CKKS_SEED_BYTES];
 };
 
@@ -93,20 +97,20 @@ static inline uint64_t *ct_comp(const ckks_ciphertext *ct, unsigned c)
 {
     return ct->data + (size_t)c * (ct->level + 1) * ct->ctx->n;
 }
-/* b (part 0) or a (part 1) of a digit; a compact key has no stored a: use swk_a. */
+/* b (part 0) or a (part 1) of a digit of a whole (not compact) key. */
 static inline uint64_t *swk_part(const ckks_switching_key *k, unsigned digit, unsigned part)
 {
-    return k->data + ((size_t)digit * (k->compact ? 1 : 2) + part) * k->limbs * k->ctx->n;
+    return k->data + ((size_t)digit * 2 + part) * k->limbs * k->ctx->n;
 }
-/* Every a half expanded from the seed into buf (digits x limbs x n words). */
-hecnn_status swk_expand_a(const ckks_switching_key *k, uint64_t *buf);
-/* For an inner product with k: NULL when k holds its a halves, else a freshly expanded copy
- * (free with hecnn_free); *st reports an allocation failure. */
-uint64_t *swk_a_expanded(const ckks_switching_key *k, hecnn_status *st);
-static inline const uint64_t *swk_a(const ckks_switching_key *k, unsigned digit, const uint64_t *expanded)
+/* The prime of key limb t: q_t, then the special primes. */
+static inline const ntt_table *swk_limb_table(const ckks_switching_key *k, size_t t)
 {
-    return k->compact ? expanded + (size_t)digit * k->limbs * k->ctx->n : swk_part(k, digit, 1);
+    return t <= k->max_level ? &k->ctx->tables[t] : &k->ctx->tables[k->ctx->n_q + (t - k->max_level - 1)];
 }
+/* Limb t of a digit's b or a half, for any key: a whole key's in place; a compact key's unpacked
+ * or re-expanded into buf (n words). NULL only when AES-CTR cannot be set up. */
+const uint64_t *swk_b_limb(const ckks_switching_key *k, unsigned digit, size_t t, uint64_t *buf);
+const uint64_t *swk_a_limb(const ckks_switching_key *k, unsigned digit, size_t t, uint64_t *buf);
 
 /* Resize to (degree, level) keeping metadata untouched; contents undefined. */
 hecnn_status ct_reserve(ckks_ciphertext *ct, unsigned degree, unsigned level);

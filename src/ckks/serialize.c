@@ -627,18 +627,24 @@ static void swk_write(writer *w, const ckks_switching_key *k, bool seeded)
     put32(m + 20, (uint32_t)k->limbs);
     w_bytes(w, m, sizeof m);
     if (seeded) w_bytes(w, k->seed, CKKS_SEED_BYTES);
-    const size_t part = k->limbs * ctx->n;
-    hecnn_status st = HECNN_OK;
-    uint64_t *expanded = seeded ? NULL : swk_a_expanded(k, &st);
-    if (st) {
-        w->st = st;
+    /* limb by limb: a compact key's halves are unpacked or re-expanded into buf */
+    uint64_t *buf = hecnn_alloc(ctx->n * 8);
+    if (!buf) {
+        w->st = hecnn_fail(HECNN_ERR_NO_MEMORY, "switching key buffer");
         return;
     }
-    for (unsigned j = 0; j < k->digits; j++) {
-        w_coeffs(w, swk_part(k, j, 0), part);
-        if (!seeded) w_coeffs(w, swk_a(k, j, expanded), part);
-    }
-    hecnn_free(expanded);
+    for (unsigned j = 0; j < k->digits; j++)
+        for (unsigned half = 0; half < (seeded ? 1u : 2u); half++)
+            for (size_t t = 0; t < k->limbs; t++) {
+                const uint64_t *limb = half ? swk_a_limb(k, j, t, buf) : swk_b_limb(k, j, t, buf);
+                if (!limb) {
+                    w->st = hecnn_fail(HECNN_ERR_RANDOM, "AES-CTR init");
+                    hecnn_free(buf);
+                    return;
+                }
+                w_coeffs(w, limb, ctx->n);
+            }
+    hecnn_free(buf);
 }
 
 hecnn_status ckks_switching_key_save(const ckks_switching_key *key, bool seeded, FILE *f)

@@ -1,5 +1,6 @@
 /* Secret, public and switching keys. Uniform halves are expanded from stored seeds; errors and
  * secrets come from separate derived seeds that are never stored. */
+#include <endian.h>
 #include <string.h>
 
 #include "ckks/internal.h"
@@ -336,6 +337,7 @@ void ckks_switching_key_free(ckks_switching_key *key)
 {
     if (!key) return;
     hecnn_free(key->data);
+    hecnn_free(key->packed_offset);
     hecnn_free(key);
 }
 
@@ -449,57 +451,92 @@ const ckks_switching_key *ckks_eval_keys_at(const ckks_eval_keys *keys, size_t i
 
 /* ---- compact keys ---- */
 
-hecnn_status swk_expand_a(const ckks_switching_key *k, uint64_t *buf)
+/* Bytes a packed coefficient of limb t takes: its prime's bit length, rounded up. */
+static unsigned packed_bytes(const ckks_switching_key *k, size_t t) { return (swk_limb_table(k, t)->mod.bits + 7) / 8; }
+
+/* Packed limbs are read 8 bytes at a time: the buffer ends with this much slack. */
+#define PACK_SLACK 8
+
+const uint64_t *swk_b_limb(const ckks_switching_key *k, unsigned digit, size_t t, uint64_t *buf)
 {
-    rns_basis bqp;
-    ctx_basis_qp(k->ctx, &bqp, k->max_level);
-    for (unsigned j = 0; j < k->digits; j++)
-        if (sample_uniform(k->seed, (uint16_t)j, &bqp, buf + (size_t)j * k->limbs * k->ctx->n))
-            return hecnn_fail(HECNN_ERR_RANDOM, "AES-CTR init");
-    return HECNN_OK;
+    const size_t n = k->ctx->n;
+    if (!k->compact) return swk_part(k, digit, 0) + t * n;
+    const unsigned bytes = packed_bytes(k, t);
+    const uint8_t *in = (const uint8_t *)k->data + digit * k->packed_offset[k->limbs] + k->packed_offset[t];
+    if (bytes == 8) {
+        for (size_t i = 0; i < n; i++) {
+            uint64_t v;
+            memcpy(&v, in + i * 8, 8);
+            buf[i] = le64toh(v);
+        }
+        return buf;
+    }
+    const uint64_t mask = ((uint64_t)1 << (8 * bytes)) - 1;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t v;
+        memcpy(&v, in + i * bytes, 8); /* the coefficient's bytes, then the next one's */
+        buf[i] = le64toh(v) & mask;
+    }
+    return buf;
 }
 
-uint64_t *swk_a_expanded(const ckks_switching_key *k, hecnn_status *st)
+const uint64_t *swk_a_limb(const ckks_switching_key *k, unsigned digit, size_t t, uint64_t *buf)
 {
-    *st = HECNN_OK;
-    if (!k->compact) return NULL;
-    uint64_t *buf = hecnn_alloc((size_t)k->digits * k->limbs * k->ctx->n * 8);
-    if (!buf) {
-        *st = hecnn_fail(HECNN_ERR_NO_MEMORY, "key expansion");
-        return NULL;
-    }
-    if ((*st = swk_expand_a(k, buf))) {
-        hecnn_free(buf);
-        return NULL;
-    }
+    if (!k->compact) return swk_part(k, digit, 1) + t * k->ctx->n;
+    const ntt_table *tab = swk_limb_table(k, t);
+    prng p;
+    if (prng_init_limb(&p, k->seed, (uint16_t)digit, tab->mod.q)) return NULL;
+    sample_uniform_limb(&p, tab, k->ctx->n, buf);
+    prng_free(&p);
     return buf;
 }
 
 size_t ckks_switching_key_memory_bytes(const ckks_switching_key *key)
 {
     if (!key) return 0;
-    return (size_t)key->digits * (key->compact ? 1 : 2) * key->limbs * key->ctx->n * 8;
+    if (key->compact) return key->digits * key->packed_offset[key->limbs] + PACK_SLACK;
+    return (size_t)key->digits * 2 * key->limbs * key->ctx->n * 8;
 }
 
 hecnn_status ckks_switching_key_compact(ckks_switching_key *key)
 {
     if (!key) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL key");
     if (key->compact) return HECNN_OK;
-    const size_t part = key->limbs * key->ctx->n;
-    uint64_t *check = hecnn_alloc((size_t)key->digits * part * 8);
-    uint64_t *b = hecnn_alloc((size_t)key->digits * part * 8);
-    hecnn_status st = check && b ? swk_expand_a(key, check) : hecnn_fail(HECNN_ERR_NO_MEMORY, "key compaction");
-    for (unsigned j = 0; j < key->digits && !st; j++)
-        if (memcmp(check + (size_t)j * part, swk_part(key, j, 1), part * 8))
+    const size_t n = key->ctx->n, part = key->limbs * n;
+    rns_basis bqp;
+    ctx_basis_qp(key->ctx, &bqp, key->max_level);
+    size_t *offset = hecnn_alloc((key->limbs + 1) * sizeof *offset);
+    uint64_t *check = hecnn_alloc(part * 8);
+    hecnn_status st = offset && check ? HECNN_OK : hecnn_fail(HECNN_ERR_NO_MEMORY, "key compaction");
+    for (unsigned j = 0; j < key->digits && !st; j++) {
+        if (sample_uniform(key->seed, (uint16_t)j, &bqp, check)) st = hecnn_fail(HECNN_ERR_RANDOM, "AES-CTR init");
+        else if (memcmp(check, swk_part(key, j, 1), part * 8))
             st = hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "the key's uniform halves do not come from its seed");
+    }
     hecnn_free(check);
+    uint8_t *packed = NULL;
+    if (!st) {
+        offset[0] = 0;
+        for (size_t t = 0; t < key->limbs; t++) offset[t + 1] = offset[t] + n * packed_bytes(key, t);
+        packed = hecnn_alloc(key->digits * offset[key->limbs] + PACK_SLACK);
+        if (!packed) st = hecnn_fail(HECNN_ERR_NO_MEMORY, "key compaction");
+    }
     if (st) {
-        hecnn_free(b);
+        hecnn_free(offset);
         return st;
     }
-    for (unsigned j = 0; j < key->digits; j++) memcpy(b + (size_t)j * part, swk_part(key, j, 0), part * 8);
+    memset(packed + key->digits * offset[key->limbs], 0, PACK_SLACK);
+    for (unsigned j = 0; j < key->digits; j++)
+        for (size_t t = 0; t < key->limbs; t++) {
+            const unsigned bytes = packed_bytes(key, t);
+            const uint64_t *b = swk_part(key, j, 0) + t * n;
+            uint8_t *o = packed + j * offset[key->limbs] + offset[t];
+            for (size_t i = 0; i < n; i++)
+                for (unsigned c = 0; c < bytes; c++) o[i * bytes + c] = (uint8_t)(b[i] >> (8 * c)); /* little-endian */
+        }
     hecnn_free(key->data);
-    key->data = b;
+    key->data = (uint64_t *)packed;
+    key->packed_offset = offset;
     key->compact = true;
     return HECNN_OK;
 }

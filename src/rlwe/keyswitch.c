@@ -138,22 +138,22 @@ hecnn_status ks_inner_product(const ckks_context *ctx, uint64_t *r0, uint64_t *r
     if (k->max_level < level) return hecnn_fail(HECNN_ERR_LEVEL_MISMATCH, "key for level %u used at level %u", k->max_level, level);
     /* Limb t of Q_l ∪ P is key limb t for the q part and max_level + 1 + (t - level - 1) for P.
      * With a Galois permutation, each digit's limb is first gathered into a per-thread buffer:
-     * the random reads then stay within one limb (L2-resident) at a time. A compact key's a
-     * halves are expanded limb by limb into a per-thread buffer just before they are used. */
+     * the random reads then stay within one limb (L2-resident) at a time. A compact key's limbs
+     * are unpacked (b) and re-expanded (a) into per-thread buffers just before they are used. */
     bool no_memory = false, no_random = false;
     const rns_kernels *kern = rns_kernels_active();
 #pragma omp parallel if (n >= 8192)
     {
         uint64_t *gathered = perm ? hecnn_alloc((size_t)dec->digits * n * 8) : NULL;
-        uint64_t *a_limbs = k->compact ? hecnn_alloc((size_t)dec->digits * n * 8) : NULL;
-        const bool ready = (!perm || gathered) && (!k->compact || a_limbs);
+        uint64_t *key_limbs = k->compact ? hecnn_alloc((size_t)dec->digits * 2 * n * 8) : NULL;
+        const bool ready = (!perm || gathered) && (!k->compact || key_limbs);
         if (!ready) no_memory = true;
 #pragma omp for schedule(static)
         for (size_t t = 0; t < limbs; t++) {
             if (!ready) continue;
             const size_t kt = t <= level ? t : t + (k->max_level - level);
-            const ntt_table *tab = t <= level ? &ctx->tables[t] : &ctx->tables[ctx->n_q + (t - level - 1)];
-            const uint64_t *x[RNS_MAX_LIMBS], *ka[RNS_MAX_LIMBS];
+            const uint64_t *x[RNS_MAX_LIMBS], *kb[RNS_MAX_LIMBS], *ka[RNS_MAX_LIMBS];
+            bool have_key = true;
             for (unsigned j = 0; j < dec->digits; j++) {
                 const uint64_t *src = dec->data + ((size_t)j * limbs + t) * n;
                 if (perm) {
@@ -162,28 +162,24 @@ hecnn_status ks_inner_product(const ckks_context *ctx, uint64_t *r0, uint64_t *r
                     src = g;
                 }
                 x[j] = src;
-                ka[j] = k->compact ? a_limbs + (size_t)j * n : swk_part(k, j, 1) + kt * n;
-                if (k->compact) {
-                    prng p;
-                    if (prng_init_limb(&p, k->seed, (uint16_t)j, tab->mod.q)) {
-                        no_random = true;
-                        continue;
-                    }
-                    sample_uniform_limb(&p, tab, n, a_limbs + (size_t)j * n);
-                    prng_free(&p);
-                }
+                kb[j] = swk_b_limb(k, j, kt, key_limbs + (size_t)2 * j * n);
+                ka[j] = swk_a_limb(k, j, kt, key_limbs + (size_t)(2 * j + 1) * n);
+                have_key &= ka[j] != NULL;
+            }
+            if (!have_key) {
+                no_random = true;
+                continue;
             }
             /* The decomposition carries 2^64, so Montgomery reduction gives the exact inner product;
              * at most REDC_TERMS digits are summed per reduction. */
+            const modulus *m = &swk_limb_table(k, kt)->mod;
             for (unsigned j0 = 0; j0 < dec->digits; j0 += REDC_TERMS) {
                 const unsigned j1 = j0 + REDC_TERMS < dec->digits ? j0 + REDC_TERMS : dec->digits;
-                const uint64_t *kb[REDC_TERMS];
-                for (unsigned j = j0; j < j1; j++) kb[j - j0] = swk_part(k, j, 0) + kt * n;
-                kern->ip_redc(r0 + t * n, r1 + t * n, x + j0, kb, ka + j0, j1 - j0, n, &tab->mod, j0 != 0);
+                kern->ip_redc(r0 + t * n, r1 + t * n, x + j0, kb + j0, ka + j0, j1 - j0, n, m, j0 != 0);
             }
         }
         hecnn_free(gathered);
-        hecnn_free(a_limbs);
+        hecnn_free(key_limbs);
     }
     if (no_memory) return hecnn_fail(HECNN_ERR_NO_MEMORY, "key-switching buffers");
     return no_random ? hecnn_fail(HECNN_ERR_RANDOM, "AES-CTR init") : HECNN_OK;
