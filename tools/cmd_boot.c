@@ -21,14 +21,15 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: hecnn bench boot [--json] [--threads T] [--reps R] [--preset full|sparse|test-full|test-sparse]\n"
-            "                        [--cpu-time] [--compact-keys]\n"
+            "                        [--cpu-time] [--whole-keys]\n"
             "  Bootstraps random ciphertexts (values in the unit square) and reports the median time per\n"
             "  bootstrap at 1 and 2 threads (or T), the precision (mean and worst bits, the weaker of the\n"
             "  real and imaginary parts), levels left, keys (count, bytes in memory and seeded), peak RSS,\n"
             "  the failure probability and log QP. Default preset full: N = 2^16, 2^15 slots, dense\n"
             "  ternary secret, ephemeral h = 32. --cpu-time reports process CPU time (steadier on a busy\n"
-            "  machine; not meaningful with several threads). --compact-keys holds the rotation keys\n"
-            "  without their uniform halves (re-expanded from seeds at each use): half the key memory.\n");
+            "  machine; not meaningful with several threads). The rotation keys are held compact (uniform\n"
+            "  halves re-expanded from their seeds at each use, the other halves packed): 43 %% of the\n"
+            "  memory of whole keys; --whole-keys holds them whole, for comparison.\n");
 }
 
 typedef struct run_result {
@@ -55,7 +56,7 @@ int cmd_bench_boot(int argc, char **argv)
     const bool json = o.json;
     const int threads = o.threads, reps = o.reps;
     const clockid_t boot_clock = o.clock;
-    const bool compact = o.compact_keys;
+    const bool compact = !o.whole_keys;
 
     ckks_params_literal params;
     ckks_boot_params bp;
@@ -125,12 +126,12 @@ int cmd_bench_boot(int argc, char **argv)
     if (json) {
         printf("{\"preset\": \"%s\", \"log_n\": %u, \"slots\": %zu, \"log_qp\": %.1f, \"log_qp_bound\": %u, "
                "\"secret\": \"ternary\", \"ephemeral_hamming_weight\": %u, \"simd\": \"%s\", \"clock\": \"%s\", "
-               "\"reps\": %d, \"levels_left\": %u, \"depth\": %u, \"log2_failure\": %.1f, \"keys\": %zu, "
+               "\"reps\": %d, \"levels_left\": %u, \"depth\": %u, \"log2_failure\": %.1f, \"keys\": %zu, \"compact_keys\": %s, "
                "\"key_bytes\": %.0f, \"key_bytes_seeded\": %.0f, \"precomputed_bytes\": %.0f, \"keygen_s\": %.3f, "
                "\"setup_s\": %.3f, \"peak_rss_mib\": %.1f",
                preset_name, params.log_n, n, log_qp, ckks_max_log_qp_128(params.log_n), bp.ephemeral_hamming_weight,
                hecnn_simd_name(), boot_clock == CLOCK_MONOTONIC ? "wall" : "cpu", reps, out_level, depth, fail_log2, nkeys,
-               key_mib * 1048576.0, key_seeded_mib * 1048576.0, pre_mib * 1048576.0, keygen_s, setup_s, rss);
+               compact ? "true" : "false", key_mib * 1048576.0, key_seeded_mib * 1048576.0, pre_mib * 1048576.0, keygen_s, setup_s, rss);
         for (int r = 0; r < runs; r++)
             printf(", \"threads_%d\": {\"seconds\": %.3f, \"mean_bits\": %.2f, \"worst_bits\": %.2f}", res[r].threads,
                    res[r].seconds, res[r].mean_bits, res[r].worst_bits);
@@ -139,8 +140,8 @@ int cmd_bench_boot(int argc, char **argv)
         printf("CKKS bootstrapping, preset %s: N = 2^%u, %zu slots, log QP %.1f (128-bit bound %u), SIMD %s\n", preset_name,
                params.log_n, n, log_qp, ckks_max_log_qp_128(params.log_n), hecnn_simd_name());
         printf("  depth %u, levels left %u, failure probability 2^%.1f per bootstrap\n", depth, out_level, fail_log2);
-        printf("  keys: %zu, %.1f MiB in memory, %.1f MiB seeded; generated in %.1f s\n", nkeys, key_mib, key_seeded_mib,
-               keygen_s);
+        printf("  keys: %zu (%s), %.1f MiB in memory, %.1f MiB seeded; generated in %.1f s\n", nkeys,
+               compact ? "compact" : "whole", key_mib, key_seeded_mib, keygen_s);
         printf("  precomputed diagonals %.1f MiB (setup %.1f s); peak RSS %.1f MiB\n", pre_mib, setup_s, rss);
         for (int r = 0; r < runs; r++)
             printf("  %d thread%s: %.3f s per bootstrap (%s, median of %d), precision mean %.2f bits, worst %.2f bits\n",

@@ -21,7 +21,7 @@ typedef struct bench_options {
     int reps;
     clockid_t clock;
     const char *preset;    /* NULL unless given */
-    bool compact_keys;     /* --compact-keys (bench boot): keys without their uniform halves in memory */
+    bool whole_keys;       /* --whole-keys (bench boot): keys with their uniform halves, unpacked */
 } bench_options;
 
 /* Returns -1 to go on, else the exit code (0 after --help, 2 after a usage error, reported). */
