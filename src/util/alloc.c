@@ -11,7 +11,7 @@
  * any request they fit with little slack (at most a quarter): the sizes of a computation vary with
  * its level, and the hot path then neither maps fresh pages nor faults them in. When the cache is
  * full, a newly freed block evicts the oldest ones, so the cache follows the sizes in current use.
- * The cache holds at most HECNN_ALLOC_CACHE_MB (default 512; 0 disables). */
+ * The cache holds at most HECNN_ALLOC_CACHE_MB (default 256; 0 disables). */
 #define HEADER 64
 #define CACHE_MIN_BLOCK (64 * 1024)
 #define CACHE_SLOTS 128
@@ -27,7 +27,7 @@ static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
 static void cache_init(void)
 {
     const char *env = getenv("HECNN_ALLOC_CACHE_MB");
-    cache.budget = (env && *env ? (size_t)strtoul(env, NULL, 10) : 512) << 20;
+    cache.budget = (env && *env ? (size_t)strtoul(env, NULL, 10) : 256) << 20;
 }
 
 static size_t *capacity_of(void *p) { return (size_t *)((char *)p - HEADER); }
