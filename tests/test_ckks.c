@@ -543,6 +543,27 @@ static void test_compact_keys(fixture *f)
         CHECK_MSG(!memcmp(back->data, full_g->data, full_bytes), "compact key reloads to the full key (seeded %d)", seeded);
         ckks_switching_key_free(back);
     }
+    /* a key set loaded compact: every key compact (the relinearization key too, if asked), and
+     * the same results */
+    {
+        FILE *tmp = tmpfile();
+        REQUIRE_VOID(tmp);
+        CHECK(ckks_eval_keys_save(kf, true, tmp) == HECNN_OK);
+        rewind(tmp);
+        ckks_eval_keys *kl = NULL;
+        CHECK(ckks_eval_keys_load_compact(f->ctx, &kl, tmp, true) == HECNN_OK);
+        fclose(tmp);
+        if (kl) {
+            CHECK(ckks_switching_key_memory_bytes(ckks_eval_keys_galois(kl, g)) == compact_bytes);
+            CHECK(ckks_switching_key_memory_bytes(ckks_eval_keys_relin(kl)) == compact_bytes);
+            ckks_evaluator *el;
+            ckks_evaluator_new(&el, f->ctx, kl);
+            CHECK(ckks_mul_relin(ef, x, ca, ca) == HECNN_OK && ckks_mul_relin(el, y, ca, ca) == HECNN_OK);
+            CHECK_MSG(!memcmp(x->data, y->data, words * 8), "relinearization with a loaded compact key is bit-identical");
+            ckks_evaluator_free(el);
+            ckks_eval_keys_free(kl);
+        }
+    }
     /* a key whose uniform half was altered cannot be compacted */
     ckks_switching_key *odd;
     REQUIRE_VOID(ckks_switching_key_generate_derand(&odd, f->sk, g, top, seed) == HECNN_OK);

@@ -593,7 +593,15 @@ hecnn_status ckks_boot_keys_save(const ckks_boot_keys *keys, bool seeded, FILE *
     return st;
 }
 
-hecnn_status ckks_boot_keys_load(const ckks_context *ctx, ckks_boot_keys **out, FILE *f)
+/* A key loaded from an unseeded file has no seed: it cannot be compacted. */
+static bool has_seed(const ckks_switching_key *k)
+{
+    uint8_t acc = 0;
+    for (int i = 0; i < CKKS_SEED_BYTES; i++) acc |= k->seed[i];
+    return acc != 0;
+}
+
+static hecnn_status boot_keys_load(const ckks_context *ctx, ckks_boot_keys **out, FILE *f, bool compact)
 {
     if (!ctx || !out || !f) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
     *out = NULL;
@@ -606,7 +614,9 @@ hecnn_status ckks_boot_keys_load(const ckks_context *ctx, ckks_boot_keys **out, 
     hecnn_status st = HECNN_OK;
     if (flags & 1) st = ckks_switching_key_load(ctx, &k->to_sparse, f);
     if (!st && (flags & 2)) st = ckks_switching_key_load(ctx, &k->to_dense, f);
-    if (!st) st = ckks_eval_keys_load(ctx, &k->evk, f);
+    /* compacted as ckks_boot_keys_compact does: the Galois keys and the sparse-to-dense key */
+    if (!st && compact && k->to_dense && has_seed(k->to_dense)) st = ckks_switching_key_compact(k->to_dense);
+    if (!st) st = compact ? ckks_eval_keys_load_compact(ctx, &k->evk, f, false) : ckks_eval_keys_load(ctx, &k->evk, f);
     if (!st && ((k->to_sparse && k->to_sparse->galois != CKKS_SWITCH_SECRET) ||
                 (k->to_dense && k->to_dense->galois != CKKS_SWITCH_SECRET)))
         st = hecnn_fail(HECNN_ERR_BAD_FORMAT, "encapsulation key of the wrong kind");
@@ -616,6 +626,16 @@ hecnn_status ckks_boot_keys_load(const ckks_context *ctx, ckks_boot_keys **out, 
     }
     *out = k;
     return HECNN_OK;
+}
+
+hecnn_status ckks_boot_keys_load(const ckks_context *ctx, ckks_boot_keys **out, FILE *f)
+{
+    return boot_keys_load(ctx, out, f, false);
+}
+
+hecnn_status ckks_boot_keys_load_compact(const ckks_context *ctx, ckks_boot_keys **out, FILE *f)
+{
+    return boot_keys_load(ctx, out, f, true);
 }
 
 /* ---- the bootstrap --------------------------------------------------------------------------- */

@@ -750,7 +750,9 @@ hecnn_status ckks_eval_keys_save(const ckks_eval_keys *keys, bool seeded, FILE *
     return st;
 }
 
-hecnn_status ckks_eval_keys_load(const ckks_context *ctx, ckks_eval_keys **out, FILE *f)
+/* compact_galois / compact_relin: compact those keys that carry a seed as soon as they are read. */
+static hecnn_status eval_keys_load(const ckks_context *ctx, ckks_eval_keys **out, FILE *f, bool compact_galois,
+                                   bool compact_relin)
 {
     if (!out || !ctx || !f) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
     *out = NULL;
@@ -787,6 +789,10 @@ hecnn_status ckks_eval_keys_load(const ckks_context *ctx, ckks_eval_keys **out, 
             ckks_switching_key_free(k);
             break;
         }
+        if ((k->galois ? compact_galois : compact_relin) && !seed_is_zero(k->seed) && (st = ckks_switching_key_compact(k))) {
+            ckks_switching_key_free(k);
+            break;
+        }
         st = ckks_eval_keys_add(keys, k);
     }
     if (!st && used != h.size)
@@ -798,4 +804,14 @@ hecnn_status ckks_eval_keys_load(const ckks_context *ctx, ckks_eval_keys **out, 
     }
     *out = keys;
     return HECNN_OK;
+}
+
+hecnn_status ckks_eval_keys_load(const ckks_context *ctx, ckks_eval_keys **out, FILE *f)
+{
+    return eval_keys_load(ctx, out, f, false, false);
+}
+
+hecnn_status ckks_eval_keys_load_compact(const ckks_context *ctx, ckks_eval_keys **out, FILE *f, bool include_relin)
+{
+    return eval_keys_load(ctx, out, f, true, include_relin);
 }
