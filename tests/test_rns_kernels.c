@@ -165,6 +165,30 @@ static void check_rescale_lift(uint64_t q, unsigned ql_bits, size_t n)
     guarded_free(got);
 }
 
+/* ModDown's correction: x - table[idx] for every index of the 16-entry table. */
+static void check_sub_lookup(uint64_t q, size_t n)
+{
+    uint64_t table[RNS_LOOKUP_ENTRIES], *x = hecnn_alloc(n * 8), *got = guarded(n);
+    uint8_t *idx = hecnn_alloc(n);
+    fill(table, RNS_LOOKUP_ENTRIES, q, 0);
+    table[0] = 0, table[1] = q - 1;
+    fill(x, n, q, 0);
+    for (size_t i = 0; i < n; i++) idx[i] = (uint8_t)((i * 7 + x[i]) % RNS_LOOKUP_ENTRIES);
+    for (int l = 0; l < SIMD_LEVEL_COUNT; l++) {
+        const rns_kernels *k = rns_kernels_for((simd_level)l);
+        if (!k) continue;
+        k->sub_lookup(got, x, idx, table, n, q);
+        bool same = guards_ok(got, n);
+        for (size_t i = 0; i < n; i++) same &= got[i] == sub_mod(x[i], table[idx[i]], q);
+        memcpy(got, x, n * 8);
+        k->sub_lookup(got, got, idx, table, n, q); /* in place */
+        for (size_t i = 0; i < n; i++) same &= got[i] == sub_mod(x[i], table[idx[i]], q);
+        CHECK_MSG(same, "%s sub_lookup (q=%llu, n=%zu)", k->name, (unsigned long long)q, n);
+    }
+    hecnn_free(x), hecnn_free(idx);
+    guarded_free(got);
+}
+
 /* Permutations: Galois ones of the NTT layout (every aligned block of 8 maps onto one), a random
  * one (the gather path) and one that mixes both. */
 static void check_permute(unsigned log_n)
@@ -315,6 +339,7 @@ int main(void)
             for (int mode = 0; mode < 2; mode++) check_limb_kernels(q, lengths[s], mode);
         static const unsigned ql_bits[] = {17, 50, 60, 61};
         for (size_t j = 0; j < COUNT(ql_bits); j++) check_rescale_lift(q, ql_bits[j], 1000);
+        for (size_t s = 0; s < COUNT(lengths); s++) check_sub_lookup(q, lengths[s]);
     }
     for (unsigned log_n = 0; log_n <= 12; log_n++) check_permute(log_n);
     check_baseconv_configs();

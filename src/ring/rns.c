@@ -35,6 +35,7 @@ static const rns_kernels portable_kernels = {
     rns_rescale_lift_portable,
     rns_permute_portable,
     rns_baseconv_block_portable,
+    rns_sub_lookup_portable,
 };
 
 const rns_kernels *rns_kernels_for(simd_level level)
@@ -120,6 +121,12 @@ void rns_rescale_lift_portable(uint64_t *out, const uint64_t *v, size_t n, uint6
 void rns_permute_portable(uint64_t *out, const uint64_t *src, const size_t *perm, size_t n)
 {
     for (size_t i = 0; i < n; i++) out[i] = src[perm[i]];
+}
+
+void rns_sub_lookup_portable(uint64_t *out, const uint64_t *x, const uint8_t *idx, const uint64_t *table, size_t n,
+                             uint64_t q)
+{
+    for (size_t i = 0; i < n; i++) out[i] = sub_mod(x[i], table[idx[i]], q);
 }
 
 void rns_baseconv_block_portable(const baseconv *bc, uint64_t *out, const uint64_t *in, size_t n_out, size_t c0,

@@ -176,4 +176,5 @@ const rns_kernels rns_kernels_avx2 = {
     rns_rescale_lift_portable,
     rns_permute_portable,
     baseconv_block_avx2,
+    rns_sub_lookup_portable,
 };

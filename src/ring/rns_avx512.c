@@ -115,6 +115,20 @@ static void sub_avx512(uint64_t *out, const uint64_t *x, const uint64_t *y, size
     rns_sub_portable(out + i, x + i, y + i, n - i, q);
 }
 
+/* The 16-entry table lives in two registers; vpermt2q picks an entry per lane. */
+static void sub_lookup_avx512(uint64_t *out, const uint64_t *x, const uint8_t *idx, const uint64_t *table, size_t n,
+                              uint64_t q)
+{
+    const __m512i Q = set1(q), lo = ld(table), hi = ld(table + 8);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m512i j = _mm512_cvtepu8_epi64(_mm_loadl_epi64((const __m128i *)(idx + i)));
+        const __m512i t = _mm512_permutex2var_epi64(lo, j, hi);
+        st(out + i, csub(add(sub(ld(x + i), t), Q), Q));
+    }
+    rns_sub_lookup_portable(out + i, x + i, idx + i, table, n - i, q);
+}
+
 AI void mul_scalar_impl(const int ifma, uint64_t *out, const uint64_t *x, size_t n, uint64_t w, uint64_t wp, uint64_t q)
 {
     const vshoup s = shoup_make(w, ifma ? (uint64_t)(((u128)w << 52) / q) : wp, q);
@@ -543,6 +557,7 @@ const rns_kernels rns_kernels_avx512 = {
     rescale_lift_avx512,
     permute_avx512,
     baseconv_block_avx512,
+    sub_lookup_avx512,
 };
 
 const rns_kernels rns_kernels_avx512ifma = {
@@ -558,4 +573,5 @@ const rns_kernels rns_kernels_avx512ifma = {
     rescale_lift_avx512,
     permute_avx512,
     baseconv_block_ifma,
+    sub_lookup_avx512,
 };

@@ -71,7 +71,10 @@ typedef struct rns_kernels {
     /* Coefficients [c0, c0 + len) of a basis conversion to the first n_out output limbs;
      * len <= rns_bc_block(bc->in.limbs). */
     void (*baseconv_block)(const baseconv *bc, uint64_t *out, const uint64_t *in, size_t n_out, size_t c0, size_t len);
+    /* out = x - table[idx] (idx[i] < RNS_LOOKUP_ENTRIES, table entries < q): ModDown's correction */
+    void (*sub_lookup)(uint64_t *out, const uint64_t *x, const uint8_t *idx, const uint64_t *table, size_t n, uint64_t q);
 } rns_kernels;
+#define RNS_LOOKUP_ENTRIES 16
 
 /* The kernels of the NTT's level (ntt_kernels_active()). */
 const rns_kernels *rns_kernels_active(void);
@@ -93,6 +96,8 @@ void rns_rescale_lift_portable(uint64_t *out, const uint64_t *v, size_t n, uint6
 void rns_permute_portable(uint64_t *out, const uint64_t *src, const size_t *perm, size_t n);
 void rns_baseconv_block_portable(const baseconv *bc, uint64_t *out, const uint64_t *in, size_t n_out, size_t c0,
                                  size_t len);
+void rns_sub_lookup_portable(uint64_t *out, const uint64_t *x, const uint8_t *idx, const uint64_t *table, size_t n,
+                             uint64_t q);
 
 /* SIMD tables (rns_avx2.c, rns_avx512.c). */
 extern const rns_kernels rns_kernels_avx2, rns_kernels_avx512, rns_kernels_avx512ifma;

@@ -464,12 +464,16 @@ const uint64_t *swk_b_limb(const ckks_switching_key *k, unsigned digit, size_t t
     const unsigned bytes = packed_bytes(k, t);
     const uint8_t *in = (const uint8_t *)k->data + digit * k->packed_offset[k->limbs] + k->packed_offset[t];
     if (bytes == 8) {
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        return (const uint64_t *)in; /* 8-byte aligned: every offset is a multiple of 8 n */
+#else
         for (size_t i = 0; i < n; i++) {
             uint64_t v;
             memcpy(&v, in + i * 8, 8);
             buf[i] = le64toh(v);
         }
         return buf;
+#endif
     }
     const uint64_t mask = ((uint64_t)1 << (8 * bytes)) - 1;
     for (size_t i = 0; i < n; i++) {

@@ -104,16 +104,17 @@ void ks_mod_down_ws(const ckks_context *ctx, uint64_t *out, uint64_t *a, unsigne
     baseconv_apply_prefix(&ctx->p_to_q, conv, pa, level + 1);
     mod_down_correction(ctx, alpha, pa);
     /* conv_k -= alpha * P: the centred [a]_P, so that the division below rounds to nearest */
+    const rns_kernels *kern = rns_kernels_active();
 #pragma omp parallel for schedule(static) if (level >= 1 && n >= 8192)
     for (unsigned k = 0; k <= level; k++) {
         const modulus *m = &ctx->tables[k].mod;
-        uint64_t multiple[CKKS_MAX_PRIMES + 1];
+        uint64_t multiple[CKKS_MAX_PRIMES + RNS_LOOKUP_ENTRIES] = {0}; /* alpha <= n_p */
         for (unsigned j = 0; j <= ctx->n_p; j++) multiple[j] = mul_mod(j, ctx->p_mod_q[k], m);
         uint64_t *y = conv + (size_t)k * n;
-        for (size_t i = 0; i < n; i++) y[i] = sub_mod(y[i], multiple[alpha[i]], m->q);
+        if (ctx->n_p < RNS_LOOKUP_ENTRIES) kern->sub_lookup(y, y, alpha, multiple, n, m->q);
+        else rns_sub_lookup_portable(y, y, alpha, multiple, n, m->q);
     }
     rns_ntt(&bq, conv);
-    const rns_kernels *kern = rns_kernels_active();
 #pragma omp parallel for schedule(static) if (level >= 1 && n >= 8192)
     for (unsigned k = 0; k <= level; k++) {
         const uint64_t q = ctx->tables[k].mod.q, w = ctx->p_inv_mod_q[k], wp = shoup_precompute(w, q);
