@@ -92,7 +92,8 @@ hecnn_status ckks_boot_preset_params(ckks_params_literal *ckks, ckks_boot_params
     case CKKS_BOOT_N16_SPARSE:
         /* q_0 60 | residual 9 x 40 | SlotsToCoeffs 3 x 39 | EvalMod 8 x 60 (even cosine of degree 54
          * + 2 double angles) | CoeffsToSlots 4 x 56;
-         * P = 8 x 60, dnum 3: log QP = 1721 <= 1747 */
+         * P = 10 x 50 (covers the largest digit, 457 bits; below 2^50 the IFMA kernels apply), dnum 3:
+         * log QP = 1741 <= 1747 */
         ckks->log_n = 16;
         ckks->log_scale = 40;
         fill(ckks->log_q, &pos, 1, 60);
@@ -101,8 +102,8 @@ hecnn_status ckks_boot_preset_params(ckks_params_literal *ckks, ckks_boot_params
         fill(ckks->log_q, &pos, 8, 60);
         fill(ckks->log_q, &pos, 4, C2S_BITS);
         ckks->n_q = pos;
-        ckks->n_p = 8;
-        for (unsigned i = 0; i < 8; i++) ckks->log_p[i] = 60; /* 60: the vector kernels' bound */
+        ckks->n_p = 10;
+        for (unsigned i = 0; i < 10; i++) ckks->log_p[i] = 50;
         ckks->dnum = 3;
         boot->log_slots = preset == CKKS_BOOT_N16_FULL ? 15 : 12;
         boot->c2s_levels = 4;
