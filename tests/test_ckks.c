@@ -3,6 +3,7 @@
  * bits under what these parameters give, so a real regression (a wrong rounding, a lost factor)
  * fails while noise variation does not. */
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "common/check.h"
@@ -461,6 +462,46 @@ static void test_secret_switch_and_mod_raise(fixture *f)
     ckks_decode(f->ctx, have, p1);
     ckks_precision(&s, a, have, n);
     CHECK_BITS(s.mean_bits_real, 20, "ModRaise then drop to level 0");
+    /* The level-0 encapsulation key over q_0 and a few special primes (the sparse secret never
+     * meets a larger modulus): a level-0 ciphertext at the bootstrap's scale q_0 / 2^8 switches as
+     * precisely; the key round-trips through a file; the loader takes such keys between secrets only. */
+    ckks_switching_key *narrow = NULL, *back = NULL;
+    REQUIRE_VOID(switching_key_generate_level0(&narrow, f->sk, sparse) == HECNN_OK);
+    CHECK(narrow->limbs == 1 + f->ctx->special[KS_LEVEL0_P].n_p && ckks_switching_key_max_level(narrow) == 0);
+    CHECK(f->ctx->special[KS_LEVEL0_P].n_p <= f->ctx->n_p);
+    ckks_ciphertext *c0 = encrypt(f, a, 0, ldexp((double)ckks_context_q(f->ctx, 0), -8)), *n1, *n2;
+    ckks_ciphertext_new(&n1, f->ctx);
+    ckks_ciphertext_new(&n2, f->ctx);
+    CHECK(ckks_switch_key(f->ev, n1, c0, narrow) == HECNN_OK);
+    CHECK(ckks_decrypt(f->ctx, pt, n1, sparse) == HECNN_OK && ckks_decode(f->ctx, have, pt) == HECNN_OK);
+    ckks_precision(&s, a, have, n);
+    CHECK_BITS(s.mean_bits_real, 24, "switch to the sparse secret at level 0");
+    CHECK(ckks_switch_key(f->ev, n1, ca, narrow) == HECNN_ERR_LEVEL_MISMATCH);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&buf, &len);
+    REQUIRE_VOID(mem);
+    CHECK(ckks_switching_key_save(narrow, true, mem) == HECNN_OK);
+    fclose(mem);
+    mem = fmemopen(buf, len, "rb");
+    CHECK(ckks_switching_key_load(f->ctx, &back, mem) == HECNN_OK);
+    fclose(mem);
+    if (back) {
+        CHECK(ckks_switch_key(f->ev, n2, c0, back) == HECNN_OK);
+        CHECK_MSG(!memcmp(n1->data, n2->data, 2 * ckks_context_n(f->ctx) * 8), "reloaded p_0-only key: same result");
+    }
+    for (int i = 0; i < 8; i++) buf[32 + i] = (char)(i == 0 ? 5 : 0); /* Galois element 5 (LE): such a key needs every special prime */
+    mem = fmemopen(buf, len, "rb");
+    ckks_switching_key *odd = NULL;
+    CHECK(f->ctx->special[KS_LEVEL0_P].n_p == f->ctx->n_p || ckks_switching_key_load(f->ctx, &odd, mem) == HECNN_ERR_BAD_FORMAT);
+    fclose(mem);
+    ckks_switching_key_free(odd);
+    free(buf);
+    ckks_switching_key_free(narrow);
+    ckks_switching_key_free(back);
+    ckks_ciphertext_free(c0);
+    ckks_ciphertext_free(n1);
+    ckks_ciphertext_free(n2);
     ckks_plaintext_free(p0);
     ckks_plaintext_free(p1);
     ckks_ciphertext_free(raised);

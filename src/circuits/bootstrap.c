@@ -490,7 +490,8 @@ static hecnn_status boot_keys_generate(ckks_boot_keys **out, const ckks_bootstra
     if (!st && bt->bp.ephemeral_hamming_weight) {
         ckks_secret_key *eph = NULL;
         st = ckks_secret_key_generate_sparse(&eph, bt->ctx, bt->bp.ephemeral_hamming_weight);
-        if (!st) st = ckks_switching_key_generate_between(&k->to_sparse, sk, eph, 0);
+        /* the sparse secret only ever encrypts under q_0 p_0 p_1 (160 bits): see docs/BOOTSTRAPPING.md */
+        if (!st) st = switching_key_generate_level0(&k->to_sparse, sk, eph);
         if (!st) st = ckks_switching_key_generate_between(&k->to_dense, eph, sk, bt->top);
         if (!st && compact) st = ckks_switching_key_compact(k->to_dense);
         ckks_secret_key_free(eph);

@@ -107,7 +107,7 @@ static void add_p_times(const qp_ctx *c, uint64_t *r0, const uint64_t *c0, const
         for (size_t t = 0; t <= c->level; t++) {
             if (!tmp) continue;
             const modulus *m = qp_mod(c, t);
-            const uint64_t w = c->ctx->p_mod_q[t], wp = shoup_precompute(w, m->q);
+            const uint64_t w = c->ctx->special[KS_ALL_P].p_mod_q[t], wp = shoup_precompute(w, m->q);
             const uint64_t *x = c0 + t * n;
             if (perm) {
                 kern->permute(tmp, x, perm, n);
@@ -125,12 +125,12 @@ static void add_p_times(const qp_ctx *c, uint64_t *r0, const uint64_t *c0, const
 static hecnn_status decompose_ws(const qp_ctx *c, ks_decomposition *dec, uint64_t *data, uint64_t *scratch,
                                  const uint64_t *d)
 {
-    return ks_decompose_ws(c->ctx, dec, data, scratch, d, c->level);
+    return ks_decompose_ws(c->ctx, &c->ctx->special[KS_ALL_P], dec, data, scratch, d, c->level);
 }
 
 static void mod_down_ws(const qp_ctx *c, uint64_t *out, uint64_t *a, uint64_t *conv)
 {
-    ks_mod_down_ws(c->ctx, out, a, c->level, conv);
+    ks_mod_down_ws(c->ctx, &c->ctx->special[KS_ALL_P], out, a, c->level, conv);
 }
 
 /* ---- the transform ------------------------------------------------------------------------- */

@@ -114,11 +114,16 @@ void ctx_basis_p(const ckks_context *ctx, rns_basis *b)
     for (unsigned i = 0; i < ctx->n_p; i++) b->tab[i] = &ctx->tables[ctx->n_q + i];
 }
 
-void ctx_basis_qp(const ckks_context *ctx, rns_basis *b, unsigned level)
+void ctx_basis_qp_special(const ckks_context *ctx, rns_basis *b, unsigned level, const ks_special *sp)
 {
     ctx_basis_q(ctx, b, level);
-    for (unsigned i = 0; i < ctx->n_p; i++) b->tab[level + 1 + i] = &ctx->tables[ctx->n_q + i];
-    b->limbs = level + 1 + ctx->n_p;
+    for (unsigned i = 0; i < sp->n_p; i++) b->tab[level + 1 + i] = &ctx->tables[ctx->n_q + i];
+    b->limbs = level + 1 + sp->n_p;
+}
+
+void ctx_basis_qp(const ckks_context *ctx, rns_basis *b, unsigned level)
+{
+    ctx_basis_qp_special(ctx, b, level, &ctx->special[KS_ALL_P]);
 }
 
 hecnn_status ckks_context_new(ckks_context **out, const ckks_params_literal *params)
@@ -193,25 +198,36 @@ hecnn_status ckks_context_new(ckks_context **out, const ckks_params_literal *par
         return st;
     }
 
-    /* ModDown constants. */
-    rns_basis bp, bq;
-    ctx_basis_p(ctx, &bp);
-    ctx_basis_q(ctx, &bq, ctx->n_q - 1);
-    ctx->p_inv_mod_q = hecnn_alloc(ctx->n_q * 8);
-    ctx->p_mod_q = hecnn_alloc(ctx->n_q * 8);
+    /* ModDown constants, for all special primes and for the first few, just enough to exceed
+     * q_0 2^30 (the level-0 encapsulation key: its key switch then adds at most 2^-30 q_0 noise) */
     ctx->roots = hecnn_alloc(2 * ctx->n * sizeof(double complex));
     ctx->rot_group = hecnn_alloc(ctx->n / 2 * 8);
-    if (!ctx->p_inv_mod_q || !ctx->p_mod_q || !ctx->roots || !ctx->rot_group || baseconv_init(&ctx->p_to_q, &bp, &bq, false)) {
+    bool ok = ctx->roots && ctx->rot_group;
+    unsigned level0_p = 0;
+    for (double bits = 0; level0_p < ctx->n_p && bits < log2((double)primes[0]) + 30; level0_p++)
+        bits += log2((double)primes[ctx->n_q + level0_p]);
+    for (int v = KS_ALL_P; v <= KS_LEVEL0_P && ok; v++) {
+        ks_special *sp = &ctx->special[v];
+        sp->n_p = v == KS_ALL_P ? ctx->n_p : level0_p;
+        rns_basis bp, bq;
+        ctx_basis_p(ctx, &bp);
+        bp.limbs = sp->n_p;
+        ctx_basis_q(ctx, &bq, ctx->n_q - 1);
+        sp->p_inv_mod_q = hecnn_alloc(ctx->n_q * 8);
+        sp->p_mod_q = hecnn_alloc(ctx->n_q * 8);
+        ok = sp->p_inv_mod_q && sp->p_mod_q && !baseconv_init(&sp->p_to_q, &bp, &bq, false);
+        for (unsigned i = 0; i < ctx->n_q && ok; i++) {
+            const modulus *m = &ctx->tables[i].mod;
+            uint64_t pm = 1;
+            for (unsigned j = 0; j < sp->n_p; j++) pm = mul_mod(pm, primes[ctx->n_q + j] % m->q, m);
+            sp->p_mod_q[i] = pm;
+            sp->p_inv_mod_q[i] = inv_mod(pm, m);
+        }
+    }
+    if (!ok) {
         st = hecnn_fail(HECNN_ERR_NO_MEMORY, "context tables");
         ckks_context_free(ctx);
         return st;
-    }
-    for (unsigned i = 0; i < ctx->n_q; i++) {
-        const modulus *m = &ctx->tables[i].mod;
-        uint64_t pm = 1;
-        for (unsigned j = 0; j < ctx->n_p; j++) pm = mul_mod(pm, primes[ctx->n_q + j] % m->q, m);
-        ctx->p_mod_q[i] = pm;
-        ctx->p_inv_mod_q[i] = inv_mod(pm, m);
     }
     for (size_t k = 0; k < 2 * ctx->n; k++) {
         double angle = 2 * M_PI * (double)k / (double)(2 * ctx->n);
@@ -233,9 +249,11 @@ void ckks_context_free(ckks_context *ctx)
     if (ctx->tables)
         for (unsigned i = 0; i < ctx->n_q + ctx->n_p; i++) ntt_table_free(&ctx->tables[i]);
     hecnn_free(ctx->tables);
-    baseconv_free(&ctx->p_to_q);
-    hecnn_free(ctx->p_inv_mod_q);
-    hecnn_free(ctx->p_mod_q);
+    for (int v = KS_ALL_P; v <= KS_LEVEL0_P; v++) {
+        baseconv_free(&ctx->special[v].p_to_q);
+        hecnn_free(ctx->special[v].p_inv_mod_q);
+        hecnn_free(ctx->special[v].p_mod_q);
+    }
     hecnn_free(ctx->roots);
     hecnn_free(ctx->rot_group);
     hecnn_free(ctx);

@@ -482,9 +482,9 @@ static hecnn_status galois_common(const ckks_evaluator *ev, ckks_ciphertext *con
     if (!st && permute_first) {
         galois_ntt_permutation(perm, ctx->log_n, galois[0]);
         for (unsigned k = 0; k <= level; k++) kern->permute(scratch + (size_t)k * n, ct_comp(a, 1) + (size_t)k * n, perm, n);
-        st = ks_decompose(ctx, &dec, scratch, level);
+        st = ks_decompose(ctx, &ctx->special[KS_ALL_P], &dec, scratch, level);
     } else if (!st && need_dec) {
-        st = ks_decompose(ctx, &dec, ct_comp(a, 1), level);
+        st = ks_decompose(ctx, &ctx->special[KS_ALL_P], &dec, ct_comp(a, 1), level);
     }
     /* Results go straight to the outputs, or through temporaries when an output is the input. */
     uint64_t *res = !st && alias ? hecnn_alloc(count * 2 * limb_words * 8) : NULL;

@@ -11,6 +11,16 @@
 #include "util/error.h"
 #include "util/random.h"
 
+/* The special primes a key switch extends Q_l with: all of P (every key but one), or the first few,
+ * just enough to exceed q_0 2^30 (the level-0 encapsulation key to the ephemeral sparse secret, whose
+ * modulus must stay small for that secret to be safe; docs/BOOTSTRAPPING.md). */
+typedef struct ks_special {
+    unsigned n_p;
+    baseconv p_to_q;                 /* ModDown: p_0..p_{n_p-1} -> every q prime */
+    uint64_t *p_inv_mod_q, *p_mod_q; /* this P's inverse and residue mod each q_i */
+} ks_special;
+enum { KS_ALL_P = 0, KS_LEVEL0_P = 1 };
+
 struct ckks_context {
     ckks_params_literal params;
     size_t n;
@@ -20,9 +30,8 @@ struct ckks_context {
     uint64_t param_id;
     double default_scale, log_qp;
     ntt_table *tables;     /* n_q + n_p: the q primes, then the p primes */
-    /* ModDown from P: basis conversion P -> all q primes; P^-1 and P mod q_i */
-    baseconv p_to_q;
-    uint64_t *p_inv_mod_q, *p_mod_q;
+    /* key switching over all special primes, or over the few a level-0 key needs (ks_special) */
+    ks_special special[2];
     /* encoder: exp(2 pi i k / 2N) for k < 2N, and 5^j mod 2N for j < N/2 */
     double complex *roots;
     uint64_t *rot_group;
@@ -92,6 +101,7 @@ struct ckks_evaluator {
 void ctx_basis_q(const ckks_context *ctx, rns_basis *b, unsigned level);       /* q_0..q_level */
 void ctx_basis_p(const ckks_context *ctx, rns_basis *b);                       /* p_0..p_{n_p-1} */
 void ctx_basis_qp(const ckks_context *ctx, rns_basis *b, unsigned level);      /* q_0..q_level, P */
+void ctx_basis_qp_special(const ckks_context *ctx, rns_basis *b, unsigned level, const ks_special *sp);
 
 static inline uint64_t *ct_comp(const ckks_ciphertext *ct, unsigned c)
 {
@@ -116,6 +126,12 @@ const uint64_t *swk_a_limb(const ckks_switching_key *k, unsigned digit, size_t t
 hecnn_status ct_reserve(ckks_ciphertext *ct, unsigned degree, unsigned level);
 hecnn_status pt_reserve(ckks_plaintext *pt, unsigned level);
 
+/* The special primes of a key: all of P, or the few of a level-0 encapsulation key. */
+static inline const ks_special *swk_special(const ckks_switching_key *k)
+{
+    return &k->ctx->special[k->limbs - k->max_level - 1 == k->ctx->n_p ? KS_ALL_P : KS_LEVEL0_P];
+}
+
 /* Hybrid key switching of d (level l, NTT form) with key k: (out0, out1) over Q_l with
  * out0 + out1 * s ≈ d * s'. out0/out1 may not alias d. */
 hecnn_status keyswitch(const ckks_context *ctx, uint64_t *out0, uint64_t *out1, const uint64_t *d,
@@ -123,13 +139,15 @@ hecnn_status keyswitch(const ckks_context *ctx, uint64_t *out0, uint64_t *out1, 
 
 /* The hoistable half: d decomposed into digits, each extended to Q_l ∪ P in NTT form:
  * digits(l) x (l + 1 + n_p) limbs, in Montgomery form (times 2^64 mod each prime) so that the
- * inner product with a key needs one Montgomery reduction per coefficient. */
+ * inner product with a key needs one Montgomery reduction per coefficient. P is sp's. */
 typedef struct ks_decomposition {
     unsigned level, digits;
     size_t limbs;
+    const ks_special *sp;
     uint64_t *data;
 } ks_decomposition;
-hecnn_status ks_decompose(const ckks_context *ctx, ks_decomposition *dec, const uint64_t *d, unsigned level);
+hecnn_status ks_decompose(const ckks_context *ctx, const ks_special *sp, ks_decomposition *dec, const uint64_t *d,
+                          unsigned level);
 /* The same into caller-owned buffers (no allocation): data holds digits(l) x (l + 1 + n_p) limbs
  * and becomes dec->data (not to be freed with ks_decomposition_free); scratch holds
  * ks_decompose_scratch_words. */
@@ -137,8 +155,8 @@ static inline size_t ks_decompose_scratch_words(const ckks_context *ctx, unsigne
 {
     return (size_t)(2 * (level + 1) + ctx->n_p) * ctx->n;
 }
-hecnn_status ks_decompose_ws(const ckks_context *ctx, ks_decomposition *dec, uint64_t *data, uint64_t *scratch,
-                             const uint64_t *d, unsigned level);
+hecnn_status ks_decompose_ws(const ckks_context *ctx, const ks_special *sp, ks_decomposition *dec, uint64_t *data,
+                             uint64_t *scratch, const uint64_t *d, unsigned level);
 void ks_decomposition_free(ks_decomposition *dec);
 /* (r0, r1) = <perm(dec), k> over the limbs of Q_l ∪ P, before ModDown (perm NULL: none). */
 hecnn_status ks_inner_product(const ckks_context *ctx, uint64_t *r0, uint64_t *r1, const ks_decomposition *dec,
@@ -147,21 +165,27 @@ hecnn_status ks_inner_product(const ckks_context *ctx, uint64_t *r0, uint64_t *r
  * perm == NULL means no permutation. */
 hecnn_status ks_apply(const ckks_context *ctx, uint64_t *out0, uint64_t *out1, const ks_decomposition *dec,
                       const size_t *perm, const ckks_switching_key *k);
-/* (a mod QP) -> round(a / P) mod Q_l, for a over Q_l ∪ P in NTT form; out over Q_l. */
-hecnn_status ks_mod_down(const ckks_context *ctx, uint64_t *out, uint64_t *a, unsigned level);
+/* (a mod QP) -> round(a / P) mod Q_l, for a over Q_l ∪ P (sp's) in NTT form; out over Q_l. */
+hecnn_status ks_mod_down(const ckks_context *ctx, const ks_special *sp, uint64_t *out, uint64_t *a, unsigned level);
 /* The same with caller-owned scratch of ks_mod_down_scratch_words (a's P limbs are consumed). */
 static inline size_t ks_mod_down_scratch_words(const ckks_context *ctx, unsigned level)
 {
     return (size_t)(level + 2) * ctx->n;
 }
-void ks_mod_down_ws(const ckks_context *ctx, uint64_t *out, uint64_t *a, unsigned level, uint64_t *scratch);
+void ks_mod_down_ws(const ckks_context *ctx, const ks_special *sp, uint64_t *out, uint64_t *a, unsigned level,
+                    uint64_t *scratch);
 /* alpha[i] = round(sum_j y_j / p_j) for the P limbs a_p (coefficient form): subtracting alpha * P
  * from the fast P -> Q conversion gives the centred [a]_P (exact, rounding ModDown). */
-void mod_down_correction(const ckks_context *ctx, uint8_t *alpha, const uint64_t *a_p);
+void mod_down_correction(const ckks_context *ctx, const ks_special *sp, uint8_t *alpha, const uint64_t *a_p);
 
 /* Recompute sk->ntt from sk->small (all n_q + n_p limbs). */
 hecnn_status secret_key_refresh_ntt(ckks_secret_key *sk);
-hecnn_status switching_key_alloc(ckks_switching_key **out, const ckks_context *ctx, uint64_t galois, unsigned max_level);
+hecnn_status switching_key_alloc(ckks_switching_key **out, const ckks_context *ctx, uint64_t galois, unsigned max_level,
+                                 unsigned n_special);
+/* A level-0 key from `from` to `to` over q_0 and the special primes of KS_LEVEL0_P only: the
+ * encapsulation key to an ephemeral sparse secret (`to`), kept under a small modulus. */
+hecnn_status switching_key_generate_level0(ckks_switching_key **out, const ckks_secret_key *from,
+                                            const ckks_secret_key *to);
 
 /* Scale comparison used by every binary operation. */
 bool scales_equal(double a, double b);

@@ -607,7 +607,7 @@ static hecnn_status swk_can_seed(bool *out, const ckks_switching_key *k)
     *out = k->compact; /* compaction checked that the seed regenerates every a_j */
     if (k->compact || seed_is_zero(k->seed)) return HECNN_OK;
     rns_basis b;
-    ctx_basis_qp(k->ctx, &b, k->max_level);
+    ctx_basis_qp_special(k->ctx, &b, k->max_level, swk_special(k));
     for (unsigned j = 0; j < k->digits; j++) {
         hecnn_status st = matches_seed(out, swk_part(k, j, 1), &b, k->seed, j);
         if (st || !*out) return st;
@@ -678,7 +678,9 @@ static hecnn_status swk_read_body(const ckks_context *ctx, const header *h, uint
     if (digits != (max_level + ctx->alpha) / ctx->alpha)
         return hecnn_fail(HECNN_ERR_BAD_FORMAT, "switching key of %u digits, level %u needs %u", digits, max_level,
                           (max_level + ctx->alpha) / ctx->alpha);
-    if (limbs != max_level + 1 + ctx->n_p)
+    /* every special prime; or those of a level-0 key between secrets (the encapsulation key) */
+    const bool level0_p = galois == CKKS_SWITCH_SECRET && max_level == 0 && limbs == 1 + ctx->special[KS_LEVEL0_P].n_p;
+    if (limbs != max_level + 1 + ctx->n_p && !level0_p)
         return hecnn_fail(HECNN_ERR_BAD_FORMAT, "switching key of %u limbs, level %u needs %u", limbs, max_level,
                           max_level + 1 + ctx->n_p);
     if (flags & ~FLAG_SEEDED) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "switching key: unknown flags %#x", flags);
@@ -696,9 +698,9 @@ static hecnn_status swk_read_body(const ckks_context *ctx, const header *h, uint
         if (seed_is_zero(seed)) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "seeded switching key with an all-zero seed");
     }
     ckks_switching_key *k;
-    if ((st = switching_key_alloc(&k, ctx, galois, max_level))) return st;
+    if ((st = switching_key_alloc(&k, ctx, galois, max_level, limbs - max_level - 1))) return st;
     rns_basis b;
-    ctx_basis_qp(ctx, &b, max_level);
+    ctx_basis_qp_special(ctx, &b, max_level, swk_special(k));
     for (unsigned j = 0; j < digits && !st; j++) {
         st = r_coeffs(f, swk_part(k, j, 0), &b, "switching key");
         if (!st) st = seeded ? expand_uniform(swk_part(k, j, 1), &b, seed, j) : r_coeffs(f, swk_part(k, j, 1), &b, "switching key");

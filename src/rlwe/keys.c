@@ -106,14 +106,14 @@ void ckks_secret_key_free(ckks_secret_key *sk)
 }
 
 /* Gather the secret's limbs for Q_level ∪ P into a contiguous buffer. */
-static uint64_t *secret_over_qp(const ckks_secret_key *sk, unsigned level)
+static uint64_t *secret_over_qp(const ckks_secret_key *sk, unsigned level, const ks_special *sp)
 {
     const ckks_context *ctx = sk->ctx;
-    const size_t n = ctx->n, limbs = level + 1 + ctx->n_p;
+    const size_t n = ctx->n, limbs = level + 1 + sp->n_p;
     uint64_t *s = hecnn_alloc(limbs * n * 8);
     if (!s) return NULL;
     memcpy(s, sk->ntt, (size_t)(level + 1) * n * 8);
-    memcpy(s + (size_t)(level + 1) * n, sk->ntt + (size_t)ctx->n_q * n, (size_t)ctx->n_p * n * 8);
+    memcpy(s + (size_t)(level + 1) * n, sk->ntt + (size_t)ctx->n_q * n, (size_t)sp->n_p * n * 8);
     return s;
 }
 
@@ -202,7 +202,8 @@ uint64_t ckks_galois_element_rotation(const ckks_context *ctx, int steps)
 
 uint64_t ckks_galois_element_conjugate(const ckks_context *ctx) { return 2 * ctx->n - 1; }
 
-hecnn_status switching_key_alloc(ckks_switching_key **out, const ckks_context *ctx, uint64_t galois, unsigned max_level)
+hecnn_status switching_key_alloc(ckks_switching_key **out, const ckks_context *ctx, uint64_t galois, unsigned max_level,
+                                 unsigned n_special)
 {
     ckks_switching_key *k = hecnn_calloc(1, sizeof *k);
     if (!k) return hecnn_fail(HECNN_ERR_NO_MEMORY, "switching key");
@@ -210,7 +211,7 @@ hecnn_status switching_key_alloc(ckks_switching_key **out, const ckks_context *c
     k->galois = galois;
     k->max_level = max_level;
     k->digits = (max_level + ctx->alpha) / ctx->alpha;
-    k->limbs = max_level + 1 + ctx->n_p;
+    k->limbs = max_level + 1 + n_special;
     k->data = hecnn_alloc((size_t)k->digits * 2 * k->limbs * ctx->n * 8);
     if (!k->data) {
         hecnn_free(k);
@@ -222,7 +223,8 @@ hecnn_status switching_key_alloc(ckks_switching_key **out, const ckks_context *c
 
 /* The common core: a key from s' (given over Q_max_level in NTT form) to sk's secret. */
 static hecnn_status switching_key_build(ckks_switching_key **out, const ckks_secret_key *sk, const uint64_t *s_new,
-                                        uint64_t galois, unsigned max_level, const uint8_t seed[CKKS_SEED_BYTES])
+                                        uint64_t galois, unsigned max_level, const uint8_t seed[CKKS_SEED_BYTES],
+                                        const ks_special *sp)
 {
     const ckks_context *ctx = sk->ctx;
     const size_t n = ctx->n;
@@ -230,11 +232,11 @@ static hecnn_status switching_key_build(ckks_switching_key **out, const ckks_sec
     hecnn_status st = derive_seeds(seeds, seed);
     if (st) return st;
     ckks_switching_key *k;
-    if ((st = switching_key_alloc(&k, ctx, galois, max_level))) return st;
+    if ((st = switching_key_alloc(&k, ctx, galois, max_level, sp->n_p))) return st;
     memcpy(k->seed, seeds[0], CKKS_SEED_BYTES);
     rns_basis bqp;
-    ctx_basis_qp(ctx, &bqp, max_level);
-    uint64_t *s = secret_over_qp(sk, max_level);
+    ctx_basis_qp_special(ctx, &bqp, max_level, sp);
+    uint64_t *s = secret_over_qp(sk, max_level, sp);
     if (!s) st = hecnn_fail(HECNN_ERR_NO_MEMORY, "key generation");
     for (unsigned j = 0; j < k->digits && !st; j++) {
         uint64_t *b = swk_part(k, j, 0), *a = swk_part(k, j, 1);
@@ -243,12 +245,12 @@ static hecnn_status switching_key_build(ckks_switching_key **out, const ckks_sec
         const unsigned lo = j * ctx->alpha, hi = lo + ctx->alpha < max_level + 1 ? lo + ctx->alpha : max_level + 1;
         for (unsigned i = lo; i < hi && !st; i++) {
             const modulus *m = &ctx->tables[i].mod;
-            const uint64_t w = ctx->p_mod_q[i], wp = shoup_precompute(w, m->q);
+            const uint64_t w = sp->p_mod_q[i], wp = shoup_precompute(w, m->q);
             for (size_t c = 0; c < n; c++)
                 b[i * n + c] = add_mod(b[i * n + c], mul_shoup(s_new[i * n + c], w, wp, m->q), m->q);
         }
     }
-    hecnn_secure_free(s, s ? (size_t)(max_level + 1 + ctx->n_p) * n * 8 : 0);
+    hecnn_secure_free(s, s ? (size_t)(max_level + 1 + sp->n_p) * n * 8 : 0);
     hecnn_secure_wipe(seeds, sizeof seeds);
     if (st) {
         ckks_switching_key_free(k);
@@ -282,7 +284,7 @@ hecnn_status ckks_switching_key_generate_derand(ckks_switching_key **out, const 
         } else {
             rns_mul(&bq, s_new, sk->ntt, sk->ntt);
         }
-        st = switching_key_build(out, sk, s_new, galois, max_level, seed);
+        st = switching_key_build(out, sk, s_new, galois, max_level, seed, &ctx->special[KS_ALL_P]);
     }
     hecnn_secure_free(s_new, s_new ? (size_t)(max_level + 1) * n * 8 : 0);
     hecnn_free(perm);
@@ -298,7 +300,20 @@ hecnn_status ckks_switching_key_generate_between_derand(ckks_switching_key **out
     if (from->ctx->param_id != to->ctx->param_id) return hecnn_fail(HECNN_ERR_PARAMS_MISMATCH, "secret keys of different contexts");
     if (max_level >= to->ctx->n_q)
         return hecnn_fail(HECNN_ERR_LEVEL_MISMATCH, "max_level %u > %u", max_level, to->ctx->n_q - 1);
-    return switching_key_build(out, to, from->ntt, CKKS_SWITCH_SECRET, max_level, seed);
+    return switching_key_build(out, to, from->ntt, CKKS_SWITCH_SECRET, max_level, seed, &to->ctx->special[KS_ALL_P]);
+}
+
+hecnn_status switching_key_generate_level0(ckks_switching_key **out, const ckks_secret_key *from,
+                                            const ckks_secret_key *to)
+{
+    if (!out || !from || !to) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
+    *out = NULL;
+    if (from->ctx->param_id != to->ctx->param_id) return hecnn_fail(HECNN_ERR_PARAMS_MISMATCH, "secret keys of different contexts");
+    uint8_t seed[CKKS_SEED_BYTES];
+    hecnn_status st = fresh_seed(seed);
+    if (!st) st = switching_key_build(out, to, from->ntt, CKKS_SWITCH_SECRET, 0, seed, &to->ctx->special[KS_LEVEL0_P]);
+    hecnn_secure_wipe(seed, sizeof seed);
+    return st;
 }
 
 hecnn_status ckks_switching_key_generate_between(ckks_switching_key **out, const ckks_secret_key *from,
@@ -508,7 +523,7 @@ hecnn_status ckks_switching_key_compact(ckks_switching_key *key)
     if (key->compact) return HECNN_OK;
     const size_t n = key->ctx->n, part = key->limbs * n;
     rns_basis bqp;
-    ctx_basis_qp(key->ctx, &bqp, key->max_level);
+    ctx_basis_qp_special(key->ctx, &bqp, key->max_level, swk_special(key));
     size_t *offset = hecnn_alloc((key->limbs + 1) * sizeof *offset);
     uint64_t *check = hecnn_alloc(part * 8);
     hecnn_status st = offset && check ? HECNN_OK : hecnn_fail(HECNN_ERR_NO_MEMORY, "key compaction");

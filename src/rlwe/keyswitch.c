@@ -12,17 +12,17 @@ void ks_decomposition_free(ks_decomposition *dec)
     dec->data = NULL;
 }
 
-hecnn_status ks_decompose_ws(const ckks_context *ctx, ks_decomposition *dec, uint64_t *data, uint64_t *scratch,
-                             const uint64_t *d, unsigned level)
+hecnn_status ks_decompose_ws(const ckks_context *ctx, const ks_special *sp, ks_decomposition *dec, uint64_t *data,
+                             uint64_t *scratch, const uint64_t *d, unsigned level)
 {
-    const size_t n = ctx->n, limbs = level + 1 + ctx->n_p;
+    const size_t n = ctx->n, limbs = level + 1 + sp->n_p;
     const unsigned digits = digits_at(ctx, level);
     const rns_kernels *kern = rns_kernels_active();
-    *dec = (ks_decomposition){.level = level, .digits = digits, .limbs = limbs, .data = data};
+    *dec = (ks_decomposition){.level = level, .digits = digits, .limbs = limbs, .sp = sp, .data = data};
     uint64_t *coef = scratch, *conv = scratch + (size_t)(level + 1) * n;
     rns_basis bq, bqp;
     ctx_basis_q(ctx, &bq, level);
-    ctx_basis_qp(ctx, &bqp, level);
+    ctx_basis_qp_special(ctx, &bqp, level, sp);
     memcpy(coef, d, (size_t)(level + 1) * n * 8);
     rns_intt(&bq, coef);
     for (unsigned j = 0; j < digits; j++) {
@@ -54,12 +54,13 @@ hecnn_status ks_decompose_ws(const ckks_context *ctx, ks_decomposition *dec, uin
     return HECNN_OK;
 }
 
-hecnn_status ks_decompose(const ckks_context *ctx, ks_decomposition *dec, const uint64_t *d, unsigned level)
+hecnn_status ks_decompose(const ckks_context *ctx, const ks_special *sp, ks_decomposition *dec, const uint64_t *d,
+                          unsigned level)
 {
-    const size_t n = ctx->n, limbs = level + 1 + ctx->n_p;
+    const size_t n = ctx->n, limbs = level + 1 + sp->n_p;
     uint64_t *data = hecnn_alloc((size_t)digits_at(ctx, level) * limbs * n * 8);
     uint64_t *scratch = hecnn_alloc(ks_decompose_scratch_words(ctx, level) * 8);
-    hecnn_status st = data && scratch ? ks_decompose_ws(ctx, dec, data, scratch, d, level)
+    hecnn_status st = data && scratch ? ks_decompose_ws(ctx, sp, dec, data, scratch, d, level)
                                       : hecnn_fail(HECNN_ERR_NO_MEMORY, "key-switching decomposition");
     hecnn_free(scratch);
     if (st) {
@@ -74,16 +75,16 @@ hecnn_status ks_decompose(const ckks_context *ctx, ks_decomposition *dec, const 
  * representative: ModDown then rounds to nearest (error 1/2) instead of leaving u (up to n_p - 1),
  * which the secret would multiply into the noise. A sum within 2^-40 of a half may round either
  * way; both choices are valid representatives. a_p: the P limbs in coefficient form. */
-void mod_down_correction(const ckks_context *ctx, uint8_t *alpha, const uint64_t *a_p)
+void mod_down_correction(const ckks_context *ctx, const ks_special *sp, uint8_t *alpha, const uint64_t *a_p)
 {
     const size_t n = ctx->n;
-    const baseconv *bc = &ctx->p_to_q;
+    const baseconv *bc = &sp->p_to_q;
     double inv_p[CKKS_MAX_PRIMES];
-    for (unsigned j = 0; j < ctx->n_p; j++) inv_p[j] = 1.0 / (double)bc->in.tab[j]->mod.q;
+    for (unsigned j = 0; j < sp->n_p; j++) inv_p[j] = 1.0 / (double)bc->in.tab[j]->mod.q;
 #pragma omp parallel for schedule(static) if (n >= 8192)
     for (size_t i = 0; i < n; i++) {
         double sum = 0.5;
-        for (unsigned j = 0; j < ctx->n_p; j++) {
+        for (unsigned j = 0; j < sp->n_p; j++) {
             const uint64_t p = bc->in.tab[j]->mod.q;
             sum += (double)mul_shoup(a_p[(size_t)j * n + i], bc->hat_inv[j], bc->hat_inv_shoup[j], p) * inv_p[j];
         }
@@ -91,42 +92,44 @@ void mod_down_correction(const ckks_context *ctx, uint8_t *alpha, const uint64_t
     }
 }
 
-void ks_mod_down_ws(const ckks_context *ctx, uint64_t *out, uint64_t *a, unsigned level, uint64_t *scratch)
+void ks_mod_down_ws(const ckks_context *ctx, const ks_special *sp, uint64_t *out, uint64_t *a, unsigned level,
+                    uint64_t *scratch)
 {
     const size_t n = ctx->n;
     rns_basis bp, bq;
     ctx_basis_p(ctx, &bp);
+    bp.limbs = sp->n_p;
     ctx_basis_q(ctx, &bq, level);
     uint64_t *pa = a + (size_t)(level + 1) * n, *conv = scratch;
     uint8_t *alpha = (uint8_t *)(scratch + (size_t)(level + 1) * n);
     rns_intt(&bp, pa);
     /* Convert [a]_P to Q_l: the first level + 1 outputs of the context's P -> Q conversion. */
-    baseconv_apply_prefix(&ctx->p_to_q, conv, pa, level + 1);
-    mod_down_correction(ctx, alpha, pa);
+    baseconv_apply_prefix(&sp->p_to_q, conv, pa, level + 1);
+    mod_down_correction(ctx, sp, alpha, pa);
     /* conv_k -= alpha * P: the centred [a]_P, so that the division below rounds to nearest */
     const rns_kernels *kern = rns_kernels_active();
 #pragma omp parallel for schedule(static) if (level >= 1 && n >= 8192)
     for (unsigned k = 0; k <= level; k++) {
         const modulus *m = &ctx->tables[k].mod;
         uint64_t multiple[CKKS_MAX_PRIMES + RNS_LOOKUP_ENTRIES] = {0}; /* alpha <= n_p */
-        for (unsigned j = 0; j <= ctx->n_p; j++) multiple[j] = mul_mod(j, ctx->p_mod_q[k], m);
+        for (unsigned j = 0; j <= sp->n_p; j++) multiple[j] = mul_mod(j, sp->p_mod_q[k], m);
         uint64_t *y = conv + (size_t)k * n;
-        if (ctx->n_p < RNS_LOOKUP_ENTRIES) kern->sub_lookup(y, y, alpha, multiple, n, m->q);
+        if (sp->n_p < RNS_LOOKUP_ENTRIES) kern->sub_lookup(y, y, alpha, multiple, n, m->q);
         else rns_sub_lookup_portable(y, y, alpha, multiple, n, m->q);
     }
     rns_ntt(&bq, conv);
 #pragma omp parallel for schedule(static) if (level >= 1 && n >= 8192)
     for (unsigned k = 0; k <= level; k++) {
-        const uint64_t q = ctx->tables[k].mod.q, w = ctx->p_inv_mod_q[k], wp = shoup_precompute(w, q);
+        const uint64_t q = ctx->tables[k].mod.q, w = sp->p_inv_mod_q[k], wp = shoup_precompute(w, q);
         kern->sub_mul_scalar(out + (size_t)k * n, a + (size_t)k * n, conv + (size_t)k * n, n, w, wp, q);
     }
 }
 
-hecnn_status ks_mod_down(const ckks_context *ctx, uint64_t *out, uint64_t *a, unsigned level)
+hecnn_status ks_mod_down(const ckks_context *ctx, const ks_special *sp, uint64_t *out, uint64_t *a, unsigned level)
 {
     uint64_t *scratch = hecnn_alloc(ks_mod_down_scratch_words(ctx, level) * 8);
     if (!scratch) return hecnn_fail(HECNN_ERR_NO_MEMORY, "mod-down buffer");
-    ks_mod_down_ws(ctx, out, a, level, scratch);
+    ks_mod_down_ws(ctx, sp, out, a, level, scratch);
     hecnn_free(scratch);
     return HECNN_OK;
 }
@@ -137,6 +140,9 @@ hecnn_status ks_inner_product(const ckks_context *ctx, uint64_t *r0, uint64_t *r
     const size_t n = ctx->n, limbs = dec->limbs;
     const unsigned level = dec->level;
     if (k->max_level < level) return hecnn_fail(HECNN_ERR_LEVEL_MISMATCH, "key for level %u used at level %u", k->max_level, level);
+    if (swk_special(k) != dec->sp)
+        return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "key over %u special primes used with a decomposition over %u",
+                          swk_special(k)->n_p, dec->sp->n_p);
     /* Limb t of Q_l ∪ P is key limb t for the q part and max_level + 1 + (t - level - 1) for P.
      * With a Galois permutation, each digit's limb is first gathered into a per-thread buffer:
      * the random reads then stay within one limb (L2-resident) at a time. A compact key's limbs
@@ -193,8 +199,8 @@ hecnn_status ks_apply(const ckks_context *ctx, uint64_t *out0, uint64_t *out1, c
     uint64_t *acc = hecnn_alloc(2 * words * 8);
     if (!acc) return hecnn_fail(HECNN_ERR_NO_MEMORY, "key-switching accumulator");
     hecnn_status st = ks_inner_product(ctx, acc, acc + words, dec, perm, k);
-    if (!st) st = ks_mod_down(ctx, out0, acc, dec->level);
-    if (!st) st = ks_mod_down(ctx, out1, acc + words, dec->level);
+    if (!st) st = ks_mod_down(ctx, dec->sp, out0, acc, dec->level);
+    if (!st) st = ks_mod_down(ctx, dec->sp, out1, acc + words, dec->level);
     hecnn_free(acc);
     return st;
 }
@@ -204,7 +210,7 @@ hecnn_status keyswitch(const ckks_context *ctx, uint64_t *out0, uint64_t *out1, 
 {
     if (k->max_level < level) return hecnn_fail(HECNN_ERR_LEVEL_MISMATCH, "key for level %u used at level %u", k->max_level, level);
     ks_decomposition dec;
-    hecnn_status st = ks_decompose(ctx, &dec, d, level);
+    hecnn_status st = ks_decompose(ctx, swk_special(k), &dec, d, level);
     if (st) return st;
     st = ks_apply(ctx, out0, out1, &dec, NULL, k);
     ks_decomposition_free(&dec);
