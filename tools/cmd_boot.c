@@ -28,7 +28,7 @@ static void usage(FILE *out)
             "  the failure probability and log QP. Default preset full: N = 2^16, 2^15 slots, dense\n"
             "  ternary secret, ephemeral h = 32. --cpu-time reports process CPU time (steadier on a busy\n"
             "  machine; not meaningful with several threads). The rotation keys are held compact (uniform\n"
-            "  halves re-expanded from their seeds at each use, the other halves packed): 43 %% of the\n"
+            "  halves re-expanded from their seeds at each use, the other halves packed): 42 %% of the\n"
             "  memory of whole keys; --whole-keys holds them whole, for comparison.\n");
 }
 

@@ -209,8 +209,8 @@ const ckks_eval_keys *ckks_boot_keys_eval_keys(const ckks_boot_keys *keys);
 size_t ckks_boot_keys_count(const ckks_boot_keys *keys);
 size_t ckks_boot_keys_bytes(const ckks_boot_keys *keys, bool seeded); /* serialized size */
 size_t ckks_boot_keys_memory_bytes(const ckks_boot_keys *keys);
-/* Hold the Galois and sparse-to-dense keys compactly (ckks_switching_key_compact): 43 % of the key
- * memory at N = 2^16, about 0.4 s more per bootstrap at one thread. */
+/* Hold the Galois and sparse-to-dense keys compactly (ckks_switching_key_compact): 42 % of the key
+ * memory at N = 2^16, about 0.5 s more per bootstrap at one thread. */
 hecnn_status ckks_boot_keys_compact(ckks_boot_keys *keys);
 /* ckks_boot_keys_generate, compacting each key as it is made: the peak memory stays low too. */
 hecnn_status ckks_boot_keys_generate_compact(ckks_boot_keys **out, const ckks_bootstrapper *bt,

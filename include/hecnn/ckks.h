@@ -165,7 +165,7 @@ void ckks_switching_key_free(ckks_switching_key *key);
 uint64_t ckks_switching_key_galois_element(const ckks_switching_key *key); /* 0 relin, 2 secret switch */
 unsigned ckks_switching_key_max_level(const ckks_switching_key *key);
 size_t ckks_switching_key_bytes(const ckks_switching_key *key, bool seeded); /* serialized size */
-/* Memory held by the key (about 43 % of the whole key once compact). */
+/* Memory held by the key (about 42 % of the whole key once compact). */
 size_t ckks_switching_key_memory_bytes(const ckks_switching_key *key);
 /* Hold the key compactly: the uniform halves are dropped and re-expanded from the key's seed
  * (AES-256-CTR, limb by limb) each time the key is used, and the other halves are packed, each
