@@ -4,6 +4,9 @@
  * exactly the planned keys work, removing one fails with MISSING_KEY, a key below its planned
  * level fails with LEVEL_MISMATCH. */
 #include <math.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "circuits/dft.h"
@@ -297,6 +300,79 @@ static void test_compact_keys(void)
     fixture_free(&f);
 }
 
+/* Reentrancy: two threads bootstrap with one bootstrapper and one key set at once (one of them
+ * gets the bootstrapper's kept workspace, the other its own), with bit-identical results to
+ * bootstrapping the same ciphertexts one after the other. */
+typedef struct boot_job {
+    const fixture *f;
+    const ckks_boot_keys *keys;
+    ckks_ciphertext *out;
+    const ckks_ciphertext *in;
+    hecnn_status st;
+} boot_job;
+
+static void *boot_thread(void *arg)
+{
+    boot_job *j = arg;
+    j->st = ckks_bootstrap(j->f->bt, j->keys, j->out, j->in);
+    return NULL;
+}
+
+/* Bit-identical ciphertexts: the same serialization. */
+static bool ct_identical(const ckks_ciphertext *a, const ckks_ciphertext *b)
+{
+    char *da = NULL, *db = NULL;
+    size_t la = 0, lb = 0;
+    FILE *fa = open_memstream(&da, &la), *fb = open_memstream(&db, &lb);
+    const bool saved = fa && fb && ckks_ciphertext_save(a, fa) == HECNN_OK && ckks_ciphertext_save(b, fb) == HECNN_OK;
+    if (fa) fclose(fa);
+    if (fb) fclose(fb);
+    const bool same = saved && la == lb && !memcmp(da, db, la);
+    free(da);
+    free(db);
+    return same;
+}
+
+static void test_concurrent(void)
+{
+    fixture f;
+    REQUIRE_VOID(fixture_init(&f, CKKS_BOOT_TEST_N12_SPARSE) == 0);
+    ckks_boot_keys *keys = NULL;
+    REQUIRE_VOID(ckks_boot_keys_generate_compact(&keys, f.bt, f.sk) == HECNN_OK);
+    const size_t n = ckks_bootstrapper_slots(f.bt);
+    double complex *v = malloc(n * sizeof *v);
+    ckks_plaintext *pt;
+    ckks_plaintext_new(&pt, f.ctx);
+    ckks_ciphertext *in[2], *serial[2], *parallel[2];
+    for (int k = 0; k < 2; k++) {
+        for (size_t i = 0; i < n; i++) v[i] = test_rng_uniform(-1, 1) + I * test_rng_uniform(-1, 1);
+        ckks_ciphertext_new(&in[k], f.ctx);
+        ckks_ciphertext_new(&serial[k], f.ctx);
+        ckks_ciphertext_new(&parallel[k], f.ctx);
+        CHECK(ckks_encode(f.ctx, pt, v, n, n, 0, ckks_context_default_scale(f.ctx)) == HECNN_OK);
+        CHECK(ckks_encrypt_sk(f.ctx, in[k], pt, f.sk) == HECNN_OK);
+        CHECK(ckks_bootstrap(f.bt, keys, serial[k], in[k]) == HECNN_OK);
+    }
+    boot_job jobs[2];
+    pthread_t threads[2];
+    for (int k = 0; k < 2; k++) {
+        jobs[k] = (boot_job){&f, keys, parallel[k], in[k], HECNN_OK};
+        REQUIRE_VOID(pthread_create(&threads[k], NULL, boot_thread, &jobs[k]) == 0);
+    }
+    for (int k = 0; k < 2; k++) pthread_join(threads[k], NULL);
+    for (int k = 0; k < 2; k++) {
+        CHECK_MSG(jobs[k].st == HECNN_OK, "concurrent bootstrap %d: %s", k, hecnn_status_name(jobs[k].st));
+        CHECK_MSG(ct_identical(parallel[k], serial[k]), "concurrent bootstrap %d = serial", k);
+        ckks_ciphertext_free(in[k]);
+        ckks_ciphertext_free(serial[k]);
+        ckks_ciphertext_free(parallel[k]);
+    }
+    ckks_plaintext_free(pt);
+    free(v);
+    ckks_boot_keys_free(keys);
+    fixture_free(&f);
+}
+
 int main(void)
 {
     test_rng_seed(5);
@@ -309,5 +385,6 @@ int main(void)
     test_full();
     test_sparse();
     test_compact_keys();
+    test_concurrent();
     return check_summary();
 }
