@@ -97,9 +97,8 @@ static int run(const ckks_params_literal *params, int threads, int reps, figures
         ckks_eval_keys_add(keys, gk);
     }
     put(f, "keygen_rotation_ms", (now_ms() - t0) / 8);
-    const size_t key_bytes = (size_t)rk->digits * 2 * rk->limbs * n * 8;
-    put(f, "relin_key_bytes", (double)key_bytes);
-    put(f, "relin_key_seeded_bytes", (double)(key_bytes / 2));
+    put(f, "relin_key_bytes", (double)ckks_switching_key_memory_bytes(rk));
+    put(f, "relin_key_seeded_bytes", (double)ckks_switching_key_bytes(rk, true));
 
     ckks_evaluator *ev;
     ckks_evaluator_new(&ev, ctx, keys);

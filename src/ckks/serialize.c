@@ -9,10 +9,10 @@
 
 #include "ckks/internal.h"
 
-/* Version 2: uniform halves expand one AES-CTR stream per limb. Version 1 differs only there, so
- * its unseeded objects are still read and its seeded ones are refused. */
+/* Version 2: polynomials packed (each coefficient in the bytes its prime needs), uniform halves
+ * expanded one AES-CTR stream per limb. Version 1 (8 bytes a coefficient, one stream per
+ * polynomial) is refused with a message that says so. */
 #define FORMAT_VERSION 2
-#define FORMAT_VERSION_UNSEEDED_OK 1
 #define HEADER_BYTES 32
 static const uint8_t MAGIC[6] = {'H', 'E', 'C', 'N', 'N', 0};
 
@@ -120,19 +120,38 @@ static void w_header(writer *w, unsigned type, uint64_t param_id, uint64_t size)
     w_bytes(w, h, sizeof h);
 }
 
-static void w_coeffs(writer *w, const uint64_t *data, size_t count)
+/* Bytes of one stored coefficient modulo tab's prime: its bit length, rounded up. */
+static unsigned coeff_bytes(const ntt_table *tab) { return (tab->mod.bits + 7) / 8; }
+
+/* Bytes of a stored polynomial over b. */
+static uint64_t poly_bytes(const rns_basis *b)
 {
+    uint64_t bytes = 0;
+    for (size_t k = 0; k < b->limbs; k++) bytes += (uint64_t)b->n * coeff_bytes(b->tab[k]);
+    return bytes;
+}
+
+/* One limb of n coefficients, each in coeff_bytes little-endian bytes. */
+static void w_limb(writer *w, const uint64_t *limb, size_t n, const ntt_table *tab)
+{
+    const unsigned bytes = coeff_bytes(tab);
+    uint8_t buf[8 * 512 + 8];
+    for (size_t i = 0; i < n && !w->st; i += 512) {
+        const size_t take = n - i < 512 ? n - i : 512;
+        for (size_t j = 0; j < take; j++) {
 #if HOST_LITTLE_ENDIAN
-    w_bytes(w, data, count * 8);
+            memcpy(buf + j * bytes, &limb[i + j], 8); /* the bytes above `bytes` are zero; the next overwrites them */
 #else
-    uint8_t buf[4096];
-    while (count && !w->st) {
-        size_t take = count < sizeof buf / 8 ? count : sizeof buf / 8;
-        for (size_t i = 0; i < take; i++) put64(buf + 8 * i, data[i]);
-        w_bytes(w, buf, take * 8);
-        data += take, count -= take;
-    }
+            for (unsigned c = 0; c < bytes; c++) buf[j * bytes + c] = (uint8_t)(limb[i + j] >> (8 * c));
 #endif
+        }
+        w_bytes(w, buf, take * bytes);
+    }
+}
+
+static void w_poly(writer *w, const uint64_t *data, const rns_basis *b)
+{
+    for (size_t k = 0; k < b->limbs; k++) w_limb(w, data + k * b->n, b->n, b->tab[k]);
 }
 
 /* ---- reading ---- */
@@ -148,7 +167,7 @@ static hecnn_status r_bytes(FILE *f, void *p, size_t len, const char *what)
 }
 
 typedef struct header {
-    unsigned type, version;
+    unsigned type;
     uint64_t param_id, size;
 } header;
 
@@ -160,9 +179,11 @@ static hecnn_status r_header(FILE *f, header *h, unsigned want_type, const ckks_
     if (st) return st;
     if (memcmp(b, MAGIC, 6)) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "bad magic: not a hecnn object");
     unsigned version = get16(b + 6);
-    if (version != FORMAT_VERSION && version != FORMAT_VERSION_UNSEEDED_OK)
+    if (version == 1)
+        return hecnn_fail(HECNN_ERR_BAD_FORMAT, "format version 1, written by an earlier build: this build reads version %u "
+                          "(packed polynomials, seeds expanded per limb); write the object again", FORMAT_VERSION);
+    if (version != FORMAT_VERSION)
         return hecnn_fail(HECNN_ERR_BAD_FORMAT, "format version %u: this build reads version %u", version, FORMAT_VERSION);
-    h->version = version;
     h->type = get16(b + 8);
     if (h->type != want_type)
         return hecnn_fail(HECNN_ERR_BAD_FORMAT, "object is a %s (type %u), expected a %s", type_name(h->type), h->type,
@@ -180,15 +201,6 @@ static hecnn_status r_header(FILE *f, header *h, unsigned want_type, const ckks_
     return HECNN_OK;
 }
 
-/* A seeded object of format version 1 expanded its seed by another stream layout. */
-static hecnn_status check_seeded_version(const header *h, bool seeded, const char *what)
-{
-    if (seeded && h->version != FORMAT_VERSION)
-        return hecnn_fail(HECNN_ERR_BAD_FORMAT, "seeded %s of format version %u (seeds expand differently since version %u): "
-                          "write it again with this build", what, h->version, FORMAT_VERSION);
-    return HECNN_OK;
-}
-
 static hecnn_status check_size(const header *h, uint64_t want)
 {
     if (h->size != want)
@@ -197,22 +209,35 @@ static hecnn_status check_size(const header *h, uint64_t want)
     return HECNN_OK;
 }
 
-/* Read `b->limbs` limbs of n coefficients into dst, each checked below its limb's modulus. */
-static hecnn_status r_coeffs(FILE *f, uint64_t *dst, const rns_basis *b, const char *what)
+/* Read a stored polynomial over b into dst, each coefficient checked below its limb's modulus. */
+static hecnn_status r_poly(FILE *f, uint64_t *dst, const rns_basis *b, const char *what)
 {
     const size_t n = b->n;
+    uint8_t buf[8 * 512 + 8] = {0};
     for (size_t k = 0; k < b->limbs; k++) {
         uint64_t *limb = dst + k * n;
-        hecnn_status st = r_bytes(f, limb, n * 8, what);
-        if (st) return st;
         const uint64_t q = b->tab[k]->mod.q;
-        for (size_t i = 0; i < n; i++) {
-#if !HOST_LITTLE_ENDIAN
-            limb[i] = get64((const uint8_t *)&limb[i]);
+        const unsigned bytes = coeff_bytes(b->tab[k]);
+        const uint64_t mask = bytes == 8 ? UINT64_MAX : ((uint64_t)1 << (8 * bytes)) - 1;
+        for (size_t i = 0; i < n; i += 512) {
+            const size_t take = n - i < 512 ? n - i : 512;
+            hecnn_status st = r_bytes(f, buf, take * bytes, what);
+            if (st) return st;
+            for (size_t j = 0; j < take; j++) {
+#if HOST_LITTLE_ENDIAN
+                uint64_t v;
+                memcpy(&v, buf + j * bytes, 8);
+                v &= mask;
+#else
+                uint64_t v = 0;
+                for (unsigned c = 0; c < bytes; c++) v |= (uint64_t)buf[j * bytes + c] << (8 * c);
+                (void)mask;
 #endif
-            if (limb[i] >= q)
-                return hecnn_fail(HECNN_ERR_BAD_FORMAT, "%s: coefficient %zu of limb %zu is %llu, not below its modulus %llu",
-                                  what, i, k, (unsigned long long)limb[i], (unsigned long long)q);
+                if (v >= q)
+                    return hecnn_fail(HECNN_ERR_BAD_FORMAT, "%s: coefficient %zu of limb %zu is %llu, not below its modulus %llu",
+                                      what, i + j, k, (unsigned long long)v, (unsigned long long)q);
+                limb[i + j] = v;
+            }
         }
     }
     return HECNN_OK;
@@ -328,15 +353,16 @@ hecnn_status ckks_plaintext_save(const ckks_plaintext *pt, FILE *f)
 {
     if (!pt || !f || !pt->data) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL or empty plaintext");
     const ckks_context *ctx = pt->ctx;
-    const size_t coeffs = ((size_t)pt->level + 1) * ctx->n;
+    rns_basis b;
+    ctx_basis_q(ctx, &b, pt->level);
     writer w = {.f = f};
-    w_header(&w, OBJ_PLAINTEXT, ctx->param_id, HEADER_BYTES + META_PLAINTEXT + (uint64_t)coeffs * 8);
+    w_header(&w, OBJ_PLAINTEXT, ctx->param_id, HEADER_BYTES + META_PLAINTEXT + poly_bytes(&b));
     uint8_t m[META_PLAINTEXT] = {0};
     put32(m + 0, pt->level);
     put64(m + 8, double_bits(pt->scale));
     put64(m + 16, pt->slots);
     w_bytes(&w, m, sizeof m);
-    w_coeffs(&w, pt->data, coeffs);
+    w_poly(&w, pt->data, &b);
     return w.st;
 }
 
@@ -367,12 +393,12 @@ hecnn_status ckks_plaintext_load(const ckks_context *ctx, ckks_plaintext *pt, FI
     if (get32(m + 4)) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "plaintext: reserved field is not zero");
     if ((st = check_level_scale_slots(ctx, level, scale, slots, "plaintext"))) return st;
     const size_t limbs = (size_t)level + 1;
-    if ((st = check_size(&h, HEADER_BYTES + META_PLAINTEXT + (uint64_t)limbs * ctx->n * 8))) return st;
-    uint64_t *data = hecnn_alloc(limbs * ctx->n * 8);
-    if (!data) return hecnn_fail(HECNN_ERR_NO_MEMORY, "plaintext of %zu limbs", limbs);
     rns_basis b;
     ctx_basis_q(ctx, &b, level);
-    if ((st = r_coeffs(f, data, &b, "plaintext"))) {
+    if ((st = check_size(&h, HEADER_BYTES + META_PLAINTEXT + poly_bytes(&b)))) return st;
+    uint64_t *data = hecnn_alloc(limbs * ctx->n * 8);
+    if (!data) return hecnn_fail(HECNN_ERR_NO_MEMORY, "plaintext of %zu limbs", limbs);
+    if ((st = r_poly(f, data, &b, "plaintext"))) {
         hecnn_free(data);
         return st;
     }
@@ -391,17 +417,14 @@ hecnn_status ckks_ciphertext_save(const ckks_ciphertext *ct, FILE *f)
 {
     if (!ct || !f || !ct->data) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL or empty ciphertext");
     const ckks_context *ctx = ct->ctx;
-    const size_t limb_coeffs = ((size_t)ct->level + 1) * ctx->n;
+    rns_basis b;
+    ctx_basis_q(ctx, &b, ct->level);
     bool seeded = false;
     hecnn_status st;
-    if (ct->seeded && ct->degree == 1) {
-        rns_basis b;
-        ctx_basis_q(ctx, &b, ct->level);
-        if ((st = matches_seed(&seeded, ct_comp(ct, 1), &b, ct->seed, 0))) return st;
-    }
-    const uint64_t size = HEADER_BYTES + META_CIPHERTEXT +
-                          (seeded ? CKKS_SEED_BYTES + (uint64_t)limb_coeffs * 8
-                                  : ((uint64_t)ct->degree + 1) * limb_coeffs * 8);
+    if (ct->seeded && ct->degree == 1 && (st = matches_seed(&seeded, ct_comp(ct, 1), &b, ct->seed, 0))) return st;
+    const uint64_t poly = poly_bytes(&b);
+    const uint64_t size =
+        HEADER_BYTES + META_CIPHERTEXT + (seeded ? CKKS_SEED_BYTES + poly : ((uint64_t)ct->degree + 1) * poly);
     writer w = {.f = f};
     w_header(&w, OBJ_CIPHERTEXT, ctx->param_id, size);
     uint8_t m[META_CIPHERTEXT] = {0};
@@ -411,12 +434,8 @@ hecnn_status ckks_ciphertext_save(const ckks_ciphertext *ct, FILE *f)
     put64(m + 16, ct->slots);
     put32(m + 24, seeded ? FLAG_SEEDED : 0);
     w_bytes(&w, m, sizeof m);
-    if (seeded) {
-        w_bytes(&w, ct->seed, CKKS_SEED_BYTES);
-        w_coeffs(&w, ct_comp(ct, 0), limb_coeffs);
-    } else {
-        w_coeffs(&w, ct->data, ((size_t)ct->degree + 1) * limb_coeffs);
-    }
+    if (seeded) w_bytes(&w, ct->seed, CKKS_SEED_BYTES);
+    for (unsigned c = 0; c <= (seeded ? 0 : ct->degree); c++) w_poly(&w, ct_comp(ct, c), &b);
     return w.st;
 }
 
@@ -438,10 +457,11 @@ hecnn_status ckks_ciphertext_load(const ckks_context *ctx, ckks_ciphertext *ct, 
     if (get32(m + 28)) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "ciphertext: reserved field is not zero");
     const bool seeded = flags & FLAG_SEEDED;
     if (seeded && degree != 1) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "seeded ciphertext of degree %u", degree);
-    if ((st = check_seeded_version(&h, seeded, "ciphertext"))) return st;
     const size_t limb_coeffs = ((size_t)level + 1) * ctx->n;
-    const uint64_t want = HEADER_BYTES + META_CIPHERTEXT +
-                          (seeded ? CKKS_SEED_BYTES + (uint64_t)limb_coeffs * 8 : ((uint64_t)degree + 1) * limb_coeffs * 8);
+    rns_basis b;
+    ctx_basis_q(ctx, &b, level);
+    const uint64_t poly = poly_bytes(&b);
+    const uint64_t want = HEADER_BYTES + META_CIPHERTEXT + (seeded ? CKKS_SEED_BYTES + poly : ((uint64_t)degree + 1) * poly);
     if ((st = check_size(&h, want))) return st;
     uint8_t seed[CKKS_SEED_BYTES] = {0};
     if (seeded) {
@@ -451,12 +471,10 @@ hecnn_status ckks_ciphertext_load(const ckks_context *ctx, ckks_ciphertext *ct, 
     const size_t limbs = ((size_t)degree + 1) * (level + 1);
     uint64_t *data = hecnn_alloc(limbs * ctx->n * 8);
     if (!data) return hecnn_fail(HECNN_ERR_NO_MEMORY, "ciphertext of %zu limbs", limbs);
-    rns_basis b;
-    ctx_basis_q(ctx, &b, level);
     for (unsigned c = 0; c <= degree && !st; c++) {
         uint64_t *comp = data + (size_t)c * limb_coeffs;
         if (seeded && c == 1) st = expand_uniform(comp, &b, seed, 0);
-        else st = r_coeffs(f, comp, &b, "ciphertext");
+        else st = r_poly(f, comp, &b, "ciphertext");
     }
     if (st) {
         hecnn_free(data);
@@ -527,13 +545,13 @@ hecnn_status ckks_public_key_save(const ckks_public_key *pk, FILE *f)
 {
     if (!pk || !f) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
     const ckks_context *ctx = pk->ctx;
-    const size_t coeffs = (size_t)ctx->n_q * ctx->n;
     rns_basis b;
     ctx_basis_q(ctx, &b, ctx->n_q - 1);
     bool seeded;
     hecnn_status st = matches_seed(&seeded, pk->a, &b, pk->seed, 0);
     if (st) return st;
-    const uint64_t size = HEADER_BYTES + META_PUBLIC_KEY + (seeded ? CKKS_SEED_BYTES + coeffs * 8 : 2 * (uint64_t)coeffs * 8);
+    const uint64_t poly = poly_bytes(&b);
+    const uint64_t size = HEADER_BYTES + META_PUBLIC_KEY + (seeded ? CKKS_SEED_BYTES + poly : 2 * poly);
     writer w = {.f = f};
     w_header(&w, OBJ_PUBLIC_KEY, ctx->param_id, size);
     uint8_t m[META_PUBLIC_KEY];
@@ -541,8 +559,8 @@ hecnn_status ckks_public_key_save(const ckks_public_key *pk, FILE *f)
     put32(m + 4, ctx->n_q);
     w_bytes(&w, m, sizeof m);
     if (seeded) w_bytes(&w, pk->seed, CKKS_SEED_BYTES);
-    w_coeffs(&w, pk->b, coeffs);
-    if (!seeded) w_coeffs(&w, pk->a, coeffs);
+    w_poly(&w, pk->b, &b);
+    if (!seeded) w_poly(&w, pk->a, &b);
     return w.st;
 }
 
@@ -559,10 +577,11 @@ hecnn_status ckks_public_key_load(const ckks_context *ctx, ckks_public_key **out
     if (flags & ~FLAG_SEEDED) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "public key: unknown flags %#x", flags);
     if (limbs != ctx->n_q) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "public key of %u limbs, context has %u", limbs, ctx->n_q);
     const bool seeded = flags & FLAG_SEEDED;
-    if ((st = check_seeded_version(&h, seeded, "public key"))) return st;
     const size_t coeffs = (size_t)ctx->n_q * ctx->n;
-    if ((st = check_size(&h, HEADER_BYTES + META_PUBLIC_KEY + (seeded ? CKKS_SEED_BYTES + coeffs * 8 : 2 * (uint64_t)coeffs * 8))))
-        return st;
+    rns_basis b;
+    ctx_basis_q(ctx, &b, ctx->n_q - 1);
+    const uint64_t poly = poly_bytes(&b);
+    if ((st = check_size(&h, HEADER_BYTES + META_PUBLIC_KEY + (seeded ? CKKS_SEED_BYTES + poly : 2 * poly)))) return st;
     uint8_t seed[CKKS_SEED_BYTES] = {0};
     if (seeded) {
         if ((st = r_bytes(f, seed, sizeof seed, "public key seed"))) return st;
@@ -574,10 +593,8 @@ hecnn_status ckks_public_key_load(const ckks_context *ctx, ckks_public_key **out
     pk->b = hecnn_alloc(coeffs * 8);
     pk->a = hecnn_alloc(coeffs * 8);
     if (!pk->a || !pk->b) st = hecnn_fail(HECNN_ERR_NO_MEMORY, "public key");
-    rns_basis b;
-    ctx_basis_q(ctx, &b, ctx->n_q - 1);
-    if (!st) st = r_coeffs(f, pk->b, &b, "public key");
-    if (!st) st = seeded ? expand_uniform(pk->a, &b, seed, 0) : r_coeffs(f, pk->a, &b, "public key");
+    if (!st) st = r_poly(f, pk->b, &b, "public key");
+    if (!st) st = seeded ? expand_uniform(pk->a, &b, seed, 0) : r_poly(f, pk->a, &b, "public key");
     if (st) {
         ckks_public_key_free(pk);
         return st;
@@ -591,7 +608,9 @@ hecnn_status ckks_public_key_load(const ckks_context *ctx, ckks_public_key **out
 
 static uint64_t swk_size(const ckks_switching_key *k, bool seeded)
 {
-    const uint64_t part = (uint64_t)k->limbs * k->ctx->n * 8;
+    rns_basis b;
+    ctx_basis_qp_special(k->ctx, &b, k->max_level, swk_special(k));
+    const uint64_t part = poly_bytes(&b);
     return HEADER_BYTES + META_SWITCHING_KEY + (seeded ? CKKS_SEED_BYTES + k->digits * part : 2 * (uint64_t)k->digits * part);
 }
 
@@ -642,7 +661,7 @@ static void swk_write(writer *w, const ckks_switching_key *k, bool seeded)
                     hecnn_free(buf);
                     return;
                 }
-                w_coeffs(w, limb, ctx->n);
+                w_limb(w, limb, ctx->n, swk_limb_table(k, t));
             }
     hecnn_free(buf);
 }
@@ -685,8 +704,9 @@ static hecnn_status swk_read_body(const ckks_context *ctx, const header *h, uint
                           max_level + 1 + ctx->n_p);
     if (flags & ~FLAG_SEEDED) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "switching key: unknown flags %#x", flags);
     const bool seeded = flags & FLAG_SEEDED;
-    if ((st = check_seeded_version(h, seeded, "switching key"))) return st;
-    const uint64_t part = (uint64_t)limbs * ctx->n * 8;
+    rns_basis b;
+    ctx_basis_qp_special(ctx, &b, max_level, &ctx->special[limbs == max_level + 1 + ctx->n_p ? KS_ALL_P : KS_LEVEL0_P]);
+    const uint64_t part = poly_bytes(&b);
     const uint64_t want = HEADER_BYTES + META_SWITCHING_KEY + (seeded ? CKKS_SEED_BYTES + digits * part : 2 * (uint64_t)digits * part);
     if ((st = check_size(h, want))) return st;
     if (want > limit)
@@ -699,11 +719,10 @@ static hecnn_status swk_read_body(const ckks_context *ctx, const header *h, uint
     }
     ckks_switching_key *k;
     if ((st = switching_key_alloc(&k, ctx, galois, max_level, limbs - max_level - 1))) return st;
-    rns_basis b;
-    ctx_basis_qp_special(ctx, &b, max_level, swk_special(k));
     for (unsigned j = 0; j < digits && !st; j++) {
-        st = r_coeffs(f, swk_part(k, j, 0), &b, "switching key");
-        if (!st) st = seeded ? expand_uniform(swk_part(k, j, 1), &b, seed, j) : r_coeffs(f, swk_part(k, j, 1), &b, "switching key");
+        st = r_poly(f, swk_part(k, j, 0), &b, "switching key");
+        if (!st)
+            st = seeded ? expand_uniform(swk_part(k, j, 1), &b, seed, j) : r_poly(f, swk_part(k, j, 1), &b, "switching key");
     }
     if (st) {
         ckks_switching_key_free(k);
