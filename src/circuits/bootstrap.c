@@ -482,7 +482,7 @@ static hecnn_status boot_keys_generate(ckks_boot_keys **out, const ckks_bootstra
         st = s.v[i].galois ? ckks_galois_key_generate(&key, sk, s.v[i].galois, s.v[i].max_level)
                            : ckks_relin_key_generate(&key, sk, s.v[i].max_level);
         /* compacted one by one, so that the full key set never sits in memory */
-        if (!st && compact && s.v[i].galois) st = ckks_switching_key_compact(key);
+        if (!st && compact && s.v[i].galois) st = switching_key_compact_trusted(key);
         if (!st) st = ckks_eval_keys_add(k->evk, key);
         else ckks_switching_key_free(key);
     }
@@ -493,7 +493,7 @@ static hecnn_status boot_keys_generate(ckks_boot_keys **out, const ckks_bootstra
         /* the sparse secret only ever encrypts under q_0 p_0 p_1 (160 bits): see docs/BOOTSTRAPPING.md */
         if (!st) st = switching_key_generate_level0(&k->to_sparse, sk, eph);
         if (!st) st = ckks_switching_key_generate_between(&k->to_dense, eph, sk, bt->top);
-        if (!st && compact) st = ckks_switching_key_compact(k->to_dense);
+        if (!st && compact) st = switching_key_compact_trusted(k->to_dense);
         ckks_secret_key_free(eph);
     }
     if (st) {
@@ -595,14 +595,6 @@ hecnn_status ckks_boot_keys_save(const ckks_boot_keys *keys, bool seeded, FILE *
     return st;
 }
 
-/* A key loaded from an unseeded file has no seed: it cannot be compacted. */
-static bool has_seed(const ckks_switching_key *k)
-{
-    uint8_t acc = 0;
-    for (int i = 0; i < CKKS_SEED_BYTES; i++) acc |= k->seed[i];
-    return acc != 0;
-}
-
 static hecnn_status boot_keys_load(const ckks_context *ctx, ckks_boot_keys **out, FILE *f, bool compact)
 {
     if (!ctx || !out || !f) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
@@ -617,7 +609,7 @@ static hecnn_status boot_keys_load(const ckks_context *ctx, ckks_boot_keys **out
     if (flags & 1) st = ckks_switching_key_load(ctx, &k->to_sparse, f);
     if (!st && (flags & 2)) st = ckks_switching_key_load(ctx, &k->to_dense, f);
     /* compacted as ckks_boot_keys_compact does: the Galois keys and the sparse-to-dense key */
-    if (!st && compact && k->to_dense && has_seed(k->to_dense)) st = ckks_switching_key_compact(k->to_dense);
+    if (!st && compact && k->to_dense && swk_has_seed(k->to_dense)) st = switching_key_compact_trusted(k->to_dense);
     if (!st) st = compact ? ckks_eval_keys_load_compact(ctx, &k->evk, f, false) : ckks_eval_keys_load(ctx, &k->evk, f);
     if (!st && ((k->to_sparse && k->to_sparse->galois != CKKS_SWITCH_SECRET) ||
                 (k->to_dense && k->to_dense->galois != CKKS_SWITCH_SECRET)))

@@ -78,34 +78,35 @@ hecnn_status ckks_encrypt_sk_derand(const ckks_context *ctx, ckks_ciphertext *ct
     if (st) return st;
     if (sk->ctx->param_id != ctx->param_id || ct->ctx->param_id != ctx->param_id)
         return hecnn_fail(HECNN_ERR_PARAMS_MISMATCH, "key or ciphertext of another context");
+    /* seeds[0] names c1 (stored); seeds[1] the error (secret: wiped on every path) */
     uint8_t seeds[2][CKKS_SEED_BYTES];
-    prng p;
-    if (prng_init(&p, seed, DOMAIN_SEED_DERIVE, 0)) return hecnn_fail(HECNN_ERR_RANDOM, "AES-CTR init");
-    prng_bytes(&p, seeds, sizeof seeds);
-    prng_free(&p);
+    if (prng_derive_seeds(seeds, seed)) return hecnn_fail(HECNN_ERR_RANDOM, "AES-CTR init");
     const unsigned level = pt->level;
     rns_basis b;
     ctx_basis_q(ctx, &b, level);
-    if ((st = ct_reserve(ct, 1, level))) return st;
-    uint64_t *c0 = ct_comp(ct, 0), *c1 = ct_comp(ct, 1);
-    prng pe;
-    if (sample_uniform(seeds[0], 0, &b, c1) || prng_init(&pe, seeds[1], DOMAIN_ERROR, 0))
-        return hecnn_fail(HECNN_ERR_RANDOM, "AES-CTR init");
-    st = small_ntt(&b, c0, &pe, 1, ctx->params.sigma);
-    prng_free(&pe);
-    if (st) return st;
-    const size_t n = ctx->n;
-    for (size_t k = 0; k <= level; k++) {
-        const modulus *m = &ctx->tables[k].mod;
-        for (size_t i = k * n; i < (k + 1) * n; i++)
-            c0[i] = add_mod(sub_mod(c0[i], mul_mod(c1[i], sk->ntt[i], m), m->q), pt->data[i], m->q);
+    uint64_t *c0 = NULL, *c1 = NULL;
+    prng pe = {0};
+    if (!(st = ct_reserve(ct, 1, level))) {
+        c0 = ct_comp(ct, 0), c1 = ct_comp(ct, 1);
+        if (sample_uniform(seeds[0], 0, &b, c1) || prng_init(&pe, seeds[1], DOMAIN_ERROR, 0))
+            st = hecnn_fail(HECNN_ERR_RANDOM, "AES-CTR init");
     }
-    ct->scale = pt->scale;
-    ct->slots = pt->slots;
-    ct->seeded = true;
-    memcpy(ct->seed, seeds[0], CKKS_SEED_BYTES);
+    if (!st) st = small_ntt(&b, c0, &pe, 1, ctx->params.sigma);
+    prng_free(&pe);
+    if (!st) {
+        const size_t n = ctx->n;
+        for (size_t k = 0; k <= level; k++) {
+            const modulus *m = &ctx->tables[k].mod;
+            for (size_t i = k * n; i < (k + 1) * n; i++)
+                c0[i] = add_mod(sub_mod(c0[i], mul_mod(c1[i], sk->ntt[i], m), m->q), pt->data[i], m->q);
+        }
+        ct->scale = pt->scale;
+        ct->slots = pt->slots;
+        ct->seeded = true;
+        memcpy(ct->seed, seeds[0], CKKS_SEED_BYTES);
+    }
     hecnn_secure_wipe(seeds, sizeof seeds);
-    return HECNN_OK;
+    return st;
 }
 
 hecnn_status ckks_encrypt_sk(const ckks_context *ctx, ckks_ciphertext *ct, const ckks_plaintext *pt,

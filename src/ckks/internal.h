@@ -182,6 +182,17 @@ void mod_down_correction(const ckks_context *ctx, const ks_special *sp, uint8_t 
 hecnn_status secret_key_refresh_ntt(ckks_secret_key *sk);
 hecnn_status switching_key_alloc(ckks_switching_key **out, const ckks_context *ctx, uint64_t galois, unsigned max_level,
                                  unsigned n_special);
+/* ckks_switching_key_compact without checking the a halves against the seed: for keys known to
+ * carry their seed's expansion (just generated, or read from a seeded file). */
+hecnn_status switching_key_compact_trusted(ckks_switching_key *key);
+/* Whether the key knows the seed of its a halves (generated, or read from a seeded file; a key read
+ * in full has an all-zero seed). */
+static inline bool swk_has_seed(const ckks_switching_key *k)
+{
+    uint8_t acc = 0;
+    for (int i = 0; i < CKKS_SEED_BYTES; i++) acc |= k->seed[i];
+    return acc != 0;
+}
 /* A level-0 key from `from` to `to` over q_0 and the special primes of KS_LEVEL0_P only: the
  * encapsulation key to an ephemeral sparse secret (`to`), kept under a small modulus. */
 hecnn_status switching_key_generate_level0(ckks_switching_key **out, const ckks_secret_key *from,

@@ -810,7 +810,8 @@ static hecnn_status eval_keys_load(const ckks_context *ctx, ckks_eval_keys **out
             ckks_switching_key_free(k);
             break;
         }
-        if ((k->galois ? compact_galois : compact_relin) && !seed_is_zero(k->seed) && (st = ckks_switching_key_compact(k))) {
+        /* read from a seeded file, the a halves are the seed's expansion */
+        if ((k->galois ? compact_galois : compact_relin) && swk_has_seed(k) && (st = switching_key_compact_trusted(k))) {
             ckks_switching_key_free(k);
             break;
         }

@@ -364,10 +364,13 @@ void sample_gaussian(prng *p, int8_t *out, size_t n, double sigma)
     }
 }
 
-void sample_uniform_limb(prng *p, const ntt_table *tab, size_t n, uint64_t *out)
+int sample_uniform_limb(const uint8_t seed[HECNN_SEED_BYTES], uint16_t index, const ntt_table *tab, size_t n,
+                        uint64_t *out)
 {
+    prng p;
+    if (prng_init_limb(&p, seed, index, tab->mod.q)) return -1;
     const uint64_t q = tab->mod.q, mask = ((uint64_t)1 << tab->mod.bits) - 1;
-    prng_fill_fresh(p, out, n * 8);
+    prng_fill_fresh(&p, out, n * 8);
     size_t kept = 0;
     for (size_t i = 0; i < n; i++) { /* in place: kept <= i */
         const uint64_t v = out[i] & mask;
@@ -375,24 +378,19 @@ void sample_uniform_limb(prng *p, const ntt_table *tab, size_t n, uint64_t *out)
         kept += v < q;
     }
     while (kept < n) {
-        const uint64_t v = prng_u64(p) & mask;
+        const uint64_t v = prng_u64(&p) & mask;
         out[kept] = v;
         kept += v < q;
     }
+    prng_free(&p);
+    return 0;
 }
 
 int sample_uniform(const uint8_t seed[HECNN_SEED_BYTES], uint16_t index, const rns_basis *b, uint64_t *out)
 {
     bool failed = false;
 #pragma omp parallel for schedule(static) if (b->n >= 8192 && b->limbs > 1)
-    for (size_t k = 0; k < b->limbs; k++) {
-        prng p;
-        if (prng_init_limb(&p, seed, index, b->tab[k]->mod.q)) {
-            failed = true;
-            continue;
-        }
-        sample_uniform_limb(&p, b->tab[k], b->n, out + k * b->n);
-        prng_free(&p);
-    }
+    for (size_t k = 0; k < b->limbs; k++)
+        if (sample_uniform_limb(seed, index, b->tab[k], b->n, out + k * b->n)) failed = true;
     return failed ? -1 : 0;
 }

@@ -62,9 +62,11 @@ void sample_ternary(prng *p, int8_t *out, size_t n);
 void sample_sparse_ternary(prng *p, int8_t *out, size_t n, size_t h);
 /* Discrete Gaussian of std-dev sigma by a cumulative table, tail cut at ceil(6 sigma) (<= 127). */
 void sample_gaussian(prng *p, int8_t *out, size_t n, double sigma);
-/* Uniform residues (valid in either domain). One limb, from a stream nothing was read from yet
- * (prng_init_limb): keystream words masked to the bits of q, kept when below q. */
-void sample_uniform_limb(prng *p, const ntt_table *tab, size_t n, uint64_t *out);
+/* Uniform residues (valid in either domain). The limb over tab's prime of the uniform polynomial
+ * (seed, index): words of its stream (prng_init_limb) masked to the bits of q, kept when below q.
+ * -1 when AES-CTR cannot be set up. */
+int sample_uniform_limb(const uint8_t seed[HECNN_SEED_BYTES], uint16_t index, const ntt_table *tab, size_t n,
+                        uint64_t *out);
 /* The uniform polynomial (seed, index) over b: limb k from the stream (seed, index, q_k).
  * -1 when AES-CTR cannot be set up. */
 int sample_uniform(const uint8_t seed[HECNN_SEED_BYTES], uint16_t index, const rns_basis *b, uint64_t *out);

@@ -5,14 +5,9 @@
 
 #include "ckks/internal.h"
 
-/* Two independent seeds from one: [0] for public uniform data, [1] for secret data. */
 static hecnn_status derive_seeds(uint8_t out[2][CKKS_SEED_BYTES], const uint8_t seed[CKKS_SEED_BYTES])
 {
-    prng p;
-    if (prng_init(&p, seed, DOMAIN_SEED_DERIVE, 0)) return hecnn_fail(HECNN_ERR_RANDOM, "AES-CTR init");
-    prng_bytes(&p, out, 2 * CKKS_SEED_BYTES);
-    prng_free(&p);
-    return HECNN_OK;
+    return prng_derive_seeds(out, seed) ? hecnn_fail(HECNN_ERR_RANDOM, "AES-CTR init") : HECNN_OK;
 }
 
 static hecnn_status fresh_seed(uint8_t seed[CKKS_SEED_BYTES])
@@ -502,12 +497,7 @@ const uint64_t *swk_b_limb(const ckks_switching_key *k, unsigned digit, size_t t
 const uint64_t *swk_a_limb(const ckks_switching_key *k, unsigned digit, size_t t, uint64_t *buf)
 {
     if (!k->compact) return swk_part(k, digit, 1) + t * k->ctx->n;
-    const ntt_table *tab = swk_limb_table(k, t);
-    prng p;
-    if (prng_init_limb(&p, k->seed, (uint16_t)digit, tab->mod.q)) return NULL;
-    sample_uniform_limb(&p, tab, k->ctx->n, buf);
-    prng_free(&p);
-    return buf;
+    return sample_uniform_limb(k->seed, (uint16_t)digit, swk_limb_table(k, t), k->ctx->n, buf) ? NULL : buf;
 }
 
 size_t ckks_switching_key_memory_bytes(const ckks_switching_key *key)
@@ -517,32 +507,19 @@ size_t ckks_switching_key_memory_bytes(const ckks_switching_key *key)
     return (size_t)key->digits * 2 * key->limbs * key->ctx->n * 8;
 }
 
-hecnn_status ckks_switching_key_compact(ckks_switching_key *key)
+/* Drops the a halves and packs the b halves. */
+hecnn_status switching_key_compact_trusted(ckks_switching_key *key)
 {
-    if (!key) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL key");
     if (key->compact) return HECNN_OK;
-    const size_t n = key->ctx->n, part = key->limbs * n;
-    rns_basis bqp;
-    ctx_basis_qp_special(key->ctx, &bqp, key->max_level, swk_special(key));
+    const size_t n = key->ctx->n;
     size_t *offset = hecnn_alloc((key->limbs + 1) * sizeof *offset);
-    uint64_t *check = hecnn_alloc(part * 8);
-    hecnn_status st = offset && check ? HECNN_OK : hecnn_fail(HECNN_ERR_NO_MEMORY, "key compaction");
-    for (unsigned j = 0; j < key->digits && !st; j++) {
-        if (sample_uniform(key->seed, (uint16_t)j, &bqp, check)) st = hecnn_fail(HECNN_ERR_RANDOM, "AES-CTR init");
-        else if (memcmp(check, swk_part(key, j, 1), part * 8))
-            st = hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "the key's uniform halves do not come from its seed");
-    }
-    hecnn_free(check);
-    uint8_t *packed = NULL;
-    if (!st) {
-        offset[0] = 0;
-        for (size_t t = 0; t < key->limbs; t++) offset[t + 1] = offset[t] + n * packed_bytes(key, t);
-        packed = hecnn_alloc(key->digits * offset[key->limbs] + PACK_SLACK);
-        if (!packed) st = hecnn_fail(HECNN_ERR_NO_MEMORY, "key compaction");
-    }
-    if (st) {
+    if (!offset) return hecnn_fail(HECNN_ERR_NO_MEMORY, "key compaction");
+    offset[0] = 0;
+    for (size_t t = 0; t < key->limbs; t++) offset[t + 1] = offset[t] + n * packed_bytes(key, t);
+    uint8_t *packed = hecnn_alloc(key->digits * offset[key->limbs] + PACK_SLACK);
+    if (!packed) {
         hecnn_free(offset);
-        return st;
+        return hecnn_fail(HECNN_ERR_NO_MEMORY, "key compaction");
     }
     memset(packed + key->digits * offset[key->limbs], 0, PACK_SLACK);
     for (unsigned j = 0; j < key->digits; j++)
@@ -558,6 +535,25 @@ hecnn_status ckks_switching_key_compact(ckks_switching_key *key)
     key->packed_offset = offset;
     key->compact = true;
     return HECNN_OK;
+}
+
+hecnn_status ckks_switching_key_compact(ckks_switching_key *key)
+{
+    if (!key) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL key");
+    if (key->compact) return HECNN_OK;
+    /* the a halves must be the seed's expansion, since that is what replaces them */
+    const size_t part = key->limbs * key->ctx->n;
+    rns_basis bqp;
+    ctx_basis_qp_special(key->ctx, &bqp, key->max_level, swk_special(key));
+    uint64_t *check = hecnn_alloc(part * 8);
+    hecnn_status st = check ? HECNN_OK : hecnn_fail(HECNN_ERR_NO_MEMORY, "key compaction");
+    for (unsigned j = 0; j < key->digits && !st; j++) {
+        if (sample_uniform(key->seed, (uint16_t)j, &bqp, check)) st = hecnn_fail(HECNN_ERR_RANDOM, "AES-CTR init");
+        else if (memcmp(check, swk_part(key, j, 1), part * 8))
+            st = hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "the key's uniform halves do not come from its seed");
+    }
+    hecnn_free(check);
+    return st ? st : switching_key_compact_trusted(key);
 }
 
 hecnn_status ckks_eval_keys_compact(ckks_eval_keys *keys, bool include_relin)

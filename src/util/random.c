@@ -97,16 +97,14 @@ uint64_t prng_u64(prng *p)
     return v;
 }
 
-const uint8_t *prng_words(prng *p, size_t max, size_t *count)
+int prng_derive_seeds(uint8_t out[2][HECNN_SEED_BYTES], const uint8_t seed[HECNN_SEED_BYTES])
 {
-    if (p->pos == sizeof p->buf) refill(p);
-    /* a word straddling the buffer's end is left to prng_u64 (count 0) */
-    size_t avail = (sizeof p->buf - p->pos) / 8;
-    *count = avail < max ? avail : max;
-    return p->buf + p->pos;
+    prng p;
+    if (prng_init(&p, seed, DOMAIN_SEED_DERIVE, 0)) return -1;
+    prng_bytes(&p, out, 2 * HECNN_SEED_BYTES);
+    prng_free(&p);
+    return 0;
 }
-
-void prng_consume(prng *p, size_t words) { p->pos += 8 * words; }
 
 void prng_free(prng *p)
 {

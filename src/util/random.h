@@ -36,11 +36,8 @@ int prng_init_limb(prng *p, const uint8_t seed[HECNN_SEED_BYTES], uint16_t index
 void prng_fill_fresh(prng *p, void *out, size_t len);
 void prng_bytes(prng *p, void *out, size_t len);
 uint64_t prng_u64(prng *p);
-/* Up to `max` consecutive 64-bit words of keystream, read in place; the caller consumes them by
- * passing the count it used to prng_consume. The stream is the same as repeated prng_u64 calls.
- * *count is 0 when a word straddles the buffer's end: read that one with prng_u64. */
-const uint8_t *prng_words(prng *p, size_t max, size_t *count);
-void prng_consume(prng *p, size_t words);
 void prng_free(prng *p);   /* wipes state */
+/* Two independent seeds from one: [0] for public uniform data, [1] for secret data (errors). */
+int prng_derive_seeds(uint8_t out[2][HECNN_SEED_BYTES], const uint8_t seed[HECNN_SEED_BYTES]);
 
 #endif
