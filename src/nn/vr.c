@@ -136,6 +136,30 @@ static double *slots_new(const hecnn_vr_layout *l) { return calloc(l->slots, siz
 
 /* ---- vRot, SumRowVec, SumColVec, RowShifter ------------------------------------------------- */
 
+/* out = first * rot(ct, steps[0]) + (1 - first) * rot(ct, steps[1]) on the rows x width matrix
+ * (first: a 0/1 mask over the slots); the two rotations are hoisted. */
+static hecnn_status blend_two_rotations(const ckks_evaluator *ev, ckks_ciphertext *out, const ckks_ciphertext *ct,
+                                        const hecnn_vr_layout *l, const int steps[2], double *first)
+{
+    const ckks_context *ctx = ckks_evaluator_context(ev);
+    ckks_ciphertext *t[2] = {NULL, NULL};
+    double *second = slots_new(l);
+    hecnn_status st = second ? HECNN_OK : hecnn_fail(HECNN_ERR_NO_MEMORY, "masks");
+    if (!st) st = ckks_ciphertext_new(&t[0], ctx);
+    if (!st) st = ckks_ciphertext_new(&t[1], ctx);
+    if (!st) st = ckks_rotate_hoisted(ev, t, ct, steps, 2);
+    if (!st) {
+        for (size_t i = 0; i < l->rows * l->width; i++) second[i] = 1.0 - first[i];
+        st = vr_mul_mask(ev, t[0], t[0], first);
+    }
+    if (!st) st = vr_mul_mask(ev, t[1], t[1], second);
+    if (!st) st = ckks_add(ev, out, t[0], t[1]);
+    ckks_ciphertext_free(t[0]);
+    ckks_ciphertext_free(t[1]);
+    free(second);
+    return st;
+}
+
 hecnn_status hecnn_vr_vrot(const ckks_evaluator *ev, ckks_ciphertext *out, const ckks_ciphertext *ct,
                            const hecnn_vr_layout *l, size_t r)
 {
@@ -143,29 +167,16 @@ hecnn_status hecnn_vr_vrot(const ckks_evaluator *ev, ckks_ciphertext *out, const
     const size_t w = l->width;
     r %= w;
     if (r == 0) return ckks_ciphertext_copy(out, ct);
-    const ckks_context *ctx = ckks_evaluator_context(ev);
-    ckks_ciphertext *t[2] = {NULL, NULL};
-    double *m1 = slots_new(l), *m2 = slots_new(l);
-    hecnn_status st = (!m1 || !m2) ? hecnn_fail(HECNN_ERR_NO_MEMORY, "masks") : HECNN_OK;
-    if (!st) st = ckks_ciphertext_new(&t[0], ctx);
-    if (!st) st = ckks_ciphertext_new(&t[1], ctx);
-    if (!st) {
-        const int steps[2] = {(int)r, (int)r - (int)w};
-        st = ckks_rotate_hoisted(ev, t, ct, steps, 2);
-    }
-    if (!st) {
-        for (size_t i = 0; i < l->rows; i++)
-            for (size_t c = 0; c < w; c++) (c < w - r ? m1 : m2)[i * w + c] = 1.0;
-        st = vr_mul_mask(ev, t[0], t[0], m1);
-    }
-    if (!st) st = vr_mul_mask(ev, t[1], t[1], m2);
-    if (!st) st = ckks_add(ev, out, t[0], t[1]);
-    ckks_ciphertext_free(t[0]);
-    ckks_ciphertext_free(t[1]);
-    free(m1);
-    free(m2);
+    double *first = slots_new(l);
+    if (!first) return hecnn_fail(HECNN_ERR_NO_MEMORY, "masks");
+    for (size_t i = 0; i < l->rows; i++)
+        for (size_t c = 0; c < w - r; c++) first[i * w + c] = 1.0;
+    const int steps[2] = {(int)r, (int)r - (int)w};
+    hecnn_status st = blend_two_rotations(ev, out, ct, l, steps, first);
+    free(first);
     return st;
 }
+
 
 /* ct += rot(ct, step * 2^j) for 2^j < count (log-step rotate-and-sum). */
 static hecnn_status rotate_sum(const ckks_evaluator *ev, ckks_ciphertext *ct, long step, size_t count)
@@ -217,28 +228,13 @@ hecnn_status hecnn_vr_row_shifter(const ckks_evaluator *ev, ckks_ciphertext *out
     if (r == 0) return ckks_rotate(ev, out, ct, (int)(k * w));
     /* Rows i < m - k come from row i + k; the last k rows from row i + k - m + r (same tile row,
      * since m - r is a multiple of p, and inside the matrix since r + k - 1 < m). */
-    const ckks_context *ctx = ckks_evaluator_context(ev);
-    ckks_ciphertext *t[2] = {NULL, NULL};
-    double *m1 = slots_new(l), *m2 = slots_new(l);
-    hecnn_status st = (!m1 || !m2) ? hecnn_fail(HECNN_ERR_NO_MEMORY, "masks") : HECNN_OK;
-    if (!st) st = ckks_ciphertext_new(&t[0], ctx);
-    if (!st) st = ckks_ciphertext_new(&t[1], ctx);
-    if (!st) {
-        const long s = (long)l->slots;
-        const int steps[2] = {(int)(k * w), (int)((((long)k - (long)m + (long)r) * (long)w % s + s) % s)};
-        st = ckks_rotate_hoisted(ev, t, ct, steps, 2);
-    }
-    if (!st) {
-        for (size_t i = 0; i < m; i++)
-            for (size_t c = 0; c < w; c++) (i < m - k ? m1 : m2)[i * w + c] = 1.0;
-        st = vr_mul_mask(ev, t[0], t[0], m1);
-    }
-    if (!st) st = vr_mul_mask(ev, t[1], t[1], m2);
-    if (!st) st = ckks_add(ev, out, t[0], t[1]);
-    ckks_ciphertext_free(t[0]);
-    ckks_ciphertext_free(t[1]);
-    free(m1);
-    free(m2);
+    double *first = slots_new(l);
+    if (!first) return hecnn_fail(HECNN_ERR_NO_MEMORY, "masks");
+    for (size_t i = 0; i < (m - k) * w; i++) first[i] = 1.0;
+    const long s = (long)l->slots;
+    const int steps[2] = {(int)(k * w), (int)((((long)k - (long)m + (long)r) * (long)w % s + s) % s)};
+    hecnn_status st = blend_two_rotations(ev, out, ct, l, steps, first);
+    free(first);
     return st;
 }
 
