@@ -91,10 +91,7 @@ int cmd_keygen(int argc, char **argv)
         opts, 0};
     int rc = cli_parse(&cmd, argc, argv, NULL, NULL);
     if (rc) return rc == CLI_PARSE_HELP ? CLI_EXIT_OK : CLI_EXIT_USAGE;
-    if (!out_dir) {
-        cli_error("--out-dir DIR is required (see 'hecnn keygen --help')");
-        return CLI_EXIT_USAGE;
-    }
+    if (cli_require(&cmd, "out-dir", out_dir)) return CLI_EXIT_USAGE;
     ckks_context *ctx;
     ckks_params_literal lit;
     if (cli_context(params, preset, &ctx, &lit)) return CLI_EXIT_FAIL;
@@ -193,10 +190,7 @@ int cmd_encrypt(int argc, char **argv)
         cli_error("give exactly one of --public-key FILE and --secret-key FILE");
         return CLI_EXIT_USAGE;
     }
-    if (!in || !out) {
-        cli_error("--in FILE and --out CT are required (see 'hecnn encrypt --help')");
-        return CLI_EXIT_USAGE;
-    }
+    if (cli_require(&cmd, "in", in) || cli_require(&cmd, "out", out)) return CLI_EXIT_USAGE;
     ckks_context *ctx;
     if (cli_context(params, preset, &ctx, NULL)) return CLI_EXIT_FAIL;
     rc = CLI_EXIT_FAIL;
@@ -312,10 +306,8 @@ int cmd_decrypt(int argc, char **argv)
                              opts, 0};
     int rc = cli_parse(&cmd, argc, argv, NULL, NULL);
     if (rc) return rc == CLI_PARSE_HELP ? CLI_EXIT_OK : CLI_EXIT_USAGE;
-    if (!sk_path || !in || !out) {
-        cli_error("--secret-key FILE, --in CT and --out FILE are required (see 'hecnn decrypt --help')");
+    if (cli_require(&cmd, "secret-key", sk_path) || cli_require(&cmd, "in", in) || cli_require(&cmd, "out", out))
         return CLI_EXIT_USAGE;
-    }
     ckks_context *ctx;
     if (cli_context(params, preset, &ctx, NULL)) return CLI_EXIT_FAIL;
     rc = CLI_EXIT_FAIL;

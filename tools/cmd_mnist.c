@@ -180,10 +180,7 @@ int cmd_mnist_keygen(int argc, char **argv)
     int rc = cli_parse(&cmd, argc, argv, NULL, NULL);
     if (rc) return rc == CLI_PARSE_HELP ? CLI_EXIT_OK : CLI_EXIT_USAGE;
     hecnn_mnist_mode mode;
-    if (!out_dir) {
-        cli_error("--out-dir DIR is required");
-        return CLI_EXIT_USAGE;
-    }
+    if (cli_require(&cmd, "out-dir", out_dir)) return CLI_EXIT_USAGE;
     if (parse_mode(mode_s, &mode, NULL)) return CLI_EXIT_USAGE;
     ckks_params_literal lit;
     hecnn_mnist_params(&lit);
@@ -247,10 +244,7 @@ int cmd_mnist_encrypt(int argc, char **argv)
                              opts, 0};
     int rc = cli_parse(&cmd, argc, argv, NULL, NULL);
     if (rc) return rc == CLI_PARSE_HELP ? CLI_EXIT_OK : CLI_EXIT_USAGE;
-    if (!out) {
-        cli_error("--out FILE is required (see 'hecnn encrypt-images --help')");
-        return CLI_EXIT_USAGE;
-    }
+    if (cli_require(&cmd, "out", out)) return CLI_EXIT_USAGE;
     char *own_images = NULL;
     if (!images && !(images = own_images = shipped(SAMPLE_IMAGES))) return CLI_EXIT_FAIL;
     keyset k;
@@ -373,10 +367,7 @@ int cmd_mnist_decrypt(int argc, char **argv)
                              "Data owner: decrypt the ten scores of every image and print the predicted digits.", opts, 0};
     int rc = cli_parse(&cmd, argc, argv, NULL, NULL);
     if (rc) return rc == CLI_PARSE_HELP ? CLI_EXIT_OK : CLI_EXIT_USAGE;
-    if (!in) {
-        cli_error("--in FILE is required (see 'hecnn decrypt-scores --help')");
-        return CLI_EXIT_USAGE;
-    }
+    if (cli_require(&cmd, "in", in)) return CLI_EXIT_USAGE;
     keyset k;
     if (keyset_load(&k, dir, params, sk_path, NULL, NULL, NEED_SK)) return CLI_EXIT_FAIL;
     rc = CLI_EXIT_FAIL;
@@ -469,10 +460,7 @@ int cmd_encrypt_model(int argc, char **argv)
                              opts, 0};
     int rc = cli_parse(&cmd, argc, argv, NULL, NULL);
     if (rc) return rc == CLI_PARSE_HELP ? CLI_EXIT_OK : CLI_EXIT_USAGE;
-    if (!out) {
-        cli_error("--out FILE is required (see 'hecnn encrypt-model --help')");
-        return CLI_EXIT_USAGE;
-    }
+    if (cli_require(&cmd, "out", out)) return CLI_EXIT_USAGE;
     char *own = NULL;
     if (!model_path && !(model_path = own = shipped(SHIPPED_MODEL))) return CLI_EXIT_FAIL;
     keyset k;

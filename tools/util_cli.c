@@ -185,6 +185,15 @@ int cli_parse(const cli_command *cmd, int argc, char **argv, char **positional, 
     return CLI_PARSE_OK;
 }
 
+int cli_require(const cli_command *cmd, const char *option, const void *value)
+{
+    if (value) return 0;
+    const cli_opt *o = cmd->opts;
+    while (o && o->name && strcmp(o->name, option)) o++;
+    cli_error("--%s %s is required (see 'hecnn %s --help')", option, o && o->name ? kind_metavar(o) : "VALUE", cmd->name);
+    return -1;
+}
+
 int cli_parse_int_list(const char *option, const char *s, int **out, size_t *count)
 {
     *out = NULL;

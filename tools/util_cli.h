@@ -69,6 +69,9 @@ enum { CLI_PARSE_OK = 0, CLI_PARSE_HELP = 1, CLI_PARSE_ERROR = -1 };
  * NULL when none are accepted). Returns CLI_PARSE_OK, CLI_PARSE_HELP (help printed on stdout:
  * return CLI_EXIT_OK) or CLI_PARSE_ERROR (message printed: return CLI_EXIT_USAGE). */
 int cli_parse(const cli_command *cmd, int argc, char **argv, char **positional, size_t *n_positional);
+/* A required option: 0 when `value` is set, else a usage error naming the option (and its
+ * metavar from cmd's table) and -1. */
+int cli_require(const cli_command *cmd, const char *option, const void *value);
 void cli_print_help(const cli_command *cmd, FILE *out);
 
 /* Whole-string decimal parsing; false on junk, overflow or out of [lo, hi]. */

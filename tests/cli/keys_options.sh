@@ -22,6 +22,10 @@ expect 2 "unknown option '--bogus'" "$HECNN" keygen --bogus
 expect 2 "unknown option '-x'" "$HECNN" encrypt -x
 expect 2 "needs a value" "$HECNN" keygen --preset
 expect 2 "out-dir" "$HECNN" keygen --preset n13
+expect 2 "\-\-out-dir DIR is required" "$HECNN" keygen-mnist
+expect 2 "\-\-in FILE is required" "$HECNN" encrypt --preset n13 --public-key a --out c
+expect 2 "\-\-secret-key FILE is required" "$HECNN" decrypt --preset n13 --in a --out b
+expect 2 "\-\-out FILE is required" "$HECNN" encrypt-model --keys x
 expect 2 "takes no value" "$HECNN" keygen --preset n13 --out-dir "$T/k" --conjugate=yes
 expect 2 "invalid value 'abc' for --slots" "$HECNN" encrypt --preset n13 --public-key a --in b --out c --slots abc
 expect 2 "invalid value '-1' for --level" "$HECNN" encrypt --preset n13 --public-key a --in b --out c --level -1
