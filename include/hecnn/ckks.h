@@ -236,6 +236,10 @@ hecnn_status ckks_mul_const(const ckks_evaluator *ev, ckks_ciphertext *out, cons
 /* Multiplies by an integer without changing the scale. */
 hecnn_status ckks_mul_integer(const ckks_evaluator *ev, ckks_ciphertext *out, const ckks_ciphertext *a,
                               int64_t k);
+/* out = sum_j k_j * in_j, or out += that when `accumulate`: integer weights, so no level is used and
+ * the scale is unchanged. Inputs (degree 1) share one level and scale; out must not alias them. */
+hecnn_status ckks_dot_integer(const ckks_evaluator *ev, ckks_ciphertext *out, const ckks_ciphertext *const *in,
+                              const int64_t *k, size_t count, bool accumulate);
 /* Tensor product without relinearization: degree 2 output. */
 hecnn_status ckks_mul(const ckks_evaluator *ev, ckks_ciphertext *out, const ckks_ciphertext *a,
                       const ckks_ciphertext *b);

@@ -23,6 +23,7 @@ typedef enum hecnn_status {
     HECNN_ERR_NO_MEMORY,         /* allocation failed */
     HECNN_ERR_RANDOM,            /* the OS random source or the XOF failed */
     HECNN_ERR_UNSUPPORTED,       /* valid request this build or CPU cannot serve */
+    HECNN_ERR_CANCELLED,         /* the caller asked a running operation to stop */
     HECNN_STATUS_COUNT
 } hecnn_status;
 

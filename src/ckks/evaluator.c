@@ -263,6 +263,61 @@ hecnn_status ckks_mul_integer(const ckks_evaluator *ev, ckks_ciphertext *out, co
     return HECNN_OK;
 }
 
+hecnn_status ckks_dot_integer(const ckks_evaluator *ev, ckks_ciphertext *out, const ckks_ciphertext *const *in,
+                              const int64_t *k, size_t count, bool accumulate)
+{
+    if (!ev || !out || (!in && count) || (!k && count)) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
+    if (!count && !accumulate) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "empty combination");
+    const ckks_ciphertext *ref = count ? in[0] : out;
+    hecnn_status st = check_args(ev, out, ref);
+    if (st) return st;
+    for (size_t j = 0; j < count; j++) {
+        if ((st = check_ct(ev, in[j]))) return st;
+        if (in[j] == out) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "output aliases input %zu", j);
+        if (in[j]->degree != 1) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "input %zu has degree %u", j, in[j]->degree);
+        if (in[j]->level != ref->level)
+            return hecnn_fail(HECNN_ERR_LEVEL_MISMATCH, "input %zu at level %u, input 0 at %u", j, in[j]->level, ref->level);
+        if (fabs(in[j]->scale / ref->scale - 1) > 0x1p-40)
+            return hecnn_fail(HECNN_ERR_SCALE_MISMATCH, "input %zu at scale 2^%.3f, input 0 at 2^%.3f", j,
+                              log2(in[j]->scale), log2(ref->scale));
+    }
+    if (accumulate) {
+        if (out->degree != 1 || out->level != ref->level)
+            return hecnn_fail(HECNN_ERR_LEVEL_MISMATCH, "accumulator at level %u, inputs at %u", out->level, ref->level);
+        if (fabs(out->scale / ref->scale - 1) > 0x1p-40)
+            return hecnn_fail(HECNN_ERR_SCALE_MISMATCH, "accumulator scale differs from the inputs'");
+    } else {
+        if ((st = ct_reserve(out, 1, ref->level))) return st;
+        out->scale = ref->scale;
+        out->slots = ref->slots;
+    }
+    const size_t n = ev->ctx->n;
+    /* Montgomery: weights pre-multiplied by 2^64, sums of REDC_TERMS products reduced once */
+    uint64_t w[REDC_TERMS];
+    for (unsigned i = 0; i <= ref->level; i++) {
+        const modulus *m = &ev->ctx->tables[i].mod;
+        for (unsigned c = 0; c < 2; c++) {
+            uint64_t *o = ct_comp(out, c) + (size_t)i * n;
+            if (!accumulate) memset(o, 0, n * 8);
+            for (size_t j0 = 0; j0 < count; j0 += REDC_TERMS) {
+                const size_t t = count - j0 < REDC_TERMS ? count - j0 : REDC_TERMS;
+                const uint64_t *src[REDC_TERMS];
+                for (size_t u = 0; u < t; u++) {
+                    w[u] = mul_mod(from_signed(k[j0 + u], m->q), m->r_mod, m);
+                    src[u] = ct_comp(in[j0 + u], c) + (size_t)i * n;
+                }
+                for (size_t x = 0; x < n; x++) {
+                    u128 s = 0;
+                    for (size_t u = 0; u < t; u++) s += (u128)w[u] * src[u][x];
+                    o[x] = add_mod(o[x], redc128(s, m), m->q);
+                }
+            }
+        }
+    }
+    out->seeded = false;
+    return HECNN_OK;
+}
+
 hecnn_status ckks_mul(const ckks_evaluator *ev, ckks_ciphertext *out, const ckks_ciphertext *a, const ckks_ciphertext *b)
 {
     hecnn_status st = check_pair(ev, out, a, b);

@@ -20,6 +20,7 @@ static const struct {
     [HECNN_ERR_NO_MEMORY] = {"HECNN_ERR_NO_MEMORY", "out of memory"},
     [HECNN_ERR_RANDOM] = {"HECNN_ERR_RANDOM", "random source failure"},
     [HECNN_ERR_UNSUPPORTED] = {"HECNN_ERR_UNSUPPORTED", "unsupported by this build or CPU"},
+    [HECNN_ERR_CANCELLED] = {"HECNN_ERR_CANCELLED", "cancelled by the caller"},
 };
 
 const char *hecnn_status_name(hecnn_status s)

@@ -1,0 +1,99 @@
+/* hecnn — plans: a graph laid into ciphertexts for one parameter set and batch size, and its run.
+ *
+ * The batched packing (seeds 000/001): one ciphertext per channel; the slots are blocks of
+ * grid x grid, one image per block at full resolution (32 images of 32 x 32 in 2^15 slots). A stride-2
+ * convolution keeps its outputs on the even positions and the plan merges four groups of images into
+ * one ciphertext by rotations, so a ciphertext holds 4x the images at half the resolution (128 at
+ * 16 x 16, 512 at 8 x 8): at gap g, image (a, b) of a block has its pixel (r, c) at block position
+ * (g r + a, g c + b).
+ *
+ * Every linear layer costs one level: masks encoded at scale 2^30 select the valid positions of each
+ * kernel tap (stride and padding folded in), the weights multiply as integers (2^20 w), and one
+ * rescale ends the layer. Every ReLU bootstraps its input, two ciphertexts at a time as one complex
+ * ciphertext, and evaluates the node's polynomial on y = x / range: inputs are normalised by folding
+ * 1 / (2 range) into the producing layer's weights, so the server never needs a decryption to range
+ * them. The plan is built by running the network once without ciphertexts (a dry run of the same
+ * code): it knows every level, every rotation and the exact key list before any key exists. */
+#ifndef HECNN_PLAN_H
+#define HECNN_PLAN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hecnn/circuits.h"
+#include "hecnn/ckks.h"
+#include "hecnn/graph.h"
+#include "hecnn/nn.h"
+#include "hecnn/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#pragma GCC visibility push(default)
+
+typedef struct hecnn_plan_options {
+    size_t batch;   /* images per run (>= 1) */
+    uint32_t grid;  /* side of the slot block holding one image (0 = the input's width; power of two) */
+} hecnn_plan_options;
+
+typedef struct hecnn_plan hecnn_plan;
+
+/* Plan `g` (BATCHNORM folded, every ReLU calibrated and approximated) for ctx and `bt` (which
+ * refreshes to the level the ReLUs start from; may be NULL for a graph without ReLU). The plan
+ * borrows g, ctx and bt, which must outlive it; it encodes the masks it needs. */
+hecnn_status hecnn_plan_new(hecnn_plan **out, const hecnn_graph *g, const ckks_context *ctx,
+                            const ckks_bootstrapper *bt, const hecnn_plan_options *opt);
+void hecnn_plan_free(hecnn_plan *p);
+
+size_t hecnn_plan_batch(const hecnn_plan *p);
+size_t hecnn_plan_images_per_ciphertext(const hecnn_plan *p); /* at the input */
+size_t hecnn_plan_input_ciphertexts(const hecnn_plan *p);
+size_t hecnn_plan_output_ciphertexts(const hecnn_plan *p);
+unsigned hecnn_plan_input_level(const hecnn_plan *p);
+size_t hecnn_plan_classes(const hecnn_plan *p);
+/* Bootstraps per batch (each refreshes two real ciphertexts) and rotations per batch. */
+size_t hecnn_plan_bootstraps(const hecnn_plan *p);
+size_t hecnn_plan_rotations(const hecnn_plan *p);
+/* Bytes of the plan's encoded masks. */
+size_t hecnn_plan_bytes(const hecnn_plan *p);
+
+/* The network's keys (bootstrapping keys aside): the relinearization key (galois 0) at the level
+ * the activations start from, and each rotation's Galois element at the highest level it is used. */
+size_t hecnn_plan_key_needs(const hecnn_plan *p, ckks_key_need *out, size_t cap);
+/* Exactly those keys (compact). */
+hecnn_status hecnn_plan_keys_generate(ckks_eval_keys **out, const hecnn_plan *p, const ckks_secret_key *sk);
+/* HECNN_ERR_MISSING_KEY naming the first missing or too-low key, else OK. */
+hecnn_status hecnn_plan_check_keys(const hecnn_plan *p, const ckks_eval_keys *keys);
+
+/* Data owner: `n` <= batch images (n x c*h*w, normalised as the graph's input) into the
+ * hecnn_plan_input_ciphertexts ciphertexts (allocated by the caller); unused blocks repeat the
+ * images so that every slot carries a real image. Exactly one of pk / sk. */
+hecnn_status hecnn_plan_encrypt(const hecnn_plan *p, ckks_ciphertext *const *cts, const double *images, size_t n,
+                                const ckks_public_key *pk, const ckks_secret_key *sk);
+/* Data owner: scores[n][classes] from the output ciphertexts. */
+hecnn_status hecnn_plan_decrypt(const hecnn_plan *p, double *scores, size_t n, ckks_ciphertext *const *cts,
+                                const ckks_secret_key *sk);
+
+typedef struct hecnn_run_stats {
+    double seconds_linear;     /* convolutions, dense layers, merges, pooling */
+    double seconds_activation; /* polynomial evaluation */
+    double seconds_bootstrap;  /* bootstrapping, pairing included */
+    double seconds_other;
+    size_t bootstraps, rotations;
+} hecnn_run_stats;
+
+/* Server: run one batch. `in` holds hecnn_plan_input_ciphertexts ciphertexts, `out` receives
+ * hecnn_plan_output_ciphertexts (allocated by the caller). `progress` (may be NULL) is called after
+ * each node; a nonzero *cancel stops the run at the next node with HECNN_ERR_CANCELLED. */
+hecnn_status hecnn_plan_run(const hecnn_plan *p, const ckks_eval_keys *keys, const ckks_boot_keys *boot_keys,
+                            ckks_ciphertext *const *in, ckks_ciphertext *const *out, hecnn_progress_fn progress,
+                            void *user, const volatile int *cancel, hecnn_run_stats *stats);
+
+#pragma GCC visibility pop
+
+#ifdef __cplusplus
+}
+#endif
+#endif
