@@ -6,6 +6,7 @@
 #include "hecnn/ckks.h"
 #include "hecnn/nn.h"
 #include "hecnn/circuits.h"
+#include "hecnn/graph.h"
 
 #define HECNN_VERSION_MAJOR 0
 #define HECNN_VERSION_MINOR 1
