@@ -236,6 +236,13 @@ hecnn_status ckks_mul_const(const ckks_evaluator *ev, ckks_ciphertext *out, cons
 /* Multiplies by an integer without changing the scale. */
 hecnn_status ckks_mul_integer(const ckks_evaluator *ev, ckks_ciphertext *out, const ckks_ciphertext *a,
                               int64_t k);
+/* Multiplies by the monomial X^k (k any integer, taken mod 2N; X^N = -1): exact, no level, no
+ * scale change, no key. Slot j is multiplied by zeta_j^k, zeta_j = exp(i pi 5^j / N) its root:
+ * for k = N/2 that is i in every slot (ckks_mul_i); N gives -1 and 3N/2 gives -i. */
+hecnn_status ckks_mul_monomial(const ckks_evaluator *ev, ckks_ciphertext *out, const ckks_ciphertext *a,
+                               int64_t k);
+/* Multiplies every slot by i (X^(N/2)): exact, no level, no scale change, no key. */
+hecnn_status ckks_mul_i(const ckks_evaluator *ev, ckks_ciphertext *out, const ckks_ciphertext *a);
 /* Tensor product without relinearization: degree 2 output. */
 hecnn_status ckks_mul(const ckks_evaluator *ev, ckks_ciphertext *out, const ckks_ciphertext *a,
                       const ckks_ciphertext *b);
