@@ -258,6 +258,179 @@ static void test_sparse(void)
     fixture_free(&f);
 }
 
+/* ---- two real messages in one bootstrap ---- */
+
+static ckks_ciphertext *encrypt_values(fixture *f, const double complex *v, unsigned level, double scale)
+{
+    const size_t n = ckks_bootstrapper_slots(f->bt);
+    ckks_plaintext *pt = NULL;
+    ckks_ciphertext *ct = NULL;
+    ckks_plaintext_new(&pt, f->ctx);
+    ckks_ciphertext_new(&ct, f->ctx);
+    CHECK(ckks_encode(f->ctx, pt, v, n, n, level, scale) == HECNN_OK);
+    CHECK(ckks_encrypt_sk(f->ctx, ct, pt, f->sk) == HECNN_OK);
+    ckks_plaintext_free(pt);
+    return ct;
+}
+
+/* Bits of ct / factor against the real vector want: mean and worst slot of the real part, and the
+ * mean -log2 |imaginary part|. */
+typedef struct real_bits {
+    double mean, min, imag;
+} real_bits;
+
+static real_bits measure_real(fixture *f, const ckks_ciphertext *ct, const double complex *want, double factor)
+{
+    const size_t n = ckks_bootstrapper_slots(f->bt);
+    double complex *have = malloc(n * sizeof *have), *re = malloc(n * sizeof *re);
+    ckks_plaintext *pt = NULL;
+    ckks_plaintext_new(&pt, f->ctx);
+    CHECK(ckks_decrypt(f->ctx, pt, ct, f->sk) == HECNN_OK);
+    CHECK(ckks_decode(f->ctx, have, pt) == HECNN_OK);
+    for (size_t i = 0; i < n; i++) {
+        have[i] /= factor;
+        re[i] = creal(want[i]);
+    }
+    ckks_precision_stats s;
+    ckks_precision(&s, re, have, n);
+    ckks_plaintext_free(pt);
+    free(have);
+    free(re);
+    return (real_bits){s.mean_bits_real, s.min_bits_real, s.mean_bits_imag};
+}
+
+/* ckks_bootstrap_pair against one real ckks_bootstrap of the same input a (its real part):
+ * measured at N = 2^12 the pair is about 1 bit better (z / 2 is bootstrapped: EvalMod's error,
+ * cubic in the message, dominates at this ring size) and the doubled variant about 1 bit worse
+ * (relative to 2a, 2b). Asserted: the pair no more than 0.5 bit below one bootstrap and above
+ * `floor_bits`, the doubled variant no more than 1.5 bits below and above floor_bits - 2 (floors
+ * 3.5 bits under the measurements, the margin of the complex thresholds above); imaginary parts
+ * below 2^-29 (measured 2^-32); in_b NULL; in-place use; levels, scales; every refusal. */
+static void test_pair(ckks_boot_preset preset, double floor_bits, const char *name)
+{
+    fixture f;
+    REQUIRE_VOID(fixture_init(&f, preset) == 0);
+    ckks_boot_keys *keys = NULL;
+    REQUIRE_VOID(ckks_boot_keys_generate(&keys, f.bt, f.sk) == HECNN_OK);
+    const size_t n = ckks_bootstrapper_slots(f.bt);
+    const unsigned out_level = ckks_bootstrapper_output_level(f.bt);
+    const double scale = ckks_context_default_scale(f.ctx);
+    const bool verbose = getenv("HECNN_VERBOSE") != NULL;
+    /* the key plan already has the conjugation key the split uses, at the output level or above */
+    size_t np = ckks_bootstrapper_key_plan(f.bt, NULL, 0);
+    ckks_key_need *plan = malloc(np * sizeof *plan);
+    ckks_bootstrapper_key_plan(f.bt, plan, np);
+    bool conj_planned = false;
+    for (size_t i = 0; i < np; i++)
+        conj_planned |= plan[i].galois == ckks_galois_element_conjugate(f.ctx) && plan[i].max_level >= out_level;
+    CHECK(conj_planned);
+    free(plan);
+
+    double complex *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b), *noisy = malloc(n * sizeof *noisy);
+    for (size_t i = 0; i < n; i++) {
+        a[i] = test_rng_uniform(-1, 1);
+        b[i] = test_rng_uniform(-1, 1);
+        noisy[i] = a[i] + I * test_rng_uniform(-1, 1);
+    }
+    ckks_ciphertext *ca = encrypt_values(&f, a, 0, scale), *cb = encrypt_values(&f, b, 0, scale);
+    ckks_ciphertext *oa = NULL, *ob = NULL;
+    ckks_ciphertext_new(&oa, f.ctx);
+    ckks_ciphertext_new(&ob, f.ctx);
+
+    /* reference: one plain bootstrap of a (real part) */
+    hecnn_status st = ckks_bootstrap(f.bt, keys, oa, ca);
+    CHECK_MSG(st == HECNN_OK, "%s: bootstrap: %s", name, hecnn_status_name(st));
+    const real_bits single = measure_real(&f, oa, a, 1);
+
+    st = ckks_bootstrap_pair(f.bt, keys, oa, ob, ca, cb);
+    CHECK_MSG(st == HECNN_OK, "%s: pair: %s (%s)", name, hecnn_status_name(st), hecnn_last_error_detail());
+    for (int k = 0; k < 2; k++) {
+        const ckks_ciphertext *o = k ? ob : oa;
+        CHECK(ckks_ciphertext_level(o) == out_level);
+        CHECK(ckks_ciphertext_scale(o) == scale);
+        CHECK(ckks_ciphertext_slots(o) == n);
+        CHECK(ckks_ciphertext_degree(o) == 1);
+    }
+    const real_bits pa = measure_real(&f, oa, a, 1), pb = measure_real(&f, ob, b, 1);
+    CHECK_MSG(pa.mean >= single.mean - 0.5 && pb.mean >= single.mean - 0.5 && pa.mean >= floor_bits &&
+                  pb.mean >= floor_bits,
+              "%s: pair %.2f / %.2f mean bits, one bootstrap %.2f, floor %.1f", name, pa.mean, pb.mean, single.mean,
+              floor_bits);
+    CHECK_MSG(pa.min >= single.min - 2.5 && pb.min >= single.min - 2.5, "%s: pair worst %.2f / %.2f, one bootstrap %.2f",
+              name, pa.min, pb.min, single.min);
+    /* imaginary parts: the bootstrap's noise only, split off */
+    CHECK_MSG(pa.imag >= 29 && pb.imag >= 29, "%s: imaginary parts 2^-%.1f, 2^-%.1f", name, pa.imag, pb.imag);
+
+    /* doubled: 2a, 2b at the default scale, the precision of one bootstrap */
+    st = ckks_bootstrap_pair_doubled(f.bt, keys, oa, ob, ca, cb);
+    CHECK_MSG(st == HECNN_OK, "%s: doubled pair: %s", name, hecnn_status_name(st));
+    CHECK(ckks_ciphertext_level(oa) == out_level && ckks_ciphertext_scale(oa) == scale);
+    CHECK(ckks_ciphertext_level(ob) == out_level && ckks_ciphertext_scale(ob) == scale);
+    const real_bits da = measure_real(&f, oa, a, 2), db = measure_real(&f, ob, b, 2);
+    CHECK_MSG(da.mean >= single.mean - 1.5 && db.mean >= single.mean - 1.5 && da.mean >= floor_bits - 2 &&
+                  db.mean >= floor_bits - 2,
+              "%s: doubled pair %.2f / %.2f, one bootstrap %.2f", name, da.mean, db.mean, single.mean);
+    CHECK_MSG(da.imag >= 29 && db.imag >= 29, "%s: doubled imaginary parts 2^-%.1f, 2^-%.1f", name, da.imag, db.imag);
+    /* read as a, b at twice the scale */
+    CHECK(ckks_ciphertext_set_scale(oa, 2 * scale) == HECNN_OK);
+    const real_bits ra = measure_real(&f, oa, a, 1);
+    CHECK(fabs(ra.mean - da.mean) < 1e-9);
+
+    /* in_b NULL: the real part of in_a, its imaginary part cleaned */
+    ckks_ciphertext *cn = encrypt_values(&f, noisy, 0, scale);
+    st = ckks_bootstrap_pair(f.bt, keys, oa, NULL, cn, NULL);
+    CHECK_MSG(st == HECNN_OK, "%s: pair without b: %s", name, hecnn_status_name(st));
+    CHECK(ckks_ciphertext_level(oa) == out_level && ckks_ciphertext_scale(oa) == scale);
+    const real_bits na = measure_real(&f, oa, a, 1);
+    CHECK_MSG(na.mean >= single.mean - 0.5 && na.imag >= 29, "%s: real bootstrap of a + i c: %.2f bits, imaginary 2^-%.1f",
+              name, na.mean, na.imag);
+    CHECK(ckks_bootstrap_pair_doubled(f.bt, keys, oa, NULL, cn, NULL) == HECNN_OK);
+    const real_bits nd = measure_real(&f, oa, a, 2);
+    CHECK_MSG(nd.mean >= single.mean - 1.5, "%s: doubled real bootstrap: %.2f bits", name, nd.mean);
+
+    if (verbose)
+        printf("  %s: one bootstrap %.2f mean / %.2f worst bits (real part); pair %.2f / %.2f (a), %.2f / %.2f (b), "
+               "imaginary 2^-%.1f; doubled %.2f / %.2f (a), %.2f / %.2f (b); in_b NULL %.2f, doubled %.2f\n",
+               name, single.mean, single.min, pa.mean, pa.min, pb.mean, pb.min, fmin(pa.imag, pb.imag), da.mean, da.min,
+               db.mean, db.min, na.mean, nd.mean);
+
+    /* in place, from a level above 0, the outputs swapped onto the inputs */
+    ckks_ciphertext *ha = encrypt_values(&f, a, 2, scale), *hb = encrypt_values(&f, b, 2, scale);
+    st = ckks_bootstrap_pair(f.bt, keys, hb, ha, ha, hb);
+    CHECK_MSG(st == HECNN_OK, "%s: pair in place: %s", name, hecnn_status_name(st));
+    const real_bits ia = measure_real(&f, hb, a, 1), ib = measure_real(&f, ha, b, 1);
+    CHECK_MSG(ia.mean >= floor_bits && ib.mean >= floor_bits, "%s: in place %.2f / %.2f bits", name, ia.mean, ib.mean);
+
+    /* refusals */
+    ckks_ciphertext *c1 = encrypt_values(&f, b, 1, scale), *cs = NULL;
+    CHECK(ckks_bootstrap_pair(f.bt, keys, oa, ob, ca, c1) == HECNN_ERR_LEVEL_MISMATCH);
+    ckks_ciphertext_new(&cs, f.ctx);
+    CHECK(ckks_ciphertext_copy(cs, cb) == HECNN_OK && ckks_ciphertext_set_scale(cs, 2 * scale) == HECNN_OK);
+    CHECK(ckks_bootstrap_pair(f.bt, keys, oa, ob, ca, cs) == HECNN_ERR_SCALE_MISMATCH);
+    CHECK(ckks_bootstrap_pair(f.bt, keys, oa, NULL, ca, cb) == HECNN_ERR_INVALID_ARGUMENT);
+    CHECK(ckks_bootstrap_pair(f.bt, keys, oa, ob, ca, NULL) == HECNN_ERR_INVALID_ARGUMENT);
+    CHECK(ckks_bootstrap_pair(f.bt, keys, oa, oa, ca, cb) == HECNN_ERR_INVALID_ARGUMENT);
+    CHECK(ckks_bootstrap_pair(NULL, keys, oa, ob, ca, cb) == HECNN_ERR_INVALID_ARGUMENT);
+    CHECK(ckks_bootstrap_pair(f.bt, NULL, oa, ob, ca, cb) == HECNN_ERR_INVALID_ARGUMENT);
+    CHECK(ckks_bootstrap_pair(f.bt, keys, NULL, ob, ca, cb) == HECNN_ERR_INVALID_ARGUMENT);
+    CHECK(ckks_bootstrap_pair_doubled(f.bt, keys, oa, ob, NULL, cb) == HECNN_ERR_INVALID_ARGUMENT);
+
+    ckks_ciphertext_free(ca);
+    ckks_ciphertext_free(cb);
+    ckks_ciphertext_free(cn);
+    ckks_ciphertext_free(ha);
+    ckks_ciphertext_free(hb);
+    ckks_ciphertext_free(c1);
+    ckks_ciphertext_free(cs);
+    ckks_ciphertext_free(oa);
+    ckks_ciphertext_free(ob);
+    free(a);
+    free(b);
+    free(noisy);
+    ckks_boot_keys_free(keys);
+    fixture_free(&f);
+}
+
 /* Compact keys (uniform halves re-expanded from seeds, the others packed) bootstrap as precisely,
  * in less than half the key memory, whether generated, loaded or compacted after the fact. */
 static void test_compact_keys(void)
@@ -384,6 +557,8 @@ int main(void)
     test_presets_offline();
     test_full();
     test_sparse();
+    test_pair(CKKS_BOOT_TEST_N12_FULL, 24, "full slots");
+    test_pair(CKKS_BOOT_TEST_N12_SPARSE, 22, "sparse slots");
     test_compact_keys();
     test_concurrent();
     return check_summary();

@@ -296,6 +296,92 @@ static void test_rotations(fixture *f)
     free(want);
 }
 
+/* Bit-identical ciphertexts (level, degree, scale and every limb). */
+static bool ct_same(const ckks_ciphertext *x, const ckks_ciphertext *y)
+{
+    if (x->level != y->level || x->degree != y->degree || x->scale != y->scale || x->slots != y->slots) return false;
+    const size_t words = ((size_t)x->degree + 1) * ((size_t)x->level + 1) * x->ctx->n;
+    return !memcmp(x->data, y->data, words * 8);
+}
+
+/* Multiplication by X^k: exact (bit-identical to the NTT product ckks_mul_const computes for i),
+ * no level or scale change, aliasing, every degree, and slot j multiplied by zeta_j^k. */
+static void test_mul_monomial(fixture *f)
+{
+    const size_t n = f->slots, N = ckks_context_n(f->ctx);
+    const unsigned top = ckks_context_max_level(f->ctx);
+    const double scale = ckks_context_default_scale(f->ctx);
+    double complex *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b), *want = malloc(n * sizeof *want);
+    double complex *have = malloc(n * sizeof *have), *ref = malloc(n * sizeof *ref);
+    random_values(a, n, 1);
+    random_values(b, n, 1);
+    ckks_ciphertext *ca = encrypt(f, a, top, scale), *cb = encrypt(f, b, top, scale), *out, *x;
+    ckks_ciphertext_new(&out, f->ctx);
+    ckks_ciphertext_new(&x, f->ctx);
+    ckks_plaintext *pt;
+    ckks_plaintext_new(&pt, f->ctx);
+
+    CHECK(ckks_mul_i(f->ev, out, ca) == HECNN_OK);
+    CHECK(ckks_ciphertext_level(out) == top && ckks_ciphertext_scale(out) == scale);
+    CHECK(ckks_mul_const(f->ev, x, ca, I, 1.0) == HECNN_OK);
+    CHECK_MSG(ct_same(out, x), "mul_i = mul_const(i, scale 1) bit for bit");
+    for (size_t i = 0; i < n; i++) want[i] = I * a[i];
+    CHECK_BITS(precision_of(f, out, want), 24, "mul_i");
+    /* to full precision: the decryption is X^(N/2) times a's, so the decodings agree to the FFT's rounding */
+    CHECK(ckks_decrypt(f->ctx, pt, ca, f->sk) == HECNN_OK && ckks_decode(f->ctx, ref, pt) == HECNN_OK);
+    CHECK(ckks_decrypt(f->ctx, pt, out, f->sk) == HECNN_OK && ckks_decode(f->ctx, have, pt) == HECNN_OK);
+    double e = 0;
+    for (size_t i = 0; i < n; i++) e = fmax(e, cabs(have[i] - I * ref[i]));
+    CHECK_MSG(e < 1e-12, "decode(mul_i(ct)) - i decode(ct): %g", e);
+    /* i^2 = -1 and i^4 = 1 exactly; X^N and X^(3N/2) = X^(-N/2); k is taken mod 2N */
+    CHECK(ckks_negate(f->ev, x, ca) == HECNN_OK);
+    CHECK(ckks_mul_i(f->ev, out, out) == HECNN_OK); /* in place */
+    CHECK_MSG(ct_same(out, x), "mul_i twice = negate");
+    CHECK(ckks_mul_monomial(f->ev, out, ca, (int64_t)N) == HECNN_OK);
+    CHECK_MSG(ct_same(out, x), "X^N = -1");
+    CHECK(ckks_mul_monomial(f->ev, out, ca, -(int64_t)N / 2) == HECNN_OK);
+    CHECK(ckks_mul_monomial(f->ev, x, ca, 3 * (int64_t)N / 2) == HECNN_OK);
+    CHECK_MSG(ct_same(out, x), "X^(-N/2) = X^(3N/2)");
+    CHECK(ckks_mul_i(f->ev, out, out) == HECNN_OK);
+    CHECK(ckks_mul_monomial(f->ev, x, ca, 2 * (int64_t)N) == HECNN_OK);
+    CHECK_MSG(ct_same(out, ca) && ct_same(x, ca), "i^4 = 1, X^2N = 1");
+    CHECK(ckks_mul_monomial(f->ev, out, ca, 0) == HECNN_OK && ct_same(out, ca));
+    /* X^1: slot j times its root exp(i pi 5^j / N) */
+    CHECK(ckks_mul_monomial(f->ev, out, ca, 1) == HECNN_OK);
+    uint64_t g = 1;
+    for (size_t j = 0; j < n; j++, g = g * 5 % (2 * N)) want[j] = a[j] * cexp(I * acos(-1.0) * (double)g / (double)N);
+    CHECK_BITS(precision_of(f, out, want), 24, "X^1");
+    /* at a lower level, on a degree-2 product, on a seeded symmetric ciphertext */
+    CHECK(ckks_drop_level(f->ev, out, ca, 1) == HECNN_OK && ckks_mul_i(f->ev, out, out) == HECNN_OK);
+    CHECK(ckks_ciphertext_level(out) == 1);
+    for (size_t i = 0; i < n; i++) want[i] = I * a[i];
+    CHECK_BITS(precision_of(f, out, want), 24, "mul_i at level 1");
+    CHECK(ckks_mul(f->ev, out, ca, cb) == HECNN_OK && ckks_mul_i(f->ev, out, out) == HECNN_OK);
+    CHECK(ckks_ciphertext_degree(out) == 2);
+    CHECK(ckks_relinearize(f->ev, out, out) == HECNN_OK && ckks_rescale(f->ev, out, out) == HECNN_OK);
+    for (size_t i = 0; i < n; i++) want[i] = I * a[i] * b[i];
+    CHECK_BITS(precision_of(f, out, want), 20, "mul_i of a product");
+    CHECK(ckks_encode(f->ctx, pt, a, n, n, top, scale) == HECNN_OK && ckks_encrypt_sk(f->ctx, x, pt, f->sk) == HECNN_OK);
+    CHECK(ckks_mul_i(f->ev, x, x) == HECNN_OK);
+    for (size_t i = 0; i < n; i++) want[i] = I * a[i];
+    CHECK_BITS(precision_of(f, x, want), 24, "mul_i of a seeded ciphertext");
+    /* bad arguments */
+    CHECK(ckks_mul_i(NULL, out, ca) == HECNN_ERR_INVALID_ARGUMENT);
+    CHECK(ckks_mul_i(f->ev, NULL, ca) == HECNN_ERR_INVALID_ARGUMENT);
+    CHECK(ckks_mul_i(f->ev, out, NULL) == HECNN_ERR_INVALID_ARGUMENT);
+    CHECK(ckks_mul_monomial(f->ev, out, NULL, 3) == HECNN_ERR_INVALID_ARGUMENT);
+    ckks_plaintext_free(pt);
+    ckks_ciphertext_free(ca);
+    ckks_ciphertext_free(cb);
+    ckks_ciphertext_free(out);
+    ckks_ciphertext_free(x);
+    free(a);
+    free(b);
+    free(want);
+    free(have);
+    free(ref);
+}
+
 static void test_params(void)
 {
     ckks_params_literal p;
@@ -343,6 +429,7 @@ static void test_cross_context(fixture *f, fixture *g)
     ckks_ciphertext_new(&cg, g->ctx);
     CHECK(ckks_add(f->ev, ca, ca, cg) != HECNN_OK);
     CHECK(ckks_rotate(g->ev, cg, ca, 1) == HECNN_ERR_PARAMS_MISMATCH);
+    CHECK(ckks_mul_i(g->ev, cg, ca) == HECNN_ERR_PARAMS_MISMATCH);
     ckks_plaintext *pt;
     ckks_plaintext_new(&pt, g->ctx);
     CHECK(ckks_decrypt(g->ctx, pt, ca, g->sk) == HECNN_ERR_PARAMS_MISMATCH);
@@ -636,6 +723,7 @@ int main(void)
         test_encoding(&f);
         test_arithmetic(&f);
         test_rotations(&f);
+        test_mul_monomial(&f);
         test_secret_switch_and_mod_raise(&f);
         test_compact_keys(&f);
         if (prev.ctx) {

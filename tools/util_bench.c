@@ -46,6 +46,7 @@ int bench_parse_options(bench_options *o, int argc, char **argv, const char *nam
         if (!strcmp(argv[i], "--json")) o->json = true;
         else if (!strcmp(argv[i], "--cpu-time")) o->clock = CLOCK_PROCESS_CPUTIME_ID;
         else if (!strcmp(argv[i], "--whole-keys")) o->whole_keys = true;
+        else if (!strcmp(argv[i], "--pair")) o->pair = true;
         else if (!strcmp(argv[i], "--threads") && has_value) o->threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--reps") && has_value) o->reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--preset") && has_value) o->preset = argv[++i];

@@ -22,6 +22,7 @@ typedef struct bench_options {
     clockid_t clock;
     const char *preset;    /* NULL unless given */
     bool whole_keys;       /* --whole-keys (bench boot): keys with their uniform halves, unpacked */
+    bool pair;             /* --pair (bench boot): also two real ciphertexts through one bootstrap */
 } bench_options;
 
 /* Returns -1 to go on, else the exit code (0 after --help, 2 after a usage error, reported). */

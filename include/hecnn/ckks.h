@@ -240,6 +240,13 @@ hecnn_status ckks_mul_integer(const ckks_evaluator *ev, ckks_ciphertext *out, co
  * the scale is unchanged. Inputs (degree 1) share one level and scale; out must not alias them. */
 hecnn_status ckks_dot_integer(const ckks_evaluator *ev, ckks_ciphertext *out, const ckks_ciphertext *const *in,
                               const int64_t *k, size_t count, bool accumulate);
+/* Multiplies by the monomial X^k (k any integer, taken mod 2N; X^N = -1): exact, no level, no
+ * scale change, no key. Slot j is multiplied by zeta_j^k, zeta_j = exp(i pi 5^j / N) its root:
+ * for k = N/2 that is i in every slot (ckks_mul_i); N gives -1 and 3N/2 gives -i. */
+hecnn_status ckks_mul_monomial(const ckks_evaluator *ev, ckks_ciphertext *out, const ckks_ciphertext *a,
+                               int64_t k);
+/* Multiplies every slot by i (X^(N/2)): exact, no level, no scale change, no key. */
+hecnn_status ckks_mul_i(const ckks_evaluator *ev, ckks_ciphertext *out, const ckks_ciphertext *a);
 /* Tensor product without relinearization: degree 2 output. */
 hecnn_status ckks_mul(const ckks_evaluator *ev, ckks_ciphertext *out, const ckks_ciphertext *a,
                       const ckks_ciphertext *b);

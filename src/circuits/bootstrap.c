@@ -428,6 +428,9 @@ static int collect_needs(const ckks_bootstrapper *bt, need_set *s)
     if (need_add(s, 0, bt->l_c2s)) return -1; /* relinearization: EvalMod starts at l_c2s */
     for (size_t i = 0; i < bt->n_subsum; i++)
         if (need_add(s, bt->subsum[i], bt->top)) return -1;
+    /* conjugation: the real/imaginary split at l_c2s, and ckks_bootstrap_pair's split at the
+     * output level (served by the same key, which works at every level below its own) */
+    if (need_add(s, ckks_galois_element_conjugate(bt->ctx), bt->out_level)) return -1;
     if (need_add(s, ckks_galois_element_conjugate(bt->ctx), bt->l_c2s)) return -1;
     const ckks_lintrans *all[2 * MAX_DFT_LEVELS];
     size_t m = 0;
@@ -754,4 +757,71 @@ done:
         lt_workspace_free(&ws);
     }
     return st;
+}
+
+/* ---- two real messages in one bootstrap ------------------------------------------------------ */
+
+/* z = a + i b (exact: ckks_mul_i is a monomial product), declared at twice its scale unless
+ * `doubled` (then it holds z / 2); one bootstrap; then z + conj z and -i (z - conj z) with one
+ * conjugation at the output level. */
+static hecnn_status bootstrap_pair(const ckks_bootstrapper *bt, const ckks_boot_keys *keys, ckks_ciphertext *out_a,
+                                   ckks_ciphertext *out_b, const ckks_ciphertext *in_a, const ckks_ciphertext *in_b,
+                                   bool doubled)
+{
+    if (!bt || !keys || !out_a || !in_a) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
+    if (!in_b != !out_b) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "out_b must be given exactly when in_b is");
+    if (out_a == out_b) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "out_a and out_b are the same ciphertext");
+    const ckks_context *ctx = bt->ctx;
+    if (in_a->ctx->param_id != ctx->param_id || (in_b && in_b->ctx->param_id != ctx->param_id) ||
+        keys->ctx->param_id != ctx->param_id || out_a->ctx->param_id != ctx->param_id ||
+        (out_b && out_b->ctx->param_id != ctx->param_id))
+        return hecnn_fail(HECNN_ERR_PARAMS_MISMATCH, "ciphertext or keys of another context");
+    if (!in_a->data || (in_b && !in_b->data)) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "empty ciphertext");
+    if (in_b) {
+        if (in_a->level != in_b->level)
+            return hecnn_fail(HECNN_ERR_LEVEL_MISMATCH, "pair at levels %u and %u", in_a->level, in_b->level);
+        if (!scales_equal(in_a->scale, in_b->scale))
+            return hecnn_fail(HECNN_ERR_SCALE_MISMATCH, "pair at scales 2^%.4f and 2^%.4f", log2(in_a->scale),
+                              log2(in_b->scale));
+        if (in_a->slots != in_b->slots)
+            return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "pair of %zu and %zu slots", in_a->slots, in_b->slots);
+        if (in_b->degree != 1) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "bootstrap needs a relinearized ciphertext");
+    }
+    ckks_evaluator *ev = NULL;
+    hecnn_status st = ckks_evaluator_new(&ev, ctx, keys->evk);
+    if (st) return st;
+    ckks_ciphertext *z = NULL, *c = NULL;
+    if ((st = ckks_ciphertext_new(&z, ctx)) || (st = ckks_ciphertext_new(&c, ctx))) goto done;
+    if (in_b) {
+        if ((st = ckks_mul_i(ev, z, in_b)) || (st = ckks_add(ev, z, z, in_a))) goto done;
+    } else if ((st = ckks_ciphertext_copy(z, in_a))) {
+        goto done;
+    }
+    if (!doubled) z->scale *= 2;
+    if ((st = ckks_bootstrap(bt, keys, z, z))) goto done;
+    if ((st = ckks_conjugate(ev, c, z))) goto done;
+    /* the inputs are read: the outputs may alias them now */
+    if (out_b) {
+        const int64_t minus_i = 3 * (int64_t)(ctx->n / 2);
+        if ((st = ckks_sub(ev, out_b, z, c)) || (st = ckks_mul_monomial(ev, out_b, out_b, minus_i))) goto done;
+    }
+    st = ckks_add(ev, out_a, z, c);
+done:
+    ckks_ciphertext_free(z);
+    ckks_ciphertext_free(c);
+    ckks_evaluator_free(ev);
+    return st;
+}
+
+hecnn_status ckks_bootstrap_pair(const ckks_bootstrapper *bt, const ckks_boot_keys *keys, ckks_ciphertext *out_a,
+                                 ckks_ciphertext *out_b, const ckks_ciphertext *in_a, const ckks_ciphertext *in_b)
+{
+    return bootstrap_pair(bt, keys, out_a, out_b, in_a, in_b, false);
+}
+
+hecnn_status ckks_bootstrap_pair_doubled(const ckks_bootstrapper *bt, const ckks_boot_keys *keys,
+                                         ckks_ciphertext *out_a, ckks_ciphertext *out_b, const ckks_ciphertext *in_a,
+                                         const ckks_ciphertext *in_b)
+{
+    return bootstrap_pair(bt, keys, out_a, out_b, in_a, in_b, true);
 }

@@ -318,6 +318,49 @@ hecnn_status ckks_dot_integer(const ckks_evaluator *ev, ckks_ciphertext *out, co
     return HECNN_OK;
 }
 
+/* X^k in NTT form is pointwise: the forward NTT evaluates at psi^(2 brv(i) + 1) in slot i, so slot
+ * brv(m) is multiplied by psi^(k (2m + 1)) = psi^k (psi^2k)^m. One table per limb from the twiddle
+ * root (no NTT), shared by all components. */
+hecnn_status ckks_mul_monomial(const ckks_evaluator *ev, ckks_ciphertext *out, const ckks_ciphertext *a, int64_t k)
+{
+    hecnn_status st = check_args(ev, out, a);
+    if (st) return st;
+    const ckks_context *ctx = ev->ctx;
+    const size_t n = ctx->n;
+    const uint64_t two_n = 2 * (uint64_t)n;
+    const uint64_t e = (uint64_t)(k % (int64_t)two_n + (k % (int64_t)two_n < 0 ? (int64_t)two_n : 0));
+    if (out != a && (st = ckks_ciphertext_copy(out, a))) return st;
+    if (e == 0) return HECNN_OK;
+    const unsigned level = out->level;
+    uint64_t *w = hecnn_alloc((size_t)(level + 1) * n * 8);
+    if (!w) return hecnn_fail(HECNN_ERR_NO_MEMORY, "monomial");
+    const unsigned log_n = ctx->log_n;
+    for (unsigned l = 0; l <= level; l++) {
+        const ntt_table *t = &ctx->tables[l];
+        uint64_t *wl = w + (size_t)l * n;
+        uint64_t x = pow_mod(t->psi, e, &t->mod);
+        const uint64_t step = mul_mod(x, x, &t->mod);
+        for (size_t m = 0; m < n; m++) {
+            size_t i = 0;
+            for (unsigned b = 0; b < log_n; b++) i |= ((m >> b) & 1) << (log_n - 1 - b);
+            wl[i] = x;
+            x = mul_mod(x, step, &t->mod);
+        }
+    }
+    rns_basis basis;
+    ctx_basis_q(ctx, &basis, level);
+    for (unsigned c = 0; c <= out->degree; c++) rns_mul(&basis, ct_comp(out, c), ct_comp(out, c), w);
+    hecnn_free(w);
+    out->seeded = false;
+    return HECNN_OK;
+}
+
+hecnn_status ckks_mul_i(const ckks_evaluator *ev, ckks_ciphertext *out, const ckks_ciphertext *a)
+{
+    if (!ev) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
+    return ckks_mul_monomial(ev, out, a, (int64_t)(ev->ctx->n / 2));
+}
+
 hecnn_status ckks_mul(const ckks_evaluator *ev, ckks_ciphertext *out, const ckks_ciphertext *a, const ckks_ciphertext *b)
 {
     hecnn_status st = check_pair(ev, out, a, b);
