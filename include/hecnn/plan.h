@@ -10,9 +10,9 @@
  * Every linear layer costs one level: masks encoded at scale 2^30 select the valid positions of each
  * kernel tap (stride and padding folded in), the weights multiply as integers (2^20 w), and one
  * rescale ends the layer. Every ReLU bootstraps its input, two ciphertexts at a time as one complex
- * ciphertext, and evaluates the node's polynomial on y = x / range: inputs are normalised by folding
- * 1 / (2 range) into the producing layer's weights, so the server never needs a decryption to range
- * them. The plan is built by running the network once without ciphertexts (a dry run of the same
+ * ciphertext (ckks_bootstrap_pair), and evaluates the node's polynomial on y = x / range: inputs are
+ * normalised by folding 1 / range into the producing layer's weights, so the server never needs a
+ * decryption to range them. The plan is built by running the network once without ciphertexts (a dry run of the same
  * code): it knows every level, every rotation and the exact key list before any key exists. */
 #ifndef HECNN_PLAN_H
 #define HECNN_PLAN_H

@@ -2,7 +2,8 @@
  * plan built by a dry run of the executor, and the executor itself.
  *
  * A tensor's ciphertexts hold its values divided by a unit: a layer that feeds a ReLU of range B
- * produces unit 2B (values in [-1/2, 1/2], what a paired bootstrap takes), a ReLU produces unit B.
+ * produces unit B (values in [-1, 1], what the ReLU's polynomial takes after a paired bootstrap), and
+ * the ReLU produces unit B too.
  * Linear layers absorb every unit change into their weights; where the producer cannot (a ReLU
  * output feeding a residual sum), a 1x1 identity layer converts it, at the cost of one level. */
 #include <math.h>
@@ -58,7 +59,6 @@ typedef struct runner {
     hecnn_plan *p;            /* mutable only in the dry run (masks, keys) */
     bool dry;
     const ckks_evaluator *ev; /* network keys */
-    const ckks_evaluator *bev;/* bootstrapping keys (conjugation) */
     const ckks_boot_keys *boot_keys;
     hecnn_run_stats stats;
 } runner;
@@ -378,6 +378,16 @@ static hecnn_status merge_groups(runner *r, tensor *t)
     return st;
 }
 
+/* t += bias (per channel, at t's unit) in every slot. */
+static hecnn_status add_bias(runner *r, tensor *t, const double *bias)
+{
+    if (!bias || r->dry) return HECNN_OK;
+    hecnn_status st = HECNN_OK;
+    for (size_t i = 0; i < t->groups * t->c && !st; i++)
+        if (bias[i % t->c] != 0) st = ckks_add_const(r->ev, t->ct[i], t->ct[i], bias[i % t->c] / t->unit);
+    return st;
+}
+
 /* *view = x when it is already at `unit`, else a converted copy in *tmp (a 1x1 identity layer: one
  * level). The caller clears *tmp. */
 static hecnn_status at_unit(runner *r, const tensor **view, tensor *tmp, const tensor *x, double unit)
@@ -393,32 +403,6 @@ static hecnn_status at_unit(runner *r, const tensor **view, tensor *tmp, const t
 }
 
 /* ---- activations: paired bootstrap, then the ReLU polynomial --------------------------------- */
-
-/* y_a = 2a and y_b = 2b, refreshed, from a and b (b may be NULL): one bootstrap of a + i b, then
- * z + conj(z) = 2a and -i (z - conj(z)) = 2b. */
-static hecnn_status bootstrap_pair(runner *r, ckks_ciphertext *ya, ckks_ciphertext *yb, const ckks_ciphertext *a,
-                                   const ckks_ciphertext *b)
-{
-    ckks_ciphertext *z = NULL, *zc = NULL;
-    hecnn_status st = ckks_ciphertext_new(&z, r->p->ctx);
-    if (!st) st = ckks_ciphertext_new(&zc, r->p->ctx);
-    if (!st && b) {
-        st = ckks_mul_const(r->ev, zc, b, I, 1.0);
-        if (!st) st = ckks_add(r->ev, z, a, zc);
-    } else if (!st) {
-        st = ckks_ciphertext_copy(z, a);
-    }
-    if (!st) st = ckks_bootstrap(r->p->bt, r->boot_keys, z, z);
-    if (!st) st = ckks_conjugate(r->bev, zc, z);
-    if (!st && yb) {
-        st = ckks_sub(r->ev, yb, z, zc);
-        if (!st) st = ckks_mul_const(r->ev, yb, yb, -I, 1.0);
-    }
-    if (!st) st = ckks_add(r->ev, ya, z, zc);
-    ckks_ciphertext_free(z);
-    ckks_ciphertext_free(zc);
-    return st;
-}
 
 static hecnn_status run_relu(runner *r, tensor *out, const tensor *x, size_t id)
 {
@@ -442,7 +426,7 @@ static hecnn_status run_relu(runner *r, tensor *out, const tensor *x, size_t id)
     for (size_t j = 0; j < pairs && !st; j++) {
         ckks_ciphertext *ya = out->ct[2 * j], *yb = 2 * j + 1 < n ? out->ct[2 * j + 1] : NULL;
         double t0 = omp_get_wtime();
-        st = bootstrap_pair(r, ya, yb, x->ct[2 * j], yb ? x->ct[2 * j + 1] : NULL);
+        st = ckks_bootstrap_pair(p->bt, r->boot_keys, ya, yb, x->ct[2 * j], yb ? x->ct[2 * j + 1] : NULL);
         const double t1 = omp_get_wtime();
         r->stats.seconds_bootstrap += t1 - t0;
         if (!st) st = ckks_poly_evaluate(r->ev, ya, ya, p->poly[id], p->scale);
@@ -453,12 +437,12 @@ static hecnn_status run_relu(runner *r, tensor *out, const tensor *x, size_t id)
     return st;
 }
 
-/* The ReLU of node id on x, converted first to the unit 2 x range its bootstrap takes. */
+/* The ReLU of node id on x, converted first to the unit `range` its bootstrap takes. */
 static hecnn_status run_relu_node(runner *r, tensor *out, const tensor *x, size_t id)
 {
     const tensor *v;
     tensor tmp;
-    hecnn_status st = at_unit(r, &v, &tmp, x, 2 * hecnn_graph_node(r->p->g, id)->range);
+    hecnn_status st = at_unit(r, &v, &tmp, x, hecnn_graph_node(r->p->g, id)->range);
     if (!st) st = run_relu(r, out, v, id);
     tensor_clear(&tmp);
     return st;
@@ -587,13 +571,17 @@ static hecnn_status run_graph(runner *r, ckks_ciphertext *const *in, ckks_cipher
                 st = hecnn_fail(HECNN_ERR_UNSUPPORTED, "node %zu: stride 2 on an odd-sized map", id);
                 break;
             }
+            /* a stride-2 layer's bias waits for the merge: the merge sums four groups' slots */
+            const bool merge = nd->stride == 2;
             const linear L = {.cout = nd->c, .cin = x->c, .k = nd->k, .stride = nd->stride, .pad = nd->pad,
-                              .weight = nd->weight, .bias = nd->bias, .factor = x->unit / unit, .unit_out = unit};
+                              .weight = nd->weight, .bias = merge ? NULL : nd->bias, .factor = x->unit / unit,
+                              .unit_out = unit};
             st = run_linear(r, &t[id], x, &L);
-            if (!st && nd->stride == 2) {
+            if (!st && merge) {
                 t[id].h = x->h / 2;
                 t[id].w = x->w / 2;
                 st = merge_groups(r, &t[id]);
+                if (!st) st = add_bias(r, &t[id], nd->bias);
             }
             break;
         }
@@ -661,14 +649,14 @@ void hecnn_plan_free(hecnn_plan *p)
     hecnn_free(p);
 }
 
-/* The unit each node should produce: a ReLU wants 2 x range from its input, a sum passes what its
+/* The unit each node should produce: a ReLU wants its range from its input, a sum passes what its
  * consumer wants on to both operands; linear layers then produce it directly. */
 static void plan_units(hecnn_plan *p)
 {
     const size_t count = hecnn_graph_node_count(p->g);
     for (size_t id = count; id-- > 1;) {
         const hecnn_node *nd = hecnn_graph_node(p->g, id);
-        if (nd->op == HECNN_OP_RELU && p->want[nd->in[0]] == 0) p->want[nd->in[0]] = 2 * nd->range;
+        if (nd->op == HECNN_OP_RELU && p->want[nd->in[0]] == 0) p->want[nd->in[0]] = nd->range;
         if (nd->op == HECNN_OP_ADD && p->want[id] > 0)
             for (int k = 0; k < 2; k++)
                 if (p->want[nd->in[k]] == 0) p->want[nd->in[k]] = p->want[id];
@@ -869,17 +857,12 @@ hecnn_status hecnn_plan_run(const hecnn_plan *p, const ckks_eval_keys *keys, con
     if (p->bootstraps && !boot_keys) return hecnn_fail(HECNN_ERR_MISSING_KEY, "the plan bootstraps: bootstrapping keys needed");
     hecnn_status st = hecnn_plan_check_keys(p, keys);
     if (st) return st;
-    ckks_evaluator *ev = NULL, *bev = NULL;
+    ckks_evaluator *ev = NULL;
     if ((st = ckks_evaluator_new(&ev, p->ctx, keys))) return st;
-    if (boot_keys && (st = ckks_evaluator_new(&bev, p->ctx, ckks_boot_keys_eval_keys(boot_keys)))) {
-        ckks_evaluator_free(ev);
-        return st;
-    }
     /* the real run never changes the plan: masks and keys are only read */
-    runner r = {.p = (hecnn_plan *)p, .dry = false, .ev = ev, .bev = bev, .boot_keys = boot_keys};
+    runner r = {.p = (hecnn_plan *)p, .dry = false, .ev = ev, .boot_keys = boot_keys};
     st = run_graph(&r, in, out, progress, user, cancel);
     if (stats) *stats = r.stats;
     ckks_evaluator_free(ev);
-    ckks_evaluator_free(bev);
     return st;
 }
