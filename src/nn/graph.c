@@ -398,76 +398,110 @@ hecnn_status hecnn_graph_fold_batchnorm(hecnn_graph *g)
 
 /* ---- reference inference -------------------------------------------------------------------- */
 
-/* The convolution kernel body, instantiated twice: with fma() for CPUs that have it (built for
- * AVX2 + FMA, where fma() is one vector instruction) and with a * b + c everywhere else.
- * xp is the zero-padded input (cin planes of hp x wp); y receives cout planes of oh x ow.
- * Loop order: kernel offsets outside, a contiguous run over output columns inside, and no
- * bounds test anywhere (the padding is in xp). */
+/* The convolution, instantiated twice: with fma() for CPUs that have it (built for AVX2 + FMA,
+ * where fma() is one vector instruction) and with a * b + c everywhere else.
+ *
+ * xp is the zero-padded input: cin planes of hp x wp, followed by at least k zero values (slack).
+ * Stride 1 runs over "extended" output rows of wp columns (the last wp - ow of each row are
+ * discarded): output t of a plane reads xp[t + ky * wp + kx], so one kernel tap is one contiguous
+ * run over the whole plane, with no bounds test and no per-row overhead. Garbage columns read at
+ * most k - 1 values past a plane, which the slack covers. ext holds two extended planes (oh x wp):
+ * two output channels are accumulated at once, so each input value loaded feeds two FMAs.
+ * Other strides: kernel taps outside, a run over output columns inside. */
+#define MAC(acc, wv, xv) (use_fma ? fma((wv), (xv), (acc)) : (acc) + (wv) * (xv))
+
 static inline __attribute__((always_inline)) void conv_body(const hecnn_node *nd, size_t cin, size_t hp, size_t wp,
-                                                             const double *xp, double *y, const int use_fma)
+                                                             const double *xp, double *y, double *ext, const int use_fma)
 {
-    const size_t k = nd->k, s = nd->stride, oh = nd->h, ow = nd->w, plane = oh * ow;
-    for (size_t co = 0; co < nd->c; co++) {
-        double *yo = y + co * plane;
-        const double b = nd->bias[co];
-        for (size_t t = 0; t < plane; t++) yo[t] = b;
-        for (size_t ci = 0; ci < cin; ci++) {
-            const double *xc = xp + ci * hp * wp;
-            const double *wk = nd->weight + (co * cin + ci) * k * k;
-            for (size_t ky = 0; ky < k; ky++) {
-                if (s == 1 && k == 3) { /* the common case: one pass per kernel row */
-                    const double w0 = wk[ky * 3], w1 = wk[ky * 3 + 1], w2 = wk[ky * 3 + 2];
-                    for (size_t oy = 0; oy < oh; oy++) {
-                        const double *src = xc + (oy + ky) * wp;
-                        double *restrict d = yo + oy * ow;
-                        if (use_fma)
-                            for (size_t ox = 0; ox < ow; ox++)
-                                d[ox] = fma(w2, src[ox + 2], fma(w1, src[ox + 1], fma(w0, src[ox], d[ox])));
-                        else
-                            for (size_t ox = 0; ox < ow; ox++)
-                                d[ox] = d[ox] + w0 * src[ox] + w1 * src[ox + 1] + w2 * src[ox + 2];
-                    }
-                    continue;
-                }
-                for (size_t kx = 0; kx < k; kx++) {
-                    const double wv = wk[ky * k + kx];
-                    const double *s0 = xc + ky * wp + kx;
-                    for (size_t oy = 0; oy < oh; oy++) {
-                        const double *src = s0 + oy * s * wp;
-                        double *restrict d = yo + oy * ow;
-                        if (s == 1) {
-                            if (use_fma)
-                                for (size_t ox = 0; ox < ow; ox++) d[ox] = fma(wv, src[ox], d[ox]);
-                            else
-                                for (size_t ox = 0; ox < ow; ox++) d[ox] += wv * src[ox];
-                        } else {
-                            if (use_fma)
-                                for (size_t ox = 0; ox < ow; ox++) d[ox] = fma(wv, src[ox * s], d[ox]);
-                            else
-                                for (size_t ox = 0; ox < ow; ox++) d[ox] += wv * src[ox * s];
+    const size_t k = nd->k, s = nd->stride, oh = nd->h, ow = nd->w, plane = oh * ow, kk = k * k;
+    if (s != 1) {
+        for (size_t co = 0; co < nd->c; co++) {
+            double *yo = y + co * plane;
+            const double b = nd->bias[co];
+            for (size_t t = 0; t < plane; t++) yo[t] = b;
+            for (size_t ci = 0; ci < cin; ci++) {
+                const double *xc = xp + ci * hp * wp, *wk = nd->weight + (co * cin + ci) * kk;
+                for (size_t ky = 0; ky < k; ky++)
+                    for (size_t kx = 0; kx < k; kx++) {
+                        const double wv = wk[ky * k + kx];
+                        const double *s0 = xc + ky * wp + kx;
+                        for (size_t oy = 0; oy < oh; oy++) {
+                            const double *restrict src = s0 + oy * s * wp;
+                            double *restrict d = yo + oy * ow;
+                            for (size_t ox = 0; ox < ow; ox++) d[ox] = MAC(d[ox], wv, src[ox * s]);
                         }
                     }
-                }
             }
+        }
+        return;
+    }
+    const size_t len = oh * wp;
+    for (size_t co = 0; co < nd->c; co += 2) {
+        const size_t pair = co + 1 < nd->c; /* 1 when a second channel exists */
+        double *restrict e0 = ext, *restrict e1 = ext + len;
+        for (size_t t = 0; t < len; t++) e0[t] = nd->bias[co];
+        for (size_t t = 0; t < len; t++) e1[t] = nd->bias[co + pair]; /* unused when !pair */
+        for (size_t ci = 0; ci < cin; ci++) {
+            const double *restrict xc = xp + ci * hp * wp;
+            const double *w0 = nd->weight + (co * cin + ci) * kk, *w1 = nd->weight + ((co + pair) * cin + ci) * kk;
+            if (k == 3) { /* one channel at a time: 9 weights stay in registers */
+                const size_t r1 = wp, r2 = 2 * wp;
+                for (size_t c2 = 0; c2 <= pair; c2++) {
+                    const double *wk = c2 ? w1 : w0;
+                    double *restrict e = c2 ? e1 : e0;
+                    const double a0 = wk[0], a1 = wk[1], a2 = wk[2], a3 = wk[3], a4 = wk[4], a5 = wk[5], a6 = wk[6],
+                                 a7 = wk[7], a8 = wk[8];
+                    for (size_t t = 0; t < len; t++) {
+                        const double *q = xc + t;
+                        double u = e[t];
+                        u = MAC(u, a0, q[0]);
+                        u = MAC(u, a1, q[1]);
+                        u = MAC(u, a2, q[2]);
+                        u = MAC(u, a3, q[r1]);
+                        u = MAC(u, a4, q[r1 + 1]);
+                        u = MAC(u, a5, q[r1 + 2]);
+                        u = MAC(u, a6, q[r2]);
+                        u = MAC(u, a7, q[r2 + 1]);
+                        u = MAC(u, a8, q[r2 + 2]);
+                        e[t] = u;
+                    }
+                }
+                continue;
+            }
+            for (size_t ky = 0; ky < k; ky++)
+                for (size_t kx = 0; kx < k; kx++) {
+                    const double u = w0[ky * k + kx], v = w1[ky * k + kx];
+                    const double *restrict q = xc + ky * wp + kx;
+                    for (size_t t = 0; t < len; t++) {
+                        e0[t] = MAC(e0[t], u, q[t]);
+                        e1[t] = MAC(e1[t], v, q[t]);
+                    }
+                }
+        }
+        for (size_t oy = 0; oy < oh; oy++) {
+            memcpy(y + co * plane + oy * ow, e0 + oy * wp, ow * sizeof *y);
+            if (pair) memcpy(y + (co + 1) * plane + oy * ow, e1 + oy * wp, ow * sizeof *y);
         }
     }
 }
 
-static void conv_portable(const hecnn_node *nd, size_t cin, size_t hp, size_t wp, const double *xp, double *y)
+#undef MAC
+
+static void conv_portable(const hecnn_node *nd, size_t cin, size_t hp, size_t wp, const double *xp, double *y, double *ext)
 {
-    conv_body(nd, cin, hp, wp, xp, y, 0);
+    conv_body(nd, cin, hp, wp, xp, y, ext, 0);
 }
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define GRAPH_HAVE_FMA_KERNEL 1
 __attribute__((target("avx2,fma"))) static void conv_fma(const hecnn_node *nd, size_t cin, size_t hp, size_t wp,
-                                                         const double *xp, double *y)
+                                                         const double *xp, double *y, double *ext)
 {
-    conv_body(nd, cin, hp, wp, xp, y, 1);
+    conv_body(nd, cin, hp, wp, xp, y, ext, 1);
 }
 #endif
 
-typedef void (*conv_fn)(const hecnn_node *, size_t, size_t, size_t, const double *, double *);
+typedef void (*conv_fn)(const hecnn_node *, size_t, size_t, size_t, const double *, double *, double *);
 
 /* HECNN_FORCE_ISA=portable selects the portable kernel (as for the NTT kernels, src/math/cpu.c). */
 static conv_fn conv_kernel(void)
@@ -481,20 +515,28 @@ static conv_fn conv_kernel(void)
     return conv_portable;
 }
 
-/* x: the input node's values; scratch: room for the padded input. */
+/* Scratch values conv_forward needs: the padded input with its slack, and two extended planes. */
+static size_t conv_scratch(const hecnn_node *nd, const hecnn_node *src)
+{
+    const size_t hp = src->h + 2 * (size_t)nd->pad, wp = src->w + 2 * (size_t)nd->pad;
+    return (size_t)src->c * hp * wp + nd->k + 2 * (size_t)nd->h * wp;
+}
+
+/* x: the input node's values; scratch: conv_scratch values. */
 static void conv_forward(conv_fn kern, const hecnn_node *nd, const hecnn_node *src, const double *x, double *y,
                          double *scratch)
 {
     const size_t cin = src->c, h = src->h, w = src->w, p = nd->pad;
-    if (p == 0) {
-        kern(nd, cin, h, w, x, y);
-        return;
+    const size_t hp = h + 2 * p, wp = w + 2 * p, padded = cin * hp * wp;
+    if (p) {
+        memset(scratch, 0, padded * sizeof *scratch);
+        for (size_t ci = 0; ci < cin; ci++)
+            for (size_t r = 0; r < h; r++) memcpy(scratch + (ci * hp + r + p) * wp + p, x + (ci * h + r) * w, w * sizeof *x);
+    } else {
+        memcpy(scratch, x, padded * sizeof *x);
     }
-    const size_t hp = h + 2 * p, wp = w + 2 * p;
-    memset(scratch, 0, cin * hp * wp * sizeof *scratch);
-    for (size_t ci = 0; ci < cin; ci++)
-        for (size_t r = 0; r < h; r++) memcpy(scratch + (ci * hp + r + p) * wp + p, x + (ci * h + r) * w, w * sizeof *x);
-    kern(nd, cin, hp, wp, scratch, y);
+    memset(scratch + padded, 0, nd->k * sizeof *scratch);
+    kern(nd, cin, hp, wp, scratch, y, scratch + padded + nd->k);
 }
 
 static void dense_forward(const hecnn_node *nd, const double *x, double *y)
@@ -653,10 +695,9 @@ hecnn_status hecnn_graph_infer(const hecnn_graph *g, hecnn_infer_mode mode, cons
         too_big |= sz > SIZE_MAX / 16 - total;
         total += sz;
         const hecnn_node *nd = &g->nodes[i];
-        if (nd->op == HECNN_OP_CONV2D && nd->pad) {
-            const hecnn_node *src = &g->nodes[nd->in[0]];
-            const size_t ps = (size_t)src->c * (src->h + 2 * (size_t)nd->pad) * (src->w + 2 * (size_t)nd->pad);
-            if (ps > scratch) scratch = ps;
+        if (nd->op == HECNN_OP_CONV2D) {
+            const size_t cs = conv_scratch(nd, &g->nodes[nd->in[0]]);
+            if (cs > scratch) scratch = cs;
         }
     }
     too_big |= scratch > SIZE_MAX / 16 - total;
