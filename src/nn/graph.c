@@ -396,18 +396,18 @@ hecnn_status hecnn_graph_fold_batchnorm(hecnn_graph *g)
     return HECNN_OK;
 }
 
-/* ---- reference inference -------------------------------------------------------------------- */
+/* ---- reference inference: convolution ------------------------------------------------------ */
 
-/* ---- convolution ----
- *
+/*
  * A convolution is a matrix product: out[co][t] = bias[co] + sum_j W[co][j] X[j][t], j running over
  * (ci, ky, kx). X is never formed: the input is laid out once per image as "phase planes" (the
  * zero-padded input split by row and column modulo the stride; for stride 1 the padded input
  * itself), each hq x wq, so that for every tap row j of X is one contiguous run starting at
  * offs[j] in that layout. Outputs are computed over "extended" rows of wq columns (the columns
  * past ow are discarded), so t runs contiguously over the whole output plane: no bounds test, no
- * per-row overhead. The kernel keeps a 4-channel x 8-column block of outputs in registers over
- * the whole sum (each input load feeds four FMAs, each weight load eight). */
+ * per-row overhead. The AVX2 kernel keeps a 4-channel x 12-column block of outputs in registers
+ * over the whole sum (each input load feeds four FMAs, each weight broadcast twelve); the portable
+ * kernel is the same loop nest in plain C. The two differ only in rounding (FMA). */
 
 #define CONV_MR 4 /* output channels per block */
 #define CONV_NR 12 /* extended output columns per block */
@@ -644,7 +644,7 @@ typedef struct infer_plan {
     conv_fn conv;
     conv_plan *cp;    /* per node (convolutions only) */
     size_t *off;      /* offset of each node's values in a thread's arena */
-    size_t arena;     /* values per thread, padded-input scratch included */
+    size_t arena;     /* values per thread, convolution scratch included */
     size_t scratch;   /* offset of that scratch */
 } infer_plan;
 
@@ -757,7 +757,7 @@ hecnn_status hecnn_graph_infer(const hecnn_graph *g, hecnn_infer_mode mode, cons
     pl.arena = total + scratch;
     const size_t nin = hecnn_graph_node_size(g, 0), nout = hecnn_graph_node_size(g, g->n - 1);
     int failed = 0;
-#pragma omp parallel
+#pragma omp parallel if (n > 1)
     {
         double *mem = hecnn_alloc(pl.arena * sizeof *mem);
         double *amax = stats && stats->absmax ? hecnn_calloc(g->n, sizeof *amax) : NULL;
