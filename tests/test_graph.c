@@ -484,6 +484,17 @@ static void test_file(void)
     CHECK(read_edited(buf, size, rec + 36, 0xffffffffu) == bad); /* huge weight count */
     CHECK(strstr(hecnn_last_error_detail(), "limit") != NULL);
     CHECK(read_edited(buf, size, rec + 36, 53) == bad);      /* one weight short */
+    {   /* a stream that declares 60M weights and ends: truncated, read as it arrives */
+        uint8_t *b = malloc(size);
+        memcpy(b, buf, size);
+        b[rec + 36] = 0, b[rec + 37] = 0x87, b[rec + 38] = 0x93, b[rec + 39] = 0x03; /* 60,000,000 */
+        f = fmemopen(b, size, "rb");
+        back = NULL;
+        CHECK(f && hecnn_graph_load(&back, f) == bad && back == NULL);
+        CHECK(strstr(hecnn_last_error_detail(), "truncated") != NULL);
+        if (f) fclose(f);
+        free(b);
+    }
     CHECK(read_edited(buf, size, rec + 44, 1) == bad);       /* coefficients on a conv */
     CHECK(read_edited(buf, size, rec + 44, 0xffffffffu) == bad);
     CHECK(read_edited(buf, size, rec + 48, 1) == bad);       /* a range on a conv */
