@@ -716,6 +716,48 @@ static void infer_image(const infer_plan *pl, const double *in, double *out, dou
     memcpy(out, mem + pl->off[g->n - 1], hecnn_graph_node_size(g, g->n - 1) * sizeof *out);
 }
 
+/* Where each node's values live in a thread's arena: a node's buffer is reused once its last
+ * reader has run (the working set of one image then stays in cache). *total = the values used. */
+static hecnn_status place_values(const hecnn_graph *g, size_t *off, size_t *total)
+{
+    const size_t n = g->n;
+    size_t *last = hecnn_alloc(4 * n * sizeof *last); /* last reader; buffer offset, size, owner */
+    if (!last) return hecnn_fail(HECNN_ERR_NO_MEMORY, "inference plan");
+    size_t *boff = last + n, *bsize = boff + n, *owner = bsize + n, nbuf = 0, end = 0;
+    const size_t none = SIZE_MAX;
+    for (size_t i = 0; i < n; i++) last[i] = i;
+    for (size_t i = 1; i < n; i++) {
+        last[g->nodes[i].in[0]] = i;
+        if (g->nodes[i].op == HECNN_OP_ADD) last[g->nodes[i].in[1]] = i;
+    }
+    last[n - 1] = n; /* the output is copied out at the end */
+    hecnn_status st = HECNN_OK;
+    for (size_t i = 0; i < n && !st; i++) {
+        const size_t sz = hecnn_graph_node_size(g, i);
+        size_t best = none; /* the smallest free buffer that fits */
+        for (size_t b = 0; b < nbuf; b++)
+            if (owner[b] == none && bsize[b] >= sz && (best == none || bsize[b] < bsize[best])) best = b;
+        if (best == none) {
+            if (sz > SIZE_MAX / 16 - end) {
+                st = hecnn_fail(HECNN_ERR_NO_MEMORY, "inference: the activations do not fit in memory");
+                break;
+            }
+            best = nbuf++;
+            boff[best] = end;
+            bsize[best] = sz;
+            end += sz;
+        }
+        owner[best] = i;
+        off[i] = boff[best];
+        /* inputs read for the last time by node i are free from node i + 1 on */
+        for (size_t b = 0; b < nbuf; b++)
+            if (owner[b] != none && owner[b] != i && last[owner[b]] <= i) owner[b] = none;
+    }
+    hecnn_free(last);
+    *total = end;
+    return st;
+}
+
 hecnn_status hecnn_graph_infer(const hecnn_graph *g, hecnn_infer_mode mode, const double *input, size_t n, double *output,
                                hecnn_infer_stats *stats)
 {
@@ -736,13 +778,10 @@ hecnn_status hecnn_graph_infer(const hecnn_graph *g, hecnn_infer_mode mode, cons
     pl.cp = hecnn_calloc(g->n, sizeof *pl.cp);
     hecnn_status st = pl.off && pl.cp ? HECNN_OK : hecnn_fail(HECNN_ERR_NO_MEMORY, "inference plan");
     size_t total = 0, scratch = 0;
+    if (!st) st = place_values(g, pl.off, &total);
     for (size_t i = 0; i < g->n && !st; i++) {
-        const size_t sz = hecnn_graph_node_size(g, i);
-        pl.off[i] = total;
-        if (sz > SIZE_MAX / 16 - total) st = hecnn_fail(HECNN_ERR_NO_MEMORY, "inference: the activations do not fit in memory");
-        total += sz;
         const hecnn_node *nd = &g->nodes[i];
-        if (!st && nd->op == HECNN_OP_CONV2D && !(st = conv_plan_new(&pl.cp[i], nd, &g->nodes[nd->in[0]]))) {
+        if (nd->op == HECNN_OP_CONV2D && !(st = conv_plan_new(&pl.cp[i], nd, &g->nodes[nd->in[0]]))) {
             const size_t cs = conv_scratch(&pl.cp[i], nd);
             if (cs > scratch) scratch = cs;
         }
