@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+
 #include "common/check.h"
 #include "hecnn/hecnn.h"
 
@@ -153,7 +155,7 @@ static void test_fold(void)
     const size_t cin = 2, h = 6, w = 6, cout = 3, n = 4;
     hecnn_graph *g = NULL;
     REQUIRE_VOID(hecnn_graph_new(&g, cin, h, w) == HECNN_OK);
-    double wt[3 * 2 * 9], b[3], gam[3], bet[3], mu[3], var[3];
+    double wt[9 + 3 * 3 * 9], b[3], gam[3], bet[3], mu[3], var[3];
     for (size_t i = 0; i < sizeof wt / sizeof *wt; i++) wt[i] = test_rng_uniform(-1, 1);
     for (size_t i = 0; i < 3; i++) {
         b[i] = test_rng_uniform(-1, 1), gam[i] = test_rng_uniform(0.5, 2), bet[i] = test_rng_uniform(-1, 1);
@@ -163,7 +165,7 @@ static void test_fold(void)
     CHECK(hecnn_graph_conv2d(g, &c1, 0, cout, 3, 1, 1, wt, b) == HECNN_OK);
     CHECK(hecnn_graph_batchnorm_stats(g, &bn1, c1, gam, bet, mu, var, 1e-5) == HECNN_OK);
     CHECK(hecnn_graph_relu(g, &r1, bn1) == HECNN_OK);
-    CHECK(hecnn_graph_conv2d(g, &c2, r1, cout, 3, 1, 1, wt + 9 /* any 27 values */, NULL) == HECNN_OK);
+    CHECK(hecnn_graph_conv2d(g, &c2, r1, cout, 3, 1, 1, wt + 9 /* any 81 values */, NULL) == HECNN_OK);
     CHECK(hecnn_graph_batchnorm_stats(g, &bn2, c2, gam, bet, mu, var, 1e-5) == HECNN_OK);
     /* c3 is read by bn3 and by the add: not folded */
     CHECK(hecnn_graph_conv2d(g, &c3, r1, cout, 3, 1, 1, wt, b) == HECNN_OK);
@@ -312,6 +314,212 @@ static void test_builder_errors(void)
     hecnn_graph_free(g);
 }
 
+/* ---- model files ---------------------------------------------------------------------------- */
+
+static double *random_array(size_t n, double scale)
+{
+    double *p = malloc((n ? n : 1) * sizeof *p);
+    for (size_t i = 0; i < n; i++) p[i] = test_rng_uniform(-scale, scale);
+    return p;
+}
+
+/* Every operation once, with calibration, approximations and input normalisation. */
+static hecnn_graph *small_model(void)
+{
+    hecnn_graph *g = NULL;
+    if (hecnn_graph_new(&g, 2, 4, 4)) return NULL;
+    double *w1 = random_array(54, 0.5), *b1 = random_array(3, 0.1), *sc = random_array(3, 1), *sh = random_array(3, 0.1);
+    double *w2 = random_array(9, 0.5), *wd = random_array(60, 0.3), *bd = random_array(5, 0.1);
+    const double mean[2] = {0.5, 0.25}, sd[2] = {0.25, 0.5}, cheb[5] = {0.3, 0.5, 0.2, 0, -0.01}, pc[3] = {0.1, 1, 0.05};
+    size_t c1, bn, r, c2, a, p, ap, d;
+    const bool ok = !hecnn_graph_set_input_norm(g, mean, sd) && !hecnn_graph_conv2d(g, &c1, 0, 3, 3, 1, 1, w1, b1) &&
+                    !hecnn_graph_batchnorm(g, &bn, c1, sc, sh) && !hecnn_graph_relu(g, &r, bn) &&
+                    !hecnn_graph_set_relu_range(g, r, 3) && !hecnn_graph_set_relu_approx(g, r, cheb, 4) &&
+                    !hecnn_graph_conv2d(g, &c2, r, 3, 1, 1, 0, w2, NULL) && !hecnn_graph_add(g, &a, c2, r) &&
+                    !hecnn_graph_poly(g, &p, a, pc, 2) && !hecnn_graph_avgpool(g, &ap, p, 2) &&
+                    !hecnn_graph_dense(g, &d, ap, 5, wd, bd) && !hecnn_graph_relu(g, NULL, d);
+    free(w1), free(b1), free(sc), free(sh), free(w2), free(wd), free(bd);
+    if (!ok) {
+        hecnn_graph_free(g);
+        return NULL;
+    }
+    return g;
+}
+
+static uint8_t *save_bytes(const hecnn_graph *g, size_t *size)
+{
+    char *data = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&data, &len);
+    if (!f) return NULL;
+    const hecnn_status st = hecnn_graph_save(g, f);
+    fclose(f);
+    *size = len;
+    if (st) {
+        free(data);
+        return NULL;
+    }
+    return (uint8_t *)data;
+}
+
+/* Recompute the trailing SHA-256 after an edit, so the checks past the checksum are reached. */
+static void resign(uint8_t *buf, size_t size)
+{
+    unsigned len = 0;
+    EVP_Digest(buf, size - 32, buf + size - 32, &len, EVP_sha256(), NULL);
+}
+
+static hecnn_status read_edited(const uint8_t *orig, size_t size, size_t at, uint32_t value)
+{
+    uint8_t *b = malloc(size);
+    memcpy(b, orig, size);
+    for (int i = 0; i < 4; i++) b[at + (size_t)i] = (uint8_t)(value >> (8 * i));
+    resign(b, size);
+    hecnn_graph *g = NULL;
+    const hecnn_status st = hecnn_graph_read(&g, b, size);
+    hecnn_graph_free(g);
+    free(b);
+    return st;
+}
+
+static void test_file(void)
+{
+    hecnn_graph *g = small_model();
+    REQUIRE_VOID(g);
+    size_t size = 0;
+    uint8_t *buf = save_bytes(g, &size);
+    REQUIRE_VOID(buf);
+    /* round trip: the same graph, bit for bit */
+    hecnn_graph *back = NULL;
+    CHECK(hecnn_graph_read(&back, buf, size) == HECNN_OK);
+    REQUIRE_VOID(back);
+    CHECK(hecnn_graph_node_count(back) == hecnn_graph_node_count(g));
+    const size_t n = 5, nin = hecnn_graph_node_size(g, 0), nout = hecnn_graph_node_size(g, hecnn_graph_output(g));
+    double *x = random_array(n * nin, 1), *y0 = malloc(n * nout * sizeof *y0), *y1 = malloc(n * nout * sizeof *y1);
+    CHECK(hecnn_graph_infer(g, HECNN_INFER_EXACT, x, n, y0, NULL) == HECNN_OK);
+    CHECK(hecnn_graph_infer(back, HECNN_INFER_EXACT, x, n, y1, NULL) == HECNN_OK);
+    CHECK(memcmp(y0, y1, n * nout * sizeof *y0) == 0);
+    const hecnn_node *r = hecnn_graph_node(back, 3);
+    CHECK(r && r->op == HECNN_OP_RELU && r->range == 3 && r->degree == 4 && r->coeff && r->coeff[4] == -0.01);
+    CHECK(hecnn_graph_input_std(back)[1] == 0.5 && hecnn_graph_input_mean(back)[0] == 0.5);
+    size_t size2 = 0;
+    uint8_t *buf2 = save_bytes(back, &size2);
+    CHECK(buf2 && size2 == size && memcmp(buf, buf2, size) == 0);
+    free(buf2);
+    uint8_t d0[32], d1[32], d2[32];
+    unsigned dl = 0;
+    CHECK(hecnn_graph_digest(g, d0) == HECNN_OK && hecnn_graph_digest(back, d1) == HECNN_OK);
+    EVP_Digest(buf, size, d2, &dl, EVP_sha256(), NULL);
+    CHECK(memcmp(d0, d1, 32) == 0 && memcmp(d0, d2, 32) == 0); /* the SHA-256 of the file */
+    hecnn_graph_free(back);
+    /* the stream loader reads exactly one model: two in a row load one by one */
+    uint8_t *two = malloc(2 * size + 1);
+    memcpy(two, buf, size), memcpy(two + size, buf, size), two[2 * size] = 7;
+    FILE *f = fmemopen(two, 2 * size + 1, "rb");
+    REQUIRE_VOID(f);
+    CHECK(hecnn_graph_load(&back, f) == HECNN_OK);
+    hecnn_graph_free(back);
+    CHECK(hecnn_graph_load(&back, f) == HECNN_OK);
+    hecnn_graph_free(back);
+    back = (hecnn_graph *)1;
+    CHECK(hecnn_graph_load(&back, f) == HECNN_ERR_BAD_FORMAT && back == NULL); /* one byte left */
+    fclose(f);
+    /* trailing byte */
+    CHECK(hecnn_graph_read(&back, two, size + 1) == HECNN_ERR_BAD_FORMAT);
+    CHECK(strstr(hecnn_last_error_detail(), "trailing") != NULL);
+    free(two);
+    /* every truncation, through both readers */
+    int trunc_ok = 0;
+    for (size_t cut = 0; cut < size; cut++) {
+        back = NULL;
+        if (hecnn_graph_read(&back, buf, cut) == HECNN_ERR_BAD_FORMAT && !back) trunc_ok++;
+        hecnn_graph_free(back);
+        if (cut == 0) continue;
+        f = fmemopen(buf, cut, "rb");
+        if (!f) continue;
+        back = NULL;
+        if (hecnn_graph_load(&back, f) == HECNN_ERR_BAD_FORMAT && !back) trunc_ok++;
+        hecnn_graph_free(back);
+        fclose(f);
+    }
+    CHECK(trunc_ok == (int)(2 * size - 1));
+    /* every flipped bit */
+    int flip_ok = 0, checksum_msgs = 0;
+    for (size_t bit = 0; bit < 8 * size; bit++) {
+        buf[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+        back = NULL;
+        if (hecnn_graph_read(&back, buf, size) == HECNN_ERR_BAD_FORMAT && !back) flip_ok++;
+        checksum_msgs += strstr(hecnn_last_error_detail(), "checksum") != NULL;
+        hecnn_graph_free(back);
+        buf[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+    }
+    CHECK(flip_ok == (int)(8 * size));
+    CHECK(checksum_msgs > (int)(8 * size) / 2);
+    /* fields past the checksum (re-signed): header, then node 1's record at 32 + 16 * 2 = 64 */
+    const size_t rec = 64;
+    const hecnn_status bad = HECNN_ERR_BAD_FORMAT;
+    CHECK(read_edited(buf, size, 0, 0x4e434548u /* "HECN" -> same */) == HECNN_OK);
+    CHECK(read_edited(buf, size, 0, 0x58434548u) == bad);    /* magic */
+    CHECK(read_edited(buf, size, 8, 2) == bad);              /* version */
+    CHECK(strstr(hecnn_last_error_detail(), "version") != NULL);
+    CHECK(read_edited(buf, size, 12, 64) == bad);            /* header size */
+    CHECK(read_edited(buf, size, 16, 0xffffffffu) == bad);   /* node count */
+    CHECK(read_edited(buf, size, 16, 0) == bad);
+    CHECK(read_edited(buf, size, 16, 3) == bad);             /* fewer nodes: trailing bytes */
+    CHECK(read_edited(buf, size, 20, 4096) == bad);          /* input channels: truncated, nothing allocated */
+    CHECK(read_edited(buf, size, 24, 0) == bad);             /* input height */
+    CHECK(read_edited(buf, size, 24, 8) == bad);             /* conv output no longer 4x4: record mismatch */
+    CHECK(read_edited(buf, size, 52, 0) == bad);             /* input std[0] = 0 (its high half; the low half is 0) */
+    CHECK(read_edited(buf, size, 44, 0x7ff00000u) == bad);   /* input mean[1] = inf */
+    CHECK(read_edited(buf, size, rec, 0) == bad);            /* op INPUT */
+    CHECK(read_edited(buf, size, rec, 99) == bad);           /* unknown op */
+    CHECK(read_edited(buf, size, rec, HECNN_OP_DENSE) == bad);
+    CHECK(read_edited(buf, size, rec + 4, 1) == bad);        /* reads itself */
+    CHECK(read_edited(buf, size, rec + 8, 1) == bad);        /* in[1] set on a conv */
+    CHECK(read_edited(buf, size, rec + 12, 4) == bad);       /* channels */
+    CHECK(read_edited(buf, size, rec + 16, 5) == bad);       /* height */
+    CHECK(read_edited(buf, size, rec + 24, 5) == bad);       /* kernel */
+    CHECK(read_edited(buf, size, rec + 28, 2) == bad);       /* stride: shape mismatch */
+    CHECK(read_edited(buf, size, rec + 32, 3) == bad);       /* padding >= kernel */
+    CHECK(read_edited(buf, size, rec + 36, 0xffffffffu) == bad); /* huge weight count */
+    CHECK(strstr(hecnn_last_error_detail(), "limit") != NULL);
+    CHECK(read_edited(buf, size, rec + 36, 53) == bad);      /* one weight short */
+    {   /* a stream that declares 60M weights and ends: truncated, read as it arrives */
+        uint8_t *b = malloc(size);
+        memcpy(b, buf, size);
+        b[rec + 36] = 0, b[rec + 37] = 0x87, b[rec + 38] = 0x93, b[rec + 39] = 0x03; /* 60,000,000 */
+        f = fmemopen(b, size, "rb");
+        back = NULL;
+        CHECK(f && hecnn_graph_load(&back, f) == bad && back == NULL);
+        CHECK(strstr(hecnn_last_error_detail(), "truncated") != NULL);
+        if (f) fclose(f);
+        free(b);
+    }
+    CHECK(read_edited(buf, size, rec + 44, 1) == bad);       /* coefficients on a conv */
+    CHECK(read_edited(buf, size, rec + 44, 0xffffffffu) == bad);
+    CHECK(read_edited(buf, size, rec + 48, 1) == bad);       /* a range on a conv */
+    CHECK(read_edited(buf, size, rec + 56 + 4, 0xfff80000u) == bad); /* weight 0 high half: NaN */
+    CHECK(strstr(hecnn_last_error_detail(), "not finite") != NULL);
+    free(buf);
+    /* a graph of the input alone */
+    hecnn_graph *in_only = NULL;
+    REQUIRE_VOID(hecnn_graph_new(&in_only, 1, 2, 3) == HECNN_OK);
+    buf = save_bytes(in_only, &size);
+    CHECK(buf && size == 32 + 16 + 32);
+    CHECK(hecnn_graph_read(&back, buf, size) == HECNN_OK && hecnn_graph_node_count(back) == 1);
+    const double xi[6] = {1, 2, 3, 4, 5, 6};
+    double yi[6];
+    CHECK(hecnn_graph_infer(back, HECNN_INFER_EXACT, xi, 1, yi, NULL) == HECNN_OK && memcmp(xi, yi, sizeof xi) == 0);
+    hecnn_graph_free(back);
+    free(buf);
+    hecnn_graph_free(in_only);
+    CHECK(hecnn_graph_read(NULL, NULL, 0) == HECNN_ERR_INVALID_ARGUMENT);
+    CHECK(hecnn_graph_read(&back, NULL, 0) == HECNN_ERR_BAD_FORMAT);
+    CHECK(hecnn_graph_save(g, NULL) == HECNN_ERR_INVALID_ARGUMENT && hecnn_graph_load(&back, NULL) == HECNN_ERR_INVALID_ARGUMENT);
+    free(x), free(y0), free(y1);
+    hecnn_graph_free(g);
+}
+
 int main(void)
 {
     test_rng_seed(20261203);
@@ -324,5 +532,6 @@ int main(void)
     test_fold();
     test_approx();
     test_builder_errors();
+    test_file();
     return check_summary();
 }
