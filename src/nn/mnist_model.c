@@ -357,9 +357,11 @@ hecnn_status hecnn_mnist_read_labels(const char *path, uint8_t **labels, size_t 
     }
     for (size_t i = 0; i < count; i++) {
         if (d[8 + i] > 9) {
+            /* format the message before freeing the bytes it names */
+            st = hecnn_fail(HECNN_ERR_BAD_FORMAT, "%s: label %zu is %u; labels are digits 0..9", path, i, d[8 + i]);
             free(l);
             free(d);
-            return hecnn_fail(HECNN_ERR_BAD_FORMAT, "%s: label %zu is %u", path, i, d[8 + i]);
+            return st;
         }
         l[i] = d[8 + i];
     }
