@@ -82,8 +82,11 @@ int cli_parse_int_list(const char *option, const char *s, int **out, size_t *cou
 /* ---- numeric vectors --------------------------------------------------------------------- */
 /* Text: one value per line, "re" or "re im" (blank lines and lines starting with '#' skipped);
  * binary: little-endian IEEE-754 doubles, real values only. "-" reads stdin. Values must be
- * finite. *values is malloc'ed (free()); *any_imag tells whether an imaginary part was given. */
-int cli_read_values(const char *path, bool binary, double complex **values, size_t *count, bool *any_imag);
+ * finite. *values is malloc'ed (free()); *any_imag tells whether an imaginary part was given.
+ * Reading is bounded: more than max_count values (what the command can use), a text line over
+ * 256 bytes, more than (max_count + 1) x 256 bytes of text or a NUL byte in text is an error
+ * (so `--in /dev/zero` fails at once instead of growing without limit). */
+int cli_read_values(const char *path, bool binary, size_t max_count, double complex **values, size_t *count, bool *any_imag);
 /* Text: "%.17g" per line, or "re im" with `with_imag`; binary: little-endian doubles (re, or
  * re and im interleaved with `with_imag`). Written atomically; "-" writes stdout. */
 int cli_write_values(const char *path, bool binary, bool with_imag, const double complex *values, size_t count);

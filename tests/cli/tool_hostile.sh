@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# The tool against hostile input (issue 12): every bad input must fail with a non-zero exit (not a
+# crash) and a message naming the problem, and must not destroy files already written. Fast: n13
+# keys and the MNIST parameters with one rotation key (nothing here runs the network).
+# Usage: tool_hostile.sh HECNN SOURCE_DIR
+set -u
+HECNN=${1:?usage: tool_hostile.sh HECNN SOURCE_DIR}
+SRC=${2:?usage: tool_hostile.sh HECNN SOURCE_DIR}
+M=$SRC/models
+export HECNN_MODELS=$M
+. "$(dirname "$0")/lib/common.sh"
+
+run "$HECNN" keygen --preset n13 --out-dir "$T/k13"
+run "$HECNN" keygen --params "$M/mnist_params.hecnn" --out-dir "$T/k" --rotations 1
+E13=(encrypt --preset n13 --secret-key "$T/k13/secret.key")
+
+# 1. an out-of-range label is named (it was read after its buffer was freed)
+printf '\x00\x00\x08\x01\x00\x00\x00\x04\x0c\x01\x02\x03' > "$T/badlab.idx"
+must_fail "label 0 is 12" "$HECNN" demo --labels "$T/badlab.idx" --count 4
+
+# 7. value input is bounded by what the command can use
+# (a build without the bound reads these 50 MB whole and fails for another reason)
+head -c 50000000 /dev/zero | must_fail "NUL byte" "$HECNN" "${E13[@]}" --in - --out "$T/z.ct"
+head -c 50000000 /dev/zero | must_fail "more than 4096 values" "$HECNN" "${E13[@]}" --in - --binary --out "$T/z.ct"
+if [ -z "${SKIP_UNBOUNDED:-}" ]; then
+    must_fail "NUL byte" timeout 60 "$HECNN" "${E13[@]}" --in /dev/zero --out "$T/z.ct"
+    must_fail "more than 4096 values" timeout 60 "$HECNN" "${E13[@]}" --in /dev/zero --binary --out "$T/z.ct"
+fi
+yes '' | head -c 50000000 | must_fail "more than [0-9]+ bytes" "$HECNN" "${E13[@]}" --in - --out "$T/z.ct"
+head -c 300 /dev/zero | tr '\0' 1 > "$T/long.txt"
+must_fail "longer than 256 bytes" "$HECNN" "${E13[@]}" --in "$T/long.txt" --out "$T/z.ct"
+[ -e "$T/z.ct" ] && bad "a failed encrypt left $T/z.ct" || ok
+
+# 11. a directory where a file is expected
+must_fail "is a directory" "$HECNN" "${E13[@]}" --in "$T/k13" --out "$T/z.ct"
+must_fail "is a directory" "$HECNN" decrypt-scores --keys "$T/k" --in "$T/k"
+must_fail "is a directory" "$HECNN" encrypt --params "$T/k13" --secret-key "$T/k13/secret.key" --in /dev/null --out "$T/z.ct"
+
+# 12. --out never replaces a symbolic link, a device or a pipe; a regular file is replaced whole
+seq 1 8 > "$T/v.txt"
+echo precious > "$T/target"
+ln -s "$T/target" "$T/link"
+must_fail "symbolic link" "$HECNN" "${E13[@]}" --in "$T/v.txt" --out "$T/link"
+[ -L "$T/link" ] && [ "$(cat "$T/target")" = precious ] && ok || bad "encrypt --out replaced a symlink or its target"
+must_fail "symbolic link" "$HECNN" encrypt-images --keys "$T/k" --count 2 --batch 32 --out "$T/link"
+[ -L "$T/link" ] && [ "$(cat "$T/target")" = precious ] && ok || bad "encrypt-images --out replaced a symlink or its target"
+mkfifo "$T/fifo"
+must_fail "named pipe" "$HECNN" "${E13[@]}" --in "$T/v.txt" --out "$T/fifo"
+[ -p "$T/fifo" ] && ok || bad "encrypt --out replaced a named pipe"
+must_fail "directory" "$HECNN" "${E13[@]}" --in "$T/v.txt" --out "$T/k13"
+mkdir -p "$T/keysym" && ln -s "$T/target" "$T/keysym/secret.key"
+must_fail "symbolic link" "$HECNN" keygen --preset n13 --out-dir "$T/keysym" --force
+[ -L "$T/keysym/secret.key" ] && [ "$(cat "$T/target")" = precious ] && ok || bad "keygen --force replaced a symlink"
+ls "$T/keysym" | grep -q tmp && bad "keygen left a temporary file" || ok
+run "$HECNN" "${E13[@]}" --in "$T/v.txt" --out "$T/target"
+[ "$(head -c 5 "$T/target")" = "HECNN" ] && ok || bad "encrypt did not replace a regular file"
+
+summary
