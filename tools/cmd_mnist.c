@@ -384,9 +384,13 @@ int cmd_mnist_decrypt(int argc, char **argv)
     opened = true;
     hecnn_vr_file_header h;
     hecnn_status st = hecnn_vr_file_read_header(fin.f, k.ctx, HECNN_VR_FILE_SCORES, &h);
-    if (!st && h.per_batch != 1) st = HECNN_ERR_BAD_FORMAT;
     if (st) {
         cli_status_error(st, "cannot read scores '%s'", in);
+        goto done;
+    }
+    if (h.per_batch != 1) {
+        cli_error("cannot read scores '%s': %s: %zu ciphertexts per batch; scores are one ciphertext per batch", in,
+                  hecnn_status_name(HECNN_ERR_BAD_FORMAT), h.per_batch);
         goto done;
     }
     if ((st = hecnn_mnist_net_new(&net, k.ctx, h.width, HECNN_MNIST_PLAIN_MODEL)) || (st = ckks_ciphertext_new(&ct, k.ctx))) {
@@ -404,10 +408,21 @@ int cmd_mnist_decrypt(int argc, char **argv)
         }
     }
     const size_t m = hecnn_mnist_net_layout(net)->rows;
-    logits = calloc(h.batches * m * 10, sizeof *logits);
-    if (!logits) goto done;
+    /* grown batch by batch: memory follows the ciphertexts actually read, not the header's counts
+     * (a pipe cannot be checked against its size) */
+    size_t cap = 0;
     for (size_t b = 0; b < h.batches; b++) {
         const size_t n = h.images - b * m < m ? h.images - b * m : m;
+        if ((b + 1) * m > cap) {
+            const size_t nc = cap ? 2 * cap : m;
+            double *nl = realloc(logits, nc * 10 * sizeof *nl);
+            if (!nl) {
+                cli_error("out of memory for the scores of %zu images", nc);
+                goto done;
+            }
+            logits = nl;
+            cap = nc;
+        }
         st = ckks_ciphertext_load(k.ctx, ct, fin.f);
         if (!st) st = hecnn_mnist_decrypt_scores(net, logits + b * m * 10, n, ct, k.sk);
         if (st) {
@@ -620,8 +635,13 @@ int cmd_infer(int argc, char **argv)
     } else {
         if (cli_input_open(&fm, enc_model, false)) goto done;
         st = hecnn_mnist_prepared_load(&prep, net, fm.f);
-        if (!st && fgetc(fm.f) != EOF) st = HECNN_ERR_BAD_FORMAT;
+        const bool trailing = !st && fgetc(fm.f) != EOF;
         cli_input_close(&fm);
+        if (trailing) {
+            cli_error("cannot load the model '%s': %s: trailing bytes after its %zu ciphertexts", enc_model,
+                      hecnn_status_name(HECNN_ERR_BAD_FORMAT), hecnn_mnist_prepared_ciphertexts(prep));
+            goto done;
+        }
     }
     if (st) {
         cli_status_error(st, "cannot load the model '%s'", model_path ? model_path : enc_model);

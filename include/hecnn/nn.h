@@ -224,7 +224,9 @@ typedef struct hecnn_vr_file_header {
     size_t width, images, batches, per_batch;
 } hecnn_vr_file_header;
 hecnn_status hecnn_vr_file_write_header(FILE *f, const ckks_context *ctx, const hecnn_vr_file_header *h);
-/* Checks magic, version, kind, parameter id (HECNN_ERR_PARAMS_MISMATCH) and consistency. */
+/* Checks magic, version, kind, parameter id (HECNN_ERR_PARAMS_MISMATCH) and consistency; on a
+ * regular file also that the bytes after the header can hold the ciphertexts it announces (at
+ * least 96 + N bytes each), so counts can be trusted for allocation. */
 hecnn_status hecnn_vr_file_read_header(FILE *f, const ckks_context *ctx, hecnn_vr_file_kind kind,
                                        hecnn_vr_file_header *h);
 

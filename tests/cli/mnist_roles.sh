@@ -43,4 +43,28 @@ run "$HECNN" keygen --params "$M/mnist_params.hecnn" --out-dir "$T/other" --rota
 rc=$?
 [ $rc -eq 1 ] && grep -q "does not decrypt under this secret key" "$T/err" && ok || bad "other key: exit $rc: $(cat "$T/err")"
 
+# hostile scores files (issue 12): each is refused with a reason, never decrypted into wrong digits
+# patch FILE OFFSET BYTES...: overwrite bytes (given as hex pairs) in place
+patch() {
+    local f=$1 off=$2 hex
+    shift 2
+    hex=$(printf '\\x%s' "$@")
+    printf "$hex" | dd of="$f" bs=1 seek="$off" conv=notrunc 2>/dev/null
+}
+# the batch header is 40 bytes (width at 24, images 28, batches 32, ciphertexts per batch 36); the
+# first ciphertext follows, its scale at 40 + 40 and its slots at 40 + 48
+printf '\x00\x00\x08\x01\x00\x00\x00\x14\x0c' > "$T/badlab.idx" && head -c 19 /dev/zero >> "$T/badlab.idx"
+must_fail "label 0 is 12" "$HECNN" decrypt-scores --keys "$T/k" --in "$T/res.ct" --labels "$T/badlab.idx"
+cp "$T/res.ct" "$T/slots.ct" && patch "$T/slots.ct" 88 00 10
+must_fail "has 4096 slots" "$HECNN" decrypt-scores --keys "$T/k" --in "$T/slots.ct"
+cp "$T/res.ct" "$T/scale.ct" && patch "$T/scale.ct" 80 01 00 00 00 00 00 00 00
+must_fail "scale .*not a positive normal number" "$HECNN" decrypt-scores --keys "$T/k" --in "$T/scale.ct"
+cp "$T/res.ct" "$T/count.ct" && patch "$T/count.ct" 28 00 00 00 c0 00 00 00 06
+must_fail "claims 100663296 batches" "$HECNN" decrypt-scores --keys "$T/k" --in "$T/count.ct"
+cp "$T/res.ct" "$T/per.ct" && patch "$T/per.ct" 36 02
+must_fail "2 ciphertexts per batch" "$HECNN" decrypt-scores --keys "$T/k" --in "$T/per.ct"
+echo kept > "$T/kept.txt"
+must_fail "slots" "$HECNN" decrypt-scores --keys "$T/k" --in "$T/slots.ct" --out "$T/kept.txt"
+[ "$(cat "$T/kept.txt")" = kept ] && ok || bad "a failed decrypt-scores replaced its --out"
+
 summary

@@ -36,6 +36,16 @@ must_fail "is a directory" "$HECNN" "${E13[@]}" --in "$T/k13" --out "$T/z.ct"
 must_fail "is a directory" "$HECNN" decrypt-scores --keys "$T/k" --in "$T/k"
 must_fail "is a directory" "$HECNN" encrypt --params "$T/k13" --secret-key "$T/k13/secret.key" --in /dev/null --out "$T/z.ct"
 
+# 10, 11. the encrypted model: a truncation keeps its reason, a trailing byte is named
+run "$HECNN" encrypt-images --keys "$T/k" --count 3 --batch 32 --out "$T/img.ct"
+run "$HECNN" encrypt-model --keys "$T/k" --batch 32 --out "$T/em.ct"
+head -c 1000000 "$T/em.ct" > "$T/em-cut.ct"
+must_fail "ciphertext [0-9]+ of [0-9]+: .*truncated" "$HECNN" infer --keys "$T/k" --in "$T/img.ct" --encrypted-model "$T/em-cut.ct" --out "$T/r.ct"
+printf 'x' >> "$T/em.ct"
+must_fail "trailing bytes after its [0-9]+ ciphertexts" "$HECNN" infer --keys "$T/k" --in "$T/img.ct" --encrypted-model "$T/em.ct" --out "$T/r.ct"
+rm -f "$T/em.ct" "$T/em-cut.ct"
+[ -e "$T/r.ct" ] && bad "a failed infer left $T/r.ct" || ok
+
 # 12. --out never replaces a symbolic link, a device or a pipe; a regular file is replaced whole
 seq 1 8 > "$T/v.txt"
 echo precious > "$T/target"
