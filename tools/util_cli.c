@@ -13,6 +13,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 /* ---- messages ---- */
 
 static char prefix[96] = "hecnn";
@@ -254,6 +256,25 @@ bool cli_file_exists(const char *path)
 {
     struct stat sb;
     return stat(path, &sb) == 0;
+}
+
+int cli_sha256_file(const char *path, unsigned char digest[32])
+{
+    cli_input in;
+    if (cli_input_open(&in, path, false)) return -1;
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    int ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1;
+    unsigned char buf[1 << 16];
+    size_t got;
+    while (ok && (got = fread(buf, 1, sizeof buf, in.f)) > 0) ok = EVP_DigestUpdate(md, buf, got) == 1;
+    const bool read_error = ferror(in.f) != 0;
+    unsigned len = 0;
+    ok = ok && !read_error && EVP_DigestFinal_ex(md, digest, &len) == 1 && len == 32;
+    EVP_MD_CTX_free(md);
+    cli_input_close(&in);
+    if (read_error) errno_error("read", path, EIO);
+    else if (!ok) cli_error("cannot hash '%s': SHA-256 unavailable", path);
+    return ok ? 0 : -1;
 }
 
 unsigned long long cli_file_size(const char *path)

@@ -124,6 +124,9 @@ void cli_input_close(cli_input *in);
 typedef hecnn_status (*cli_io_fn)(void *arg, FILE *f);
 int cli_read_object(const char *path, const char *what, bool secret, bool whole, cli_io_fn fn, void *arg);
 int cli_write_object(const char *path, const char *what, bool secret, cli_io_fn fn, void *arg);
+/* SHA-256 of a file's bytes (bounded by nothing but the file: use on files this process wrote).
+ * 0 on success, else reported. */
+int cli_sha256_file(const char *path, unsigned char digest[32]);
 /* Size of a file in bytes, or 0 if it cannot be stat'ed. */
 unsigned long long cli_file_size(const char *path);
 /* "dir/name", malloc'd (NULL when out of memory). */

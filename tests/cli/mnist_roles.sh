@@ -63,6 +63,21 @@ cp "$T/res.ct" "$T/count.ct" && patch "$T/count.ct" 28 00 00 00 c0 00 00 00 06
 must_fail "claims 100663296 batches" "$HECNN" decrypt-scores --keys "$T/k" --in "$T/count.ct"
 cp "$T/res.ct" "$T/per.ct" && patch "$T/per.ct" 36 02
 must_fail "2 ciphertexts per batch" "$HECNN" decrypt-scores --keys "$T/k" --in "$T/per.ct"
+# the owner record (issue 12, item 5): encrypt-images wrote it beside its output and into the key
+# directory, with the digest of the ciphertexts; decrypt-scores refuses scores whose layout or counts
+# disagree with it (a changed row width shifts scores between images and decrypts cleanly)
+[ -f "$T/img.ct.record" ] && cmp -s "$T/img.ct.record" "$T/k/images.record" && ok || bad "no owner record beside img.ct and in the keys"
+grep -q "^images-sha256 $(sha256sum "$T/img.ct" | cut -c1-64)\$" "$T/img.ct.record" && ok || bad "record digest: $(cat "$T/img.ct.record")"
+grep -q "^row-width 256\$" "$T/img.ct.record" && grep -q "^images 20\$" "$T/img.ct.record" && ok || bad "record: $(cat "$T/img.ct.record")"
+cp "$T/res.ct" "$T/width.ct" && patch "$T/width.ct" 24 80 00
+must_fail "row width 128, the images were encrypted with 256" "$HECNN" decrypt-scores --keys "$T/k" --in "$T/width.ct"
+must_fail "row width 128" "$HECNN" decrypt-scores --params "$T/k/params.hecnn" --secret-key "$T/k/secret.key" --in "$T/width.ct" \
+    --record "$T/img.ct.record"
+run "$HECNN" encrypt-images --params "$T/k/params.hecnn" --public-key "$T/k/public.key" --count 21 --batch 32 --out "$T/img21.ct" \
+    --record "$T/r21"
+must_fail "image count 20, the images were encrypted with 21" "$HECNN" decrypt-scores --keys "$T/k" --in "$T/res.ct" --record "$T/r21"
+printf 'hecnn-owner-record 1\nslots 8192\n' > "$T/rbad"
+must_fail "line 2 should be 'parameter-id" "$HECNN" decrypt-scores --keys "$T/k" --in "$T/res.ct" --record "$T/rbad"
 echo kept > "$T/kept.txt"
 must_fail "slots" "$HECNN" decrypt-scores --keys "$T/k" --in "$T/slots.ct" --out "$T/kept.txt"
 [ "$(cat "$T/kept.txt")" = kept ] && ok || bad "a failed decrypt-scores replaced its --out"
