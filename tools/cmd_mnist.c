@@ -17,6 +17,7 @@
 #include "util_bench.h"
 #include "hecnn/hecnn.h"
 #include "util_cli.h"
+#include "util_idx.h"
 
 #define SAMPLE_IMAGES "mnist-sample-64-images-idx3-ubyte"
 #define SAMPLE_LABELS "mnist-sample-64-labels-idx1-ubyte"
@@ -400,16 +401,13 @@ int cmd_mnist_encrypt(int argc, char **argv)
         cli_error("out of memory");
         goto done;
     }
-    hecnn_status st = hecnn_mnist_read_images(images, &px, &n_all);
-    if (st) {
-        cli_status_error(st, "cannot read images '%s'", images);
-        goto done;
-    }
+    /* only the images asked for are read and converted */
+    if (cli_idx_read_images(images, offset, count, &px, &count, &n_all)) goto done;
     if (offset >= n_all) {
         cli_error("--offset %zu: '%s' holds %zu images", offset, images, n_all);
         goto done;
     }
-    if (!count || count > n_all - offset) count = n_all - offset;
+    hecnn_status st;
     if ((st = hecnn_mnist_net_new(&net, k.ctx, width_of(k.ctx, batch), HECNN_MNIST_PLAIN_MODEL))) {
         cli_status_error(st, "batch of %zu", batch);
         goto done;
@@ -428,7 +426,7 @@ int cmd_mnist_encrypt(int argc, char **argv)
     const double t0 = now_s();
     for (size_t b = 0; b < nb; b++) {
         const size_t first = b * m, n = count - first < m ? count - first : m;
-        st = hecnn_mnist_encrypt_images(net, cts, px + (offset + first) * HECNN_MNIST_PIXELS, n, k.sk ? NULL : k.pk, k.sk);
+        st = hecnn_mnist_encrypt_images(net, cts, px + first * HECNN_MNIST_PIXELS, n, k.sk ? NULL : k.pk, k.sk);
         for (size_t i = 0; !st && i < per; i++) st = ckks_ciphertext_save(cts[i], o.f);
         if (st) {
             cli_status_error(st, "cannot encrypt batch %zu", b);
@@ -570,12 +568,10 @@ int cmd_mnist_decrypt(int argc, char **argv)
         goto done;
     }
     if (labels_path) {
-        if ((st = hecnn_mnist_read_labels(labels_path, &labels, &n_labels))) {
-            cli_status_error(st, "cannot read labels '%s'", labels_path);
-            goto done;
-        }
-        if (offset + h.images > n_labels) {
-            cli_error("'%s' holds %zu labels; images %zu..%zu need more", labels_path, n_labels, offset, offset + h.images - 1);
+        size_t total = 0;
+        if (cli_idx_read_labels(labels_path, offset, h.images, &labels, &n_labels, &total)) goto done;
+        if (n_labels < h.images) {
+            cli_error("'%s' holds %zu labels; images %zu..%zu need more", labels_path, total, offset, offset + h.images - 1);
             goto done;
         }
     }
@@ -611,7 +607,7 @@ int cmd_mnist_decrypt(int argc, char **argv)
         if (cli_output_open(&o, out, false)) goto done;
         f = o.f;
     }
-    print_scores(f, json, logits, h.images, labels ? labels + offset : NULL, offset);
+    print_scores(f, json, logits, h.images, labels, offset);
     if (out && cli_output_commit(&o)) goto done;
     rc = CLI_EXIT_OK;
 done:
@@ -1031,11 +1027,10 @@ int cmd_demo(int argc, char **argv)
         cli_status_error(st, "cannot load model '%s'", model_path);
         goto done;
     }
-    if ((st = hecnn_mnist_read_images(images, &px, &n_img)) || (st = hecnn_mnist_read_labels(labels_path, &labels, &n_lab))) {
-        cli_status_error(st, "cannot read the digits");
+    size_t total = 0;
+    if (cli_idx_read_images(images, 0, count, &px, &n_img, &total) || cli_idx_read_labels(labels_path, 0, n_img, &labels, &n_lab, &total))
         goto done;
-    }
-    if (count == 0 || count > n_img) count = n_img;
+    count = n_img;
     if (count > n_lab) {
         cli_error("%zu labels for %zu images", n_lab, count);
         goto done;
@@ -1270,12 +1265,17 @@ int cmd_bench_mnist(int argc, char **argv)
         if (lp && !cli_file_exists(lp)) lp[strlen(lp) - 3] = 0;
         double *px = NULL;
         uint8_t *lab = NULL;
-        size_t ni = 0, nl = 0;
-        if ((st = hecnn_mnist_read_images(ip, &px, &ni)) || (st = hecnn_mnist_read_labels(lp, &lab, &nl)) || ni != nl) {
-            cli_status_error(st ? st : HECNN_ERR_BAD_FORMAT, "cannot read the test set in '%s' (see --help: where to get it)", data);
+        size_t ni = 0, nl = 0, total = 0;
+        bool bad = !ip || !lp || cli_idx_read_images(ip, 0, acc_count, &px, &ni, &total) ||
+                   cli_idx_read_labels(lp, 0, ni, &lab, &nl, &total);
+        if (!bad && ni != nl) {
+            cli_error("%zu labels for %zu images", nl, ni);
+            bad = true;
+        }
+        if (bad) {
+            cli_error("cannot read the test set in '%s' (see --help: where to get it)", data);
             rc = CLI_EXIT_FAIL;
         } else {
-            if (acc_count && acc_count < ni) ni = acc_count;
             if (json) fprintf(o, ",\n  \"accuracy\": [");
             else printf("\naccuracy over %zu test images (batches of 256, %d threads)\n%-10s %-9s %-9s %-9s %-12s %-8s\n", ni,
                         hecnn_get_threads(), "model", "accuracy", "plain", "agree", "max |err|", "s/image");

@@ -151,11 +151,6 @@ void hecnn_mnist_model_free(hecnn_mnist_model *model);
 /* Plaintext reference inference in double precision; pixels in [0, 1]; logits[n][10]. */
 void hecnn_mnist_infer_plain(const hecnn_mnist_model *model, const double *pixels, size_t n, double *logits);
 
-/* MNIST idx files (plain or gzip-compressed): images as n x 784 values in [0, 1], labels 0..9;
- * release the arrays with free(). */
-hecnn_status hecnn_mnist_read_images(const char *path, double **pixels, size_t *n);
-hecnn_status hecnn_mnist_read_labels(const char *path, uint8_t **labels, size_t *n);
-
 /* Network geometry: the CKKS parameters (128-bit secure, N = 2^14, 10 ciphertext primes of
  * 50 + 9 x 36 bits, one 60-bit special prime, scale 2^36) and the
  * row width w; m = N/2 / w images per batch. */

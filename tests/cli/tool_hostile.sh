@@ -18,6 +18,35 @@ E13=(encrypt --preset n13 --secret-key "$T/k13/secret.key")
 printf '\x00\x00\x08\x01\x00\x00\x00\x04\x0c\x01\x02\x03' > "$T/badlab.idx"
 must_fail "label 0 is 12" "$HECNN" demo --labels "$T/badlab.idx" --count 4
 
+# 8. idx files are read as far as asked: a header that overstates its count (or an archive that
+# inflates to gigabytes) costs only what --count asks for; the header is checked first
+python3 - "$T" <<'PY'
+import gzip, struct, sys
+t = sys.argv[1]
+img = bytes(range(256)) * 4
+open(t + "/over.idx", "wb").write(struct.pack(">IIII", 0x803, 0xFFFFFFFF, 28, 28) + img[:784] * 5)
+with gzip.open(t + "/over.idx.gz", "wb") as g:
+    g.write(struct.pack(">IIII", 0x803, 0xFFFFFFFF, 28, 28) + img[:784] * 5)
+open(t + "/dims.idx", "wb").write(struct.pack(">IIII", 0x803, 0xFFFFFFFF, 60000, 60000))
+with gzip.open(t + "/two.idx.gz", "wb") as g:
+    g.write(struct.pack(">IIII", 0x803, 2, 28, 28) + img[:784] * 2)
+lab = struct.pack(">II", 0x801, 0xFFFFFFFF) + bytes([7, 2, 1])
+open(t + "/over-lab.idx", "wb").write(lab)
+PY
+run "$HECNN" encrypt-images --keys "$T/k" --images "$T/over.idx" --count 3 --batch 32 --out "$T/o.ct"
+grep -q "encrypted 3 images" "$T/out" && ok || bad "over.idx: $(cat "$T/out")"
+run "$HECNN" encrypt-images --keys "$T/k" --images "$T/over.idx.gz" --offset 2 --count 3 --batch 32 --out "$T/o.ct"
+must_fail "header says 4294967295 images, the data ends after 5" "$HECNN" encrypt-images --keys "$T/k" --images "$T/over.idx.gz" \
+    --offset 2 --count 4 --batch 32 --out "$T/o.ct"
+must_fail "at most 262144 are read at once" "$HECNN" encrypt-images --keys "$T/k" --images "$T/over.idx" --batch 32 --out "$T/o.ct"
+must_fail "60000x60000 images; MNIST needs 28x28" "$HECNN" encrypt-images --keys "$T/k" --images "$T/dims.idx" --out "$T/o.ct"
+run "$HECNN" encrypt-images --keys "$T/k" --images "$T/two.idx.gz" --batch 32 --out "$T/o.ct"
+grep -q "encrypted 2 images" "$T/out" && ok || bad "two.idx.gz: $(cat "$T/out")"
+head -c 200 "$T/two.idx.gz" > "$T/cut.idx.gz"
+must_fail "truncated gzip|unexpected end" "$HECNN" encrypt-images --keys "$T/k" --images "$T/cut.idx.gz" --batch 32 --out "$T/o.ct"
+must_fail "is a directory" "$HECNN" encrypt-images --keys "$T/k" --images "$T/k" --batch 32 --out "$T/o.ct"
+must_fail "Is a directory" "$HECNN" encrypt-model --keys "$T/k" --model "$T/k" --out "$T/o.em"
+
 # 7. value input is bounded by what the command can use
 # (a build without the bound reads these 50 MB whole and fails for another reason)
 head -c 50000000 /dev/zero | must_fail "NUL byte" "$HECNN" "${E13[@]}" --in - --out "$T/z.ct"
