@@ -588,6 +588,7 @@ int cmd_mnist_decrypt(int argc, char **argv)
                 cli_error("out of memory for the scores of %zu images", nc);
                 goto done;
             }
+            memset(nl + cap * 10, 0, (nc - cap) * 10 * sizeof *nl);
             logits = nl;
             cap = nc;
         }

@@ -10,7 +10,9 @@
  *   hecnn encrypt: cannot read 'x.ct': HECNN_ERR_BAD_FORMAT: malformed, truncated or
  *   out-of-range data: truncated ciphertext: 100 of 65536 bytes
  * Files are written atomically (a temporary file in the same directory, then rename), so a
- * failure never leaves a partial file nor destroys the previous one. Secret material is never
+ * failure never leaves a partial file nor destroys the previous one; every command writes through
+ * cli_output_open, which refuses to replace anything but a regular file (a symbolic link, device,
+ * pipe or directory is left as it is, with a message). Inputs that are directories are named. Secret material is never
  * printed; secret files are created with mode 0600 and their stdio buffers are wiped. */
 #ifndef HECNN_TOOLS_UTIL_CLI_H
 #define HECNN_TOOLS_UTIL_CLI_H
@@ -99,7 +101,8 @@ typedef struct cli_output {
     size_t buf_size;
     bool closed;          /* written and synced, not yet renamed (cli_output_close) */
 } cli_output;
-/* Open a temporary file next to `path` (mode 0600 when `secret`, else 0666 minus umask). */
+/* Open a temporary file next to `path` (mode 0600 when `secret`, else 0666 minus umask). Refuses
+ * (reported, -1) when `path` exists and is not a regular file (lstat: links are not followed). */
 int cli_output_open(cli_output *o, const char *path, bool secret);
 /* Flush, fsync and close the temporary file without renaming it yet: to write several files
  * all or nothing, close them all, then commit them all. On failure the temporary is removed. */
