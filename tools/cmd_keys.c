@@ -221,7 +221,7 @@ int cmd_encrypt(int argc, char **argv)
         goto done;
     }
     if (pk_path ? cli_load_public_key(ctx, pk_path, &pk) : cli_load_secret_key(ctx, sk_path, &sk)) goto done;
-    if (cli_read_values(in, binary, &values, &count, NULL)) goto done;
+    if (cli_read_values(in, binary, slots, &values, &count, NULL)) goto done;
     if (!count) {
         cli_error("no values in '%s'", in);
         goto done;

@@ -17,6 +17,7 @@
 #include "util_bench.h"
 #include "hecnn/hecnn.h"
 #include "util_cli.h"
+#include "util_idx.h"
 
 #define SAMPLE_IMAGES "mnist-sample-64-images-idx3-ubyte"
 #define SAMPLE_LABELS "mnist-sample-64-labels-idx1-ubyte"
@@ -159,6 +160,134 @@ static int parse_mode(const char *s, hecnn_mnist_mode *mode, bool *both)
 
 static size_t width_of(const ckks_context *ctx, size_t batch) { return hecnn_mnist_width_for_batch(ckks_context_max_slots(ctx), batch); }
 
+/* ---- owner record -------------------------------------------------------------------------------- *
+ * encrypt-images writes what the data owner must later check the server's scores against: the
+ * layout, the counts and the digest of the ciphertext file (docs/FORMATS.md, "Owner record").
+ * A text file of "key value" lines in this fixed order. */
+
+#define RECORD_SUFFIX ".record"
+#define RECORD_KEY_FILE "images.record"
+#define RECORD_MAGIC "hecnn-owner-record 1"
+#define RECORD_MAX_BYTES 4096
+
+typedef struct owner_record {
+    unsigned long long param_id;
+    size_t slots, width, rows, per_batch, batches, images, offset;
+    unsigned char sha256[32];
+} owner_record;
+
+static const char *const record_keys[] = {"parameter-id", "slots", "row-width", "images-per-batch", "ciphertexts-per-batch",
+                                          "batches", "images", "offset", "images-sha256"};
+enum { RECORD_FIELDS = sizeof record_keys / sizeof *record_keys };
+
+static void record_write(FILE *f, const owner_record *r)
+{
+    fprintf(f, "%s\n%s %016llx\n", RECORD_MAGIC, record_keys[0], r->param_id);
+    const size_t v[7] = {r->slots, r->width, r->rows, r->per_batch, r->batches, r->images, r->offset};
+    for (int i = 0; i < 7; i++) fprintf(f, "%s %zu\n", record_keys[1 + i], v[i]);
+    fprintf(f, "%s ", record_keys[8]);
+    for (int i = 0; i < 32; i++) fprintf(f, "%02x", r->sha256[i]);
+    fputc('\n', f);
+}
+
+static int hex_nibble(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Read and validate a record (bounded: RECORD_MAX_BYTES). 0 on success, else reported. */
+static int record_read(const char *path, owner_record *r)
+{
+    cli_input in;
+    if (cli_input_open(&in, path, false)) return -1;
+    char buf[RECORD_MAX_BYTES + 1];
+    const size_t n = fread(buf, 1, RECORD_MAX_BYTES + 1, in.f);
+    const bool err = ferror(in.f) != 0;
+    cli_input_close(&in);
+    if (err) {
+        cli_error("cannot read owner record '%s': %s: read error", path, hecnn_status_name(HECNN_ERR_IO));
+        return -1;
+    }
+    if (n > RECORD_MAX_BYTES || memchr(buf, 0, n)) {
+        cli_error("'%s' is not an owner record (larger than %d bytes, or binary)", path, RECORD_MAX_BYTES);
+        return -1;
+    }
+    buf[n] = 0;
+    memset(r, 0, sizeof *r);
+    char *line = buf, *next;
+    for (int i = -1; i < RECORD_FIELDS; i++, line = next) {
+        char *nl = strchr(line, '\n');
+        if (!nl) {
+            cli_error("owner record '%s' is truncated: %s missing (write it again with 'hecnn encrypt-images')", path,
+                      i < 0 ? "its first line" : record_keys[i]);
+            return -1;
+        }
+        *nl = 0;
+        next = nl + 1;
+        if (i < 0) {
+            if (strcmp(line, RECORD_MAGIC)) {
+                cli_error("'%s' is not an owner record: its first line is not '%s'", path, RECORD_MAGIC);
+                return -1;
+            }
+            continue;
+        }
+        const size_t klen = strlen(record_keys[i]);
+        const char *val = line + klen + 1;
+        bool ok = !strncmp(line, record_keys[i], klen) && line[klen] == ' ';
+        if (ok && i == 0) {
+            char *end;
+            errno = 0;
+            r->param_id = strtoull(val, &end, 16);
+            ok = !errno && end == val + 16 && !*end;
+        } else if (ok && i == 8) {
+            ok = strlen(val) == 64;
+            for (int j = 0; ok && j < 32; j++) {
+                const int hi = hex_nibble(val[2 * j]), lo = hex_nibble(val[2 * j + 1]);
+                ok = hi >= 0 && lo >= 0;
+                r->sha256[j] = (unsigned char)(hi << 4 | lo);
+            }
+        } else if (ok) {
+            long l;
+            size_t *dst[7] = {&r->slots, &r->width, &r->rows, &r->per_batch, &r->batches, &r->images, &r->offset};
+            ok = cli_parse_long(val, 0, LONG_MAX, &l);
+            if (ok) *dst[i - 1] = (size_t)l;
+        }
+        if (!ok) {
+            cli_error("owner record '%s': line %d should be '%s VALUE', got '%.40s'", path, i + 2, record_keys[i], line);
+            return -1;
+        }
+    }
+    if (*line) {
+        cli_error("owner record '%s': unexpected text after %s", path, record_keys[RECORD_FIELDS - 1]);
+        return -1;
+    }
+    return 0;
+}
+
+/* The scores' layout and counts against the owner's record: the server must not have changed them. */
+static int record_check(const owner_record *r, const char *rpath, const ckks_context *ctx, const hecnn_vr_file_header *h,
+                        const char *in)
+{
+    const char *what = NULL;
+    size_t want = 0, got = 0;
+    if (r->param_id != (unsigned long long)ckks_context_param_id(ctx)) {
+        cli_error("owner record '%s' was made under other CKKS parameters than the keys", rpath);
+        return -1;
+    }
+    if (r->slots != ckks_context_max_slots(ctx)) what = "slots per ciphertext", want = r->slots, got = ckks_context_max_slots(ctx);
+    else if (h->width != r->width) what = "row width", want = r->width, got = h->width;
+    else if (h->images != r->images) what = "image count", want = r->images, got = h->images;
+    else if (h->batches != r->batches) what = "batch count", want = r->batches, got = h->batches;
+    else if (r->rows != r->slots / r->width) what = "images per batch (in the record)", want = r->slots / r->width, got = r->rows;
+    if (what) {
+        cli_error("scores '%s' do not match the owner record '%s': %s %zu, the images were encrypted with %zu; "
+                  "refusing to decrypt (the server changed the layout, or these are not the scores of those images)",
+                  in, rpath, what, got, want);
+        return -1;
+    }
+    return 0;
+}
+
 /* ---- keygen-mnist ------------------------------------------------------------------------------ */
 
 int cmd_mnist_keygen(int argc, char **argv)
@@ -222,7 +351,7 @@ done:
 
 int cmd_mnist_encrypt(int argc, char **argv)
 {
-    const char *dir = NULL, *params = NULL, *sk_path = NULL, *pk_path = NULL, *images = NULL, *out = NULL;
+    const char *dir = NULL, *params = NULL, *sk_path = NULL, *pk_path = NULL, *images = NULL, *out = NULL, *record = NULL;
     size_t count = 0, offset = 0, batch = DEFAULT_BATCH;
     bool use_pk = false;
     const cli_opt opts[] = {
@@ -236,11 +365,14 @@ int cmd_mnist_encrypt(int argc, char **argv)
         {"offset", CLI_OPT_SIZE, &offset, "K", "first image (default 0)", NULL},
         {"batch", CLI_OPT_SIZE, &batch, "M", "images per batch, as the keys were made for (default 256)", NULL},
         {"out", CLI_OPT_STRING, &out, "FILE", "the encrypted batches", NULL},
+        {"record", CLI_OPT_STRING, &record, "FILE", "the owner record for decrypt-scores (default: FILE.record beside --out)", NULL},
         {0},
     };
     const cli_command cmd = {"encrypt-images", "--keys DIR [--images FILE] [--count N] [--offset K] [--batch M] --out FILE",
                              "Data owner: encrypt 28x28 digits (pixels / 255), one image per matrix row, into batches of\n"
-                             "ciphertexts (Volley Revolver encoding) for 'hecnn infer'.",
+                             "ciphertexts (Volley Revolver encoding) for 'hecnn infer'. Also writes the owner record (layout,\n"
+                             "counts, SHA-256 of --out) to --record, default OUT.record, and with --keys DIR to DIR/images.record:\n"
+                             "decrypt-scores checks the server's scores against it.",
                              opts, 0};
     int rc = cli_parse(&cmd, argc, argv, NULL, NULL);
     if (rc) return rc == CLI_PARSE_HELP ? CLI_EXIT_OK : CLI_EXIT_USAGE;
@@ -257,19 +389,25 @@ int cmd_mnist_encrypt(int argc, char **argv)
     hecnn_mnist_net *net = NULL;
     ckks_ciphertext **cts = NULL;
     size_t per = 0;
-    cli_output o = {0};
+    cli_output o = {0}, ro[2] = {{0}};
+    char *rpath[2] = {0};
     rc = CLI_EXIT_FAIL;
     if (check_mnist_context(k.ctx)) goto done;
-    hecnn_status st = hecnn_mnist_read_images(images, &px, &n_all);
-    if (st) {
-        cli_status_error(st, "cannot read images '%s'", images);
+    const size_t olen = strlen(out);
+    if (!record && (rpath[0] = malloc(olen + sizeof RECORD_SUFFIX))) snprintf(rpath[0], olen + sizeof RECORD_SUFFIX, "%s%s", out, RECORD_SUFFIX);
+    else if (record) rpath[0] = strdup(record);
+    if (dir) rpath[1] = cli_path_join(dir, RECORD_KEY_FILE);
+    if (!rpath[0] || (dir && !rpath[1])) {
+        cli_error("out of memory");
         goto done;
     }
+    /* only the images asked for are read and converted */
+    if (cli_idx_read_images(images, offset, count, &px, &count, &n_all)) goto done;
     if (offset >= n_all) {
         cli_error("--offset %zu: '%s' holds %zu images", offset, images, n_all);
         goto done;
     }
-    if (!count || count > n_all - offset) count = n_all - offset;
+    hecnn_status st;
     if ((st = hecnn_mnist_net_new(&net, k.ctx, width_of(k.ctx, batch), HECNN_MNIST_PLAIN_MODEL))) {
         cli_status_error(st, "batch of %zu", batch);
         goto done;
@@ -288,20 +426,35 @@ int cmd_mnist_encrypt(int argc, char **argv)
     const double t0 = now_s();
     for (size_t b = 0; b < nb; b++) {
         const size_t first = b * m, n = count - first < m ? count - first : m;
-        st = hecnn_mnist_encrypt_images(net, cts, px + (offset + first) * HECNN_MNIST_PIXELS, n, k.sk ? NULL : k.pk, k.sk);
+        st = hecnn_mnist_encrypt_images(net, cts, px + first * HECNN_MNIST_PIXELS, n, k.sk ? NULL : k.pk, k.sk);
         for (size_t i = 0; !st && i < per; i++) st = ckks_ciphertext_save(cts[i], o.f);
         if (st) {
             cli_status_error(st, "cannot encrypt batch %zu", b);
             goto done;
         }
     }
+    /* the ciphertexts and their records are all written and synced before any is renamed */
+    owner_record rec = {ckks_context_param_id(k.ctx), ckks_context_max_slots(k.ctx), h.width, m, per, nb, count, offset, {0}};
+    if (cli_output_close(&o) || cli_sha256_file(o.tmp, rec.sha256)) goto done;
+    for (int i = 0; i < 2 && rpath[i]; i++) {
+        if (cli_output_open(&ro[i], rpath[i], false)) goto done;
+        record_write(ro[i].f, &rec);
+        if (cli_output_close(&ro[i])) goto done;
+    }
     if (cli_output_commit(&o)) goto done;
+    for (int i = 0; i < 2 && rpath[i]; i++)
+        if (cli_output_commit(&ro[i])) goto done;
     printf("encrypted %zu images (%zu..%zu of %s) in %zu batch%s of %zu (%zu ciphertexts each, %s key) in %.2f s: %s, %llu bytes\n",
            count, offset, offset + count - 1, images, nb, nb == 1 ? "" : "es", m, per, k.sk ? "secret" : "public", now_s() - t0, out,
            cli_file_size(out));
+    printf("owner record (keep it to check the scores): %s%s%s\n", rpath[0], rpath[1] ? ", " : "", rpath[1] ? rpath[1] : "");
     rc = CLI_EXIT_OK;
 done:
     if (rc) cli_output_abort(&o);
+    for (int i = 0; i < 2; i++) {
+        if (rc) cli_output_abort(&ro[i]);
+        free(rpath[i]);
+    }
     for (size_t i = 0; cts && i < per; i++) ckks_ciphertext_free(cts[i]);
     free(cts);
     hecnn_mnist_net_free(net);
@@ -349,22 +502,26 @@ static void print_scores(FILE *f, bool json, const double *logits, size_t n, con
 
 int cmd_mnist_decrypt(int argc, char **argv)
 {
-    const char *dir = NULL, *params = NULL, *sk_path = NULL, *in = NULL, *labels_path = NULL, *out = NULL;
+    const char *dir = NULL, *params = NULL, *sk_path = NULL, *in = NULL, *labels_path = NULL, *out = NULL, *record_path = NULL;
     size_t offset = 0;
-    bool json = false;
+    bool json = false, offset_given = false;
     const cli_opt opts[] = {
         {"keys", CLI_OPT_STRING, &dir, "DIR", "key directory from keygen (params.hecnn, secret.key)", NULL},
         {"params", CLI_OPT_STRING, &params, "FILE", "parameter file (instead of --keys)", NULL},
         {"secret-key", CLI_OPT_STRING, &sk_path, "FILE", "the secret key (instead of --keys)", NULL},
         {"in", CLI_OPT_STRING, &in, "FILE", "encrypted scores from 'hecnn infer'", NULL},
         {"labels", CLI_OPT_STRING, &labels_path, "FILE", "MNIST idx1 labels: also print the accuracy", NULL},
-        {"offset", CLI_OPT_SIZE, &offset, "K", "index of the first image in --labels (as given to encrypt-images)", NULL},
+        {"offset", CLI_OPT_SIZE, &offset, "K", "index of the first image in --labels (default: the record's, else 0)", &offset_given},
+        {"record", CLI_OPT_STRING, &record_path, "FILE", "owner record from encrypt-images (default: DIR/images.record if present)", NULL},
         {"json", CLI_OPT_FLAG, &json, NULL, "print JSON", NULL},
         {"out", CLI_OPT_STRING, &out, "FILE", "write there instead of stdout", NULL},
         {0},
     };
-    const cli_command cmd = {"decrypt-scores", "--keys DIR --in FILE [--labels FILE [--offset K]] [--json] [--out FILE]",
-                             "Data owner: decrypt the ten scores of every image and print the predicted digits.", opts, 0};
+    const cli_command cmd = {"decrypt-scores", "--keys DIR --in FILE [--record FILE] [--labels FILE [--offset K]] [--json] [--out FILE]",
+                             "Data owner: decrypt the ten scores of every image and print the predicted digits. The scores'\n"
+                             "layout and counts are checked against the owner record encrypt-images wrote (--record, or\n"
+                             "DIR/images.record with --keys DIR): scores that disagree are refused.",
+                             opts, 0};
     int rc = cli_parse(&cmd, argc, argv, NULL, NULL);
     if (rc) return rc == CLI_PARSE_HELP ? CLI_EXIT_OK : CLI_EXIT_USAGE;
     if (cli_require(&cmd, "in", in)) return CLI_EXIT_USAGE;
@@ -379,35 +536,62 @@ int cmd_mnist_decrypt(int argc, char **argv)
     cli_input fin = {0};
     cli_output o = {0};
     bool opened = false;
+    char *own_record = NULL;
     if (check_mnist_context(k.ctx)) goto done;
     if (cli_input_open(&fin, in, false)) goto done;
     opened = true;
     hecnn_vr_file_header h;
     hecnn_status st = hecnn_vr_file_read_header(fin.f, k.ctx, HECNN_VR_FILE_SCORES, &h);
-    if (!st && h.per_batch != 1) st = HECNN_ERR_BAD_FORMAT;
     if (st) {
         cli_status_error(st, "cannot read scores '%s'", in);
         goto done;
+    }
+    if (h.per_batch != 1) {
+        cli_error("cannot read scores '%s': %s: %zu ciphertexts per batch; scores are one ciphertext per batch", in,
+                  hecnn_status_name(HECNN_ERR_BAD_FORMAT), h.per_batch);
+        goto done;
+    }
+    if (!record_path && dir) {
+        own_record = cli_path_join(dir, RECORD_KEY_FILE);
+        if (own_record && cli_file_exists(own_record)) record_path = own_record;
+    }
+    if (record_path) {
+        owner_record r;
+        if (record_read(record_path, &r) || record_check(&r, record_path, k.ctx, &h, in)) goto done;
+        if (!offset_given) offset = r.offset;
+    } else {
+        fprintf(stderr, "%s: note: no owner record (--record FILE from encrypt-images): the scores' layout is not checked\n",
+                cli_command_prefix());
     }
     if ((st = hecnn_mnist_net_new(&net, k.ctx, h.width, HECNN_MNIST_PLAIN_MODEL)) || (st = ckks_ciphertext_new(&ct, k.ctx))) {
         cli_status_error(st, "'%s'", in);
         goto done;
     }
     if (labels_path) {
-        if ((st = hecnn_mnist_read_labels(labels_path, &labels, &n_labels))) {
-            cli_status_error(st, "cannot read labels '%s'", labels_path);
-            goto done;
-        }
-        if (offset + h.images > n_labels) {
-            cli_error("'%s' holds %zu labels; images %zu..%zu need more", labels_path, n_labels, offset, offset + h.images - 1);
+        size_t total = 0;
+        if (cli_idx_read_labels(labels_path, offset, h.images, &labels, &n_labels, &total)) goto done;
+        if (n_labels < h.images) {
+            cli_error("'%s' holds %zu labels; images %zu..%zu need more", labels_path, total, offset, offset + h.images - 1);
             goto done;
         }
     }
     const size_t m = hecnn_mnist_net_layout(net)->rows;
-    logits = calloc(h.batches * m * 10, sizeof *logits);
-    if (!logits) goto done;
+    /* grown batch by batch: memory follows the ciphertexts actually read, not the header's counts
+     * (a pipe cannot be checked against its size) */
+    size_t cap = 0;
     for (size_t b = 0; b < h.batches; b++) {
         const size_t n = h.images - b * m < m ? h.images - b * m : m;
+        if ((b + 1) * m > cap) {
+            const size_t nc = cap ? 2 * cap : m;
+            double *nl = realloc(logits, nc * 10 * sizeof *nl);
+            if (!nl) {
+                cli_error("out of memory for the scores of %zu images", nc);
+                goto done;
+            }
+            memset(nl + cap * 10, 0, (nc - cap) * 10 * sizeof *nl);
+            logits = nl;
+            cap = nc;
+        }
         st = ckks_ciphertext_load(k.ctx, ct, fin.f);
         if (!st) st = hecnn_mnist_decrypt_scores(net, logits + b * m * 10, n, ct, k.sk);
         if (st) {
@@ -424,7 +608,7 @@ int cmd_mnist_decrypt(int argc, char **argv)
         if (cli_output_open(&o, out, false)) goto done;
         f = o.f;
     }
-    print_scores(f, json, logits, h.images, labels ? labels + offset : NULL, offset);
+    print_scores(f, json, logits, h.images, labels, offset);
     if (out && cli_output_commit(&o)) goto done;
     rc = CLI_EXIT_OK;
 done:
@@ -434,6 +618,7 @@ done:
     hecnn_mnist_net_free(net);
     free(logits);
     free(labels);
+    free(own_record);
     keyset_free(&k);
     return rc;
 }
@@ -620,8 +805,13 @@ int cmd_infer(int argc, char **argv)
     } else {
         if (cli_input_open(&fm, enc_model, false)) goto done;
         st = hecnn_mnist_prepared_load(&prep, net, fm.f);
-        if (!st && fgetc(fm.f) != EOF) st = HECNN_ERR_BAD_FORMAT;
+        const bool trailing = !st && fgetc(fm.f) != EOF;
         cli_input_close(&fm);
+        if (trailing) {
+            cli_error("cannot load the model '%s': %s: trailing bytes after its %zu ciphertexts", enc_model,
+                      hecnn_status_name(HECNN_ERR_BAD_FORMAT), hecnn_mnist_prepared_ciphertexts(prep));
+            goto done;
+        }
     }
     if (st) {
         cli_status_error(st, "cannot load the model '%s'", model_path ? model_path : enc_model);
@@ -838,11 +1028,10 @@ int cmd_demo(int argc, char **argv)
         cli_status_error(st, "cannot load model '%s'", model_path);
         goto done;
     }
-    if ((st = hecnn_mnist_read_images(images, &px, &n_img)) || (st = hecnn_mnist_read_labels(labels_path, &labels, &n_lab))) {
-        cli_status_error(st, "cannot read the digits");
+    size_t total = 0;
+    if (cli_idx_read_images(images, 0, count, &px, &n_img, &total) || cli_idx_read_labels(labels_path, 0, n_img, &labels, &n_lab, &total))
         goto done;
-    }
-    if (count == 0 || count > n_img) count = n_img;
+    count = n_img;
     if (count > n_lab) {
         cli_error("%zu labels for %zu images", n_lab, count);
         goto done;
@@ -1077,12 +1266,17 @@ int cmd_bench_mnist(int argc, char **argv)
         if (lp && !cli_file_exists(lp)) lp[strlen(lp) - 3] = 0;
         double *px = NULL;
         uint8_t *lab = NULL;
-        size_t ni = 0, nl = 0;
-        if ((st = hecnn_mnist_read_images(ip, &px, &ni)) || (st = hecnn_mnist_read_labels(lp, &lab, &nl)) || ni != nl) {
-            cli_status_error(st ? st : HECNN_ERR_BAD_FORMAT, "cannot read the test set in '%s' (see --help: where to get it)", data);
+        size_t ni = 0, nl = 0, total = 0;
+        bool bad = !ip || !lp || cli_idx_read_images(ip, 0, acc_count, &px, &ni, &total) ||
+                   cli_idx_read_labels(lp, 0, ni, &lab, &nl, &total);
+        if (!bad && ni != nl) {
+            cli_error("%zu labels for %zu images", nl, ni);
+            bad = true;
+        }
+        if (bad) {
+            cli_error("cannot read the test set in '%s' (see --help: where to get it)", data);
             rc = CLI_EXIT_FAIL;
         } else {
-            if (acc_count && acc_count < ni) ni = acc_count;
             if (json) fprintf(o, ",\n  \"accuracy\": [");
             else printf("\naccuracy over %zu test images (batches of 256, %d threads)\n%-10s %-9s %-9s %-9s %-12s %-8s\n", ni,
                         hecnn_get_threads(), "model", "accuracy", "plain", "agree", "max |err|", "s/image");

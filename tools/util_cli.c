@@ -13,6 +13,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 /* ---- messages ---- */
 
 static char prefix[96] = "hecnn";
@@ -256,6 +258,25 @@ bool cli_file_exists(const char *path)
     return stat(path, &sb) == 0;
 }
 
+int cli_sha256_file(const char *path, unsigned char digest[32])
+{
+    cli_input in;
+    if (cli_input_open(&in, path, false)) return -1;
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    int ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1;
+    unsigned char buf[1 << 16];
+    size_t got;
+    while (ok && (got = fread(buf, 1, sizeof buf, in.f)) > 0) ok = EVP_DigestUpdate(md, buf, got) == 1;
+    const bool read_error = ferror(in.f) != 0;
+    unsigned len = 0;
+    ok = ok && !read_error && EVP_DigestFinal_ex(md, digest, &len) == 1 && len == 32;
+    EVP_MD_CTX_free(md);
+    cli_input_close(&in);
+    if (read_error) errno_error("read", path, EIO);
+    else if (!ok) cli_error("cannot hash '%s': SHA-256 unavailable", path);
+    return ok ? 0 : -1;
+}
+
 unsigned long long cli_file_size(const char *path)
 {
     struct stat sb;
@@ -328,9 +349,27 @@ done:
 
 #define SECRET_BUF (64 * 1024)
 
+/* What a path is, for messages: "a directory", "a symbolic link", ... */
+static const char *file_kind(mode_t m)
+{
+    if (S_ISDIR(m)) return "a directory";
+    if (S_ISLNK(m)) return "a symbolic link";
+    if (S_ISCHR(m) || S_ISBLK(m)) return "a device";
+    if (S_ISFIFO(m)) return "a named pipe";
+    if (S_ISSOCK(m)) return "a socket";
+    return "not a regular file";
+}
+
 int cli_output_open(cli_output *o, const char *path, bool secret)
 {
     memset(o, 0, sizeof *o);
+    /* the rename below would replace a link, device or pipe by a plain file: refuse instead */
+    struct stat sb;
+    if (lstat(path, &sb) == 0 && !S_ISREG(sb.st_mode)) {
+        cli_error("refusing to write '%s': it is %s, not a regular file (only regular files are replaced)", path,
+                  file_kind(sb.st_mode));
+        return -1;
+    }
     const size_t len = strlen(path);
     o->path = malloc(len + 1);
     o->tmp = malloc(len + 16);
@@ -453,6 +492,14 @@ int cli_input_open(cli_input *in, const char *path, bool secret)
         errno_error("open", path, errno);
         return -1;
     }
+    /* a directory opens but cannot be read: say so instead of a bare read error */
+    struct stat sb;
+    if (in->f != stdin && fstat(fileno(in->f), &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        cli_error("cannot read '%s': it is a directory, a file is expected", path);
+        fclose(in->f);
+        in->f = NULL;
+        return -1;
+    }
     if (secret && in->f != stdin) {
         in->buf = malloc(SECRET_BUF);
         if (in->buf) {
@@ -532,7 +579,27 @@ static bool parse_double(const char **p, double *out)
     return true;
 }
 
-int cli_read_values(const char *path, bool binary, double complex **values, size_t *count, bool *any_imag)
+/* One text line into buf (NUL-terminated, without its newline). Returns 1 for a line, 0 at the end
+ * of input, -1 for a line longer than cap - 1 bytes, -2 for a NUL byte (not text); *bytes counts
+ * what was consumed. Bounded: never reads more than one line plus one byte. */
+static int read_text_line(FILE *f, char *buf, size_t cap, size_t *bytes)
+{
+    size_t len = 0;
+    int c;
+    while ((c = getc(f)) != EOF) {
+        (*bytes)++;
+        if (c == '\n') break;
+        if (c == 0) return -2;
+        if (len + 1 >= cap) return -1;
+        buf[len++] = (char)c;
+    }
+    buf[len] = 0;
+    return c == EOF && len == 0 ? 0 : 1;
+}
+
+#define VALUE_LINE_MAX 256
+
+int cli_read_values(const char *path, bool binary, size_t max_count, double complex **values, size_t *count, bool *any_imag)
 {
     *values = NULL;
     *count = 0;
@@ -555,6 +622,11 @@ int cli_read_values(const char *path, bool binary, double complex **values, size
                 rc = -1;
                 break;
             }
+            if (n == max_count) {
+                cli_error("cannot read values '%s': more than %zu values do not fit (the most this command can use)", path, max_count);
+                rc = -1;
+                break;
+            }
             if (push_value(&v, &n, &cap, d)) {
                 cli_error("out of memory reading '%s'", path);
                 rc = -1;
@@ -569,11 +641,30 @@ int cli_read_values(const char *path, bool binary, double complex **values, size
             rc = -1;
         }
     } else {
-        char *line = NULL;
-        size_t lcap = 0, lineno = 0;
-        ssize_t len;
-        while ((len = getline(&line, &lcap, in.f)) >= 0) {
+        /* bounded: lines of at most VALUE_LINE_MAX bytes, and no more bytes in all than max_count
+         * such lines (comments included) */
+        char line[VALUE_LINE_MAX + 1];
+        size_t lineno = 0, bytes = 0;
+        const size_t max_bytes = (max_count < SIZE_MAX / VALUE_LINE_MAX - 1 ? max_count + 1 : SIZE_MAX / VALUE_LINE_MAX) * VALUE_LINE_MAX;
+        int got;
+        while ((got = read_text_line(in.f, line, sizeof line, &bytes)) != 0) {
             lineno++;
+            if (got == -2) {
+                cli_error("cannot read values '%s': line %zu holds a NUL byte: not a text file (binary doubles need --binary)", path,
+                          lineno);
+                rc = -1;
+                break;
+            }
+            if (got == -1) {
+                cli_error("cannot read values '%s': line %zu is longer than %d bytes", path, lineno, VALUE_LINE_MAX);
+                rc = -1;
+                break;
+            }
+            if (bytes > max_bytes) {
+                cli_error("cannot read values '%s': more than %zu bytes of text for at most %zu values", path, max_bytes, max_count);
+                rc = -1;
+                break;
+            }
             const char *p = line;
             while (*p == ' ' || *p == '\t') p++;
             if (!*p || *p == '\n' || *p == '\r' || *p == '#') continue;
@@ -596,6 +687,11 @@ int cli_read_values(const char *path, bool binary, double complex **values, size
                 rc = -1;
                 break;
             }
+            if (n == max_count) {
+                cli_error("cannot read values '%s': more than %zu values do not fit (the most this command can use)", path, max_count);
+                rc = -1;
+                break;
+            }
             if (push_value(&v, &n, &cap, re + I * im)) {
                 cli_error("out of memory reading '%s'", path);
                 rc = -1;
@@ -606,7 +702,6 @@ int cli_read_values(const char *path, bool binary, double complex **values, size
             errno_error("read", path, errno ? errno : EIO);
             rc = -1;
         }
-        free(line);
     }
     cli_input_close(&in);
     if (rc) {

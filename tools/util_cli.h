@@ -10,7 +10,9 @@
  *   hecnn encrypt: cannot read 'x.ct': HECNN_ERR_BAD_FORMAT: malformed, truncated or
  *   out-of-range data: truncated ciphertext: 100 of 65536 bytes
  * Files are written atomically (a temporary file in the same directory, then rename), so a
- * failure never leaves a partial file nor destroys the previous one. Secret material is never
+ * failure never leaves a partial file nor destroys the previous one; every command writes through
+ * cli_output_open, which refuses to replace anything but a regular file (a symbolic link, device,
+ * pipe or directory is left as it is, with a message). Inputs that are directories are named. Secret material is never
  * printed; secret files are created with mode 0600 and their stdio buffers are wiped. */
 #ifndef HECNN_TOOLS_UTIL_CLI_H
 #define HECNN_TOOLS_UTIL_CLI_H
@@ -82,8 +84,11 @@ int cli_parse_int_list(const char *option, const char *s, int **out, size_t *cou
 /* ---- numeric vectors --------------------------------------------------------------------- */
 /* Text: one value per line, "re" or "re im" (blank lines and lines starting with '#' skipped);
  * binary: little-endian IEEE-754 doubles, real values only. "-" reads stdin. Values must be
- * finite. *values is malloc'ed (free()); *any_imag tells whether an imaginary part was given. */
-int cli_read_values(const char *path, bool binary, double complex **values, size_t *count, bool *any_imag);
+ * finite. *values is malloc'ed (free()); *any_imag tells whether an imaginary part was given.
+ * Reading is bounded: more than max_count values (what the command can use), a text line over
+ * 256 bytes, more than (max_count + 1) x 256 bytes of text or a NUL byte in text is an error
+ * (so `--in /dev/zero` fails at once instead of growing without limit). */
+int cli_read_values(const char *path, bool binary, size_t max_count, double complex **values, size_t *count, bool *any_imag);
 /* Text: "%.17g" per line, or "re im" with `with_imag`; binary: little-endian doubles (re, or
  * re and im interleaved with `with_imag`). Written atomically; "-" writes stdout. */
 int cli_write_values(const char *path, bool binary, bool with_imag, const double complex *values, size_t count);
@@ -96,7 +101,8 @@ typedef struct cli_output {
     size_t buf_size;
     bool closed;          /* written and synced, not yet renamed (cli_output_close) */
 } cli_output;
-/* Open a temporary file next to `path` (mode 0600 when `secret`, else 0666 minus umask). */
+/* Open a temporary file next to `path` (mode 0600 when `secret`, else 0666 minus umask). Refuses
+ * (reported, -1) when `path` exists and is not a regular file (lstat: links are not followed). */
 int cli_output_open(cli_output *o, const char *path, bool secret);
 /* Flush, fsync and close the temporary file without renaming it yet: to write several files
  * all or nothing, close them all, then commit them all. On failure the temporary is removed. */
@@ -121,6 +127,9 @@ void cli_input_close(cli_input *in);
 typedef hecnn_status (*cli_io_fn)(void *arg, FILE *f);
 int cli_read_object(const char *path, const char *what, bool secret, bool whole, cli_io_fn fn, void *arg);
 int cli_write_object(const char *path, const char *what, bool secret, cli_io_fn fn, void *arg);
+/* SHA-256 of a file's bytes (bounded by nothing but the file: use on files this process wrote).
+ * 0 on success, else reported. */
+int cli_sha256_file(const char *path, unsigned char digest[32]);
 /* Size of a file in bytes, or 0 if it cannot be stat'ed. */
 unsigned long long cli_file_size(const char *path);
 /* "dir/name", malloc'd (NULL when out of memory). */

@@ -151,11 +151,6 @@ void hecnn_mnist_model_free(hecnn_mnist_model *model);
 /* Plaintext reference inference in double precision; pixels in [0, 1]; logits[n][10]. */
 void hecnn_mnist_infer_plain(const hecnn_mnist_model *model, const double *pixels, size_t n, double *logits);
 
-/* MNIST idx files (plain or gzip-compressed): images as n x 784 values in [0, 1], labels 0..9;
- * release the arrays with free(). */
-hecnn_status hecnn_mnist_read_images(const char *path, double **pixels, size_t *n);
-hecnn_status hecnn_mnist_read_labels(const char *path, uint8_t **labels, size_t *n);
-
 /* Network geometry: the CKKS parameters (128-bit secure, N = 2^14, 10 ciphertext primes of
  * 50 + 9 x 36 bits, one 60-bit special prime, scale 2^36) and the
  * row width w; m = N/2 / w images per batch. */
@@ -224,7 +219,9 @@ typedef struct hecnn_vr_file_header {
     size_t width, images, batches, per_batch;
 } hecnn_vr_file_header;
 hecnn_status hecnn_vr_file_write_header(FILE *f, const ckks_context *ctx, const hecnn_vr_file_header *h);
-/* Checks magic, version, kind, parameter id (HECNN_ERR_PARAMS_MISMATCH) and consistency. */
+/* Checks magic, version, kind, parameter id (HECNN_ERR_PARAMS_MISMATCH) and consistency; on a
+ * regular file also that the bytes after the header can hold the ciphertexts it announces (at
+ * least 96 + N bytes each), so counts can be trusted for allocation. */
 hecnn_status hecnn_vr_file_read_header(FILE *f, const ckks_context *ctx, hecnn_vr_file_kind kind,
                                        hecnn_vr_file_header *h);
 

@@ -371,7 +371,9 @@ static hecnn_status check_level_scale_slots(const ckks_context *ctx, uint32_t le
                                             const char *what)
 {
     if (level >= ctx->n_q) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "%s at level %u, context's top level is %u", what, level, ctx->n_q - 1);
-    if (!(scale > 0) || !isfinite(scale)) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "%s scale %g is not finite and positive", what, scale);
+    /* normal, not only finite: a subnormal scale overflows 1 / scale in decoding (NaN values) */
+    if (!(scale > 0) || !isnormal(scale))
+        return hecnn_fail(HECNN_ERR_BAD_FORMAT, "%s scale %g is not a positive normal number", what, scale);
     if (!is_pow2(slots) || slots > ctx->n / 2)
         return hecnn_fail(HECNN_ERR_BAD_FORMAT, "%s slots = %llu: need a power of two <= N/2 = %zu", what,
                           (unsigned long long)slots, ctx->n / 2);

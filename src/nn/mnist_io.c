@@ -1,5 +1,6 @@
 /* Files of encrypted batches: a small header, then the ciphertexts batch after batch. */
 #include <string.h>
+#include <sys/stat.h>
 
 #include "hecnn/nn.h"
 #include "util/error.h"
@@ -52,6 +53,19 @@ hecnn_status hecnn_vr_file_read_header(FILE *f, const ckks_context *ctx, hecnn_v
     if (v[6] == 0 || v[7] == 0 || v[7] > 4096 || v[5] > (uint64_t)v[6] * rows || v[5] + rows <= (uint64_t)v[6] * rows)
         return hecnn_fail(HECNN_ERR_BAD_FORMAT, "%u images in %u batches of %zu rows, %u ciphertexts each: inconsistent", v[5], v[6],
                           rows, v[7]);
+    /* A regular file must hold what the header claims before anyone allocates by its counts: each
+     * ciphertext takes at least 96 + N bytes (level 0, seeded, a byte per coefficient). */
+    struct stat sb;
+    const long pos = ftell(f);
+    if (pos >= 0 && fstat(fileno(f), &sb) == 0 && S_ISREG(sb.st_mode)) {
+        const uint64_t need = (uint64_t)v[6] * v[7] * (96 + (uint64_t)ckks_context_n(ctx));
+        const uint64_t have = (uint64_t)sb.st_size > (uint64_t)pos ? (uint64_t)sb.st_size - (uint64_t)pos : 0;
+        if (need > have)
+            return hecnn_fail(HECNN_ERR_BAD_FORMAT,
+                              "the header claims %u batches of %u ciphertexts, at least %llu bytes, but %llu follow it: "
+                              "truncated, or the counts were altered",
+                              v[6], v[7], (unsigned long long)need, (unsigned long long)have);
+    }
     *h = (hecnn_vr_file_header){.kind = kind, .width = v[4], .images = v[5], .batches = v[6], .per_batch = v[7]};
     return HECNN_OK;
 }

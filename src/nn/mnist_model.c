@@ -1,4 +1,5 @@
-/* The MNIST CNN's weights file, its plaintext reference inference, and MNIST idx files. */
+/* The MNIST CNN's weights file and its plaintext reference inference (MNIST idx files are read by
+ * the tool: tools/util_idx.c). */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -135,11 +136,12 @@ hecnn_status hecnn_mnist_model_load(hecnn_mnist_model **out, const char *path)
         fclose(f);
         return hecnn_fail(HECNN_ERR_NO_MEMORY, "model buffer");
     }
+    errno = 0;
     const size_t n = fread(buf, 1, MODEL_MAX_BYTES + 1, f);
-    const int err = ferror(f);
+    const int err = ferror(f) ? (errno ? errno : EIO) : 0;
     fclose(f);
     hecnn_status st;
-    if (err) st = hecnn_fail(HECNN_ERR_IO, "cannot read model %s", path);
+    if (err) st = hecnn_fail(HECNN_ERR_IO, "cannot read model %s: %s", path, strerror(err)); /* "Is a directory" */
     else if (n > MODEL_MAX_BYTES) st = hecnn_fail(HECNN_ERR_BAD_FORMAT, "model file %s is too large", path);
     else st = hecnn_mnist_model_read(out, buf, n);
     hecnn_free(buf);
@@ -214,157 +216,4 @@ void hecnn_mnist_infer_plain(const hecnn_mnist_model *m, const double *pixels, s
         }
     }
     free(h1);
-}
-
-/* ---- idx files ------------------------------------------------------------------------------ */
-
-/* Whole file into memory; "*.gz" through `gzip -dc` (no shell involved). */
-static hecnn_status read_all(const char *path, uint8_t **data, size_t *size, size_t limit)
-{
-    *data = NULL;
-    *size = 0;
-    const size_t len = strlen(path);
-    const int gz = len > 3 && strcmp(path + len - 3, ".gz") == 0;
-    FILE *f = NULL;
-    pid_t pid = -1;
-    if (access(path, R_OK) != 0) return hecnn_fail(HECNN_ERR_IO, "cannot open %s: %s", path, strerror(errno));
-    if (gz) {
-        int fds[2];
-        if (pipe(fds)) return hecnn_fail(HECNN_ERR_IO, "pipe: %s", strerror(errno));
-        pid = fork();
-        if (pid < 0) {
-            close(fds[0]);
-            close(fds[1]);
-            return hecnn_fail(HECNN_ERR_IO, "fork: %s", strerror(errno));
-        }
-        if (pid == 0) {
-            dup2(fds[1], 1);
-            close(fds[0]);
-            close(fds[1]);
-            execlp("gzip", "gzip", "-dc", "--", path, (char *)NULL);
-            _exit(127);
-        }
-        close(fds[1]);
-        f = fdopen(fds[0], "rb");
-        if (!f) {
-            close(fds[0]);
-            waitpid(pid, NULL, 0);
-            return hecnn_fail(HECNN_ERR_IO, "fdopen: %s", strerror(errno));
-        }
-    } else {
-        f = fopen(path, "rb");
-        if (!f) return hecnn_fail(HECNN_ERR_IO, "cannot open %s: %s", path, strerror(errno));
-    }
-    size_t cap = 1 << 20, n = 0;
-    uint8_t *buf = malloc(cap);
-    hecnn_status st = buf ? HECNN_OK : hecnn_fail(HECNN_ERR_NO_MEMORY, "file buffer");
-    while (!st) {
-        if (n == cap) {
-            if (cap >= limit) {
-                st = hecnn_fail(HECNN_ERR_BAD_FORMAT, "%s is larger than %zu bytes", path, limit);
-                break;
-            }
-            uint8_t *nb = realloc(buf, cap * 2);
-            if (!nb) {
-                st = hecnn_fail(HECNN_ERR_NO_MEMORY, "file buffer");
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-        const size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (got == 0) {
-            if (ferror(f)) st = hecnn_fail(HECNN_ERR_IO, "cannot read %s", path);
-            break;
-        }
-    }
-    fclose(f);
-    if (pid > 0) {
-        int ws = 0;
-        waitpid(pid, &ws, 0);
-        if (!st && (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0))
-            st = hecnn_fail(HECNN_ERR_BAD_FORMAT, "%s: gzip -dc failed (corrupt archive, or gzip not installed)", path);
-    }
-    if (st) {
-        free(buf);
-        return st;
-    }
-    *data = buf;
-    *size = n;
-    return HECNN_OK;
-}
-
-static uint32_t be32(const uint8_t *p) { return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]; }
-
-hecnn_status hecnn_mnist_read_images(const char *path, double **pixels, size_t *n)
-{
-    if (!path || !pixels || !n) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
-    *pixels = NULL;
-    *n = 0;
-    uint8_t *d;
-    size_t size;
-    hecnn_status st = read_all(path, &d, &size, (size_t)1 << 30);
-    if (st) return st;
-    if (size < 16 || be32(d) != 0x00000803u) {
-        free(d);
-        return hecnn_fail(HECNN_ERR_BAD_FORMAT, "%s is not an idx3 image file (magic 0x00000803)", path);
-    }
-    const uint32_t count = be32(d + 4), rows = be32(d + 8), cols = be32(d + 12);
-    if (rows != HECNN_MNIST_SIDE || cols != HECNN_MNIST_SIDE) {
-        free(d);
-        return hecnn_fail(HECNN_ERR_BAD_FORMAT, "%s holds %ux%u images; MNIST needs 28x28", path, rows, cols);
-    }
-    if (count == 0 || (size - 16) / HECNN_MNIST_PIXELS != count || (size - 16) % HECNN_MNIST_PIXELS) {
-        free(d);
-        return hecnn_fail(HECNN_ERR_BAD_FORMAT, "%s: header says %u images, the file holds %zu bytes of pixels", path, count,
-                          size - 16);
-    }
-    double *px = malloc((size_t)count * HECNN_MNIST_PIXELS * sizeof *px);
-    if (!px) {
-        free(d);
-        return hecnn_fail(HECNN_ERR_NO_MEMORY, "pixels");
-    }
-    for (size_t i = 0; i < (size_t)count * HECNN_MNIST_PIXELS; i++) px[i] = d[16 + i] / 255.0;
-    free(d);
-    *pixels = px;
-    *n = count;
-    return HECNN_OK;
-}
-
-hecnn_status hecnn_mnist_read_labels(const char *path, uint8_t **labels, size_t *n)
-{
-    if (!path || !labels || !n) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
-    *labels = NULL;
-    *n = 0;
-    uint8_t *d;
-    size_t size;
-    hecnn_status st = read_all(path, &d, &size, (size_t)1 << 26);
-    if (st) return st;
-    if (size < 8 || be32(d) != 0x00000801u) {
-        free(d);
-        return hecnn_fail(HECNN_ERR_BAD_FORMAT, "%s is not an idx1 label file (magic 0x00000801)", path);
-    }
-    const uint32_t count = be32(d + 4);
-    if (count == 0 || size - 8 != count) {
-        free(d);
-        return hecnn_fail(HECNN_ERR_BAD_FORMAT, "%s: header says %u labels, the file holds %zu", path, count, size - 8);
-    }
-    uint8_t *l = malloc(count);
-    if (!l) {
-        free(d);
-        return hecnn_fail(HECNN_ERR_NO_MEMORY, "labels");
-    }
-    for (size_t i = 0; i < count; i++) {
-        if (d[8 + i] > 9) {
-            free(l);
-            free(d);
-            return hecnn_fail(HECNN_ERR_BAD_FORMAT, "%s: label %zu is %u", path, i, d[8 + i]);
-        }
-        l[i] = d[8 + i];
-    }
-    free(d);
-    *labels = l;
-    *n = count;
-    return HECNN_OK;
 }

@@ -366,6 +366,15 @@ hecnn_status hecnn_mnist_decrypt_scores(const hecnn_mnist_net *n, double *logits
 {
     if (!n || !logits || !result || !sk) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
     if (count > n->m) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "%zu images, a batch holds %zu", count, n->m);
+    /* the layout fills all S slots: fewer would decode only part of the rows, and another scale
+     * would scale every score (both come from the untrusted result's header) */
+    if (ckks_ciphertext_slots(result) != n->S)
+        return hecnn_fail(HECNN_ERR_BAD_FORMAT, "the result has %zu slots, the network's layout uses %zu",
+                          ckks_ciphertext_slots(result), n->S);
+    const double scale = ckks_ciphertext_scale(result);
+    if (!(fabs(scale / n->scale - 1) <= 1e-9))
+        return hecnn_fail(HECNN_ERR_BAD_FORMAT, "the result has scale %g, the network keeps its input scale 2^%.3f", scale,
+                          log2(n->scale));
     ckks_plaintext *pt;
     hecnn_status st = ckks_plaintext_new(&pt, n->ctx);
     if (st) return st;
@@ -375,11 +384,19 @@ hecnn_status hecnn_mnist_decrypt_scores(const hecnn_mnist_net *n, double *logits
     if (!st) st = ckks_decode_real(n->ctx, v, pt);
     if (!st) {
         /* Columns 16.. of every row are exact zeros under the right key; anything else decrypts to
-         * noise of the size of q_0 / scale. */
+         * noise of the size of q_0 / scale. NaN-safe (fmax would drop a NaN): any value that is
+         * not finite, padding or score, refuses the result. */
         double worst = 0;
+        bool finite = true;
         for (size_t i = 0; i < n->m; i++)
-            for (size_t c = P2; c < n->w; c++) worst = fmax(worst, fabs(v[i * n->w + c]));
-        if (!(worst < 0.5))
+            for (size_t c = 0; c < n->w; c++) {
+                const double a = fabs(v[i * n->w + c]);
+                if (!isfinite(a)) finite = false;
+                else if (c >= P2 && a > worst) worst = a;
+            }
+        if (!finite)
+            st = hecnn_fail(HECNN_ERR_BAD_FORMAT, "the result decrypts to values that are not finite: corrupted (scale or data)");
+        else if (!(worst < 0.5))
             st = hecnn_fail(HECNN_ERR_BAD_FORMAT,
                             "the result does not decrypt under this secret key (padding slots reach %.3g): "
                             "encrypted under other keys, or corrupted",

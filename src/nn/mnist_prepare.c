@@ -407,8 +407,12 @@ hecnn_status hecnn_mnist_prepared_load(hecnn_mnist_prepared **out, const hecnn_m
     for (size_t i = 0; !st && i < want; i++) {
         st = ckks_ciphertext_new(slots[i], n->ctx);
         if (!st) st = ckks_ciphertext_load(n->ctx, *slots[i], f);
-        if (st == HECNN_ERR_BAD_FORMAT || st == HECNN_ERR_IO)
-            st = hecnn_fail(HECNN_ERR_BAD_FORMAT, "encrypted model ciphertext %zu of %zu: %s", i, want, hecnn_last_error_detail());
+        if (st == HECNN_ERR_BAD_FORMAT || st == HECNN_ERR_IO) {
+            /* the detail is the buffer hecnn_fail writes into: copy it out first */
+            char why[256];
+            snprintf(why, sizeof why, "%s", hecnn_last_error_detail());
+            st = hecnn_fail(st, "encrypted model ciphertext %zu of %zu: %s", i, want, why);
+        }
         if (!st && (ckks_ciphertext_level(*slots[i]) != levels[i] || ckks_ciphertext_degree(*slots[i]) != 1 ||
                     fabs(ckks_ciphertext_scale(*slots[i]) / scales[i] - 1) > 1e-9))
             st = hecnn_fail(HECNN_ERR_BAD_FORMAT, "encrypted model ciphertext %zu has level %u / scale 2^%.3f, expected %u / 2^%.3f", i,
