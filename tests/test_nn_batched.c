@@ -88,16 +88,12 @@ static void calibrate(hecnn_graph *g, const double *images, size_t n)
     free(out);
 }
 
-/* The N = 2^12 bootstrapping test chain with four more residual levels (six in all). */
+/* The N = 2^12 bootstrapping test chain with six residual levels (CKKS_BOOT_TEST_N12_DEEP). */
 static int make_context(ckks_context **ctx, ckks_bootstrapper **bt)
 {
     ckks_params_literal lit;
     ckks_boot_params bp;
-    if (ckks_boot_preset_params(&lit, &bp, CKKS_BOOT_TEST_N12_FULL)) return -1;
-    memmove(&lit.log_q[5], &lit.log_q[1], (lit.n_q - 1) * sizeof lit.log_q[0]);
-    for (unsigned i = 1; i < 5; i++) lit.log_q[i] = 40;
-    lit.n_q += 4;
-    lit.dnum = 5;
+    if (ckks_boot_preset_params(&lit, &bp, CKKS_BOOT_TEST_N12_DEEP)) return -1;
     if (ckks_context_new(ctx, &lit)) return -1;
     return ckks_bootstrapper_new(bt, *ctx, &bp) ? -1 : 0;
 }
@@ -201,9 +197,14 @@ static void test_refusals(void)
     CHECK(hecnn_graph_set_relu_approx(g, r, c, 1) == HECNN_OK);
     /* no pooling + dense at the end */
     CHECK(hecnn_plan_new(&plan, g, ctx, bt, &opt) == HECNN_ERR_UNSUPPORTED);
-    /* linear layers in a row run out of levels: the ReLU leaves 3, four layers need 4 */
-    size_t c2 = r;
-    for (int i = 0; i < 4; i++) c2 = conv(g, c2, 2, 2, 3, 1);
+    /* linear layers in a row run out of levels: after the ReLU, four convolutions and the head fit
+     * in the six residual levels, five do not (a graph with the head, so that the level check is
+     * what refuses it) */
+    size_t c2 = r, pool = 0;
+    for (int i = 0; i < 5; i++) c2 = conv(g, c2, 2, 2, 3, 1);
+    const double head[2] = {1, 1};
+    CHECK(hecnn_graph_avgpool(g, &pool, c2, SIDE) == HECNN_OK);
+    CHECK(hecnn_graph_dense(g, NULL, pool, 1, head, NULL) == HECNN_OK);
     CHECK(hecnn_plan_new(&plan, g, ctx, bt, &opt) == HECNN_ERR_LEVEL_MISMATCH);
     /* a batch of zero, a grid too small */
     const hecnn_plan_options zero = {.batch = 0, .grid = SIDE}, small = {.batch = 1, .grid = SIDE / 2};

@@ -165,6 +165,10 @@ typedef enum ckks_boot_preset {
     /* N = 2^12 test sets (insecure: for fast tests only): full and sparse slots. */
     CKKS_BOOT_TEST_N12_FULL,
     CKKS_BOOT_TEST_N12_SPARSE,
+    /* N = 2^12 (insecure, tests and the tool's test mode), full slots: the TEST_N12_FULL chain with
+     * six residual 40-bit levels (room for a network's linear layers between bootstraps), dnum 5
+     * so that the special primes cover a digit. */
+    CKKS_BOOT_TEST_N12_DEEP,
     CKKS_BOOT_PRESET_COUNT
 } ckks_boot_preset;
 

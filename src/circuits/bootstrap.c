@@ -111,21 +111,23 @@ hecnn_status ckks_boot_preset_params(ckks_params_literal *ckks, ckks_boot_params
         break;
     case CKKS_BOOT_TEST_N12_FULL:
     case CKKS_BOOT_TEST_N12_SPARSE:
+    case CKKS_BOOT_TEST_N12_DEEP:
         /* insecure (N = 2^12), for tests: q_0 60 | residual 2 x 40 | S2C 2 x 45 | EvalMod 8 x 60 |
-         * C2S 3 x 56; sparse: 2^9 slots */
+         * C2S 3 x 56; sparse: 2^9 slots. DEEP: residual 6 x 40 (20 primes) and dnum 5, so a digit
+         * (at most 4 primes, 240 bits) stays below P (244 bits). */
         ckks->log_n = 12;
         ckks->log_scale = 40;
         ckks->allow_insecure = true;
         fill(ckks->log_q, &pos, 1, 60);
-        fill(ckks->log_q, &pos, 2, 40);
+        fill(ckks->log_q, &pos, preset == CKKS_BOOT_TEST_N12_DEEP ? 6 : 2, 40);
         fill(ckks->log_q, &pos, 2, 45);
         fill(ckks->log_q, &pos, 8, 60);
         fill(ckks->log_q, &pos, 3, 56);
         ckks->n_q = pos;
         ckks->n_p = 4;
         for (unsigned i = 0; i < 4; i++) ckks->log_p[i] = 61;
-        ckks->dnum = 4;
-        boot->log_slots = preset == CKKS_BOOT_TEST_N12_FULL ? 11 : 9;
+        ckks->dnum = preset == CKKS_BOOT_TEST_N12_DEEP ? 5 : 4;
+        boot->log_slots = preset == CKKS_BOOT_TEST_N12_SPARSE ? 9 : 11;
         boot->c2s_levels = 3;
         boot->s2c_levels = 2;
         break;
