@@ -256,7 +256,7 @@ static void expect_header_checks(const fixture *fx, enum kind kind, const blob *
 
 static void test_params(fixture *fx)
 {
-    blob b = {0};
+    blob b = {0}, b2 = {0};
     for (int preset = 0; preset < CKKS_PRESET_COUNT; preset++) {
         ckks_params_literal p, q;
         CHECK(ckks_params_preset(&p, (ckks_preset)preset) == HECNN_OK);
@@ -311,6 +311,25 @@ static void test_params(fixture *fx)
     expect_patched32(fx->ctx, K_PARAMS, &b, HDR + 28, 2, HECNN_ERR_BAD_FORMAT, "flags");
     expect_patched64(fx->ctx, K_PARAMS, &b, HDR + 32, 0x7ff8000000000000ull, HECNN_ERR_BAD_FORMAT, "sigma"); /* NaN */
     expect_patched64(fx->ctx, K_PARAMS, &b, HDR + 32, 0xbff0000000000000ull, HECNN_ERR_BAD_FORMAT, "sigma"); /* -1 */
+    /* an insecure error width from a file, even one that sets allow_insecure (as b does) */
+    double weak[] = {0.01, 5e-324, 1, 3.21, 20, INFINITY};
+    for (size_t i = 0; i < sizeof weak / sizeof *weak; i++) {
+        uint64_t u;
+        memcpy(&u, &weak[i], 8);
+        expect_patched64(fx->ctx, K_PARAMS, &b, HDR + 32, u, HECNN_ERR_BAD_FORMAT, "sigma");
+    }
+    {
+        double ok = 3.19;
+        uint64_t u;
+        memcpy(&u, &ok, 8);
+        expect_patched64(fx->ctx, K_PARAMS, &b, HDR + 32, u, HECNN_OK, NULL);
+        /* nor does the writer produce one */
+        ckks_params_literal w = small_params(3);
+        w.sigma = 0.01;
+        f = mem_out(&b2);
+        CHECK(ckks_params_save(&w, f) == HECNN_ERR_INSECURE_PARAMS);
+        fclose(f);
+    }
     expect_patched32(fx->ctx, K_PARAMS, &b, HDR + 40, 16, HECNN_ERR_BAD_FORMAT, "bits");
     expect_patched32(fx->ctx, K_PARAMS, &b, HDR + 40 + 12, 62, HECNN_ERR_BAD_FORMAT, "bits");
     /* a sparse secret needs a hamming weight */
@@ -321,6 +340,7 @@ static void test_params(fixture *fx)
     CHECK(ckks_params_save(&p, f) == HECNN_ERR_INVALID_PARAMS);
     fclose(f);
     free(b.data);
+    free(b2.data);
 }
 
 static void random_values(double complex *v, size_t n)

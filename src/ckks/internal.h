@@ -21,6 +21,12 @@ typedef struct ks_special {
 } ks_special;
 enum { KS_ALL_P = 0, KS_LEVEL0_P = 1 };
 
+/* The HE standard's error distribution: sigma 3.19 (8 / sqrt(2 pi)) or the 3.2 the presets use,
+ * both tail-cut at ceil(6 sigma) = 20 by the sampler; 0 stands for 3.2. Anything else makes the
+ * security estimate meaningless (with no error, the secret key follows from the public key), so a
+ * context refuses it unless the literal sets allow_insecure, and a parameter file never carries it. */
+static inline bool ckks_sigma_standard(double sigma) { return sigma == 0 || (sigma >= 3.19 && sigma <= 3.2); }
+
 struct ckks_context {
     ckks_params_literal params;
     size_t n;

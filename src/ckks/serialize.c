@@ -282,6 +282,9 @@ hecnn_status ckks_params_save(const ckks_params_literal *p, FILE *f)
     if (!p || !f) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
     if (p->n_q < 1 || p->n_q > CKKS_MAX_PRIMES || p->n_p < 1 || p->n_p > CKKS_MAX_PRIMES)
         return hecnn_fail(HECNN_ERR_INVALID_PARAMS, "n_q = %u, n_p = %u outside 1..%d", p->n_q, p->n_p, CKKS_MAX_PRIMES);
+    if (!ckks_sigma_standard(p->sigma)) /* the loader would refuse it */
+        return hecnn_fail(HECNN_ERR_INSECURE_PARAMS, "error sigma %g: a parameter file carries only the HE standard's 3.19..3.2",
+                          p->sigma);
     writer w = {.f = f};
     const uint64_t size = HEADER_BYTES + META_PARAMS + 4 * ((uint64_t)p->n_q + p->n_p);
     w_header(&w, OBJ_PARAMS, 0, size);
@@ -333,7 +336,9 @@ hecnn_status ckks_params_load(ckks_params_literal *out, FILE *f)
         return hecnn_fail(HECNN_ERR_BAD_FORMAT, "params: hamming weight %u outside 1..N", p.hamming_weight);
     if (flags > 1) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "params: unknown flags %#x", flags);
     p.allow_insecure = flags & 1;
-    if (!(p.sigma >= 0 && p.sigma <= 20)) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "params: sigma outside [0, 20]");
+    /* whatever the flags say: a file never selects a non-standard error width */
+    if (!ckks_sigma_standard(p.sigma))
+        return hecnn_fail(HECNN_ERR_BAD_FORMAT, "params: error sigma %g is not the HE standard's 3.19..3.2", p.sigma);
     if ((st = check_size(&h, HEADER_BYTES + META_PARAMS + 4 * ((uint64_t)p.n_q + p.n_p)))) return st;
     for (unsigned i = 0; i < p.n_q + p.n_p; i++) {
         uint8_t b[4];
