@@ -186,6 +186,10 @@ void mod_down_correction(const ckks_context *ctx, const ks_special *sp, uint8_t 
 
 /* Recompute sk->ntt from sk->small (all n_q + n_p limbs). */
 hecnn_status secret_key_refresh_ntt(ckks_secret_key *sk);
+/* ckks_ciphertext_save / _load that also give the object's SHA-256 (its stored checksum), for
+ * files that hold ciphertexts and seal them as a whole (the encrypted MNIST model). */
+hecnn_status ckks_ciphertext_save_digest(const ckks_ciphertext *ct, FILE *f, uint8_t digest[32]);
+hecnn_status ckks_ciphertext_load_digest(const ckks_context *ctx, ckks_ciphertext *ct, FILE *f, uint8_t digest[32]);
 hecnn_status switching_key_alloc(ckks_switching_key **out, const ckks_context *ctx, uint64_t galois, unsigned max_level,
                                  unsigned n_special);
 /* ckks_switching_key_compact without checking the a halves against the seed: for keys known to

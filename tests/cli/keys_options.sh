@@ -51,12 +51,27 @@ expect 2 "needs --preset" "$HECNN" params --out "$T/p"
 cp "$T/p13" "$T/insecure"
 printf '\x0a' | dd of="$T/insecure" bs=1 seek=32 conv=notrunc 2>/dev/null
 printf '\x01' | dd of="$T/insecure" bs=1 seek=60 conv=notrunc 2>/dev/null
+reseal "$T/insecure"
 expect 1 "marked insecure" "$HECNN" keygen --params "$T/insecure" --out-dir "$T/ki"
 printf '\x00' | dd of="$T/insecure" bs=1 seek=60 conv=notrunc 2>/dev/null
+reseal "$T/insecure"
 expect 1 "INSECURE_PARAMS" "$HECNN" keygen --params "$T/insecure" --out-dir "$T/ki"
+# not resealed: the same edit reads as damage
+printf '\x01' | dd of="$T/insecure" bs=1 seek=60 conv=notrunc 2>/dev/null
+expect 1 "checksum mismatch" "$HECNN" keygen --params "$T/insecure" --out-dir "$T/ki"
+# a tiny error width (the public key would then hide nothing), flagged allow_insecure or not
+cp "$T/p13" "$T/sigma"
+printf '\x7b\x14\xae\x47\xe1\x7a\x84\x3f' | dd of="$T/sigma" bs=1 seek=64 conv=notrunc 2>/dev/null # 0.01
+reseal "$T/sigma"
+expect 1 "sigma" "$HECNN" keygen --params "$T/sigma" --out-dir "$T/ks"
+printf '\x01' | dd of="$T/sigma" bs=1 seek=60 conv=notrunc 2>/dev/null
+reseal "$T/sigma"
+expect 1 "sigma" "$HECNN" keygen --params "$T/sigma" --out-dir "$T/ks"
+[ ! -e "$T/ks/secret.key" ] && ok || bad "keygen wrote keys under sigma 0.01"
 # a secure file flagged allow_insecure is fine: the tool builds it as secure
 cp "$T/p13" "$T/flagged"
 printf '\x01' | dd of="$T/flagged" bs=1 seek=60 conv=notrunc 2>/dev/null
+reseal "$T/flagged"
 run "$HECNN" params --params "$T/flagged"
 
 # ---- keygen never loses keys ----
