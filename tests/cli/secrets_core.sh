@@ -12,6 +12,8 @@ if [ "$(ulimit -Hc)" = 0 ]; then
     exit
 fi
 ulimit -c unlimited 2>/dev/null || ulimit -c "$(ulimit -Hc)"
+# an AddressSanitizer build turns core dumps off by itself unless told not to
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}disable_coredump=0"
 run "$HECNN" params --preset n13 --out "$T/params.hecnn"
 
 # core_limit WANT CMD...: CMD (with FIFO $T/fifo as its parameter file) runs with core limit WANT
