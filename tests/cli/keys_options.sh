@@ -100,4 +100,22 @@ expect 2 "holds 4096 slots" "$HECNN" decrypt --preset n13 --secret-key "$T/k/sec
 expect 1 "cannot write|cannot create" "$HECNN" decrypt --preset n13 --secret-key "$T/k/secret.key" --in "$T/x.ct" --out "$T/nodir/y.txt"
 ls "$T" | grep -q '\.tmp-' && bad "temporary files left in $T" || ok
 
+# ---- a damaged file is refused as such, whatever it is: one flipped bit, or cut short ----
+flip() { # flip FILE OFFSET: a copy FILE.bad with one bit of byte OFFSET flipped
+    cp "$1" "$1.bad"
+    local b
+    b=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
+    printf "\\$(printf %03o $((b ^ 16)))" | dd of="$1.bad" bs=1 seek="$2" conv=notrunc 2>/dev/null
+}
+flip "$T/x.ct" 3000
+expect 1 "checksum mismatch" "$HECNN" decrypt --preset n13 --secret-key "$T/k/secret.key" --in "$T/x.ct.bad" --out "$T/y.txt"
+flip "$T/k/secret.key" 100
+expect 1 "checksum mismatch" "$HECNN" decrypt --preset n13 --secret-key "$T/k/secret.key.bad" --in "$T/x.ct" --out "$T/y.txt"
+flip "$T/k/public.key" 40
+expect 1 "checksum mismatch" "$HECNN" encrypt --preset n13 --public-key "$T/k/public.key.bad" --in "$T/v.txt" --out "$T/y.ct"
+flip "$T/p13" 50
+expect 1 "checksum mismatch" "$HECNN" params --params "$T/p13.bad"
+head -c 1000 "$T/x.ct" >"$T/x.ct.cut"
+expect 1 "truncated" "$HECNN" decrypt --preset n13 --secret-key "$T/k/secret.key" --in "$T/x.ct.cut" --out "$T/y.txt"
+
 summary
