@@ -404,6 +404,10 @@ static void test_params(fixture *fx)
         f = mem_out(&b2);
         CHECK(ckks_params_save(&w, f) == HECNN_ERR_INSECURE_PARAMS);
         fclose(f);
+        w.sigma = NAN;
+        f = mem_out(&b2);
+        CHECK(ckks_params_save(&w, f) == HECNN_ERR_INVALID_PARAMS);
+        fclose(f);
     }
     expect_patched32(fx->ctx, K_PARAMS, &b, HDR + 40, 16, HECNN_ERR_BAD_FORMAT, "bits");
     expect_patched32(fx->ctx, K_PARAMS, &b, HDR + 40 + 12, 62, HECNN_ERR_BAD_FORMAT, "bits");

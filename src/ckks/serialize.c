@@ -438,6 +438,7 @@ hecnn_status ckks_params_save(const ckks_params_literal *p, FILE *f)
     if (!p || !f) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
     if (p->n_q < 1 || p->n_q > CKKS_MAX_PRIMES || p->n_p < 1 || p->n_p > CKKS_MAX_PRIMES)
         return hecnn_fail(HECNN_ERR_INVALID_PARAMS, "n_q = %u, n_p = %u outside 1..%d", p->n_q, p->n_p, CKKS_MAX_PRIMES);
+    if (!(p->sigma >= 0 && p->sigma <= 20)) return hecnn_fail(HECNN_ERR_INVALID_PARAMS, "sigma %g outside [0, 20]", p->sigma);
     if (!ckks_sigma_standard(p->sigma)) /* the loader would refuse it */
         return hecnn_fail(HECNN_ERR_INSECURE_PARAMS, "error sigma %g: a parameter file carries only the HE standard's 3.19..3.2",
                           p->sigma);
