@@ -421,6 +421,42 @@ static void test_params(void)
     CHECK(strcmp(hecnn_status_name(HECNN_ERR_BAD_FORMAT), "HECNN_ERR_BAD_FORMAT") == 0);
 }
 
+/* Only the HE standard's error width is secure: a tiny sigma leaves the public key without error
+ * (the secret key then follows by division). Others need allow_insecure; NaN, inf and negative
+ * widths are refused even then. */
+static void test_params_sigma(void)
+{
+    ckks_params_literal p;
+    ckks_context *ctx = NULL;
+    CHECK(ckks_params_preset(&p, CKKS_PRESET_N13) == HECNN_OK);
+    const double standard[] = {0, 3.19, 3.2};
+    for (size_t i = 0; i < sizeof standard / sizeof *standard; i++) {
+        p.sigma = standard[i];
+        CHECK_MSG(ckks_context_new(&ctx, &p) == HECNN_OK, "sigma %g: %s", standard[i], hecnn_last_error_detail());
+        ckks_context_free(ctx);
+        ctx = NULL;
+    }
+    const double weak[] = {0.01, 5e-324, 1, 3.0, 3.21, 6.4, 20};
+    for (size_t i = 0; i < sizeof weak / sizeof *weak; i++) {
+        p.sigma = weak[i];
+        p.allow_insecure = false;
+        CHECK_MSG(ckks_context_new(&ctx, &p) == HECNN_ERR_INSECURE_PARAMS, "sigma %g accepted as secure", weak[i]);
+        CHECK(ctx == NULL && strstr(hecnn_last_error_detail(), "sigma"));
+        p.allow_insecure = true; /* tests may, through code */
+        CHECK_MSG(ckks_context_new(&ctx, &p) == HECNN_OK, "sigma %g with allow_insecure: %s", weak[i], hecnn_last_error_detail());
+        ckks_context_free(ctx);
+        ctx = NULL;
+    }
+    const double bad[] = {NAN, INFINITY, -INFINITY, -1, -5e-324, 20.5};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        for (int insecure = 0; insecure < 2; insecure++) {
+            p.sigma = bad[i];
+            p.allow_insecure = insecure;
+            CHECK_MSG(ckks_context_new(&ctx, &p) == HECNN_ERR_INVALID_PARAMS, "sigma %g (allow_insecure %d)", bad[i], insecure);
+            CHECK(ctx == NULL);
+        }
+}
+
 static void test_cross_context(fixture *f, fixture *g)
 {
     /* objects of another parameter set are refused */
@@ -712,6 +748,7 @@ int main(void)
 {
     test_rng_seed(42);
     test_params();
+    test_params_sigma();
     test_known_answer();
     /* (log N, limbs, log scale, special primes, dnum): several ring sizes and digit counts */
     static const unsigned configs[][5] = {{10, 4, 40, 1, 0}, {12, 6, 40, 2, 3}, {13, 5, 45, 3, 2}, {16, 3, 45, 1, 0}};

@@ -94,6 +94,56 @@ static int fixture_init(fixture *f)
     return ckks_public_key_generate(&f->pk, f->sk) ? -1 : 0;
 }
 
+/* Loads the encrypted model bytes d[0, len) under net: its status, the model freed. */
+static hecnn_status load_prepared(const hecnn_mnist_net *net, const uint8_t *d, size_t len)
+{
+    FILE *g = len ? fmemopen((void *)d, len, "rb") : fopen("/dev/null", "rb");
+    if (!g) abort();
+    hecnn_mnist_prepared *p = NULL;
+    hecnn_status st = hecnn_mnist_prepared_load(&p, net, g);
+    fclose(g);
+    CHECK(st ? p == NULL : p != NULL);
+    hecnn_mnist_prepared_free(p);
+    return st;
+}
+
+/* The encrypted model file: a flipped bit in its header, a ciphertext's body, a ciphertext's or
+ * the file's checksum is refused as a checksum mismatch; the file cut short is refused. A sample
+ * of places (each load decodes the whole model). Layout: 96-byte header, its SHA-256, then
+ * ciphertext objects (their size at byte 24 of each), then the SHA-256 of the whole. */
+static void check_prepared_damage(const hecnn_mnist_net *net, FILE *tf)
+{
+    rewind(tf);
+    fseek(tf, 0, SEEK_END);
+    const size_t len = (size_t)ftell(tf);
+    rewind(tf);
+    uint8_t *d = malloc(len), *e = malloc(len);
+    REQUIRE_VOID(fread(d, 1, len, tf) == len);
+    CHECK(load_prepared(net, d, len) == HECNN_OK);
+    uint64_t ct1 = 0; /* size of the first ciphertext, at byte 128 */
+    for (int i = 7; i >= 0; i--) ct1 = ct1 << 8 | d[128 + 24 + i];
+    const size_t at[] = {12, 20, 40, 95, 96, 127, 128 + 32 + 40, 128 + ct1 - 1, 128 + ct1 + 32 + 100, len / 2, len - 33, len - 1};
+    for (size_t i = 0; i < sizeof at / sizeof *at; i++) {
+        memcpy(e, d, len);
+        e[at[i]] ^= 4;
+        const hecnn_status st = load_prepared(net, e, len);
+        CHECK_MSG(st == HECNN_ERR_BAD_FORMAT && strstr(hecnn_last_error_detail(), "checksum mismatch"),
+                  "encrypted model, byte %zu of %zu flipped: %s (%s)", at[i], len, hecnn_status_name(st), hecnn_last_error_detail());
+    }
+    memcpy(e, d, len);
+    e[128] ^= 1; /* a ciphertext's magic: refused by its header check */
+    CHECK(load_prepared(net, e, len) == HECNN_ERR_BAD_FORMAT);
+    memcpy(e, d, len);
+    e[8] = 1; /* the earlier, unchecksummed version: refused by name */
+    CHECK(load_prepared(net, e, len) == HECNN_ERR_BAD_FORMAT && strstr(hecnn_last_error_detail(), "version 1"));
+    const size_t cut[] = {0, 100, 128 + ct1 / 2, len / 2, len - 32, len - 1};
+    for (size_t i = 0; i < sizeof cut / sizeof *cut; i++)
+        CHECK_MSG(load_prepared(net, d, cut[i]) == HECNN_ERR_BAD_FORMAT, "encrypted model cut to %zu of %zu bytes: %s", cut[i], len,
+                  hecnn_last_error_detail());
+    free(d);
+    free(e);
+}
+
 static void run_mode(fixture *f, const hecnn_mnist_model *model, hecnn_mnist_mode mode, size_t width, size_t n_img)
 {
     hecnn_mnist_net *net = NULL;
@@ -122,6 +172,7 @@ static void run_mode(fixture *f, const hecnn_mnist_model *model, hecnn_mnist_mod
         if (!st) {
             FILE *tf = tmpfile();
             CHECK(hecnn_mnist_prepared_save(prep, tf) == HECNN_OK);
+            check_prepared_damage(net, tf);
             rewind(tf);
             hecnn_mnist_prepared *back = NULL;
             CHECK(hecnn_mnist_prepared_load(&back, net, tf) == HECNN_OK);

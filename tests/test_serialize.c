@@ -5,11 +5,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+
 #include "ckks/internal.h"
 #include "common/check.h"
 #include "hecnn/hecnn.h"
 
 #define HDR 32 /* header bytes */
+#define DG 32  /* the SHA-256 that ends every object */
 
 typedef struct blob {
     char *data;
@@ -66,6 +69,37 @@ static uint64_t get64(const void *p)
     uint64_t v = 0;
     for (int i = 7; i >= 0; i--) v = (v << 8) | b[i];
     return v;
+}
+
+static void sha256(const void *data, size_t len, uint8_t out[32])
+{
+    unsigned n = 0;
+    if (EVP_Digest(data, len, out, &n, EVP_sha256(), NULL) != 1 || n != 32) abort();
+}
+
+/* Recompute the digest that ends the object data[0, len), as its writer would: a patched object
+ * then fails on what the patch broke, not on its checksum. A key set's digest covers its header,
+ * its count and its keys' digests; its keys are resealed first (as far as their size fields walk). */
+static void reseal(int evk, uint8_t *d, size_t len)
+{
+    if (len < HDR + DG) return;
+    if (!evk) {
+        sha256(d, len - DG, d + len - DG);
+        return;
+    }
+    uint8_t *list = malloc(HDR + 8 + len);
+    memcpy(list, d, HDR + 8);
+    size_t n = HDR + 8;
+    for (size_t off = HDR + 8; off + HDR + DG <= len - DG;) {
+        const uint64_t size = get64(d + off + 24);
+        if (size < HDR + DG || size > len - DG - off) break;
+        sha256(d + off, size - DG, d + off + size - DG);
+        memcpy(list + n, d + off + size - DG, DG);
+        n += DG;
+        off += size;
+    }
+    sha256(list, n, d + len - DG);
+    free(list);
 }
 
 enum kind { K_PARAMS, K_PT, K_CT, K_SK, K_PK, K_SWK, K_EVK, K_COUNT };
@@ -140,6 +174,7 @@ static void expect_patched64(const ckks_context *ctx, enum kind kind, const blob
     char *d = malloc(b->len);
     memcpy(d, b->data, b->len);
     put64(d + off, v);
+    reseal(kind == K_EVK, (uint8_t *)d, b->len);
     hecnn_status st = load_as(ctx, kind, d, b->len);
     CHECK_MSG(st == want, "%s patched at %zu with %llu: got %s, want %s (%s)", kind_name[kind], off, (unsigned long long)v,
               hecnn_status_name(st), hecnn_status_name(want), hecnn_last_error_detail());
@@ -153,6 +188,7 @@ static void expect_patched32(const ckks_context *ctx, enum kind kind, const blob
     char *d = malloc(b->len);
     memcpy(d, b->data, b->len);
     put32(d + off, v);
+    reseal(kind == K_EVK, (uint8_t *)d, b->len);
     hecnn_status st = load_as(ctx, kind, d, b->len);
     CHECK_MSG(st == want, "%s patched at %zu with %u: got %s, want %s (%s)", kind_name[kind], off, v, hecnn_status_name(st),
               hecnn_status_name(want), hecnn_last_error_detail());
@@ -179,6 +215,7 @@ static void expect_patched_coeff(const ckks_context *ctx, enum kind kind, const 
     char *d = malloc(b->len);
     memcpy(d, b->data, b->len);
     for (size_t c = 0; c < coeff_bytes(ctx, k); c++) d[off + c] = (char)(v >> (8 * c));
+    reseal(kind == K_EVK, (uint8_t *)d, b->len);
     hecnn_status st = load_as(ctx, kind, d, b->len);
     CHECK_MSG(st == want, "%s coefficient at %zu set to %llu: got %s, want %s (%s)", kind_name[kind], off, (unsigned long long)v,
               hecnn_status_name(st), hecnn_status_name(want), hecnn_last_error_detail());
@@ -201,12 +238,14 @@ static void expect_header_checks(const fixture *fx, enum kind kind, const blob *
     d[5] = 1; /* the magic's NUL */
     CHECK(load_as(ctx, kind, d, b->len) == HECNN_ERR_BAD_FORMAT);
     memcpy(d, b->data, b->len);
-    d[6] = 3; /* version */
+    d[6] = 4; /* version */
     CHECK(load_as(ctx, kind, d, b->len) == HECNN_ERR_BAD_FORMAT);
-    d[6] = 1; /* an earlier build's version: refused, and said so */
-    CHECK(load_as(ctx, kind, d, b->len) == HECNN_ERR_BAD_FORMAT);
-    CHECK(strstr(hecnn_last_error_detail(), "version 1"));
-    CHECK(strstr(hecnn_last_error_detail(), "version"));
+    for (char v = 1; v <= 2; v++) { /* an earlier build's version: refused, and said so */
+        d[6] = v;
+        CHECK(load_as(ctx, kind, d, b->len) == HECNN_ERR_BAD_FORMAT);
+        CHECK(strstr(hecnn_last_error_detail(), v == 1 ? "version 1" : "version 2"));
+        CHECK(strstr(hecnn_last_error_detail(), "write the object again"));
+    }
     memcpy(d, b->data, b->len);
     d[7] = 1; /* version, high byte */
     CHECK(load_as(ctx, kind, d, b->len) == HECNN_ERR_BAD_FORMAT);
@@ -254,16 +293,51 @@ static void expect_header_checks(const fixture *fx, enum kind kind, const blob *
     free(d);
 }
 
+/* Whether byte `off` of key set b lies in the header of one of its keys. */
+static bool in_key_header(const blob *b, size_t off)
+{
+    for (size_t k = HDR + 8; k + HDR + DG <= b->len - DG; k += get64(b->data + k + 24))
+        if (off >= k && off < k + HDR) return true;
+    return false;
+}
+
+/* Damage: a flipped bit anywhere after the header (every byte near the ends, every `stride`-th in
+ * between) is refused as a checksum mismatch; inside a key set, a key's own header is refused by
+ * its header checks (magic, version, type, parameter id) or its checksum. A file cut short
+ * anywhere in its checksum is refused as truncated. */
+static void expect_damage_refused(const fixture *fx, enum kind kind, const blob *b, size_t stride)
+{
+    uint8_t *d = malloc(b->len);
+    size_t bad = 0, tried = 0;
+    for (size_t off = HDR; off < b->len; off += (off < 2 * HDR + 64 || off + 2 * DG >= b->len) ? 1 : stride, tried++) {
+        memcpy(d, b->data, b->len);
+        d[off] ^= (uint8_t)(1u << (off % 8));
+        const hecnn_status st = load_as(fx->ctx, kind, d, b->len);
+        const bool ok = kind == K_EVK && in_key_header(b, off)
+                            ? st != HECNN_OK
+                            : st == HECNN_ERR_BAD_FORMAT && strstr(hecnn_last_error_detail(), "checksum mismatch");
+        if (!ok && !bad++)
+            fprintf(stderr, "%s with bit %zu of byte %zu flipped: %s (%s)\n", kind_name[kind], off % 8, off, hecnn_status_name(st),
+                    hecnn_last_error_detail());
+    }
+    CHECK_MSG(bad == 0, "%s: %zu of %zu flipped bits not refused as a checksum mismatch", kind_name[kind], bad, tried);
+    for (size_t cut = 1; cut <= DG; cut += DG - 1) {
+        CHECK(load_as(fx->ctx, kind, b->data, b->len - cut) == HECNN_ERR_BAD_FORMAT);
+        CHECK_MSG(strstr(hecnn_last_error_detail(), "truncated"), "%s cut by %zu: %s", kind_name[kind], cut, hecnn_last_error_detail());
+    }
+    free(d);
+}
+
 static void test_params(fixture *fx)
 {
-    blob b = {0};
+    blob b = {0}, b2 = {0};
     for (int preset = 0; preset < CKKS_PRESET_COUNT; preset++) {
         ckks_params_literal p, q;
         CHECK(ckks_params_preset(&p, (ckks_preset)preset) == HECNN_OK);
         FILE *f = mem_out(&b);
         CHECK(ckks_params_save(&p, f) == HECNN_OK);
         fclose(f);
-        CHECK(b.len == HDR + 40 + 4 * (p.n_q + p.n_p));
+        CHECK(b.len == HDR + 40 + 4 * (p.n_q + p.n_p) + DG);
         f = mem_in(b.data, b.len);
         CHECK(ckks_params_load(&q, f) == HECNN_OK);
         fclose(f);
@@ -297,6 +371,7 @@ static void test_params(fixture *fx)
     ckks_context_free(c2);
 
     expect_header_checks(fx, K_PARAMS, &b, 1);
+    expect_damage_refused(fx, K_PARAMS, &b, 1);
     /* metadata out of range */
     expect_patched32(fx->ctx, K_PARAMS, &b, HDR + 0, 3, HECNN_ERR_BAD_FORMAT, "log_n");
     expect_patched32(fx->ctx, K_PARAMS, &b, HDR + 0, 18, HECNN_ERR_BAD_FORMAT, "log_n");
@@ -311,6 +386,29 @@ static void test_params(fixture *fx)
     expect_patched32(fx->ctx, K_PARAMS, &b, HDR + 28, 2, HECNN_ERR_BAD_FORMAT, "flags");
     expect_patched64(fx->ctx, K_PARAMS, &b, HDR + 32, 0x7ff8000000000000ull, HECNN_ERR_BAD_FORMAT, "sigma"); /* NaN */
     expect_patched64(fx->ctx, K_PARAMS, &b, HDR + 32, 0xbff0000000000000ull, HECNN_ERR_BAD_FORMAT, "sigma"); /* -1 */
+    /* an insecure error width from a file, even one that sets allow_insecure (as b does) */
+    double weak[] = {0.01, 5e-324, 1, 3.21, 20, INFINITY};
+    for (size_t i = 0; i < sizeof weak / sizeof *weak; i++) {
+        uint64_t u;
+        memcpy(&u, &weak[i], 8);
+        expect_patched64(fx->ctx, K_PARAMS, &b, HDR + 32, u, HECNN_ERR_BAD_FORMAT, "sigma");
+    }
+    {
+        double ok = 3.19;
+        uint64_t u;
+        memcpy(&u, &ok, 8);
+        expect_patched64(fx->ctx, K_PARAMS, &b, HDR + 32, u, HECNN_OK, NULL);
+        /* nor does the writer produce one */
+        ckks_params_literal w = small_params(3);
+        w.sigma = 0.01;
+        f = mem_out(&b2);
+        CHECK(ckks_params_save(&w, f) == HECNN_ERR_INSECURE_PARAMS);
+        fclose(f);
+        w.sigma = NAN;
+        f = mem_out(&b2);
+        CHECK(ckks_params_save(&w, f) == HECNN_ERR_INVALID_PARAMS);
+        fclose(f);
+    }
     expect_patched32(fx->ctx, K_PARAMS, &b, HDR + 40, 16, HECNN_ERR_BAD_FORMAT, "bits");
     expect_patched32(fx->ctx, K_PARAMS, &b, HDR + 40 + 12, 62, HECNN_ERR_BAD_FORMAT, "bits");
     /* a sparse secret needs a hamming weight */
@@ -321,6 +419,7 @@ static void test_params(fixture *fx)
     CHECK(ckks_params_save(&p, f) == HECNN_ERR_INVALID_PARAMS);
     fclose(f);
     free(b.data);
+    free(b2.data);
 }
 
 static void random_values(double complex *v, size_t n)
@@ -370,7 +469,7 @@ static void test_plaintext(fixture *fx)
     FILE *f = mem_out(&b);
     CHECK(ckks_plaintext_save(pt, f) == HECNN_OK);
     fclose(f);
-    CHECK(b.len == HDR + 24 + poly_bytes(fx->ctx, 1));
+    CHECK(b.len == HDR + 24 + poly_bytes(fx->ctx, 1) + DG);
     f = mem_in(b.data, b.len);
     CHECK(ckks_plaintext_load(fx->ctx, back, f) == HECNN_OK);
     fclose(f);
@@ -382,6 +481,7 @@ static void test_plaintext(fixture *fx)
     CHECK_MSG(err < 1e-6, "plaintext decode error %g", err);
 
     expect_header_checks(fx, K_PT, &b, 13);
+    expect_damage_refused(fx, K_PT, &b, 1);
     expect_patched32(fx->ctx, K_PT, &b, HDR + 0, 3, HECNN_ERR_BAD_FORMAT, "level");
     expect_patched32(fx->ctx, K_PT, &b, HDR + 4, 1, HECNN_ERR_BAD_FORMAT, "reserved");
     expect_patched64(fx->ctx, K_PT, &b, HDR + 8, 0x7ff8000000000000ull, HECNN_ERR_BAD_FORMAT, "scale");
@@ -389,14 +489,14 @@ static void test_plaintext(fixture *fx)
     expect_patched64(fx->ctx, K_PT, &b, HDR + 16, 0, HECNN_ERR_BAD_FORMAT, "slots");
     expect_patched64(fx->ctx, K_PT, &b, HDR + 16, 64, HECNN_ERR_BAD_FORMAT, "slots");
     /* coefficient >= modulus in each limb */
-    const size_t last = b.len - coeff_bytes(fx->ctx, 1);
+    const size_t last = b.len - DG - coeff_bytes(fx->ctx, 1);
     expect_patched_coeff(fx->ctx, K_PT, &b, HDR + 24, 0, ckks_context_q(fx->ctx, 0), HECNN_ERR_BAD_FORMAT, "modulus");
     expect_patched_coeff(fx->ctx, K_PT, &b, last, 1, ckks_context_q(fx->ctx, 1), HECNN_ERR_BAD_FORMAT, "modulus");
     expect_patched_coeff(fx->ctx, K_PT, &b, last, 1, ckks_context_q(fx->ctx, 1) - 1, HECNN_OK, NULL);
     /* a failed load leaves the destination untouched */
     char *d = malloc(b.len);
     memcpy(d, b.data, b.len);
-    put64(d + b.len - 8, UINT64_MAX);
+    put64(d + b.len - DG - 8, UINT64_MAX);
     f = mem_in(d, b.len);
     CHECK(ckks_plaintext_load(fx->ctx, back, f) == HECNN_ERR_BAD_FORMAT);
     fclose(f);
@@ -427,7 +527,7 @@ static void test_ciphertext(fixture *fx)
     FILE *f = mem_out(&b);
     CHECK(ckks_ciphertext_save(ct, f) == HECNN_OK);
     fclose(f);
-    const size_t full = HDR + 32 + 2 * poly_bytes(fx->ctx, top);
+    const size_t full = HDR + 32 + 2 * poly_bytes(fx->ctx, top) + DG;
     CHECK(b.len == full);
     f = mem_in(b.data, b.len);
     CHECK(ckks_ciphertext_load(fx->ctx, back, f) == HECNN_OK);
@@ -435,6 +535,7 @@ static void test_ciphertext(fixture *fx)
     CHECK(ct_equal(ct, back));
     CHECK(max_err(fx, back, v, fx->sk) < 1e-6);
     expect_header_checks(fx, K_CT, &b, 29);
+    expect_damage_refused(fx, K_CT, &b, 1);
     expect_patched32(fx->ctx, K_CT, &b, HDR + 0, top + 1, HECNN_ERR_BAD_FORMAT, "level");
     expect_patched32(fx->ctx, K_CT, &b, HDR + 0, UINT32_MAX, HECNN_ERR_BAD_FORMAT, "level");
     expect_patched32(fx->ctx, K_CT, &b, HDR + 4, 0, HECNN_ERR_BAD_FORMAT, "degree");
@@ -461,7 +562,7 @@ static void test_ciphertext(fixture *fx)
     /* a failed load leaves the destination untouched */
     char *d = malloc(b.len);
     memcpy(d, b.data, b.len);
-    put64(d + b.len - 8, UINT64_MAX);
+    put64(d + b.len - DG - 8, UINT64_MAX);
     f = mem_in(d, b.len);
     CHECK(ckks_ciphertext_load(fx->ctx, back, f) == HECNN_ERR_BAD_FORMAT);
     fclose(f);
@@ -473,7 +574,7 @@ static void test_ciphertext(fixture *fx)
     f = mem_out(&b);
     CHECK(ckks_ciphertext_save(ct, f) == HECNN_OK);
     fclose(f);
-    const size_t seeded = HDR + 32 + 32 + poly_bytes(fx->ctx, top);
+    const size_t seeded = HDR + 32 + 32 + poly_bytes(fx->ctx, top) + DG;
     CHECK(b.len == seeded);
     f = mem_in(b.data, b.len);
     CHECK(ckks_ciphertext_load(fx->ctx, back, f) == HECNN_OK);
@@ -485,6 +586,7 @@ static void test_ciphertext(fixture *fx)
     fclose(f);
     CHECK(b2.len == b.len && !memcmp(b2.data, b.data, b.len));
     expect_header_checks(fx, K_CT, &b, 17);
+    expect_damage_refused(fx, K_CT, &b, 1);
     expect_patched32(fx->ctx, K_CT, &b, HDR + 4, 2, HECNN_ERR_BAD_FORMAT, "seeded");
     expect_patched32(fx->ctx, K_CT, &b, HDR + 24, 0, HECNN_ERR_BAD_FORMAT, "size"); /* claims full, is seeded */
     {
@@ -494,6 +596,7 @@ static void test_ciphertext(fixture *fx)
         CHECK(load_as(fx->ctx, K_CT, z, b.len) == HECNN_ERR_BAD_FORMAT);
         /* another seed loads but no longer decrypts */
         z[HDR + 32] = 1;
+        reseal(0, (uint8_t *)z, b.len);
         FILE *g = mem_in(z, b.len);
         CHECK(ckks_ciphertext_load(fx->ctx, back, g) == HECNN_OK);
         fclose(g);
@@ -529,7 +632,7 @@ static void test_ciphertext(fixture *fx)
     f = mem_out(&b);
     CHECK(ckks_ciphertext_save(ct, f) == HECNN_OK);
     fclose(f);
-    CHECK(b.len == HDR + 32 + 3 * poly_bytes(fx->ctx, top - 1));
+    CHECK(b.len == HDR + 32 + 3 * poly_bytes(fx->ctx, top - 1) + DG);
     f = mem_in(b.data, b.len);
     CHECK(ckks_ciphertext_load(fx->ctx, back, f) == HECNN_OK);
     fclose(f);
@@ -546,7 +649,7 @@ static void test_ciphertext(fixture *fx)
     f = mem_out(&b);
     CHECK(ckks_ciphertext_save(ct, f) == HECNN_OK);
     fclose(f);
-    CHECK(b.len == HDR + 32 + 32 + n * 8);
+    CHECK(b.len == HDR + 32 + 32 + n * 8 + DG);
     expect_header_checks(fx, K_CT, &b, 1);
     f = mem_in(b.data, b.len);
     CHECK(ckks_ciphertext_load(fx->ctx, back, f) == HECNN_OK);
@@ -577,7 +680,7 @@ static void test_secret_key(fixture *fx)
     FILE *f = mem_out(&b);
     CHECK(ckks_secret_key_save(fx->sk, f) == HECNN_OK);
     fclose(f);
-    CHECK(b.len == HDR + 8 + n);
+    CHECK(b.len == HDR + 8 + n + DG);
     ckks_secret_key *sk;
     f = mem_in(b.data, b.len);
     CHECK(ckks_secret_key_load(fx->ctx, &sk, f) == HECNN_OK);
@@ -597,6 +700,7 @@ static void test_secret_key(fixture *fx)
     ckks_secret_key_free(sk);
 
     expect_header_checks(fx, K_SK, &b, 1);
+    expect_damage_refused(fx, K_SK, &b, 1);
     expect_patched64(fx->ctx, K_SK, &b, HDR, n * 2, HECNN_ERR_BAD_FORMAT, "coefficients");
     expect_patched64(fx->ctx, K_SK, &b, HDR, UINT64_MAX, HECNN_ERR_BAD_FORMAT, "coefficients");
     char *d = malloc(b.len);
@@ -604,11 +708,13 @@ static void test_secret_key(fixture *fx)
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         memcpy(d, b.data, b.len);
         d[HDR + 8 + 17] = (char)bad[i];
+        reseal(0, (uint8_t *)d, b.len);
         CHECK(load_as(fx->ctx, K_SK, d, b.len) == HECNN_ERR_BAD_FORMAT);
         CHECK(strstr(hecnn_last_error_detail(), "{-1, 0, 1}"));
     }
     memcpy(d, b.data, b.len);
     d[HDR + 8 + 17] = (char)0xff; /* -1 is fine */
+    reseal(0, (uint8_t *)d, b.len);
     CHECK(load_as(fx->ctx, K_SK, d, b.len) == HECNN_OK);
     free(d);
     free(b.data);
@@ -623,7 +729,7 @@ static void test_public_key(fixture *fx)
     FILE *f = mem_out(&b);
     CHECK(ckks_public_key_save(fx->pk, f) == HECNN_OK);
     fclose(f);
-    CHECK(b.len == HDR + 8 + 32 + poly_bytes(fx->ctx, (unsigned)nq - 1)); /* seeded */
+    CHECK(b.len == HDR + 8 + 32 + poly_bytes(fx->ctx, (unsigned)nq - 1) + DG); /* seeded */
     ckks_public_key *pk;
     f = mem_in(b.data, b.len);
     CHECK(ckks_public_key_load(fx->ctx, &pk, f) == HECNN_OK);
@@ -644,6 +750,7 @@ static void test_public_key(fixture *fx)
     CHECK(ckks_encrypt_pk(fx->ctx, ct, pt, pk) == HECNN_OK);
     CHECK(max_err(fx, ct, v, fx->sk) < 1e-6);
     expect_header_checks(fx, K_PK, &b, 23);
+    expect_damage_refused(fx, K_PK, &b, 1);
     expect_patched32(fx->ctx, K_PK, &b, HDR, 0, HECNN_ERR_BAD_FORMAT, "size");
     expect_patched32(fx->ctx, K_PK, &b, HDR, 2, HECNN_ERR_BAD_FORMAT, "flags");
     expect_patched32(fx->ctx, K_PK, &b, HDR + 4, (uint32_t)nq - 1, HECNN_ERR_BAD_FORMAT, "limbs");
@@ -655,14 +762,15 @@ static void test_public_key(fixture *fx)
     f = mem_out(&b);
     CHECK(ckks_public_key_save(pk, f) == HECNN_OK);
     fclose(f);
-    CHECK(b.len == HDR + 8 + 2 * poly_bytes(fx->ctx, (unsigned)nq - 1));
+    CHECK(b.len == HDR + 8 + 2 * poly_bytes(fx->ctx, (unsigned)nq - 1) + DG);
     ckks_public_key *pk2;
     f = mem_in(b.data, b.len);
     CHECK(ckks_public_key_load(fx->ctx, &pk2, f) == HECNN_OK);
     fclose(f);
     CHECK(!memcmp(pk->a, pk2->a, nq * n * 8) && !memcmp(pk->b, pk2->b, nq * n * 8));
     expect_header_checks(fx, K_PK, &b, 37);
-    expect_patched64(fx->ctx, K_PK, &b, b.len - 8, UINT64_MAX, HECNN_ERR_BAD_FORMAT, "modulus");
+    expect_damage_refused(fx, K_PK, &b, 3);
+    expect_patched64(fx->ctx, K_PK, &b, b.len - DG - 8, UINT64_MAX, HECNN_ERR_BAD_FORMAT, "modulus");
     ckks_public_key_free(pk2);
     ckks_public_key_free(pk);
     ckks_plaintext_free(pt);
@@ -776,6 +884,7 @@ static void test_switching_keys(fixture *fx)
     for (int pass = 0; pass < 2; pass++) {
         blob *x = pass ? &bf : &b;
         expect_header_checks(fx, K_SWK, x, 97);
+        expect_damage_refused(fx, K_SWK, x, 3);
         expect_patched64(fx->ctx, K_SWK, x, HDR, 4, HECNN_ERR_BAD_FORMAT, "Galois");          /* even */
         expect_patched64(fx->ctx, K_SWK, x, HDR, CKKS_SWITCH_SECRET, HECNN_OK, NULL);        /* secret switch */
         expect_patched64(fx->ctx, K_SWK, x, HDR, 2 * n + 1, HECNN_ERR_BAD_FORMAT, "Galois");  /* >= 2N */
@@ -788,8 +897,8 @@ static void test_switching_keys(fixture *fx)
         expect_patched32(fx->ctx, K_SWK, x, HDR + 16, 2, HECNN_ERR_BAD_FORMAT, "flags");
         expect_patched32(fx->ctx, K_SWK, x, HDR + 16, pass ? 1 : 0, HECNN_ERR_BAD_FORMAT, "size");
         expect_patched32(fx->ctx, K_SWK, x, HDR + 20, 99, HECNN_ERR_BAD_FORMAT, "limbs");
-        expect_patched64(fx->ctx, K_SWK, x, x->len - 8, ckks_context_p(fx->ctx, 0), HECNN_ERR_BAD_FORMAT, "modulus");
-        expect_patched64(fx->ctx, K_SWK, x, x->len - 8, ckks_context_p(fx->ctx, 0) - 1, HECNN_OK, NULL);
+        expect_patched64(fx->ctx, K_SWK, x, x->len - DG - 8, ckks_context_p(fx->ctx, 0), HECNN_ERR_BAD_FORMAT, "modulus");
+        expect_patched64(fx->ctx, K_SWK, x, x->len - DG - 8, ckks_context_p(fx->ctx, 0) - 1, HECNN_OK, NULL);
     }
     free(b.data);
     free(bf.data);
@@ -809,7 +918,7 @@ static void test_eval_keys(fixture *fx)
     f = mem_out(&bf);
     CHECK(ckks_eval_keys_save(fx->keys, false, f) == HECNN_OK);
     fclose(f);
-    size_t want_s = HDR + 8, want_f = HDR + 8;
+    size_t want_s = HDR + 8 + DG, want_f = HDR + 8 + DG;
     for (size_t i = 0; i < count; i++) {
         want_s += ckks_switching_key_bytes(ckks_eval_keys_at(fx->keys, i), true);
         want_f += ckks_switching_key_bytes(ckks_eval_keys_at(fx->keys, i), false);
@@ -868,13 +977,14 @@ static void test_eval_keys(fixture *fx)
             if (k) CHECK(swk_equal(k, ckks_eval_keys_at(fx->keys, i)));
             ckks_switching_key_free(k);
         }
-        CHECK(fgetc(f) == EOF);
+        CHECK(fseek(f, DG, SEEK_CUR) == 0 && fgetc(f) == EOF); /* the set's own digest, then nothing */
         fclose(f);
 
         expect_header_checks(fx, K_EVK, x, 211);
+        expect_damage_refused(fx, K_EVK, x, 7);
         expect_patched64(fx->ctx, K_EVK, x, HDR, count + 1, HECNN_ERR_BAD_FORMAT, NULL);
-        expect_patched64(fx->ctx, K_EVK, x, HDR, count - 1, HECNN_ERR_BAD_FORMAT, "size");
-        expect_patched64(fx->ctx, K_EVK, x, HDR, 0, HECNN_ERR_BAD_FORMAT, "size");
+        expect_patched64(fx->ctx, K_EVK, x, HDR, count - 1, HECNN_ERR_BAD_FORMAT, "count");
+        expect_patched64(fx->ctx, K_EVK, x, HDR, 0, HECNN_ERR_BAD_FORMAT, "count");
         expect_patched64(fx->ctx, K_EVK, x, HDR, UINT64_MAX, HECNN_ERR_BAD_FORMAT, "keys");
         expect_patched64(fx->ctx, K_EVK, x, HDR, fx->ctx->n + 3, HECNN_ERR_BAD_FORMAT, "keys");
         /* a switching key of another context inside the set */
@@ -893,12 +1003,13 @@ static void test_eval_keys(fixture *fx)
     f = mem_out(&bs);
     CHECK(ckks_eval_keys_save(empty, true, f) == HECNN_OK);
     fclose(f);
-    CHECK(bs.len == HDR + 8);
+    CHECK(bs.len == HDR + 8 + DG);
     f = mem_in(bs.data, bs.len);
     CHECK(ckks_eval_keys_load(fx->ctx, &back, f) == HECNN_OK);
     fclose(f);
     CHECK(back && ckks_eval_keys_count(back) == 0);
     expect_header_checks(fx, K_EVK, &bs, 1);
+    expect_damage_refused(fx, K_EVK, &bs, 1);
     ckks_eval_keys_free(back);
     ckks_eval_keys_free(empty);
     free(bs.data);

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "hecnn/hecnn.h"
+#include "util_cli.h"
 
 #define TRY(call)                                                                                        \
     do {                                                                                                 \
@@ -27,6 +28,7 @@ static double seconds(void)
 
 int cmd_demo_ckks(int argc, char **argv)
 {
+    cli_protect_secrets(); /* it holds a secret key */
     if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
         printf("usage: hecnn demo-ckks\n  Encrypts 8192 values, computes x^2 + rotate(x, 1) - 0.5 homomorphically,\n"
                "  decrypts and prints the precision against the plaintext result.\n");

@@ -66,6 +66,7 @@ int cmd_params(int argc, char **argv)
 
 int cmd_keygen(int argc, char **argv)
 {
+    cli_protect_secrets(); /* it holds a secret key */
     const char *preset = NULL, *params = NULL, *out_dir = NULL, *rotations = NULL;
     bool conjugate = false, no_relin = false, full = false, force = false;
     const cli_opt opts[] = {
@@ -163,6 +164,7 @@ static double log_q_level(const ckks_context *ctx, unsigned level)
 
 int cmd_encrypt(int argc, char **argv)
 {
+    cli_protect_secrets(); /* it holds a secret key */
     const char *preset = NULL, *params = NULL, *pk_path = NULL, *sk_path = NULL, *in = NULL, *out = NULL;
     bool binary = false, slots_given = false, level_given = false, scale_given = false;
     size_t slots = 0;
@@ -285,6 +287,7 @@ static bool looks_like_noise(const ckks_context *ctx, const ckks_plaintext *pt, 
 
 int cmd_decrypt(int argc, char **argv)
 {
+    cli_protect_secrets(); /* it holds a secret key */
     const char *preset = NULL, *params = NULL, *sk_path = NULL, *in = NULL, *out = NULL;
     bool binary = false, with_imag = false, no_check = false, count_given = false;
     size_t count = 0;

@@ -292,6 +292,7 @@ static int record_check(const owner_record *r, const char *rpath, const ckks_con
 
 int cmd_mnist_keygen(int argc, char **argv)
 {
+    cli_protect_secrets(); /* it holds a secret key */
     const char *out_dir = NULL, *mode_s = "encrypted";
     size_t batch = DEFAULT_BATCH;
     bool force = false;
@@ -351,6 +352,7 @@ done:
 
 int cmd_mnist_encrypt(int argc, char **argv)
 {
+    cli_protect_secrets(); /* it holds a secret key */
     const char *dir = NULL, *params = NULL, *sk_path = NULL, *pk_path = NULL, *images = NULL, *out = NULL, *record = NULL;
     size_t count = 0, offset = 0, batch = DEFAULT_BATCH;
     bool use_pk = false;
@@ -502,6 +504,7 @@ static void print_scores(FILE *f, bool json, const double *logits, size_t n, con
 
 int cmd_mnist_decrypt(int argc, char **argv)
 {
+    cli_protect_secrets(); /* it holds a secret key */
     const char *dir = NULL, *params = NULL, *sk_path = NULL, *in = NULL, *labels_path = NULL, *out = NULL, *record_path = NULL;
     size_t offset = 0;
     bool json = false, offset_given = false;
@@ -991,6 +994,7 @@ static int argmax10(const double *s)
 
 int cmd_demo(int argc, char **argv)
 {
+    cli_protect_secrets(); /* it holds a secret key */
     const char *model_path = NULL, *images = NULL, *labels_path = NULL, *mode_s = "both";
     size_t count = 64;
     unsigned threads = 0;

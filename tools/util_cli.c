@@ -10,10 +10,24 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
+#include <openssl/crypto.h>
+
+/* ---- secrets ---- */
+
+/* A crash must not write the secret key to a core file, nor may a ptrace-capable peer read it:
+ * no core dumps and not dumpable. Best effort (a failure leaves the defaults, and is silent). */
+void cli_protect_secrets(void)
+{
+    const struct rlimit none = {0, 0};
+    (void)setrlimit(RLIMIT_CORE, &none);
+    (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
 
 /* ---- messages ---- */
 
@@ -416,11 +430,7 @@ int cli_output_open(cli_output *o, const char *path, bool secret)
     return 0;
 }
 
-static void wipe(void *p, size_t n)
-{
-    volatile unsigned char *v = p;
-    while (n--) *v++ = 0;
-}
+static void wipe(void *p, size_t n) { OPENSSL_cleanse(p, n); } /* not removable as a dead store */
 
 static void output_release(cli_output *o)
 {

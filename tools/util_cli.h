@@ -28,6 +28,10 @@
 #define CLI_EXIT_FAIL 1
 #define CLI_EXIT_USAGE 2
 
+/* ---- secrets ----------------------------------------------------------------------------- */
+/* No core dumps, not dumpable: the first call of every command that loads or creates a secret key. */
+void cli_protect_secrets(void);
+
 /* ---- messages ---------------------------------------------------------------------------- */
 /* The prefix of every message, "hecnn <command>"; cli_parse sets it from the command's name. */
 void cli_set_command(const char *name);

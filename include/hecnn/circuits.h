@@ -234,30 +234,22 @@ hecnn_status ckks_bootstrap(const ckks_bootstrapper *bt, const ckks_boot_keys *k
 
 /* Two real messages through one bootstrap (half the bootstraps of a circuit whose values are all
  * real): z = in_a + i in_b (ckks_mul_i, exact) is bootstrapped once, then split with one
- * conjugation at the output level, a = (z + conj z) / 2, b = (z - conj z) / 2i. No key beyond
- * ckks_bootstrapper_key_plan (its conjugation key serves the split).
- * Inputs: degree 1, the same level (else LEVEL_MISMATCH), scale s (else SCALE_MISMATCH) and slot
- * count (the bootstrapper's), s <= q_0 / 2^(log_message_ratio + 1). Their imaginary parts must be
- * (near) zero: -Im(in_b) lands in out_a and Im(in_a) in out_b.
- * Outputs: out_a ~ a, out_b ~ b at ckks_bootstrapper_output_level and exactly the default scale,
- * imaginary parts at the noise level (below 2^-29 at the test presets). The 1/2 costs no level:
- * z is bootstrapped as z / 2 (declared at scale 2s). Precision, N = 2^12 test presets: about 1 bit
- * above one ckks_bootstrap of a real message, since the halved message meets less of EvalMod's
- * cubic error (docs/BOOTSTRAPPING.md).
+ * conjugation, a = (z + conj z) / 2, b = (z - conj z) / 2i. The 1/2 costs no level and no
+ * precision: it is folded into EvalMod's declared scale (exact). No key beyond
+ * ckks_bootstrapper_key_plan: its conjugation key serves the split.
+ * Inputs: degree 1, the same level (else LEVEL_MISMATCH), scale (else SCALE_MISMATCH) and slot
+ * count (the bootstrapper's); scale <= q_0 / 2^log_message_ratio, as ckks_bootstrap. Their
+ * imaginary parts must be (near) zero: -Im(in_b) lands in out_a and Im(in_a) in out_b.
+ * Outputs: out_a ~ a, out_b ~ b at ckks_bootstrapper_output_level with exactly the default scale
+ * (as ckks_bootstrap); imaginary parts at the noise level (below 2^-27 measured). Precision: that
+ * of one ckks_bootstrap of the complex message z (docs/BOOTSTRAPPING.md): at N = 2^16 the same as
+ * a real message's, at the N = 2^12 test presets 1 bit below it.
  * in_b NULL (then out_b must be NULL): out_a ~ Re(in_a), a real bootstrap that also clears the
- * imaginary part. Outputs may alias inputs; out_a != out_b. Reentrant as ckks_bootstrap. */
+ * imaginary part. Outputs may alias inputs; out_a != out_b. Reentrant as ckks_bootstrap. A caller
+ * that wants 2a, 2b instead (to fold the 1/2 elsewhere) declares half the default scale
+ * (ckks_ciphertext_set_scale): the same ciphertexts. */
 hecnn_status ckks_bootstrap_pair(const ckks_bootstrapper *bt, const ckks_boot_keys *keys, ckks_ciphertext *out_a,
                                  ckks_ciphertext *out_b, const ckks_ciphertext *in_a, const ckks_ciphertext *in_b);
-/* The same with z bootstrapped whole and the 1/2 left to the caller: out_a ~ 2a, out_b ~ 2b at the
- * output level and the default scale (read them as a, b by declaring twice the default scale with
- * ckks_ciphertext_set_scale, or fold the 1/2 into the next linear step). The bootstrap's rounding
- * error is then not doubled by the split, but the message is twice as large for EvalMod: at
- * N = 2^12 this is about 2 bits below ckks_bootstrap_pair and 1 below ckks_bootstrap (relative to
- * 2a, 2b). Same contract otherwise (s <= q_0 / 2^log_message_ratio), including in_b NULL
- * (out_a ~ 2 Re(in_a)). */
-hecnn_status ckks_bootstrap_pair_doubled(const ckks_bootstrapper *bt, const ckks_boot_keys *keys,
-                                         ckks_ciphertext *out_a, ckks_ciphertext *out_b, const ckks_ciphertext *in_a,
-                                         const ckks_ciphertext *in_b);
 
 #pragma GCC visibility pop
 

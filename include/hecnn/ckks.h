@@ -46,8 +46,9 @@ typedef struct ckks_params_literal {
     unsigned log_scale;                    /* default scale is 2^log_scale */
     ckks_secret_dist secret;
     unsigned hamming_weight;               /* for CKKS_SECRET_SPARSE_TERNARY */
-    double sigma;                          /* error std-dev; 0 = 3.2 */
-    bool allow_insecure;                   /* accept log QP above the 128-bit bound (tests only) */
+    double sigma;                          /* error std-dev; 0 = 3.2; the HE standard's 3.19..3.2 only */
+    bool allow_insecure;                   /* accept log QP above the 128-bit bound, a sparse secret or
+                                              another sigma (tests only; a file never sets another sigma) */
 } ckks_params_literal;
 
 /* Named presets, 128-bit secure by the HomomorphicEncryption.org table. */

@@ -430,9 +430,9 @@ static int collect_needs(const ckks_bootstrapper *bt, need_set *s)
     if (need_add(s, 0, bt->l_c2s)) return -1; /* relinearization: EvalMod starts at l_c2s */
     for (size_t i = 0; i < bt->n_subsum; i++)
         if (need_add(s, bt->subsum[i], bt->top)) return -1;
-    /* conjugation: the real/imaginary split at l_c2s, and ckks_bootstrap_pair's split at the
-     * output level (served by the same key, which works at every level below its own) */
-    if (need_add(s, ckks_galois_element_conjugate(bt->ctx), bt->out_level)) return -1;
+    /* conjugation: the real/imaginary split at l_c2s, and ckks_bootstrap_pair's split one level
+     * above the output (served by the same key, which works at every level below its own) */
+    if (need_add(s, ckks_galois_element_conjugate(bt->ctx), bt->out_level + 1)) return -1;
     if (need_add(s, ckks_galois_element_conjugate(bt->ctx), bt->l_c2s)) return -1;
     const ckks_lintrans *all[2 * MAX_DFT_LEVELS];
     size_t m = 0;
@@ -639,21 +639,25 @@ hecnn_status ckks_boot_keys_load_compact(const ckks_context *ctx, ckks_boot_keys
 
 /* ---- the bootstrap --------------------------------------------------------------------------- */
 
+/* The factors, each followed by a rescale except the last one when !last_rescale. */
 static hecnn_status apply_dft(const ckks_evaluator *ev, ckks_ciphertext *ct, ckks_lintrans *const *lt, unsigned levels,
-                              lt_workspace *ws)
+                              lt_workspace *ws, bool last_rescale)
 {
     hecnn_status st = HECNN_OK;
     static const char *names[MAX_DFT_LEVELS] = {"dft_0", "dft_1", "dft_2", "dft_3", "dft_4", "dft_5", "dft_6", "dft_7"};
     for (unsigned i = 0; i < levels && !st; i++) {
         st = lt[i]->coef ? lt_apply_fast_ws(ev, ct, ct, lt[i], ws) : ckks_lintrans_apply(ev, ct, ct, lt[i]);
-        if (!st) st = ckks_rescale(ev, ct, ct);
+        if (!st && (last_rescale || i + 1 < levels)) st = ckks_rescale(ev, ct, ct);
         if (!st) TRACE(names[i], ct);
     }
     return st;
 }
 
-hecnn_status ckks_bootstrap(const ckks_bootstrapper *bt, const ckks_boot_keys *keys, ckks_ciphertext *out,
-                            const ckks_ciphertext *in)
+/* The bootstrap, its output values multiplied by `gain` (exact: folded into EvalMod's declared
+ * scale); with !final_rescale it stops before SlotsToCoeffs' last rescale: out is at output
+ * level + 1 with scale default * q_(output level + 1). */
+static hecnn_status bootstrap(const ckks_bootstrapper *bt, const ckks_boot_keys *keys, ckks_ciphertext *out,
+                              const ckks_ciphertext *in, double gain, bool final_rescale)
 {
     if (!bt || !keys || !out || !in) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
     const ckks_context *ctx = bt->ctx;
@@ -703,7 +707,7 @@ hecnn_status ckks_bootstrap(const ckks_bootstrapper *bt, const ckks_boot_keys *k
     }
     if (st) goto done;
     /* 4. CoeffsToSlots, then the real and imaginary parts */
-    if ((st = apply_dft(ev, ct, bt->c2s, bt->bp.c2s_levels, &ws))) goto done;
+    if ((st = apply_dft(ev, ct, bt->c2s, bt->bp.c2s_levels, &ws, true))) goto done;
     TRACE("c2s", ct);
     if ((st = ckks_conjugate(ev, tmp, ct))) goto done;
     if (bt->full) {
@@ -718,7 +722,7 @@ hecnn_status ckks_bootstrap(const ckks_bootstrapper *bt, const ckks_boot_keys *k
     TRACE("c2s_re", ct);
     if (bt->full) TRACE("c2s_im", im);
     /* 5. EvalMod: values m_k = (t_k / q_0 mod 1) q_0 / Delta, at scale q_(l_em) */
-    const double factor = q0 / delta, s_em = bt->s_em;
+    const double factor = q0 / delta * gain, s_em = bt->s_em;
     if (bt->full && hecnn_get_threads() >= 2) {
         /* the real and imaginary parts on one thread each (inner parallel regions run serially) */
         hecnn_status s1 = HECNN_OK, s2 = HECNN_OK;
@@ -740,9 +744,10 @@ hecnn_status ckks_bootstrap(const ckks_bootstrapper *bt, const ckks_boot_keys *k
         if ((st = ckks_mul_const(ev, im, im, I, 1.0)) || (st = ckks_add(ev, ct, ct, im))) goto done;
     }
     /* 6. SlotsToCoeffs */
-    if ((st = apply_dft(ev, ct, bt->s2c, bt->bp.s2c_levels, &ws))) goto done;
+    if ((st = apply_dft(ev, ct, bt->s2c, bt->bp.s2c_levels, &ws, final_rescale))) goto done;
     ct->slots = bt->n;
     ct->scale = ctx->default_scale;
+    if (!final_rescale) ct->scale *= (double)ckks_context_q(ctx, bt->out_level + 1);
     TRACE("s2c", ct);
     st = ckks_ciphertext_copy(out, ct);
 done:
@@ -761,14 +766,23 @@ done:
     return st;
 }
 
+hecnn_status ckks_bootstrap(const ckks_bootstrapper *bt, const ckks_boot_keys *keys, ckks_ciphertext *out,
+                            const ckks_ciphertext *in)
+{
+    return bootstrap(bt, keys, out, in, 1.0, true);
+}
+
 /* ---- two real messages in one bootstrap ------------------------------------------------------ */
 
-/* z = a + i b (exact: ckks_mul_i is a monomial product), declared at twice its scale unless
- * `doubled` (then it holds z / 2); one bootstrap; then z + conj z and -i (z - conj z) with one
- * conjugation at the output level. */
-static hecnn_status bootstrap_pair(const ckks_bootstrapper *bt, const ckks_boot_keys *keys, ckks_ciphertext *out_a,
-                                   ckks_ciphertext *out_b, const ckks_ciphertext *in_a, const ckks_ciphertext *in_b,
-                                   bool doubled)
+/* z = a + i b (exact: ckks_mul_i is a monomial product); one bootstrap returning z / 2: the 1/2 is
+ * folded into EvalMod's declared scale, so ModRaise and EvalMod see z itself and their error is
+ * halved with it (halving z's declared scale before the bootstrap would not do: ScaleDown brings
+ * every message to the same scale, and the split would double the error: 1 bit at N = 2^16). The
+ * bootstrap stops before SlotsToCoeffs' last rescale; then z + conj z and -i (z - conj z) with one
+ * conjugation, each rescaled to the output level: the sum meets that rounding once, and the
+ * conjugation's key-switching noise arrives at scale default * q. */
+hecnn_status ckks_bootstrap_pair(const ckks_bootstrapper *bt, const ckks_boot_keys *keys, ckks_ciphertext *out_a,
+                                 ckks_ciphertext *out_b, const ckks_ciphertext *in_a, const ckks_ciphertext *in_b)
 {
     if (!bt || !keys || !out_a || !in_a) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
     if (!in_b != !out_b) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "out_b must be given exactly when in_b is");
@@ -799,31 +813,21 @@ static hecnn_status bootstrap_pair(const ckks_bootstrapper *bt, const ckks_boot_
     } else if ((st = ckks_ciphertext_copy(z, in_a))) {
         goto done;
     }
-    if (!doubled) z->scale *= 2;
-    if ((st = ckks_bootstrap(bt, keys, z, z))) goto done;
+    if ((st = bootstrap(bt, keys, z, z, 0.5, false))) goto done;
     if ((st = ckks_conjugate(ev, c, z))) goto done;
     /* the inputs are read: the outputs may alias them now */
     if (out_b) {
         const int64_t minus_i = 3 * (int64_t)(ctx->n / 2);
-        if ((st = ckks_sub(ev, out_b, z, c)) || (st = ckks_mul_monomial(ev, out_b, out_b, minus_i))) goto done;
+        if ((st = ckks_sub(ev, out_b, z, c)) || (st = ckks_mul_monomial(ev, out_b, out_b, minus_i)) ||
+            (st = ckks_rescale(ev, out_b, out_b)))
+            goto done;
+        out_b->scale = ctx->default_scale;
     }
-    st = ckks_add(ev, out_a, z, c);
+    if ((st = ckks_add(ev, out_a, z, c)) || (st = ckks_rescale(ev, out_a, out_a))) goto done;
+    out_a->scale = ctx->default_scale;
 done:
     ckks_ciphertext_free(z);
     ckks_ciphertext_free(c);
     ckks_evaluator_free(ev);
     return st;
-}
-
-hecnn_status ckks_bootstrap_pair(const ckks_bootstrapper *bt, const ckks_boot_keys *keys, ckks_ciphertext *out_a,
-                                 ckks_ciphertext *out_b, const ckks_ciphertext *in_a, const ckks_ciphertext *in_b)
-{
-    return bootstrap_pair(bt, keys, out_a, out_b, in_a, in_b, false);
-}
-
-hecnn_status ckks_bootstrap_pair_doubled(const ckks_bootstrapper *bt, const ckks_boot_keys *keys,
-                                         ckks_ciphertext *out_a, ckks_ciphertext *out_b, const ckks_ciphertext *in_a,
-                                         const ckks_ciphertext *in_b)
-{
-    return bootstrap_pair(bt, keys, out_a, out_b, in_a, in_b, true);
 }

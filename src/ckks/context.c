@@ -69,7 +69,10 @@ static hecnn_status validate(const ckks_params_literal *p)
     if (p->secret == CKKS_SECRET_SPARSE_TERNARY &&
         (p->hamming_weight < 1 || p->hamming_weight > ((size_t)1 << p->log_n)))
         return hecnn_fail(HECNN_ERR_INVALID_PARAMS, "hamming weight %u outside 1..N", p->hamming_weight);
-    if (!(p->sigma >= 0 && p->sigma <= 20)) return hecnn_fail(HECNN_ERR_INVALID_PARAMS, "sigma outside [0, 20]");
+    if (!(p->sigma >= 0 && p->sigma <= 20)) return hecnn_fail(HECNN_ERR_INVALID_PARAMS, "sigma %g outside [0, 20]", p->sigma);
+    if (!p->allow_insecure && !ckks_sigma_standard(p->sigma))
+        return hecnn_fail(HECNN_ERR_INSECURE_PARAMS, "error sigma %g is not the HE standard's 3.19..3.2: set allow_insecure",
+                          p->sigma);
     return HECNN_OK;
 }
 

@@ -319,31 +319,56 @@ hecnn_status ckks_dot_integer(const ckks_evaluator *ev, ckks_ciphertext *out, co
 }
 
 /* X^k in NTT form is pointwise: the forward NTT evaluates at psi^(2 brv(i) + 1) in slot i, so slot
- * brv(m) is multiplied by psi^(k (2m + 1)) = psi^k (psi^2k)^m. One table per limb from the twiddle
- * root (no NTT), shared by all components. */
+ * brv(m) is multiplied by psi^(k (2m + 1)) = psi^k (psi^2k)^m, from the twiddle root (no NTT). For
+ * k = j N/2 (1, i, -1, -i in the slots) that is psi^k (-1)^(jm): one constant on each half of the
+ * limb, m being odd exactly in the upper half. Otherwise one table per limb, shared by all
+ * components. */
 hecnn_status ckks_mul_monomial(const ckks_evaluator *ev, ckks_ciphertext *out, const ckks_ciphertext *a, int64_t k)
 {
     hecnn_status st = check_args(ev, out, a);
     if (st) return st;
     const ckks_context *ctx = ev->ctx;
-    const size_t n = ctx->n;
-    const uint64_t two_n = 2 * (uint64_t)n;
-    const uint64_t e = (uint64_t)(k % (int64_t)two_n + (k % (int64_t)two_n < 0 ? (int64_t)two_n : 0));
+    const size_t n = ctx->n, half = n / 2;
+    const int64_t two_n = 2 * (int64_t)n;
+    const uint64_t e = (uint64_t)(k % two_n + (k % two_n < 0 ? two_n : 0));
     if (out != a && (st = ckks_ciphertext_copy(out, a))) return st;
     if (e == 0) return HECNN_OK;
-    const unsigned level = out->level;
+    const unsigned level = out->level, log_n = ctx->log_n;
+    const rns_kernels *kern = rns_kernels_active();
+    if (e % half == 0) {
+        const bool odd_j = (e / half) & 1;
+        for (unsigned l = 0; l <= level; l++) {
+            const ntt_table *t = &ctx->tables[l];
+            const uint64_t q = t->mod.q, w0 = pow_mod(t->psi, e, &t->mod), w1 = odd_j ? neg_mod(w0, q) : w0;
+            const uint64_t p0 = shoup_precompute(w0, q), p1 = shoup_precompute(w1, q);
+            for (unsigned c = 0; c <= out->degree; c++) {
+                uint64_t *x = ct_comp(out, c) + (size_t)l * n;
+                kern->mul_scalar(x, x, half, w0, p0, q);
+                kern->mul_scalar(x + half, x + half, half, w1, p1, q);
+            }
+        }
+        out->seeded = false;
+        return HECNN_OK;
+    }
     uint64_t *w = hecnn_alloc((size_t)(level + 1) * n * 8);
-    if (!w) return hecnn_fail(HECNN_ERR_NO_MEMORY, "monomial");
-    const unsigned log_n = ctx->log_n;
+    size_t *rev = hecnn_alloc(n * sizeof *rev);
+    if (!w || !rev) {
+        hecnn_free(w);
+        hecnn_free(rev);
+        return hecnn_fail(HECNN_ERR_NO_MEMORY, "monomial");
+    }
+    for (size_t m = 0; m < n; m++) {
+        size_t i = 0;
+        for (unsigned b = 0; b < log_n; b++) i |= ((m >> b) & 1) << (log_n - 1 - b);
+        rev[m] = i;
+    }
     for (unsigned l = 0; l <= level; l++) {
         const ntt_table *t = &ctx->tables[l];
         uint64_t *wl = w + (size_t)l * n;
         uint64_t x = pow_mod(t->psi, e, &t->mod);
         const uint64_t step = mul_mod(x, x, &t->mod);
         for (size_t m = 0; m < n; m++) {
-            size_t i = 0;
-            for (unsigned b = 0; b < log_n; b++) i |= ((m >> b) & 1) << (log_n - 1 - b);
-            wl[i] = x;
+            wl[rev[m]] = x;
             x = mul_mod(x, step, &t->mod);
         }
     }
@@ -351,6 +376,7 @@ hecnn_status ckks_mul_monomial(const ckks_evaluator *ev, ckks_ciphertext *out, c
     ctx_basis_q(ctx, &basis, level);
     for (unsigned c = 0; c <= out->degree; c++) rns_mul(&basis, ct_comp(out, c), ct_comp(out, c), w);
     hecnn_free(w);
+    hecnn_free(rev);
     out->seeded = false;
     return HECNN_OK;
 }

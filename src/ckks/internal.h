@@ -21,6 +21,12 @@ typedef struct ks_special {
 } ks_special;
 enum { KS_ALL_P = 0, KS_LEVEL0_P = 1 };
 
+/* The HE standard's error distribution: sigma 3.19 (8 / sqrt(2 pi)) or the 3.2 the presets use,
+ * both tail-cut at ceil(6 sigma) = 20 by the sampler; 0 stands for 3.2. Anything else makes the
+ * security estimate meaningless (with no error, the secret key follows from the public key), so a
+ * context refuses it unless the literal sets allow_insecure, and a parameter file never carries it. */
+static inline bool ckks_sigma_standard(double sigma) { return sigma == 0 || (sigma >= 3.19 && sigma <= 3.2); }
+
 struct ckks_context {
     ckks_params_literal params;
     size_t n;
@@ -180,6 +186,10 @@ void mod_down_correction(const ckks_context *ctx, const ks_special *sp, uint8_t 
 
 /* Recompute sk->ntt from sk->small (all n_q + n_p limbs). */
 hecnn_status secret_key_refresh_ntt(ckks_secret_key *sk);
+/* ckks_ciphertext_save / _load that also give the object's SHA-256 (its stored checksum), for
+ * files that hold ciphertexts and seal them as a whole (the encrypted MNIST model). */
+hecnn_status ckks_ciphertext_save_digest(const ckks_ciphertext *ct, FILE *f, uint8_t digest[32]);
+hecnn_status ckks_ciphertext_load_digest(const ckks_context *ctx, ckks_ciphertext *ct, FILE *f, uint8_t digest[32]);
 hecnn_status switching_key_alloc(ckks_switching_key **out, const ckks_context *ctx, uint64_t galois, unsigned max_level,
                                  unsigned n_special);
 /* ckks_switching_key_compact without checking the a halves against the seed: for keys known to

@@ -3,17 +3,24 @@
  * Loaders treat their input as hostile: header, then metadata, then the size the metadata
  * implies are checked against the context before anything is allocated, so an allocation is
  * never sized by an unchecked length field; then every coefficient is checked against its
- * modulus. A failed load leaves the destination object untouched. */
+ * modulus. Every object ends with the SHA-256 of its bytes: loaders hash as they read and
+ * return (or go on to expand seeds, rebuild NTT forms) only once it matches; a body that fails
+ * a check is read to its end, so that damage is reported as a checksum mismatch, not as
+ * whatever field it happened to hit. A failed load leaves the destination object untouched. */
 #include <math.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
 #include "ckks/internal.h"
 
-/* Version 2: polynomials packed (each coefficient in the bytes its prime needs), uniform halves
- * expanded one AES-CTR stream per limb. Version 1 (8 bytes a coefficient, one stream per
- * polynomial) is refused with a message that says so. */
-#define FORMAT_VERSION 2
+/* Version 3: every object ends with a SHA-256 of its bytes (a key set: of its header, count and
+ * its keys' digests). Version 2 (no checksum) and version 1 (8 bytes a coefficient) are refused
+ * with a message that says so. */
+#define FORMAT_VERSION 3
 #define HEADER_BYTES 32
+#define DIGEST_BYTES 32
 static const uint8_t MAGIC[6] = {'H', 'E', 'C', 'N', 'N', 0};
 
 enum object_type {
@@ -96,7 +103,14 @@ typedef struct writer {
     FILE *f;
     hecnn_status st;
     uint64_t written;
+    EVP_MD_CTX *md; /* SHA-256 of what was written since w_begin */
 } writer;
+
+static void w_begin(writer *w, FILE *f)
+{
+    *w = (writer){.f = f, .md = EVP_MD_CTX_new()};
+    if (!w->md || EVP_DigestInit_ex(w->md, EVP_sha256(), NULL) != 1) w->st = hecnn_fail(HECNN_ERR_UNSUPPORTED, "SHA-256 unavailable");
+}
 
 static void w_bytes(writer *w, const void *p, size_t len)
 {
@@ -105,7 +119,24 @@ static void w_bytes(writer *w, const void *p, size_t len)
         w->st = hecnn_fail(HECNN_ERR_IO, "write failed after %llu bytes", (unsigned long long)w->written);
         return;
     }
+    if (EVP_DigestUpdate(w->md, p, len) != 1) w->st = hecnn_fail(HECNN_ERR_UNSUPPORTED, "SHA-256 failed");
     w->written += len;
+}
+
+/* Writes the digest of the object (itself not hashed), copies it to `digest` if not NULL, and
+ * ends the writer. */
+static hecnn_status w_end(writer *w, uint8_t digest[DIGEST_BYTES])
+{
+    uint8_t d[DIGEST_BYTES];
+    unsigned len = 0;
+    if (!w->st && (EVP_DigestFinal_ex(w->md, d, &len) != 1 || len != DIGEST_BYTES))
+        w->st = hecnn_fail(HECNN_ERR_UNSUPPORTED, "SHA-256 failed");
+    if (!w->st && fwrite(d, 1, DIGEST_BYTES, w->f) != DIGEST_BYTES)
+        w->st = hecnn_fail(HECNN_ERR_IO, "write failed after %llu bytes", (unsigned long long)w->written);
+    if (!w->st && digest) memcpy(digest, d, DIGEST_BYTES);
+    EVP_MD_CTX_free(w->md);
+    w->md = NULL;
+    return w->st;
 }
 
 static void w_header(writer *w, unsigned type, uint64_t param_id, uint64_t size)
@@ -156,14 +187,98 @@ static void w_poly(writer *w, const uint64_t *data, const rns_basis *b)
 
 /* ---- reading ---- */
 
-static hecnn_status r_bytes(FILE *f, void *p, size_t len, const char *what)
+/* One object being read: its running SHA-256 and, once its header is accepted, the bytes left
+ * before its digest. */
+typedef struct reader {
+    FILE *f;
+    EVP_MD_CTX *md;
+    const char *what;              /* the object, for messages */
+    uint64_t size, left;
+    bool body;                     /* header accepted: a failure is checked against the digest */
+    bool short_read;               /* end of input or a stream error: no digest to check */
+    uint8_t digest[DIGEST_BYTES];  /* the object's digest, once r_close accepted it */
+} reader;
+
+static hecnn_status r_open(reader *r, FILE *f, const char *what)
+{
+    *r = (reader){.f = f, .what = what, .md = EVP_MD_CTX_new()};
+    if (!r->md || EVP_DigestInit_ex(r->md, EVP_sha256(), NULL) != 1) {
+        EVP_MD_CTX_free(r->md);
+        r->md = NULL;
+        return hecnn_fail(HECNN_ERR_UNSUPPORTED, "SHA-256 unavailable");
+    }
+    return HECNN_OK;
+}
+
+/* Reads len bytes, unhashed. */
+static hecnn_status r_raw(reader *r, void *p, size_t len, const char *what)
 {
     if (!len) return HECNN_OK;
-    size_t got = fread(p, 1, len, f);
+    size_t got = fread(p, 1, len, r->f);
     if (got == len) return HECNN_OK;
-    if (ferror(f)) return hecnn_fail(HECNN_ERR_IO, "read error in %s", what);
+    r->short_read = true;
+    if (ferror(r->f)) return hecnn_fail(HECNN_ERR_IO, "read error in %s", what);
     if (got == 0 && !strcmp(what, "header")) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "empty input: no header");
     return hecnn_fail(HECNN_ERR_BAD_FORMAT, "truncated %s: %zu of %zu bytes", what, got, len);
+}
+
+/* Reads and hashes len bytes of the object. */
+static hecnn_status r_bytes(reader *r, void *p, size_t len, const char *what)
+{
+    if (r->body && len > r->left)
+        return hecnn_fail(HECNN_ERR_BAD_FORMAT, "%s runs past its size field (%llu bytes)", r->what, (unsigned long long)r->size);
+    hecnn_status st = r_raw(r, p, len, what);
+    if (st) return st;
+    if (EVP_DigestUpdate(r->md, p, len) != 1) return hecnn_fail(HECNN_ERR_UNSUPPORTED, "SHA-256 failed");
+    if (r->body) r->left -= len;
+    return HECNN_OK;
+}
+
+/* Reads the stored digest and compares it with the bytes read. */
+static hecnn_status r_check_digest(reader *r)
+{
+    uint8_t stored[DIGEST_BYTES];
+    unsigned len = 0;
+    hecnn_status st = r_raw(r, stored, sizeof stored, "checksum");
+    if (st) return st;
+    if (EVP_DigestFinal_ex(r->md, r->digest, &len) != 1 || len != DIGEST_BYTES) return hecnn_fail(HECNN_ERR_UNSUPPORTED, "SHA-256 failed");
+#ifdef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
+    return HECNN_OK; /* fuzzing builds only (CMakeLists.txt, HECNN_FUZZ): reach the checks behind it */
+#endif
+    if (CRYPTO_memcmp(stored, r->digest, DIGEST_BYTES))
+        return hecnn_fail(HECNN_ERR_BAD_FORMAT, "%s checksum mismatch: the object is damaged or was altered (the SHA-256 of its %llu "
+                          "bytes is not the one stored)", r->what, (unsigned long long)r->size);
+    return HECNN_OK;
+}
+
+/* Ends a read that returned `st`. Success: the digest must match. A format error inside the body:
+ * the rest is read and hashed, so that damage is reported as a checksum mismatch (a well-formed
+ * digest over a malformed object keeps the first error). Only then is the body to be trusted. */
+static hecnn_status r_close(reader *r, hecnn_status st)
+{
+    if (!st) {
+        st = r->left ? hecnn_fail(HECNN_ERR_BAD_FORMAT, "%s: %llu bytes before its checksum left unread", r->what,
+                                  (unsigned long long)r->left)
+                     : r_check_digest(r);
+    } else if (st == HECNN_ERR_BAD_FORMAT && r->body && !r->short_read && r->md) {
+        char first[256];
+        snprintf(first, sizeof first, "%s", hecnn_last_error_detail());
+        uint8_t *buf = hecnn_alloc(1 << 16);
+        hecnn_status d = buf ? HECNN_OK : HECNN_ERR_NO_MEMORY;
+        while (!d && r->left) {
+            const size_t take = r->left < (1u << 16) ? (size_t)r->left : (1u << 16);
+            d = r_bytes(r, buf, take, r->what);
+        }
+        if (!d) d = r_check_digest(r);
+        hecnn_secure_free(buf, 1 << 16); /* it may have held secret-key bytes */
+        if (d == HECNN_ERR_BAD_FORMAT && !r->short_read)
+            st = hecnn_fail(d, "%s checksum mismatch: the object is damaged or was altered (it reads as: %.150s)", r->what, first);
+        else
+            st = hecnn_fail(st, "%s", first);
+    }
+    EVP_MD_CTX_free(r->md);
+    r->md = NULL;
+    return st;
 }
 
 typedef struct header {
@@ -171,17 +286,22 @@ typedef struct header {
     uint64_t param_id, size;
 } header;
 
-/* Magic, version, type, reserved bytes and (with a context) the parameter id. */
-static hecnn_status r_header(FILE *f, header *h, unsigned want_type, const ckks_context *ctx)
+static const unsigned meta_bytes[] = {0, META_PARAMS, META_PLAINTEXT, META_CIPHERTEXT, META_SECRET_KEY, META_PUBLIC_KEY,
+                                      META_SWITCHING_KEY, META_EVAL_KEYS};
+
+/* Magic, version, type, reserved bytes, (with a context) the parameter id, and the size field
+ * within [smallest object of the type, max_size]. Then the body begins. */
+static hecnn_status r_header(reader *r, header *h, unsigned want_type, const ckks_context *ctx, uint64_t max_size)
 {
     uint8_t b[HEADER_BYTES];
-    hecnn_status st = r_bytes(f, b, sizeof b, "header");
+    hecnn_status st = r_bytes(r, b, sizeof b, "header");
     if (st) return st;
     if (memcmp(b, MAGIC, 6)) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "bad magic: not a hecnn object");
     unsigned version = get16(b + 6);
-    if (version == 1)
-        return hecnn_fail(HECNN_ERR_BAD_FORMAT, "format version 1, written by an earlier build: this build reads version %u "
-                          "(packed polynomials, seeds expanded per limb); write the object again", FORMAT_VERSION);
+    if (version == 1 || version == 2)
+        return hecnn_fail(HECNN_ERR_BAD_FORMAT, "format version %u, written by an earlier build: this build reads version %u "
+                          "(%s); write the object again", version, FORMAT_VERSION,
+                          version == 1 ? "packed polynomials, seeds expanded per limb, checksums" : "every object checksummed");
     if (version != FORMAT_VERSION)
         return hecnn_fail(HECNN_ERR_BAD_FORMAT, "format version %u: this build reads version %u", version, FORMAT_VERSION);
     h->type = get16(b + 8);
@@ -198,11 +318,19 @@ static hecnn_status r_header(FILE *f, header *h, unsigned want_type, const ckks_
         return hecnn_fail(HECNN_ERR_PARAMS_MISMATCH, "%s made under parameter set %016llx, context is %016llx",
                           type_name(want_type), (unsigned long long)h->param_id, (unsigned long long)want_id);
     }
+    const uint64_t min_size = HEADER_BYTES + meta_bytes[want_type] + DIGEST_BYTES;
+    if (h->size < min_size || h->size > max_size)
+        return hecnn_fail(HECNN_ERR_BAD_FORMAT, "%s size field says %llu bytes, outside %llu..%llu", type_name(want_type),
+                          (unsigned long long)h->size, (unsigned long long)min_size, (unsigned long long)max_size);
+    r->size = h->size;
+    r->left = h->size - HEADER_BYTES - DIGEST_BYTES;
+    r->body = true;
     return HECNN_OK;
 }
 
 static hecnn_status check_size(const header *h, uint64_t want)
 {
+    want += DIGEST_BYTES;
     if (h->size != want)
         return hecnn_fail(HECNN_ERR_BAD_FORMAT, "%s size field says %llu bytes, its metadata implies %llu",
                           type_name(h->type), (unsigned long long)h->size, (unsigned long long)want);
@@ -210,7 +338,7 @@ static hecnn_status check_size(const header *h, uint64_t want)
 }
 
 /* Read a stored polynomial over b into dst, each coefficient checked below its limb's modulus. */
-static hecnn_status r_poly(FILE *f, uint64_t *dst, const rns_basis *b, const char *what)
+static hecnn_status r_poly(reader *r, uint64_t *dst, const rns_basis *b, const char *what)
 {
     const size_t n = b->n;
     uint8_t buf[8 * 512 + 8] = {0};
@@ -221,7 +349,7 @@ static hecnn_status r_poly(FILE *f, uint64_t *dst, const rns_basis *b, const cha
         const uint64_t mask = bytes == 8 ? UINT64_MAX : ((uint64_t)1 << (8 * bytes)) - 1;
         for (size_t i = 0; i < n; i += 512) {
             const size_t take = n - i < 512 ? n - i : 512;
-            hecnn_status st = r_bytes(f, buf, take * bytes, what);
+            hecnn_status st = r_bytes(r, buf, take * bytes, what);
             if (st) return st;
             for (size_t j = 0; j < take; j++) {
 #if HOST_LITTLE_ENDIAN
@@ -275,6 +403,34 @@ static hecnn_status matches_seed(bool *out, const uint64_t *data, const rns_basi
 
 static bool is_pow2(uint64_t x) { return x && !(x & (x - 1)); }
 
+/* The largest object of a type under ctx (an eval key set: unbounded), so that a size field that
+ * lies cannot make a loader read far past the object. */
+static uint64_t max_size(unsigned type, const ckks_context *ctx)
+{
+    rns_basis b;
+    const uint64_t fixed = HEADER_BYTES + meta_bytes[type] + DIGEST_BYTES;
+    switch (type) {
+    case OBJ_PARAMS:
+        return fixed + 8 * CKKS_MAX_PRIMES;
+    case OBJ_PLAINTEXT:
+        ctx_basis_q(ctx, &b, ctx->n_q - 1);
+        return fixed + poly_bytes(&b);
+    case OBJ_CIPHERTEXT:
+        ctx_basis_q(ctx, &b, ctx->n_q - 1);
+        return fixed + 3 * poly_bytes(&b);
+    case OBJ_SECRET_KEY:
+        return fixed + ctx->n;
+    case OBJ_PUBLIC_KEY:
+        ctx_basis_q(ctx, &b, ctx->n_q - 1);
+        return fixed + 2 * poly_bytes(&b);
+    case OBJ_SWITCHING_KEY:
+        ctx_basis_qp(ctx, &b, ctx->n_q - 1);
+        return fixed + 2 * (uint64_t)((ctx->n_q + ctx->alpha - 1) / ctx->alpha) * poly_bytes(&b);
+    default:
+        return UINT64_MAX;
+    }
+}
+
 /* ---- parameters ---- */
 
 hecnn_status ckks_params_save(const ckks_params_literal *p, FILE *f)
@@ -282,8 +438,13 @@ hecnn_status ckks_params_save(const ckks_params_literal *p, FILE *f)
     if (!p || !f) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
     if (p->n_q < 1 || p->n_q > CKKS_MAX_PRIMES || p->n_p < 1 || p->n_p > CKKS_MAX_PRIMES)
         return hecnn_fail(HECNN_ERR_INVALID_PARAMS, "n_q = %u, n_p = %u outside 1..%d", p->n_q, p->n_p, CKKS_MAX_PRIMES);
-    writer w = {.f = f};
-    const uint64_t size = HEADER_BYTES + META_PARAMS + 4 * ((uint64_t)p->n_q + p->n_p);
+    if (!(p->sigma >= 0 && p->sigma <= 20)) return hecnn_fail(HECNN_ERR_INVALID_PARAMS, "sigma %g outside [0, 20]", p->sigma);
+    if (!ckks_sigma_standard(p->sigma)) /* the loader would refuse it */
+        return hecnn_fail(HECNN_ERR_INSECURE_PARAMS, "error sigma %g: a parameter file carries only the HE standard's 3.19..3.2",
+                          p->sigma);
+    writer w;
+    w_begin(&w, f);
+    const uint64_t size = HEADER_BYTES + META_PARAMS + 4 * ((uint64_t)p->n_q + p->n_p) + DIGEST_BYTES;
     w_header(&w, OBJ_PARAMS, 0, size);
     uint8_t m[META_PARAMS];
     put32(m + 0, p->log_n);
@@ -301,17 +462,16 @@ hecnn_status ckks_params_save(const ckks_params_literal *p, FILE *f)
         put32(b, i < p->n_q ? p->log_q[i] : p->log_p[i - p->n_q]);
         w_bytes(&w, b, 4);
     }
-    return w.st;
+    return w_end(&w, NULL);
 }
 
-hecnn_status ckks_params_load(ckks_params_literal *out, FILE *f)
+static hecnn_status params_read(reader *r, ckks_params_literal *out)
 {
-    if (!out || !f) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
     header h;
-    hecnn_status st = r_header(f, &h, OBJ_PARAMS, NULL);
+    hecnn_status st = r_header(r, &h, OBJ_PARAMS, NULL, max_size(OBJ_PARAMS, NULL));
     if (st) return st;
     uint8_t m[META_PARAMS];
-    if ((st = r_bytes(f, m, sizeof m, "params metadata"))) return st;
+    if ((st = r_bytes(r, m, sizeof m, "params metadata"))) return st;
     ckks_params_literal p = {0};
     p.log_n = get32(m + 0);
     p.n_q = get32(m + 4);
@@ -333,11 +493,13 @@ hecnn_status ckks_params_load(ckks_params_literal *out, FILE *f)
         return hecnn_fail(HECNN_ERR_BAD_FORMAT, "params: hamming weight %u outside 1..N", p.hamming_weight);
     if (flags > 1) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "params: unknown flags %#x", flags);
     p.allow_insecure = flags & 1;
-    if (!(p.sigma >= 0 && p.sigma <= 20)) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "params: sigma outside [0, 20]");
+    /* whatever the flags say: a file never selects a non-standard error width */
+    if (!ckks_sigma_standard(p.sigma))
+        return hecnn_fail(HECNN_ERR_BAD_FORMAT, "params: error sigma %g is not the HE standard's 3.19..3.2", p.sigma);
     if ((st = check_size(&h, HEADER_BYTES + META_PARAMS + 4 * ((uint64_t)p.n_q + p.n_p)))) return st;
     for (unsigned i = 0; i < p.n_q + p.n_p; i++) {
         uint8_t b[4];
-        if ((st = r_bytes(f, b, 4, "params prime sizes"))) return st;
+        if ((st = r_bytes(r, b, 4, "params prime sizes"))) return st;
         uint32_t bits = get32(b);
         if (bits < 17 || bits > 61) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "params: prime %u has %u bits, outside 17..61", i, bits);
         if (i < p.n_q) p.log_q[i] = bits;
@@ -345,6 +507,17 @@ hecnn_status ckks_params_load(ckks_params_literal *out, FILE *f)
     }
     *out = p;
     return HECNN_OK;
+}
+
+hecnn_status ckks_params_load(ckks_params_literal *out, FILE *f)
+{
+    if (!out || !f) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
+    reader r;
+    hecnn_status st = r_open(&r, f, "parameter set");
+    if (st) return st;
+    ckks_params_literal p;
+    if (!(st = r_close(&r, params_read(&r, &p)))) *out = p;
+    return st;
 }
 
 /* ---- plaintexts ---- */
@@ -355,15 +528,16 @@ hecnn_status ckks_plaintext_save(const ckks_plaintext *pt, FILE *f)
     const ckks_context *ctx = pt->ctx;
     rns_basis b;
     ctx_basis_q(ctx, &b, pt->level);
-    writer w = {.f = f};
-    w_header(&w, OBJ_PLAINTEXT, ctx->param_id, HEADER_BYTES + META_PLAINTEXT + poly_bytes(&b));
+    writer w;
+    w_begin(&w, f);
+    w_header(&w, OBJ_PLAINTEXT, ctx->param_id, HEADER_BYTES + META_PLAINTEXT + poly_bytes(&b) + DIGEST_BYTES);
     uint8_t m[META_PLAINTEXT] = {0};
     put32(m + 0, pt->level);
     put64(m + 8, double_bits(pt->scale));
     put64(m + 16, pt->slots);
     w_bytes(&w, m, sizeof m);
     w_poly(&w, pt->data, &b);
-    return w.st;
+    return w_end(&w, NULL);
 }
 
 /* Level, scale and slots shared by plaintexts and ciphertexts. */
@@ -380,42 +554,61 @@ static hecnn_status check_level_scale_slots(const ckks_context *ctx, uint32_t le
     return HECNN_OK;
 }
 
+/* What a plaintext or ciphertext loader reads before the object is verified and committed. */
+typedef struct ct_read {
+    uint64_t *data;
+    uint32_t level, degree;
+    double scale;
+    uint64_t slots;
+    bool seeded;
+    uint8_t seed[CKKS_SEED_BYTES];
+} ct_read;
+
+static hecnn_status plaintext_read(reader *r, const ckks_context *ctx, ct_read *o)
+{
+    header h;
+    hecnn_status st = r_header(r, &h, OBJ_PLAINTEXT, ctx, max_size(OBJ_PLAINTEXT, ctx));
+    if (st) return st;
+    uint8_t m[META_PLAINTEXT];
+    if ((st = r_bytes(r, m, sizeof m, "plaintext metadata"))) return st;
+    o->level = get32(m + 0);
+    o->scale = bits_double(get64(m + 8));
+    o->slots = get64(m + 16);
+    if (get32(m + 4)) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "plaintext: reserved field is not zero");
+    if ((st = check_level_scale_slots(ctx, o->level, o->scale, o->slots, "plaintext"))) return st;
+    const size_t limbs = (size_t)o->level + 1;
+    rns_basis b;
+    ctx_basis_q(ctx, &b, o->level);
+    if ((st = check_size(&h, HEADER_BYTES + META_PLAINTEXT + poly_bytes(&b)))) return st;
+    o->data = hecnn_alloc(limbs * ctx->n * 8);
+    if (!o->data) return hecnn_fail(HECNN_ERR_NO_MEMORY, "plaintext of %zu limbs", limbs);
+    return r_poly(r, o->data, &b, "plaintext");
+}
+
 hecnn_status ckks_plaintext_load(const ckks_context *ctx, ckks_plaintext *pt, FILE *f)
 {
     if (!ctx || !pt || !f) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
     if (pt->ctx->param_id != ctx->param_id) return hecnn_fail(HECNN_ERR_PARAMS_MISMATCH, "plaintext handle of another context");
-    header h;
-    hecnn_status st = r_header(f, &h, OBJ_PLAINTEXT, ctx);
+    reader r;
+    hecnn_status st = r_open(&r, f, "plaintext");
     if (st) return st;
-    uint8_t m[META_PLAINTEXT];
-    if ((st = r_bytes(f, m, sizeof m, "plaintext metadata"))) return st;
-    const uint32_t level = get32(m + 0);
-    const double scale = bits_double(get64(m + 8));
-    const uint64_t slots = get64(m + 16);
-    if (get32(m + 4)) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "plaintext: reserved field is not zero");
-    if ((st = check_level_scale_slots(ctx, level, scale, slots, "plaintext"))) return st;
-    const size_t limbs = (size_t)level + 1;
-    rns_basis b;
-    ctx_basis_q(ctx, &b, level);
-    if ((st = check_size(&h, HEADER_BYTES + META_PLAINTEXT + poly_bytes(&b)))) return st;
-    uint64_t *data = hecnn_alloc(limbs * ctx->n * 8);
-    if (!data) return hecnn_fail(HECNN_ERR_NO_MEMORY, "plaintext of %zu limbs", limbs);
-    if ((st = r_poly(f, data, &b, "plaintext"))) {
-        hecnn_free(data);
+    ct_read o = {0};
+    if ((st = r_close(&r, plaintext_read(&r, ctx, &o)))) {
+        hecnn_free(o.data);
         return st;
     }
     hecnn_free(pt->data);
-    pt->data = data;
-    pt->capacity = limbs;
-    pt->level = level;
-    pt->scale = scale;
-    pt->slots = (size_t)slots;
+    pt->data = o.data;
+    pt->capacity = (size_t)o.level + 1;
+    pt->level = o.level;
+    pt->scale = o.scale;
+    pt->slots = (size_t)o.slots;
     return HECNN_OK;
 }
 
 /* ---- ciphertexts ---- */
 
-hecnn_status ckks_ciphertext_save(const ckks_ciphertext *ct, FILE *f)
+hecnn_status ckks_ciphertext_save_digest(const ckks_ciphertext *ct, FILE *f, uint8_t digest[32])
 {
     if (!ct || !f || !ct->data) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL or empty ciphertext");
     const ckks_context *ctx = ct->ctx;
@@ -426,8 +619,9 @@ hecnn_status ckks_ciphertext_save(const ckks_ciphertext *ct, FILE *f)
     if (ct->seeded && ct->degree == 1 && (st = matches_seed(&seeded, ct_comp(ct, 1), &b, ct->seed, 0))) return st;
     const uint64_t poly = poly_bytes(&b);
     const uint64_t size =
-        HEADER_BYTES + META_CIPHERTEXT + (seeded ? CKKS_SEED_BYTES + poly : ((uint64_t)ct->degree + 1) * poly);
-    writer w = {.f = f};
+        HEADER_BYTES + META_CIPHERTEXT + (seeded ? CKKS_SEED_BYTES + poly : ((uint64_t)ct->degree + 1) * poly) + DIGEST_BYTES;
+    writer w;
+    w_begin(&w, f);
     w_header(&w, OBJ_CIPHERTEXT, ctx->param_id, size);
     uint8_t m[META_CIPHERTEXT] = {0};
     put32(m + 0, ct->level);
@@ -438,60 +632,80 @@ hecnn_status ckks_ciphertext_save(const ckks_ciphertext *ct, FILE *f)
     w_bytes(&w, m, sizeof m);
     if (seeded) w_bytes(&w, ct->seed, CKKS_SEED_BYTES);
     for (unsigned c = 0; c <= (seeded ? 0 : ct->degree); c++) w_poly(&w, ct_comp(ct, c), &b);
-    return w.st;
+    return w_end(&w, digest);
+}
+
+hecnn_status ckks_ciphertext_save(const ckks_ciphertext *ct, FILE *f) { return ckks_ciphertext_save_digest(ct, f, NULL); }
+
+static hecnn_status ciphertext_read(reader *r, const ckks_context *ctx, ct_read *o)
+{
+    header h;
+    hecnn_status st = r_header(r, &h, OBJ_CIPHERTEXT, ctx, max_size(OBJ_CIPHERTEXT, ctx));
+    if (st) return st;
+    uint8_t m[META_CIPHERTEXT];
+    if ((st = r_bytes(r, m, sizeof m, "ciphertext metadata"))) return st;
+    o->level = get32(m + 0), o->degree = get32(m + 4);
+    const uint32_t flags = get32(m + 24);
+    o->scale = bits_double(get64(m + 8));
+    o->slots = get64(m + 16);
+    if ((st = check_level_scale_slots(ctx, o->level, o->scale, o->slots, "ciphertext"))) return st;
+    if (o->degree < 1 || o->degree > 2) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "ciphertext degree %u, need 1 or 2", o->degree);
+    if (flags & ~FLAG_SEEDED) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "ciphertext: unknown flags %#x", flags);
+    if (get32(m + 28)) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "ciphertext: reserved field is not zero");
+    o->seeded = flags & FLAG_SEEDED;
+    if (o->seeded && o->degree != 1) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "seeded ciphertext of degree %u", o->degree);
+    const size_t limb_coeffs = ((size_t)o->level + 1) * ctx->n;
+    rns_basis b;
+    ctx_basis_q(ctx, &b, o->level);
+    const uint64_t poly = poly_bytes(&b);
+    const uint64_t want = HEADER_BYTES + META_CIPHERTEXT + (o->seeded ? CKKS_SEED_BYTES + poly : ((uint64_t)o->degree + 1) * poly);
+    if ((st = check_size(&h, want))) return st;
+    if (o->seeded) {
+        if ((st = r_bytes(r, o->seed, sizeof o->seed, "ciphertext seed"))) return st;
+        if (seed_is_zero(o->seed)) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "seeded ciphertext with an all-zero seed");
+    }
+    const size_t limbs = ((size_t)o->degree + 1) * (o->level + 1);
+    o->data = hecnn_alloc(limbs * ctx->n * 8);
+    if (!o->data) return hecnn_fail(HECNN_ERR_NO_MEMORY, "ciphertext of %zu limbs", limbs);
+    for (unsigned c = 0; c <= (o->seeded ? 0 : o->degree) && !st; c++)
+        st = r_poly(r, o->data + (size_t)c * limb_coeffs, &b, "ciphertext");
+    return st;
+}
+
+hecnn_status ckks_ciphertext_load_digest(const ckks_context *ctx, ckks_ciphertext *ct, FILE *f, uint8_t digest[32])
+{
+    if (!ctx || !ct || !f) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
+    if (ct->ctx->param_id != ctx->param_id) return hecnn_fail(HECNN_ERR_PARAMS_MISMATCH, "ciphertext handle of another context");
+    reader r;
+    hecnn_status st = r_open(&r, f, "ciphertext");
+    if (st) return st;
+    ct_read o = {0};
+    st = r_close(&r, ciphertext_read(&r, ctx, &o));
+    if (!st && o.seeded) { /* c1 from its seed, once the seed is known to be the one written */
+        rns_basis b;
+        ctx_basis_q(ctx, &b, o.level);
+        st = expand_uniform(o.data + ((size_t)o.level + 1) * ctx->n, &b, o.seed, 0);
+    }
+    if (st) {
+        hecnn_free(o.data);
+        return st;
+    }
+    hecnn_free(ct->data);
+    ct->data = o.data;
+    ct->capacity = ((size_t)o.degree + 1) * (o.level + 1);
+    ct->level = o.level;
+    ct->degree = o.degree;
+    ct->scale = o.scale;
+    ct->slots = (size_t)o.slots;
+    ct->seeded = o.seeded;
+    memcpy(ct->seed, o.seed, sizeof o.seed);
+    if (digest) memcpy(digest, r.digest, DIGEST_BYTES);
+    return HECNN_OK;
 }
 
 hecnn_status ckks_ciphertext_load(const ckks_context *ctx, ckks_ciphertext *ct, FILE *f)
 {
-    if (!ctx || !ct || !f) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
-    if (ct->ctx->param_id != ctx->param_id) return hecnn_fail(HECNN_ERR_PARAMS_MISMATCH, "ciphertext handle of another context");
-    header h;
-    hecnn_status st = r_header(f, &h, OBJ_CIPHERTEXT, ctx);
-    if (st) return st;
-    uint8_t m[META_CIPHERTEXT];
-    if ((st = r_bytes(f, m, sizeof m, "ciphertext metadata"))) return st;
-    const uint32_t level = get32(m + 0), degree = get32(m + 4), flags = get32(m + 24);
-    const double scale = bits_double(get64(m + 8));
-    const uint64_t slots = get64(m + 16);
-    if ((st = check_level_scale_slots(ctx, level, scale, slots, "ciphertext"))) return st;
-    if (degree < 1 || degree > 2) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "ciphertext degree %u, need 1 or 2", degree);
-    if (flags & ~FLAG_SEEDED) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "ciphertext: unknown flags %#x", flags);
-    if (get32(m + 28)) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "ciphertext: reserved field is not zero");
-    const bool seeded = flags & FLAG_SEEDED;
-    if (seeded && degree != 1) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "seeded ciphertext of degree %u", degree);
-    const size_t limb_coeffs = ((size_t)level + 1) * ctx->n;
-    rns_basis b;
-    ctx_basis_q(ctx, &b, level);
-    const uint64_t poly = poly_bytes(&b);
-    const uint64_t want = HEADER_BYTES + META_CIPHERTEXT + (seeded ? CKKS_SEED_BYTES + poly : ((uint64_t)degree + 1) * poly);
-    if ((st = check_size(&h, want))) return st;
-    uint8_t seed[CKKS_SEED_BYTES] = {0};
-    if (seeded) {
-        if ((st = r_bytes(f, seed, sizeof seed, "ciphertext seed"))) return st;
-        if (seed_is_zero(seed)) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "seeded ciphertext with an all-zero seed");
-    }
-    const size_t limbs = ((size_t)degree + 1) * (level + 1);
-    uint64_t *data = hecnn_alloc(limbs * ctx->n * 8);
-    if (!data) return hecnn_fail(HECNN_ERR_NO_MEMORY, "ciphertext of %zu limbs", limbs);
-    for (unsigned c = 0; c <= degree && !st; c++) {
-        uint64_t *comp = data + (size_t)c * limb_coeffs;
-        if (seeded && c == 1) st = expand_uniform(comp, &b, seed, 0);
-        else st = r_poly(f, comp, &b, "ciphertext");
-    }
-    if (st) {
-        hecnn_free(data);
-        return st;
-    }
-    hecnn_free(ct->data);
-    ct->data = data;
-    ct->capacity = limbs;
-    ct->level = level;
-    ct->degree = degree;
-    ct->scale = scale;
-    ct->slots = (size_t)slots;
-    ct->seeded = seeded;
-    memcpy(ct->seed, seed, sizeof seed);
-    return HECNN_OK;
+    return ckks_ciphertext_load_digest(ctx, ct, f, NULL);
 }
 
 /* ---- secret keys ---- */
@@ -500,38 +714,50 @@ hecnn_status ckks_secret_key_save(const ckks_secret_key *sk, FILE *f)
 {
     if (!sk || !f) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
     const ckks_context *ctx = sk->ctx;
-    writer w = {.f = f};
-    w_header(&w, OBJ_SECRET_KEY, ctx->param_id, HEADER_BYTES + META_SECRET_KEY + (uint64_t)ctx->n);
+    writer w;
+    w_begin(&w, f);
+    w_header(&w, OBJ_SECRET_KEY, ctx->param_id, HEADER_BYTES + META_SECRET_KEY + (uint64_t)ctx->n + DIGEST_BYTES);
     uint8_t m[META_SECRET_KEY];
     put64(m, ctx->n);
     w_bytes(&w, m, sizeof m);
-    /* int8 in two's complement: 0x00, 0x01, 0xff; no staging buffer, so no copy to wipe. */
+    /* int8 in two's complement: 0x00, 0x01, 0xff; no staging buffer, so no copy to wipe (the
+     * digest state is cleansed when freed) */
     w_bytes(&w, sk->small, ctx->n);
-    return w.st;
+    return w_end(&w, NULL);
+}
+
+static hecnn_status secret_key_read(reader *r, const ckks_context *ctx, ckks_secret_key *sk)
+{
+    header h;
+    hecnn_status st = r_header(r, &h, OBJ_SECRET_KEY, ctx, max_size(OBJ_SECRET_KEY, ctx));
+    if (st) return st;
+    uint8_t m[META_SECRET_KEY];
+    if ((st = r_bytes(r, m, sizeof m, "secret key metadata"))) return st;
+    const uint64_t n = get64(m);
+    if (n != ctx->n) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "secret key of %llu coefficients, N = %zu", (unsigned long long)n, ctx->n);
+    if ((st = check_size(&h, HEADER_BYTES + META_SECRET_KEY + n))) return st;
+    if ((st = r_bytes(r, sk->small, ctx->n, "secret key"))) return st;
+    for (size_t i = 0; i < ctx->n; i++)
+        if (sk->small[i] < -1 || sk->small[i] > 1)
+            return hecnn_fail(HECNN_ERR_BAD_FORMAT, "secret key coefficient %zu is not in {-1, 0, 1}", i);
+    return HECNN_OK;
 }
 
 hecnn_status ckks_secret_key_load(const ckks_context *ctx, ckks_secret_key **out, FILE *f)
 {
     if (!out || !ctx || !f) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
     *out = NULL;
-    header h;
-    hecnn_status st = r_header(f, &h, OBJ_SECRET_KEY, ctx);
+    reader r;
+    hecnn_status st = r_open(&r, f, "secret key");
     if (st) return st;
-    uint8_t m[META_SECRET_KEY];
-    if ((st = r_bytes(f, m, sizeof m, "secret key metadata"))) return st;
-    const uint64_t n = get64(m);
-    if (n != ctx->n) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "secret key of %llu coefficients, N = %zu", (unsigned long long)n, ctx->n);
-    if ((st = check_size(&h, HEADER_BYTES + META_SECRET_KEY + n))) return st;
     ckks_secret_key *sk = hecnn_calloc(1, sizeof *sk);
-    if (!sk) return hecnn_fail(HECNN_ERR_NO_MEMORY, "secret key");
-    sk->ctx = ctx;
-    sk->small = hecnn_alloc(ctx->n);
-    sk->ntt = hecnn_alloc((size_t)(ctx->n_q + ctx->n_p) * ctx->n * 8);
-    if (!sk->small || !sk->ntt) st = hecnn_fail(HECNN_ERR_NO_MEMORY, "secret key");
-    if (!st) st = r_bytes(f, sk->small, ctx->n, "secret key");
-    for (size_t i = 0; i < ctx->n && !st; i++)
-        if (sk->small[i] < -1 || sk->small[i] > 1)
-            st = hecnn_fail(HECNN_ERR_BAD_FORMAT, "secret key coefficient %zu is not in {-1, 0, 1}", i);
+    if (sk) {
+        sk->ctx = ctx;
+        sk->small = hecnn_alloc(ctx->n);
+        sk->ntt = hecnn_alloc((size_t)(ctx->n_q + ctx->n_p) * ctx->n * 8);
+    }
+    st = !sk || !sk->small || !sk->ntt ? hecnn_fail(HECNN_ERR_NO_MEMORY, "secret key") : secret_key_read(&r, ctx, sk);
+    st = r_close(&r, st);
     if (!st) st = secret_key_refresh_ntt(sk);
     if (st) {
         ckks_secret_key_free(sk); /* wipes what was read */
@@ -553,8 +779,9 @@ hecnn_status ckks_public_key_save(const ckks_public_key *pk, FILE *f)
     hecnn_status st = matches_seed(&seeded, pk->a, &b, pk->seed, 0);
     if (st) return st;
     const uint64_t poly = poly_bytes(&b);
-    const uint64_t size = HEADER_BYTES + META_PUBLIC_KEY + (seeded ? CKKS_SEED_BYTES + poly : 2 * poly);
-    writer w = {.f = f};
+    const uint64_t size = HEADER_BYTES + META_PUBLIC_KEY + (seeded ? CKKS_SEED_BYTES + poly : 2 * poly) + DIGEST_BYTES;
+    writer w;
+    w_begin(&w, f);
     w_header(&w, OBJ_PUBLIC_KEY, ctx->param_id, size);
     uint8_t m[META_PUBLIC_KEY];
     put32(m, seeded ? FLAG_SEEDED : 0);
@@ -563,45 +790,58 @@ hecnn_status ckks_public_key_save(const ckks_public_key *pk, FILE *f)
     if (seeded) w_bytes(&w, pk->seed, CKKS_SEED_BYTES);
     w_poly(&w, pk->b, &b);
     if (!seeded) w_poly(&w, pk->a, &b);
-    return w.st;
+    return w_end(&w, NULL);
+}
+
+static hecnn_status public_key_read(reader *r, const ckks_context *ctx, ckks_public_key **out, bool *seeded)
+{
+    header h;
+    hecnn_status st = r_header(r, &h, OBJ_PUBLIC_KEY, ctx, max_size(OBJ_PUBLIC_KEY, ctx));
+    if (st) return st;
+    uint8_t m[META_PUBLIC_KEY];
+    if ((st = r_bytes(r, m, sizeof m, "public key metadata"))) return st;
+    const uint32_t flags = get32(m), limbs = get32(m + 4);
+    if (flags & ~FLAG_SEEDED) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "public key: unknown flags %#x", flags);
+    if (limbs != ctx->n_q) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "public key of %u limbs, context has %u", limbs, ctx->n_q);
+    *seeded = flags & FLAG_SEEDED;
+    const size_t coeffs = (size_t)ctx->n_q * ctx->n;
+    rns_basis b;
+    ctx_basis_q(ctx, &b, ctx->n_q - 1);
+    const uint64_t poly = poly_bytes(&b);
+    if ((st = check_size(&h, HEADER_BYTES + META_PUBLIC_KEY + (*seeded ? CKKS_SEED_BYTES + poly : 2 * poly)))) return st;
+    ckks_public_key *pk = *out = hecnn_calloc(1, sizeof *pk);
+    if (!pk) return hecnn_fail(HECNN_ERR_NO_MEMORY, "public key");
+    pk->ctx = ctx;
+    if (*seeded) {
+        if ((st = r_bytes(r, pk->seed, sizeof pk->seed, "public key seed"))) return st;
+        if (seed_is_zero(pk->seed)) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "seeded public key with an all-zero seed");
+    }
+    pk->b = hecnn_alloc(coeffs * 8);
+    pk->a = hecnn_alloc(coeffs * 8);
+    if (!pk->a || !pk->b) return hecnn_fail(HECNN_ERR_NO_MEMORY, "public key");
+    if ((st = r_poly(r, pk->b, &b, "public key"))) return st;
+    return *seeded ? HECNN_OK : r_poly(r, pk->a, &b, "public key");
 }
 
 hecnn_status ckks_public_key_load(const ckks_context *ctx, ckks_public_key **out, FILE *f)
 {
     if (!out || !ctx || !f) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
     *out = NULL;
-    header h;
-    hecnn_status st = r_header(f, &h, OBJ_PUBLIC_KEY, ctx);
+    reader r;
+    hecnn_status st = r_open(&r, f, "public key");
     if (st) return st;
-    uint8_t m[META_PUBLIC_KEY];
-    if ((st = r_bytes(f, m, sizeof m, "public key metadata"))) return st;
-    const uint32_t flags = get32(m), limbs = get32(m + 4);
-    if (flags & ~FLAG_SEEDED) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "public key: unknown flags %#x", flags);
-    if (limbs != ctx->n_q) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "public key of %u limbs, context has %u", limbs, ctx->n_q);
-    const bool seeded = flags & FLAG_SEEDED;
-    const size_t coeffs = (size_t)ctx->n_q * ctx->n;
-    rns_basis b;
-    ctx_basis_q(ctx, &b, ctx->n_q - 1);
-    const uint64_t poly = poly_bytes(&b);
-    if ((st = check_size(&h, HEADER_BYTES + META_PUBLIC_KEY + (seeded ? CKKS_SEED_BYTES + poly : 2 * poly)))) return st;
-    uint8_t seed[CKKS_SEED_BYTES] = {0};
-    if (seeded) {
-        if ((st = r_bytes(f, seed, sizeof seed, "public key seed"))) return st;
-        if (seed_is_zero(seed)) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "seeded public key with an all-zero seed");
+    ckks_public_key *pk = NULL;
+    bool seeded = false;
+    st = r_close(&r, public_key_read(&r, ctx, &pk, &seeded));
+    if (!st && seeded) {
+        rns_basis b;
+        ctx_basis_q(ctx, &b, ctx->n_q - 1);
+        st = expand_uniform(pk->a, &b, pk->seed, 0);
     }
-    ckks_public_key *pk = hecnn_calloc(1, sizeof *pk);
-    if (!pk) return hecnn_fail(HECNN_ERR_NO_MEMORY, "public key");
-    pk->ctx = ctx;
-    pk->b = hecnn_alloc(coeffs * 8);
-    pk->a = hecnn_alloc(coeffs * 8);
-    if (!pk->a || !pk->b) st = hecnn_fail(HECNN_ERR_NO_MEMORY, "public key");
-    if (!st) st = r_poly(f, pk->b, &b, "public key");
-    if (!st) st = seeded ? expand_uniform(pk->a, &b, seed, 0) : r_poly(f, pk->a, &b, "public key");
     if (st) {
         ckks_public_key_free(pk);
         return st;
     }
-    memcpy(pk->seed, seed, sizeof seed);
     *out = pk;
     return HECNN_OK;
 }
@@ -613,7 +853,8 @@ static uint64_t swk_size(const ckks_switching_key *k, bool seeded)
     rns_basis b;
     ctx_basis_qp_special(k->ctx, &b, k->max_level, swk_special(k));
     const uint64_t part = poly_bytes(&b);
-    return HEADER_BYTES + META_SWITCHING_KEY + (seeded ? CKKS_SEED_BYTES + k->digits * part : 2 * (uint64_t)k->digits * part);
+    return HEADER_BYTES + META_SWITCHING_KEY + (seeded ? CKKS_SEED_BYTES + k->digits * part : 2 * (uint64_t)k->digits * part) +
+           DIGEST_BYTES;
 }
 
 size_t ckks_switching_key_bytes(const ckks_switching_key *key, bool seeded)
@@ -636,36 +877,33 @@ static hecnn_status swk_can_seed(bool *out, const ckks_switching_key *k)
     return HECNN_OK;
 }
 
-static void swk_write(writer *w, const ckks_switching_key *k, bool seeded)
+/* One complete switching-key object, its digest in `digest`. */
+static hecnn_status swk_write(FILE *f, const ckks_switching_key *k, bool seeded, uint8_t digest[DIGEST_BYTES])
 {
     const ckks_context *ctx = k->ctx;
-    w_header(w, OBJ_SWITCHING_KEY, ctx->param_id, swk_size(k, seeded));
+    writer w;
+    w_begin(&w, f);
+    w_header(&w, OBJ_SWITCHING_KEY, ctx->param_id, swk_size(k, seeded));
     uint8_t m[META_SWITCHING_KEY];
     put64(m, k->galois);
     put32(m + 8, k->max_level);
     put32(m + 12, k->digits);
     put32(m + 16, seeded ? FLAG_SEEDED : 0);
     put32(m + 20, (uint32_t)k->limbs);
-    w_bytes(w, m, sizeof m);
-    if (seeded) w_bytes(w, k->seed, CKKS_SEED_BYTES);
+    w_bytes(&w, m, sizeof m);
+    if (seeded) w_bytes(&w, k->seed, CKKS_SEED_BYTES);
     /* limb by limb: a compact key's halves are unpacked or re-expanded into buf */
     uint64_t *buf = hecnn_alloc(ctx->n * 8);
-    if (!buf) {
-        w->st = hecnn_fail(HECNN_ERR_NO_MEMORY, "switching key buffer");
-        return;
-    }
-    for (unsigned j = 0; j < k->digits; j++)
-        for (unsigned half = 0; half < (seeded ? 1u : 2u); half++)
-            for (size_t t = 0; t < k->limbs; t++) {
+    if (!buf && !w.st) w.st = hecnn_fail(HECNN_ERR_NO_MEMORY, "switching key buffer");
+    for (unsigned j = 0; j < k->digits && !w.st; j++)
+        for (unsigned half = 0; half < (seeded ? 1u : 2u) && !w.st; half++)
+            for (size_t t = 0; t < k->limbs && !w.st; t++) {
                 const uint64_t *limb = half ? swk_a_limb(k, j, t, buf) : swk_b_limb(k, j, t, buf);
-                if (!limb) {
-                    w->st = hecnn_fail(HECNN_ERR_RANDOM, "AES-CTR init");
-                    hecnn_free(buf);
-                    return;
-                }
-                w_limb(w, limb, ctx->n, swk_limb_table(k, t));
+                if (!limb) w.st = hecnn_fail(HECNN_ERR_RANDOM, "AES-CTR init");
+                else w_limb(&w, limb, ctx->n, swk_limb_table(k, t));
             }
     hecnn_free(buf);
+    return w_end(&w, digest);
 }
 
 hecnn_status ckks_switching_key_save(const ckks_switching_key *key, bool seeded, FILE *f)
@@ -674,20 +912,19 @@ hecnn_status ckks_switching_key_save(const ckks_switching_key *key, bool seeded,
     bool ok = false;
     hecnn_status st = seeded ? swk_can_seed(&ok, key) : HECNN_OK;
     if (st) return st;
-    writer w = {.f = f};
-    swk_write(&w, key, ok);
-    return w.st;
+    return swk_write(f, key, ok, NULL);
 }
 
-/* After the header: metadata, size check against `h` and `limit` (bytes the enclosing object
- * has left), allocation, payload. */
-static hecnn_status swk_read_body(const ckks_context *ctx, const header *h, uint64_t limit, ckks_switching_key **out,
-                                  FILE *f)
+/* Header (its size at most `limit`), metadata, size check, allocation, the stored halves; a
+ * seeded key's a_j are left for the caller to expand once the digest matched. */
+static hecnn_status swk_read(reader *r, const ckks_context *ctx, uint64_t limit, ckks_switching_key **out, bool *seeded)
 {
-    *out = NULL;
-    uint8_t m[META_SWITCHING_KEY];
-    hecnn_status st = r_bytes(f, m, sizeof m, "switching key metadata");
+    header h;
+    const uint64_t max = max_size(OBJ_SWITCHING_KEY, ctx);
+    hecnn_status st = r_header(r, &h, OBJ_SWITCHING_KEY, ctx, max < limit ? max : limit);
     if (st) return st;
+    uint8_t m[META_SWITCHING_KEY];
+    if ((st = r_bytes(r, m, sizeof m, "switching key metadata"))) return st;
     const uint64_t galois = get64(m);
     const uint32_t max_level = get32(m + 8), digits = get32(m + 12), flags = get32(m + 16), limbs = get32(m + 20);
     if (max_level >= ctx->n_q)
@@ -705,32 +942,51 @@ static hecnn_status swk_read_body(const ckks_context *ctx, const header *h, uint
         return hecnn_fail(HECNN_ERR_BAD_FORMAT, "switching key of %u limbs, level %u needs %u", limbs, max_level,
                           max_level + 1 + ctx->n_p);
     if (flags & ~FLAG_SEEDED) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "switching key: unknown flags %#x", flags);
-    const bool seeded = flags & FLAG_SEEDED;
+    *seeded = flags & FLAG_SEEDED;
     rns_basis b;
     ctx_basis_qp_special(ctx, &b, max_level, &ctx->special[limbs == max_level + 1 + ctx->n_p ? KS_ALL_P : KS_LEVEL0_P]);
     const uint64_t part = poly_bytes(&b);
-    const uint64_t want = HEADER_BYTES + META_SWITCHING_KEY + (seeded ? CKKS_SEED_BYTES + digits * part : 2 * (uint64_t)digits * part);
-    if ((st = check_size(h, want))) return st;
-    if (want > limit)
-        return hecnn_fail(HECNN_ERR_BAD_FORMAT, "switching key of %llu bytes overruns the key set's size field (%llu bytes left)",
-                          (unsigned long long)want, (unsigned long long)limit);
+    const uint64_t want = HEADER_BYTES + META_SWITCHING_KEY + (*seeded ? CKKS_SEED_BYTES + digits * part : 2 * (uint64_t)digits * part);
+    if ((st = check_size(&h, want))) return st;
     uint8_t seed[CKKS_SEED_BYTES] = {0};
-    if (seeded) {
-        if ((st = r_bytes(f, seed, sizeof seed, "switching key seed"))) return st;
+    if (*seeded) {
+        if ((st = r_bytes(r, seed, sizeof seed, "switching key seed"))) return st;
         if (seed_is_zero(seed)) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "seeded switching key with an all-zero seed");
     }
     ckks_switching_key *k;
     if ((st = switching_key_alloc(&k, ctx, galois, max_level, limbs - max_level - 1))) return st;
+    memcpy(k->seed, seed, sizeof seed);
+    *out = k;
     for (unsigned j = 0; j < digits && !st; j++) {
-        st = r_poly(f, swk_part(k, j, 0), &b, "switching key");
-        if (!st)
-            st = seeded ? expand_uniform(swk_part(k, j, 1), &b, seed, j) : r_poly(f, swk_part(k, j, 1), &b, "switching key");
+        st = r_poly(r, swk_part(k, j, 0), &b, "switching key");
+        if (!st && !*seeded) st = r_poly(r, swk_part(k, j, 1), &b, "switching key");
+    }
+    return st;
+}
+
+/* One switching-key object from f, at most `limit` bytes; its size and digest in *size, digest.
+ * The key is returned only after its digest matched (streaming: hashed as it is read). */
+static hecnn_status swk_load(const ckks_context *ctx, ckks_switching_key **out, FILE *f, uint64_t limit, uint64_t *size,
+                             uint8_t digest[DIGEST_BYTES])
+{
+    *out = NULL;
+    reader r;
+    hecnn_status st = r_open(&r, f, "switching key");
+    if (st) return st;
+    ckks_switching_key *k = NULL;
+    bool seeded = false;
+    st = r_close(&r, swk_read(&r, ctx, limit, &k, &seeded));
+    if (!st && seeded) {
+        rns_basis b;
+        ctx_basis_qp_special(ctx, &b, k->max_level, swk_special(k));
+        for (unsigned j = 0; j < k->digits && !st; j++) st = expand_uniform(swk_part(k, j, 1), &b, k->seed, j);
     }
     if (st) {
         ckks_switching_key_free(k);
         return st;
     }
-    memcpy(k->seed, seed, sizeof seed);
+    if (size) *size = r.size;
+    if (digest) memcpy(digest, r.digest, DIGEST_BYTES);
     *out = k;
     return HECNN_OK;
 }
@@ -738,14 +994,12 @@ static hecnn_status swk_read_body(const ckks_context *ctx, const header *h, uint
 hecnn_status ckks_switching_key_load(const ckks_context *ctx, ckks_switching_key **out, FILE *f)
 {
     if (!out || !ctx || !f) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
-    *out = NULL;
-    header h;
-    hecnn_status st = r_header(f, &h, OBJ_SWITCHING_KEY, ctx);
-    if (st) return st;
-    return swk_read_body(ctx, &h, UINT64_MAX, out, f);
+    return swk_load(ctx, out, f, UINT64_MAX, NULL, NULL);
 }
 
-/* ---- evaluation key sets ---- */
+/* ---- evaluation key sets ---- *
+ * The set's digest covers its header, its count and its keys' digests (each key covers its own
+ * bytes): every byte is hashed once, and the keys stay loadable one by one. */
 
 hecnn_status ckks_eval_keys_save(const ckks_eval_keys *keys, bool seeded, FILE *f)
 {
@@ -753,7 +1007,7 @@ hecnn_status ckks_eval_keys_save(const ckks_eval_keys *keys, bool seeded, FILE *
     const size_t count = ckks_eval_keys_count(keys);
     bool *use_seed = hecnn_calloc(count ? count : 1, sizeof *use_seed);
     if (!use_seed) return hecnn_fail(HECNN_ERR_NO_MEMORY, "key set");
-    uint64_t total = HEADER_BYTES + META_EVAL_KEYS;
+    uint64_t total = HEADER_BYTES + META_EVAL_KEYS + DIGEST_BYTES;
     hecnn_status st = HECNN_OK;
     for (size_t i = 0; i < count && !st; i++) {
         const ckks_switching_key *k = ckks_eval_keys_at(keys, i);
@@ -761,16 +1015,63 @@ hecnn_status ckks_eval_keys_save(const ckks_eval_keys *keys, bool seeded, FILE *
         total += swk_size(k, use_seed[i]);
     }
     if (!st) {
-        writer w = {.f = f};
+        writer w;
+        w_begin(&w, f);
         w_header(&w, OBJ_EVAL_KEYS, keys->ctx->param_id, total);
         uint8_t m[META_EVAL_KEYS];
         put64(m, count);
         w_bytes(&w, m, sizeof m);
-        for (size_t i = 0; i < count; i++) swk_write(&w, ckks_eval_keys_at(keys, i), use_seed[i]);
-        st = w.st;
+        for (size_t i = 0; i < count && !w.st; i++) {
+            uint8_t d[DIGEST_BYTES];
+            w.st = swk_write(f, ckks_eval_keys_at(keys, i), use_seed[i], d);
+            if (!w.st && EVP_DigestUpdate(w.md, d, sizeof d) != 1) w.st = hecnn_fail(HECNN_ERR_UNSUPPORTED, "SHA-256 failed");
+        }
+        st = w_end(&w, NULL);
     }
     hecnn_free(use_seed);
     return st;
+}
+
+/* The keys, read while the set's size field has bytes left before its digest; `count` is
+ * compared once the set's digest matched. */
+static hecnn_status eval_keys_read(reader *r, const ckks_context *ctx, ckks_eval_keys *keys, bool compact_galois, bool compact_relin)
+{
+    header h;
+    hecnn_status st = r_header(r, &h, OBJ_EVAL_KEYS, ctx, UINT64_MAX);
+    if (st) return st;
+    uint8_t m[META_EVAL_KEYS];
+    if ((st = r_bytes(r, m, sizeof m, "key set metadata"))) return st;
+    const uint64_t count = get64(m);
+    uint64_t i = 0;
+    for (; r->left; i++) {
+        ckks_switching_key *k = NULL;
+        uint64_t size = 0;
+        uint8_t d[DIGEST_BYTES];
+        if (r->left < HEADER_BYTES + META_SWITCHING_KEY + DIGEST_BYTES)
+            return hecnn_fail(HECNN_ERR_BAD_FORMAT, "key set size field ends inside key %llu", (unsigned long long)i);
+        if ((st = swk_load(ctx, &k, r->f, r->left, &size, d))) {
+            char detail[200];
+            snprintf(detail, sizeof detail, "%s", hecnn_last_error_detail());
+            return hecnn_fail(st, "key set, key %llu: %s", (unsigned long long)i, detail);
+        }
+        r->left -= size;
+        if (EVP_DigestUpdate(r->md, d, sizeof d) != 1) st = hecnn_fail(HECNN_ERR_UNSUPPORTED, "SHA-256 failed");
+        else if ((!k->galois && keys->relin) || (k->galois && ckks_eval_keys_galois(keys, k->galois)))
+            st = hecnn_fail(HECNN_ERR_BAD_FORMAT, "key set holds two keys for Galois element %llu", (unsigned long long)k->galois);
+        /* read from a seeded file, the a halves are the seed's expansion */
+        else if ((k->galois ? compact_galois : compact_relin) && swk_has_seed(k))
+            st = switching_key_compact_trusted(k);
+        if (st) {
+            ckks_switching_key_free(k);
+            return st;
+        }
+        if ((st = ckks_eval_keys_add(keys, k))) return st;
+    }
+    if ((st = r_close(r, HECNN_OK))) return st;
+    if (count != i)
+        return hecnn_fail(HECNN_ERR_BAD_FORMAT, "key set count says %llu keys, it holds %llu", (unsigned long long)count,
+                          (unsigned long long)i);
+    return HECNN_OK;
 }
 
 /* compact_galois / compact_relin: compact those keys that carry a seed as soon as they are read. */
@@ -779,49 +1080,12 @@ static hecnn_status eval_keys_load(const ckks_context *ctx, ckks_eval_keys **out
 {
     if (!out || !ctx || !f) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
     *out = NULL;
-    header h;
-    hecnn_status st = r_header(f, &h, OBJ_EVAL_KEYS, ctx);
+    reader r;
+    hecnn_status st = r_open(&r, f, "key set");
     if (st) return st;
-    uint8_t m[META_EVAL_KEYS];
-    if ((st = r_bytes(f, m, sizeof m, "key set metadata"))) return st;
-    const uint64_t count = get64(m);
-    /* at most one relinearization key, one secret-switching key and one key per odd Galois
-     * element below 2N */
-    if (count > (uint64_t)ctx->n + 2)
-        return hecnn_fail(HECNN_ERR_BAD_FORMAT, "key set of %llu keys, at most N + 2 = %zu are distinct", (unsigned long long)count,
-                          ctx->n + 2);
-    if (h.size < HEADER_BYTES + META_EVAL_KEYS + count * (HEADER_BYTES + META_SWITCHING_KEY))
-        return hecnn_fail(HECNN_ERR_BAD_FORMAT, "key set size field %llu is too small for %llu keys", (unsigned long long)h.size,
-                          (unsigned long long)count);
-    ckks_eval_keys *keys;
-    if ((st = ckks_eval_keys_new(&keys, ctx))) return st;
-    uint64_t used = HEADER_BYTES + META_EVAL_KEYS;
-    for (uint64_t i = 0; i < count && !st; i++) {
-        header kh;
-        ckks_switching_key *k = NULL;
-        if (h.size - used < HEADER_BYTES) {
-            st = hecnn_fail(HECNN_ERR_BAD_FORMAT, "key set size field ends inside key %llu", (unsigned long long)i);
-            break;
-        }
-        st = r_header(f, &kh, OBJ_SWITCHING_KEY, ctx);
-        if (!st) st = swk_read_body(ctx, &kh, h.size - used, &k, f);
-        if (st) break;
-        used += kh.size;
-        if ((!k->galois && keys->relin) || (k->galois && ckks_eval_keys_galois(keys, k->galois))) {
-            st = hecnn_fail(HECNN_ERR_BAD_FORMAT, "key set holds two keys for Galois element %llu", (unsigned long long)k->galois);
-            ckks_switching_key_free(k);
-            break;
-        }
-        /* read from a seeded file, the a halves are the seed's expansion */
-        if ((k->galois ? compact_galois : compact_relin) && swk_has_seed(k) && (st = switching_key_compact_trusted(k))) {
-            ckks_switching_key_free(k);
-            break;
-        }
-        st = ckks_eval_keys_add(keys, k);
-    }
-    if (!st && used != h.size)
-        st = hecnn_fail(HECNN_ERR_BAD_FORMAT, "key set size field says %llu bytes, its keys take %llu", (unsigned long long)h.size,
-                        (unsigned long long)used);
+    ckks_eval_keys *keys = NULL;
+    if (!(st = ckks_eval_keys_new(&keys, ctx))) st = eval_keys_read(&r, ctx, keys, compact_galois, compact_relin);
+    EVP_MD_CTX_free(r.md); /* r_close ran on success; the keys' digests cannot be re-read after a failure */
     if (st) {
         ckks_eval_keys_free(keys);
         return st;

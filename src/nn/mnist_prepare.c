@@ -6,12 +6,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include "ckks/internal.h"
 #include "nn/mnist_internal.h"
 #include "util/alloc.h"
 #include "util/error.h"
 
 #define PREP_MAGIC "HECNNEMD"
-#define PREP_VERSION 1u
+#define PREP_VERSION 2u /* 2: the header and the whole file checksummed; 1 refused by name */
+#define PREP_HEADER 96u
+#define PREP_DIGEST 32u
 
 static size_t conv_index(const hecnn_mnist_prepared *p, size_t q, size_t a, size_t b, size_t d)
 {
@@ -281,29 +287,41 @@ hecnn_status hecnn_mnist_encrypt_model(hecnn_mnist_prepared **out, const hecnn_m
 }
 
 /* ---- the encrypted model file ------------------------------------------------------------------ *
- * "HECNNEMD", u32 version, u32 width, u64 parameter id, u32 ciphertext count, 8 x f64 activation
- * coefficients, u32 conv deltas, then the ciphertexts in a fixed order (conv kernels that exist,
- * conv biases, FC1 tiles, FC1 biases, FC2 tiles, FC2 bias). */
+ * Header (96 bytes): "HECNNEMD", u32 version, u32 width, u64 parameter id, u32 ciphertext count,
+ * u32 conv deltas, 8 x f64 activation coefficients; then the SHA-256 of the header; then the
+ * ciphertexts (format objects, each ending with its own SHA-256) in a fixed order (conv kernels
+ * that exist, conv biases, FC1 tiles, FC1 biases, FC2 tiles, FC2 bias); then the SHA-256 of the
+ * header's digest followed by the ciphertexts' digests, which binds every byte, their order and
+ * number. The header is verified before any field of it is used, each ciphertext before it is
+ * kept, and the whole before the model is returned. */
 
-static int put32(FILE *f, uint32_t v)
+static void wr32(uint8_t *p, uint32_t v)
 {
-    uint8_t b[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
-    return fwrite(b, 1, 4, f) == 4 ? 0 : -1;
+    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
 }
-static int put64(FILE *f, uint64_t v) { return put32(f, (uint32_t)v) || put32(f, (uint32_t)(v >> 32)) ? -1 : 0; }
-static int get32(FILE *f, uint32_t *v)
+static void wr64(uint8_t *p, uint64_t v)
 {
-    uint8_t b[4];
-    if (fread(b, 1, 4, f) != 4) return -1;
-    *v = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
-    return 0;
+    wr32(p, (uint32_t)v);
+    wr32(p + 4, (uint32_t)(v >> 32));
 }
-static int get64(FILE *f, uint64_t *v)
+static uint32_t rd32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
+static uint64_t rd64(const uint8_t *p) { return (uint64_t)rd32(p) | (uint64_t)rd32(p + 4) << 32; }
+
+/* A fresh SHA-256; NULL when OpenSSL cannot give one. */
+static EVP_MD_CTX *sha256_new(void)
 {
-    uint32_t lo, hi;
-    if (get32(f, &lo) || get32(f, &hi)) return -1;
-    *v = (uint64_t)hi << 32 | lo;
-    return 0;
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    if (md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
+        EVP_MD_CTX_free(md);
+        md = NULL;
+    }
+    return md;
+}
+
+static bool sha256_final(EVP_MD_CTX *md, uint8_t out[PREP_DIGEST])
+{
+    unsigned len = 0;
+    return EVP_DigestFinal_ex(md, out, &len) == 1 && len == PREP_DIGEST;
 }
 
 /* The ciphertext slots of a prepared encrypted model, in file order, with their expected levels. */
@@ -344,25 +362,36 @@ hecnn_status hecnn_mnist_prepared_save(const hecnn_mnist_prepared *cp, FILE *f)
     ckks_ciphertext ***slots = calloc(cap, sizeof *slots);
     unsigned *levels = calloc(cap, sizeof *levels);
     double *scales = calloc(cap, sizeof *scales);
+    EVP_MD_CTX *md = sha256_new();
     hecnn_status st = slots && levels && scales ? HECNN_OK : hecnn_fail(HECNN_ERR_NO_MEMORY, "slots");
+    if (!st && !md) st = hecnn_fail(HECNN_ERR_UNSUPPORTED, "SHA-256 unavailable");
     size_t count = st ? 0 : prep_slots(p, slots, levels, scales);
+    uint8_t h[PREP_HEADER + PREP_DIGEST] = {0}, d[PREP_DIGEST];
     if (!st) {
-        int bad = fwrite(PREP_MAGIC, 1, 8, f) != 8;
-        bad |= put32(f, PREP_VERSION) | put32(f, (uint32_t)p->net->w) | put64(f, ckks_context_param_id(p->net->ctx));
-        bad |= put32(f, (uint32_t)count) | put32(f, (uint32_t)p->deltas);
-        for (int i = 0; i < 4; i++) {
+        memcpy(h, PREP_MAGIC, 8);
+        wr32(h + 8, PREP_VERSION);
+        wr32(h + 12, (uint32_t)p->net->w);
+        wr64(h + 16, ckks_context_param_id(p->net->ctx));
+        wr32(h + 24, (uint32_t)count);
+        wr32(h + 28, (uint32_t)p->deltas);
+        for (int i = 0; i < 8; i++) {
             uint64_t u;
-            memcpy(&u, &p->act1[i], 8);
-            bad |= put64(f, u);
+            memcpy(&u, i < 4 ? &p->act1[i] : &p->act2[i - 4], 8);
+            wr64(h + 32 + 8 * i, u);
         }
-        for (int i = 0; i < 4; i++) {
-            uint64_t u;
-            memcpy(&u, &p->act2[i], 8);
-            bad |= put64(f, u);
-        }
-        if (bad) st = hecnn_fail(HECNN_ERR_IO, "cannot write the encrypted model");
+        if (EVP_Digest(h, PREP_HEADER, h + PREP_HEADER, NULL, EVP_sha256(), NULL) != 1 ||
+            EVP_DigestUpdate(md, h + PREP_HEADER, PREP_DIGEST) != 1)
+            st = hecnn_fail(HECNN_ERR_UNSUPPORTED, "SHA-256 failed");
+        else if (fwrite(h, 1, sizeof h, f) != sizeof h)
+            st = hecnn_fail(HECNN_ERR_IO, "cannot write the encrypted model");
     }
-    for (size_t i = 0; !st && i < count; i++) st = ckks_ciphertext_save(*slots[i], f);
+    for (size_t i = 0; !st && i < count; i++) {
+        st = ckks_ciphertext_save_digest(*slots[i], f, d);
+        if (!st && EVP_DigestUpdate(md, d, sizeof d) != 1) st = hecnn_fail(HECNN_ERR_UNSUPPORTED, "SHA-256 failed");
+    }
+    if (!st && !sha256_final(md, d)) st = hecnn_fail(HECNN_ERR_UNSUPPORTED, "SHA-256 failed");
+    if (!st && fwrite(d, 1, sizeof d, f) != sizeof d) st = hecnn_fail(HECNN_ERR_IO, "cannot write the encrypted model");
+    EVP_MD_CTX_free(md);
     free(slots);
     free(levels);
     free(scales);
@@ -374,20 +403,35 @@ hecnn_status hecnn_mnist_prepared_load(hecnn_mnist_prepared **out, const hecnn_m
     if (!out || !n || !f) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
     *out = NULL;
     if (n->mode != HECNN_MNIST_ENCRYPTED_MODEL) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "the plan is for a plaintext model");
-    char magic[8];
-    uint32_t version, width, count, deltas;
-    uint64_t pid, act[8];
-    if (fread(magic, 1, 8, f) != 8 || memcmp(magic, PREP_MAGIC, 8) != 0)
+    uint8_t h[PREP_HEADER + PREP_DIGEST], d[PREP_DIGEST];
+    const size_t got = fread(h, 1, sizeof h, f);
+    if (ferror(f)) return hecnn_fail(HECNN_ERR_IO, "cannot read the encrypted model");
+    if (got < 8 || memcmp(h, PREP_MAGIC, 8) != 0)
         return hecnn_fail(HECNN_ERR_BAD_FORMAT, "not an encrypted hecnn MNIST model (bad magic)");
-    if (get32(f, &version) || get32(f, &width) || get64(f, &pid) || get32(f, &count) || get32(f, &deltas))
-        return hecnn_fail(HECNN_ERR_BAD_FORMAT, "encrypted model truncated in its header");
-    for (int i = 0; i < 8; i++)
-        if (get64(f, &act[i])) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "encrypted model truncated in its header");
+    if (got < 12) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "encrypted model truncated in its header");
+    const uint32_t version = rd32(h + 8);
+    if (version == 1)
+        return hecnn_fail(HECNN_ERR_BAD_FORMAT, "encrypted model format version 1, written by an earlier build: this build reads "
+                          "version %u (checksummed); encrypt the model again", PREP_VERSION);
     if (version != PREP_VERSION) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "encrypted model version %u, this build reads %u", version, PREP_VERSION);
+    if (got != sizeof h) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "encrypted model truncated in its header");
+    /* the header's own digest before any field is used: damage there reads as damage */
+    if (EVP_Digest(h, PREP_HEADER, d, NULL, EVP_sha256(), NULL) != 1) return hecnn_fail(HECNN_ERR_UNSUPPORTED, "SHA-256 failed");
+    if (CRYPTO_memcmp(d, h + PREP_HEADER, PREP_DIGEST))
+        return hecnn_fail(HECNN_ERR_BAD_FORMAT, "encrypted model checksum mismatch in its header: the file is damaged or was altered");
+    const uint32_t width = rd32(h + 12), count = rd32(h + 24), deltas = rd32(h + 28);
+    const uint64_t pid = rd64(h + 16);
+    uint64_t act[8];
+    for (int i = 0; i < 8; i++) act[i] = rd64(h + 32 + 8 * i);
     if (pid != ckks_context_param_id(n->ctx))
         return hecnn_fail(HECNN_ERR_PARAMS_MISMATCH, "the model was encrypted under other CKKS parameters");
     if (width != n->w)
         return hecnn_fail(HECNN_ERR_BAD_FORMAT, "the model was encrypted for rows of %u slots, the batch uses %zu", width, n->w);
+    EVP_MD_CTX *md = sha256_new();
+    if (!md || EVP_DigestUpdate(md, d, sizeof d) != 1) {
+        EVP_MD_CTX_free(md);
+        return hecnn_fail(HECNN_ERR_UNSUPPORTED, "SHA-256 unavailable");
+    }
     hecnn_mnist_prepared *p;
     hecnn_status st = prep_alloc(&p, n, HECNN_MNIST_ENCRYPTED_MODEL);
     if (!st && deltas != p->deltas) st = hecnn_fail(HECNN_ERR_BAD_FORMAT, "conv layout mismatch");
@@ -406,18 +450,29 @@ hecnn_status hecnn_mnist_prepared_load(hecnn_mnist_prepared **out, const hecnn_m
     if (!st && count != want) st = hecnn_fail(HECNN_ERR_BAD_FORMAT, "the model holds %u ciphertexts, this layout needs %zu", count, want);
     for (size_t i = 0; !st && i < want; i++) {
         st = ckks_ciphertext_new(slots[i], n->ctx);
-        if (!st) st = ckks_ciphertext_load(n->ctx, *slots[i], f);
+        if (!st) st = ckks_ciphertext_load_digest(n->ctx, *slots[i], f, d);
+        if (!st && EVP_DigestUpdate(md, d, sizeof d) != 1) st = hecnn_fail(HECNN_ERR_UNSUPPORTED, "SHA-256 failed");
         if (st == HECNN_ERR_BAD_FORMAT || st == HECNN_ERR_IO) {
-            /* the detail is the buffer hecnn_fail writes into: copy it out first */
-            char why[256];
-            snprintf(why, sizeof why, "%s", hecnn_last_error_detail());
-            st = hecnn_fail(st, "encrypted model ciphertext %zu of %zu: %s", i, want, why);
+            char detail[200];
+            snprintf(detail, sizeof detail, "%s", hecnn_last_error_detail());
+            st = hecnn_fail(HECNN_ERR_BAD_FORMAT, "encrypted model ciphertext %zu of %zu: %s", i, want, detail);
         }
         if (!st && (ckks_ciphertext_level(*slots[i]) != levels[i] || ckks_ciphertext_degree(*slots[i]) != 1 ||
                     fabs(ckks_ciphertext_scale(*slots[i]) / scales[i] - 1) > 1e-9))
             st = hecnn_fail(HECNN_ERR_BAD_FORMAT, "encrypted model ciphertext %zu has level %u / scale 2^%.3f, expected %u / 2^%.3f", i,
                             ckks_ciphertext_level(*slots[i]), log2(ckks_ciphertext_scale(*slots[i])), levels[i], log2(scales[i]));
     }
+    if (!st) { /* the whole: the ciphertexts are the ones written, in their order */
+        uint8_t stored[PREP_DIGEST];
+        if (fread(stored, 1, sizeof stored, f) != sizeof stored)
+            st = ferror(f) ? hecnn_fail(HECNN_ERR_IO, "cannot read the encrypted model")
+                           : hecnn_fail(HECNN_ERR_BAD_FORMAT, "encrypted model truncated in its checksum");
+        else if (!sha256_final(md, d))
+            st = hecnn_fail(HECNN_ERR_UNSUPPORTED, "SHA-256 failed");
+        else if (CRYPTO_memcmp(d, stored, sizeof d))
+            st = hecnn_fail(HECNN_ERR_BAD_FORMAT, "encrypted model checksum mismatch: the file is damaged or was altered");
+    }
+    EVP_MD_CTX_free(md);
     if (!st) st = make_masks(p);
     free(slots);
     free(levels);

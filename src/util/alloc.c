@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 /* Every block carries its capacity in a 64-byte header, so that free can recycle it. Large blocks
  * (key-switching scratch, ciphertext limbs) are kept in a bounded cache and handed out again for
  * any request they fit with little slack (at most a quarter): the sizes of a computation vary with
@@ -104,12 +106,10 @@ void hecnn_free(void *p)
     free(capacity_of(p));
 }
 
+/* OPENSSL_cleanse: a wipe the compiler cannot remove as a dead store, whatever it inlines. */
 void hecnn_secure_wipe(void *p, size_t bytes)
 {
-    if (!p) return;
-    volatile unsigned char *v = p;
-    while (bytes--) *v++ = 0;
-    __asm__ __volatile__("" ::"r"(p) : "memory");
+    if (p && bytes) OPENSSL_cleanse(p, bytes);
 }
 
 void hecnn_secure_free(void *p, size_t bytes)

@@ -51,12 +51,27 @@ expect 2 "needs --preset" "$HECNN" params --out "$T/p"
 cp "$T/p13" "$T/insecure"
 printf '\x0a' | dd of="$T/insecure" bs=1 seek=32 conv=notrunc 2>/dev/null
 printf '\x01' | dd of="$T/insecure" bs=1 seek=60 conv=notrunc 2>/dev/null
+reseal "$T/insecure"
 expect 1 "marked insecure" "$HECNN" keygen --params "$T/insecure" --out-dir "$T/ki"
 printf '\x00' | dd of="$T/insecure" bs=1 seek=60 conv=notrunc 2>/dev/null
+reseal "$T/insecure"
 expect 1 "INSECURE_PARAMS" "$HECNN" keygen --params "$T/insecure" --out-dir "$T/ki"
+# not resealed: the same edit reads as damage
+printf '\x01' | dd of="$T/insecure" bs=1 seek=60 conv=notrunc 2>/dev/null
+expect 1 "checksum mismatch" "$HECNN" keygen --params "$T/insecure" --out-dir "$T/ki"
+# a tiny error width (the public key would then hide nothing), flagged allow_insecure or not
+cp "$T/p13" "$T/sigma"
+printf '\x7b\x14\xae\x47\xe1\x7a\x84\x3f' | dd of="$T/sigma" bs=1 seek=64 conv=notrunc 2>/dev/null # 0.01
+reseal "$T/sigma"
+expect 1 "sigma" "$HECNN" keygen --params "$T/sigma" --out-dir "$T/ks"
+printf '\x01' | dd of="$T/sigma" bs=1 seek=60 conv=notrunc 2>/dev/null
+reseal "$T/sigma"
+expect 1 "sigma" "$HECNN" keygen --params "$T/sigma" --out-dir "$T/ks"
+[ ! -e "$T/ks/secret.key" ] && ok || bad "keygen wrote keys under sigma 0.01"
 # a secure file flagged allow_insecure is fine: the tool builds it as secure
 cp "$T/p13" "$T/flagged"
 printf '\x01' | dd of="$T/flagged" bs=1 seek=60 conv=notrunc 2>/dev/null
+reseal "$T/flagged"
 run "$HECNN" params --params "$T/flagged"
 
 # ---- keygen never loses keys ----
@@ -84,5 +99,23 @@ expect 2 "power of two" "$HECNN" encrypt --preset n13 --public-key "$T/k/public.
 expect 2 "holds 4096 slots" "$HECNN" decrypt --preset n13 --secret-key "$T/k/secret.key" --in "$T/x.ct" --out "$T/y.txt" --count 5000
 expect 1 "cannot write|cannot create" "$HECNN" decrypt --preset n13 --secret-key "$T/k/secret.key" --in "$T/x.ct" --out "$T/nodir/y.txt"
 ls "$T" | grep -q '\.tmp-' && bad "temporary files left in $T" || ok
+
+# ---- a damaged file is refused as such, whatever it is: one flipped bit, or cut short ----
+flip() { # flip FILE OFFSET: a copy FILE.bad with one bit of byte OFFSET flipped
+    cp "$1" "$1.bad"
+    local b
+    b=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
+    printf "\\$(printf %03o $((b ^ 16)))" | dd of="$1.bad" bs=1 seek="$2" conv=notrunc 2>/dev/null
+}
+flip "$T/x.ct" 3000
+expect 1 "checksum mismatch" "$HECNN" decrypt --preset n13 --secret-key "$T/k/secret.key" --in "$T/x.ct.bad" --out "$T/y.txt"
+flip "$T/k/secret.key" 100
+expect 1 "checksum mismatch" "$HECNN" decrypt --preset n13 --secret-key "$T/k/secret.key.bad" --in "$T/x.ct" --out "$T/y.txt"
+flip "$T/k/public.key" 40
+expect 1 "checksum mismatch" "$HECNN" encrypt --preset n13 --public-key "$T/k/public.key.bad" --in "$T/v.txt" --out "$T/y.ct"
+flip "$T/p13" 50
+expect 1 "checksum mismatch" "$HECNN" params --params "$T/p13.bad"
+head -c 1000 "$T/x.ct" >"$T/x.ct.cut"
+expect 1 "truncated" "$HECNN" decrypt --preset n13 --secret-key "$T/k/secret.key" --in "$T/x.ct.cut" --out "$T/y.txt"
 
 summary
