@@ -134,6 +134,19 @@ static void normalise(const hecnn_graph *g, double *px, size_t n)
         }
 }
 
+/* A JSON string literal of s (quotes, backslashes and control characters escaped). */
+static void json_string(const char *s)
+{
+    putchar('"');
+    for (; s && *s; s++) {
+        const unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\') printf("\\%c", ch);
+        else if (ch < 0x20) printf("\\u%04x", ch);
+        else putchar(ch);
+    }
+    putchar('"');
+}
+
 static size_t argmax(const double *v, size_t n)
 {
     size_t best = 0;
@@ -390,9 +403,12 @@ int cmd_model_eval(int argc, char **argv)
         }
     const double n_d = (double)count;
     if (json) {
-        printf("{\n  \"model\": \"%s\",\n  \"data\": \"%s\",\n  \"dataset\": \"%s%s\",\n  \"offset\": %zu,\n  \"images\": %zu,\n"
-               "  \"mode\": \"%s\",\n",
-               path, data, cifar_kind_name(kind), coarse ? " coarse" : "", offset, count, mode_s);
+        printf("{\n  \"model\": ");
+        json_string(path);
+        printf(",\n  \"data\": ");
+        json_string(data);
+        printf(",\n  \"dataset\": \"%s%s\",\n  \"offset\": %zu,\n  \"images\": %zu,\n  \"mode\": \"%s\",\n", cifar_kind_name(kind),
+               coarse ? " coarse" : "", offset, count, mode_s);
         printf("  \"exact\": {\"correct\": %zu, \"accuracy\": %.6f, \"seconds\": %.3f}", correct_e, correct_e / n_d, t_exact);
         if (approx) {
             printf(",\n  \"approx\": {\"correct\": %zu, \"accuracy\": %.6f, \"seconds\": %.3f},\n", correct_a, correct_a / n_d, t_approx);
@@ -411,8 +427,11 @@ int cmd_model_eval(int argc, char **argv)
         if (per_class) {
             printf(",\n  \"per_class\": [");
             for (unsigned c = 0; c < ncls; c++)
-                printf("%s\n    {\"class\": %u, \"name\": \"%s\", \"images\": %zu, \"correct\": %zu}", c ? "," : "", c,
-                       names ? names[c] : "", class_n[c], class_ok[c]);
+            {
+                printf("%s\n    {\"class\": %u, \"name\": ", c ? "," : "", c);
+                json_string(names ? names[c] : "");
+                printf(", \"images\": %zu, \"correct\": %zu}", class_n[c], class_ok[c]);
+            }
             printf("\n  ]");
         }
         printf("\n}\n");
