@@ -113,9 +113,9 @@ static int pick_dataset(const char *name, size_t classes, bool *coarse, cifar_ki
         cli_error("--coarse applies to CIFAR-100 only");
         return -1;
     }
-    if (cifar_classes(*kind, *coarse) > classes) {
-        cli_error("the model has %zu outputs, fewer than the %u classes of %s%s", classes, cifar_classes(*kind, *coarse),
-                  cifar_kind_name(*kind), *coarse ? " (coarse)" : "");
+    if (cifar_classes(*kind, *coarse) != classes) {
+        cli_error("the model has %zu outputs, %s%s has %u classes", classes, cifar_kind_name(*kind), *coarse ? " (coarse labels)" : "",
+                  cifar_classes(*kind, *coarse));
         return -1;
     }
     return 0;

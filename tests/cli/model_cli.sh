@@ -126,6 +126,7 @@ expect 1 "cannot read CIFAR-10 data '.*missing.bin'" "$HECNN" model eval --model
 python3 -c 'import sys; open(sys.argv[1], "wb").write(bytes([11]) + bytes(3072))' "$T/badlabel.bin"
 expect 1 "label 11, out of range for CIFAR-10" "$HECNN" model eval --model "$T/m.hg" --data "$T/badlabel.bin"
 expect 1 "CIFAR-100 only" "$HECNN" model eval --model "$T/m.hg" --data "$T/test10.bin" --coarse
+expect 1 "the model has 10 outputs, CIFAR-100 has 100 classes" "$HECNN" model eval --model "$T/m.hg" --data "$T/test100.bin" --dataset cifar100
 printf 'x\n' > "$T/abs-bad.txt"
 expect 1 "absmax file .* line 1" "$HECNN" model calibrate --model "$T/m.hg" --absmax "$T/abs-bad.txt" --margin 2 --degree 15 --out "$T/bad.hg"
 head -n 5 "$T/abs.txt" > "$T/abs-short.txt"
