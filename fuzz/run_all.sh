@@ -4,7 +4,7 @@
 set -u
 secs=${1:-30}
 status=0
-for h in params plaintext ciphertext secret_key public_key switching_key eval_keys; do
+for h in params plaintext ciphertext secret_key public_key switching_key eval_keys graph; do
     bin=./fuzz_$h
     [ -x "$bin" ] || { echo "missing $bin (build it first)" >&2; status=1; continue; }
     mkdir -p "corpus/$h" "seeds/$h"

@@ -155,7 +155,7 @@ static void test_fold(void)
     const size_t cin = 2, h = 6, w = 6, cout = 3, n = 4;
     hecnn_graph *g = NULL;
     REQUIRE_VOID(hecnn_graph_new(&g, cin, h, w) == HECNN_OK);
-    double wt[3 * 2 * 9], b[3], gam[3], bet[3], mu[3], var[3];
+    double wt[9 + 3 * 3 * 9], b[3], gam[3], bet[3], mu[3], var[3];
     for (size_t i = 0; i < sizeof wt / sizeof *wt; i++) wt[i] = test_rng_uniform(-1, 1);
     for (size_t i = 0; i < 3; i++) {
         b[i] = test_rng_uniform(-1, 1), gam[i] = test_rng_uniform(0.5, 2), bet[i] = test_rng_uniform(-1, 1);
@@ -165,7 +165,7 @@ static void test_fold(void)
     CHECK(hecnn_graph_conv2d(g, &c1, 0, cout, 3, 1, 1, wt, b) == HECNN_OK);
     CHECK(hecnn_graph_batchnorm_stats(g, &bn1, c1, gam, bet, mu, var, 1e-5) == HECNN_OK);
     CHECK(hecnn_graph_relu(g, &r1, bn1) == HECNN_OK);
-    CHECK(hecnn_graph_conv2d(g, &c2, r1, cout, 3, 1, 1, wt + 9 /* any 27 values */, NULL) == HECNN_OK);
+    CHECK(hecnn_graph_conv2d(g, &c2, r1, cout, 3, 1, 1, wt + 9 /* any 81 values */, NULL) == HECNN_OK);
     CHECK(hecnn_graph_batchnorm_stats(g, &bn2, c2, gam, bet, mu, var, 1e-5) == HECNN_OK);
     /* c3 is read by bn3 and by the add: not folded */
     CHECK(hecnn_graph_conv2d(g, &c3, r1, cout, 3, 1, 1, wt, b) == HECNN_OK);
@@ -484,6 +484,17 @@ static void test_file(void)
     CHECK(read_edited(buf, size, rec + 36, 0xffffffffu) == bad); /* huge weight count */
     CHECK(strstr(hecnn_last_error_detail(), "limit") != NULL);
     CHECK(read_edited(buf, size, rec + 36, 53) == bad);      /* one weight short */
+    {   /* a stream that declares 60M weights and ends: truncated, read as it arrives */
+        uint8_t *b = malloc(size);
+        memcpy(b, buf, size);
+        b[rec + 36] = 0, b[rec + 37] = 0x87, b[rec + 38] = 0x93, b[rec + 39] = 0x03; /* 60,000,000 */
+        f = fmemopen(b, size, "rb");
+        back = NULL;
+        CHECK(f && hecnn_graph_load(&back, f) == bad && back == NULL);
+        CHECK(strstr(hecnn_last_error_detail(), "truncated") != NULL);
+        if (f) fclose(f);
+        free(b);
+    }
     CHECK(read_edited(buf, size, rec + 44, 1) == bad);       /* coefficients on a conv */
     CHECK(read_edited(buf, size, rec + 44, 0xffffffffu) == bad);
     CHECK(read_edited(buf, size, rec + 48, 1) == bad);       /* a range on a conv */

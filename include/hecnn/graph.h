@@ -72,7 +72,10 @@ size_t hecnn_graph_output(const hecnn_graph *g);
 /* Values per image of node id (c * h * w). */
 size_t hecnn_graph_node_size(const hecnn_graph *g, size_t id);
 
-/* Builders: each appends a node reading `in` and returns its id in *id. Weights are copied. */
+/* Builders: each appends a node reading `in` and returns its id in *id (id may be NULL). Weights are
+ * copied and must be finite. conv2d: 1 <= k <= HECNN_GRAPH_MAX_KERNEL, stride >= 1, pad < k, output
+ * (h + 2 pad - k) / stride + 1 >= 1. dense reads the c*h*w values of its input. avgpool: k divides h
+ * and w. add: equal shapes. Failures are HECNN_ERR_INVALID_ARGUMENT and leave the graph as it was. */
 hecnn_status hecnn_graph_conv2d(hecnn_graph *g, size_t *id, size_t in, uint32_t cout, uint32_t k, uint32_t stride,
                                 uint32_t pad, const double *weight, const double *bias /* NULL = 0 */);
 hecnn_status hecnn_graph_batchnorm(hecnn_graph *g, size_t *id, size_t in, const double *scale, const double *shift);
@@ -98,6 +101,7 @@ const double *hecnn_graph_input_std(const hecnn_graph *g);
 
 /* Calibration and approximation of a RELU node. */
 hecnn_status hecnn_graph_set_relu_range(hecnn_graph *g, size_t id, double range);
+/* cheb NULL removes the approximation. */
 hecnn_status hecnn_graph_set_relu_approx(hecnn_graph *g, size_t id, const double *cheb, size_t degree);
 
 typedef enum hecnn_infer_mode {

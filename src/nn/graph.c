@@ -396,147 +396,186 @@ hecnn_status hecnn_graph_fold_batchnorm(hecnn_graph *g)
     return HECNN_OK;
 }
 
-/* ---- reference inference -------------------------------------------------------------------- */
+/* ---- reference inference: convolution ------------------------------------------------------ */
 
-/* The convolution, instantiated twice: with fma() for CPUs that have it (built for AVX2 + FMA,
- * where fma() is one vector instruction) and with a * b + c everywhere else.
- *
- * xp is the zero-padded input: cin planes of hp x wp, followed by at least k zero values (slack).
- * Stride 1 runs over "extended" output rows of wp columns (the last wp - ow of each row are
- * discarded): output t of a plane reads xp[t + ky * wp + kx], so one kernel tap is one contiguous
- * run over the whole plane, with no bounds test and no per-row overhead. Garbage columns read at
- * most k - 1 values past a plane, which the slack covers. ext holds two extended planes (oh x wp):
- * two output channels are accumulated at once, so each input value loaded feeds two FMAs.
- * Other strides: kernel taps outside, a run over output columns inside. */
-#define MAC(acc, wv, xv) (use_fma ? fma((wv), (xv), (acc)) : (acc) + (wv) * (xv))
+/*
+ * A convolution is a matrix product: out[co][t] = bias[co] + sum_j W[co][j] X[j][t], j running over
+ * (ci, ky, kx). X is never formed: the input is laid out once per image as "phase planes" (the
+ * zero-padded input split by row and column modulo the stride; for stride 1 the padded input
+ * itself), each hq x wq, so that for every tap row j of X is one contiguous run starting at
+ * offs[j] in that layout. Outputs are computed over "extended" rows of wq columns (the columns
+ * past ow are discarded), so t runs contiguously over the whole output plane: no bounds test, no
+ * per-row overhead. The AVX2 kernel keeps a 4-channel x 12-column block of outputs in registers
+ * over the whole sum (each input load feeds four FMAs, each weight broadcast twelve); the portable
+ * kernel is the same loop nest in plain C. The two differ only in rounding (FMA). */
 
-static inline __attribute__((always_inline)) void conv_body(const hecnn_node *nd, size_t cin, size_t hp, size_t wp,
-                                                             const double *xp, double *y, double *ext, const int use_fma)
+#define CONV_MR 4 /* output channels per block */
+#define CONV_NR 12 /* extended output columns per block */
+
+typedef struct conv_plan {
+    double *wpk;     /* [cout / MR rounded up][kdim][MR]: weights, zero rows past cout */
+    size_t *offs;    /* [kdim]: start of each tap's run in the phase planes */
+    size_t kdim;     /* cin * k * k */
+    size_t hq, wq;   /* phase plane shape */
+    size_t len;      /* oh * wq: extended outputs per channel, rounded up to CONV_NR */
+    size_t sp;       /* phases per dimension: min(stride, k) (the others are never read) */
+    size_t planes;   /* cin * sp^2 * hq * wq values of phase planes */
+    size_t need;     /* values read: planes, then zeros up to max(offs) + len */
+} conv_plan;
+
+static void conv_plan_free(conv_plan *cp)
 {
-    const size_t k = nd->k, s = nd->stride, oh = nd->h, ow = nd->w, plane = oh * ow, kk = k * k;
-    if (s != 1) {
-        for (size_t co = 0; co < nd->c; co++) {
-            double *yo = y + co * plane;
-            const double b = nd->bias[co];
-            for (size_t t = 0; t < plane; t++) yo[t] = b;
-            for (size_t ci = 0; ci < cin; ci++) {
-                const double *xc = xp + ci * hp * wp, *wk = nd->weight + (co * cin + ci) * kk;
-                for (size_t ky = 0; ky < k; ky++)
-                    for (size_t kx = 0; kx < k; kx++) {
-                        const double wv = wk[ky * k + kx];
-                        const double *s0 = xc + ky * wp + kx;
-                        for (size_t oy = 0; oy < oh; oy++) {
-                            const double *restrict src = s0 + oy * s * wp;
-                            double *restrict d = yo + oy * ow;
-                            for (size_t ox = 0; ox < ow; ox++) d[ox] = MAC(d[ox], wv, src[ox * s]);
-                        }
-                    }
-            }
-        }
-        return;
-    }
-    const size_t len = oh * wp;
-    for (size_t co = 0; co < nd->c; co += 2) {
-        const size_t pair = co + 1 < nd->c; /* 1 when a second channel exists */
-        double *restrict e0 = ext, *restrict e1 = ext + len;
-        for (size_t t = 0; t < len; t++) e0[t] = nd->bias[co];
-        for (size_t t = 0; t < len; t++) e1[t] = nd->bias[co + pair]; /* unused when !pair */
-        for (size_t ci = 0; ci < cin; ci++) {
-            const double *restrict xc = xp + ci * hp * wp;
-            const double *w0 = nd->weight + (co * cin + ci) * kk, *w1 = nd->weight + ((co + pair) * cin + ci) * kk;
-            if (k == 3) { /* one channel at a time: 9 weights stay in registers */
-                const size_t r1 = wp, r2 = 2 * wp;
-                for (size_t c2 = 0; c2 <= pair; c2++) {
-                    const double *wk = c2 ? w1 : w0;
-                    double *restrict e = c2 ? e1 : e0;
-                    const double a0 = wk[0], a1 = wk[1], a2 = wk[2], a3 = wk[3], a4 = wk[4], a5 = wk[5], a6 = wk[6],
-                                 a7 = wk[7], a8 = wk[8];
-                    for (size_t t = 0; t < len; t++) {
-                        const double *q = xc + t;
-                        double u = e[t];
-                        u = MAC(u, a0, q[0]);
-                        u = MAC(u, a1, q[1]);
-                        u = MAC(u, a2, q[2]);
-                        u = MAC(u, a3, q[r1]);
-                        u = MAC(u, a4, q[r1 + 1]);
-                        u = MAC(u, a5, q[r1 + 2]);
-                        u = MAC(u, a6, q[r2]);
-                        u = MAC(u, a7, q[r2 + 1]);
-                        u = MAC(u, a8, q[r2 + 2]);
-                        e[t] = u;
-                    }
-                }
-                continue;
-            }
-            for (size_t ky = 0; ky < k; ky++)
-                for (size_t kx = 0; kx < k; kx++) {
-                    const double u = w0[ky * k + kx], v = w1[ky * k + kx];
-                    const double *restrict q = xc + ky * wp + kx;
-                    for (size_t t = 0; t < len; t++) {
-                        e0[t] = MAC(e0[t], u, q[t]);
-                        e1[t] = MAC(e1[t], v, q[t]);
-                    }
-                }
-        }
-        for (size_t oy = 0; oy < oh; oy++) {
-            memcpy(y + co * plane + oy * ow, e0 + oy * wp, ow * sizeof *y);
-            if (pair) memcpy(y + (co + 1) * plane + oy * ow, e1 + oy * wp, ow * sizeof *y);
-        }
-    }
+    if (!cp) return;
+    hecnn_free(cp->wpk);
+    hecnn_free(cp->offs);
+    cp->wpk = NULL;
+    cp->offs = NULL;
 }
 
-#undef MAC
-
-static void conv_portable(const hecnn_node *nd, size_t cin, size_t hp, size_t wp, const double *xp, double *y, double *ext)
+static hecnn_status conv_plan_new(conv_plan *cp, const hecnn_node *nd, const hecnn_node *src)
 {
-    conv_body(nd, cin, hp, wp, xp, y, ext, 0);
+    const size_t cin = src->c, k = nd->k, s = nd->stride, cout = nd->c;
+    const size_t hp = src->h + 2 * (size_t)nd->pad, wp = src->w + 2 * (size_t)nd->pad;
+    cp->kdim = cin * k * k;
+    cp->hq = (hp + s - 1) / s;
+    cp->wq = (wp + s - 1) / s;
+    cp->len = ((size_t)nd->h * cp->wq + CONV_NR - 1) / CONV_NR * CONV_NR;
+    cp->sp = s < k ? s : k;
+    cp->planes = cin * cp->sp * cp->sp * cp->hq * cp->wq;
+    const size_t blocks = (cout + CONV_MR - 1) / CONV_MR;
+    cp->wpk = hecnn_calloc(blocks * cp->kdim * CONV_MR, sizeof *cp->wpk);
+    cp->offs = hecnn_alloc(cp->kdim * sizeof *cp->offs);
+    if (!cp->wpk || !cp->offs) {
+        conv_plan_free(cp);
+        return hecnn_fail(HECNN_ERR_NO_MEMORY, "convolution plan");
+    }
+    const size_t plane = cp->hq * cp->wq;
+    size_t top = 0;
+    for (size_t ci = 0, j = 0; ci < cin; ci++)
+        for (size_t ky = 0; ky < k; ky++)
+            for (size_t kx = 0; kx < k; kx++, j++) {
+                const size_t phase = (ky % s) * cp->sp + kx % s;
+                cp->offs[j] = (ci * cp->sp * cp->sp + phase) * plane + (ky / s) * cp->wq + kx / s;
+                if (cp->offs[j] > top) top = cp->offs[j];
+            }
+    cp->need = top + cp->len > cp->planes ? top + cp->len : cp->planes;
+    for (size_t co = 0; co < cout; co++)
+        for (size_t j = 0; j < cp->kdim; j++)
+            cp->wpk[((co / CONV_MR) * cp->kdim + j) * CONV_MR + co % CONV_MR] = nd->weight[co * cp->kdim + j];
+    return HECNN_OK;
+}
+
+/* The phase planes of image x (input node src) into xq (cp->need values). */
+static void conv_layout(const conv_plan *cp, const hecnn_node *nd, const hecnn_node *src, const double *x, double *xq)
+{
+    const size_t s = nd->stride, p = nd->pad, h = src->h, w = src->w, hq = cp->hq, wq = cp->wq, sp = cp->sp;
+    memset(xq, 0, cp->need * sizeof *xq);
+    if (s == 1) {
+        for (size_t ci = 0; ci < src->c; ci++)
+            for (size_t r = 0; r < h; r++) memcpy(xq + (ci * hq + r + p) * wq + p, x + (ci * h + r) * w, w * sizeof *x);
+        return;
+    }
+    /* padded (R, C) = input (R - p, C - p) goes to phase (R % s, C % s), position (R / s, C / s) */
+    for (size_t ci = 0; ci < src->c; ci++)
+        for (size_t r = 0; r < h; r++) {
+            const size_t R = r + p;
+            if (R % s >= sp) continue;
+            const double *row = x + (ci * h + r) * w;
+            for (size_t c = 0; c < w; c++) {
+                const size_t C = c + p;
+                if (C % s < sp) xq[((ci * sp * sp + (R % s) * sp + C % s) * hq + R / s) * wq + C / s] = row[c];
+            }
+        }
+}
+
+/* ext[block][MR][len] = the extended outputs of every channel block (no bias). */
+static void conv_gemm_portable(const conv_plan *cp, size_t blocks, const double *xq, double *ext)
+{
+    for (size_t b = 0; b < blocks; b++) {
+        const double *wb = cp->wpk + b * cp->kdim * CONV_MR;
+        double *e = ext + b * CONV_MR * cp->len;
+        for (size_t t0 = 0; t0 < cp->len; t0 += CONV_NR) {
+            double acc[CONV_MR][CONV_NR] = {{0}};
+            for (size_t j = 0; j < cp->kdim; j++) {
+                const double *q = xq + cp->offs[j] + t0, *wj = wb + j * CONV_MR;
+                for (size_t r = 0; r < CONV_MR; r++)
+                    for (size_t c = 0; c < CONV_NR; c++) acc[r][c] += wj[r] * q[c];
+            }
+            for (size_t r = 0; r < CONV_MR; r++) memcpy(e + r * cp->len + t0, acc[r], sizeof acc[r]);
+        }
+    }
 }
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
 #define GRAPH_HAVE_FMA_KERNEL 1
-__attribute__((target("avx2,fma"))) static void conv_fma(const hecnn_node *nd, size_t cin, size_t hp, size_t wp,
-                                                         const double *xp, double *y, double *ext)
+__attribute__((target("avx2,fma"))) static void conv_gemm_fma(const conv_plan *cp, size_t blocks, const double *xq,
+                                                              double *ext)
 {
-    conv_body(nd, cin, hp, wp, xp, y, ext, 1);
+    for (size_t b = 0; b < blocks; b++) {
+        const double *wb = cp->wpk + b * cp->kdim * CONV_MR;
+        double *e = ext + b * CONV_MR * cp->len;
+        for (size_t t0 = 0; t0 < cp->len; t0 += CONV_NR) {
+            __m256d a00 = _mm256_setzero_pd(), a01 = a00, a02 = a00, a10 = a00, a11 = a00, a12 = a00, a20 = a00,
+                    a21 = a00, a22 = a00, a30 = a00, a31 = a00, a32 = a00;
+            const double *base = xq + t0;
+            for (size_t j = 0; j < cp->kdim; j++) {
+                const double *q = base + cp->offs[j], *wj = wb + j * CONV_MR;
+                const __m256d x0 = _mm256_loadu_pd(q), x1 = _mm256_loadu_pd(q + 4), x2 = _mm256_loadu_pd(q + 8);
+                __m256d w = _mm256_broadcast_sd(wj);
+                a00 = _mm256_fmadd_pd(w, x0, a00), a01 = _mm256_fmadd_pd(w, x1, a01), a02 = _mm256_fmadd_pd(w, x2, a02);
+                w = _mm256_broadcast_sd(wj + 1);
+                a10 = _mm256_fmadd_pd(w, x0, a10), a11 = _mm256_fmadd_pd(w, x1, a11), a12 = _mm256_fmadd_pd(w, x2, a12);
+                w = _mm256_broadcast_sd(wj + 2);
+                a20 = _mm256_fmadd_pd(w, x0, a20), a21 = _mm256_fmadd_pd(w, x1, a21), a22 = _mm256_fmadd_pd(w, x2, a22);
+                w = _mm256_broadcast_sd(wj + 3);
+                a30 = _mm256_fmadd_pd(w, x0, a30), a31 = _mm256_fmadd_pd(w, x1, a31), a32 = _mm256_fmadd_pd(w, x2, a32);
+            }
+            double *r0 = e + t0, *r1 = r0 + cp->len, *r2 = r1 + cp->len, *r3 = r2 + cp->len;
+            _mm256_storeu_pd(r0, a00), _mm256_storeu_pd(r0 + 4, a01), _mm256_storeu_pd(r0 + 8, a02);
+            _mm256_storeu_pd(r1, a10), _mm256_storeu_pd(r1 + 4, a11), _mm256_storeu_pd(r1 + 8, a12);
+            _mm256_storeu_pd(r2, a20), _mm256_storeu_pd(r2 + 4, a21), _mm256_storeu_pd(r2 + 8, a22);
+            _mm256_storeu_pd(r3, a30), _mm256_storeu_pd(r3 + 4, a31), _mm256_storeu_pd(r3 + 8, a32);
+        }
+    }
 }
 #endif
 
-typedef void (*conv_fn)(const hecnn_node *, size_t, size_t, size_t, const double *, double *, double *);
+typedef void (*conv_fn)(const conv_plan *, size_t, const double *, double *);
 
 /* HECNN_FORCE_ISA=portable selects the portable kernel (as for the NTT kernels, src/math/cpu.c). */
 static conv_fn conv_kernel(void)
 {
 #ifdef GRAPH_HAVE_FMA_KERNEL
     const char *force = getenv("HECNN_FORCE_ISA");
-    if (force && !strcmp(force, "portable")) return conv_portable;
+    if (force && !strcmp(force, "portable")) return conv_gemm_portable;
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return conv_fma;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return conv_gemm_fma;
 #endif
-    return conv_portable;
+    return conv_gemm_portable;
 }
 
-/* Scratch values conv_forward needs: the padded input with its slack, and two extended planes. */
-static size_t conv_scratch(const hecnn_node *nd, const hecnn_node *src)
+/* Scratch values conv_forward needs: the phase planes, then the extended outputs. */
+static size_t conv_scratch(const conv_plan *cp, const hecnn_node *nd)
 {
-    const size_t hp = src->h + 2 * (size_t)nd->pad, wp = src->w + 2 * (size_t)nd->pad;
-    return (size_t)src->c * hp * wp + nd->k + 2 * (size_t)nd->h * wp;
+    return cp->need + (nd->c + CONV_MR - 1) / CONV_MR * CONV_MR * cp->len;
 }
 
-/* x: the input node's values; scratch: conv_scratch values. */
-static void conv_forward(conv_fn kern, const hecnn_node *nd, const hecnn_node *src, const double *x, double *y,
-                         double *scratch)
+static void conv_forward(conv_fn kern, const conv_plan *cp, const hecnn_node *nd, const hecnn_node *src,
+                         const double *x, double *y, double *scratch)
 {
-    const size_t cin = src->c, h = src->h, w = src->w, p = nd->pad;
-    const size_t hp = h + 2 * p, wp = w + 2 * p, padded = cin * hp * wp;
-    if (p) {
-        memset(scratch, 0, padded * sizeof *scratch);
-        for (size_t ci = 0; ci < cin; ci++)
-            for (size_t r = 0; r < h; r++) memcpy(scratch + (ci * hp + r + p) * wp + p, x + (ci * h + r) * w, w * sizeof *x);
-    } else {
-        memcpy(scratch, x, padded * sizeof *x);
+    conv_layout(cp, nd, src, x, scratch);
+    double *ext = scratch + cp->need;
+    kern(cp, (nd->c + CONV_MR - 1) / CONV_MR, scratch, ext);
+    const size_t oh = nd->h, ow = nd->w;
+    for (size_t co = 0; co < nd->c; co++) {
+        const double b = nd->bias[co];
+        for (size_t oy = 0; oy < oh; oy++) {
+            const double *e = ext + co * cp->len + oy * cp->wq;
+            double *d = y + (co * oh + oy) * ow;
+            for (size_t ox = 0; ox < ow; ox++) d[ox] = e[ox] + b;
+        }
     }
-    memset(scratch + padded, 0, nd->k * sizeof *scratch);
-    kern(nd, cin, hp, wp, scratch, y, scratch + padded + nd->k);
 }
 
 static void dense_forward(const hecnn_node *nd, const double *x, double *y)
@@ -603,10 +642,18 @@ typedef struct infer_plan {
     const hecnn_graph *g;
     hecnn_infer_mode mode;
     conv_fn conv;
+    conv_plan *cp;    /* per node (convolutions only) */
     size_t *off;      /* offset of each node's values in a thread's arena */
-    size_t arena;     /* values per thread, padded-input scratch included */
+    size_t arena;     /* values per thread, convolution scratch included */
     size_t scratch;   /* offset of that scratch */
 } infer_plan;
+
+static void plan_free(infer_plan *pl)
+{
+    for (size_t i = 0; pl->cp && i < pl->g->n; i++) conv_plan_free(&pl->cp[i]);
+    hecnn_free(pl->cp);
+    hecnn_free(pl->off);
+}
 
 /* One image through every node; local absmax / out-of-range counts (NULL: none kept). */
 static void infer_image(const infer_plan *pl, const double *in, double *out, double *mem, double *absmax, size_t *oor)
@@ -623,7 +670,7 @@ static void infer_image(const infer_plan *pl, const double *in, double *out, dou
         bool activation = false;
         switch (nd->op) {
         case HECNN_OP_CONV2D:
-            conv_forward(pl->conv, nd, src, x, y, mem + pl->scratch);
+            conv_forward(pl->conv, &pl->cp[i], nd, src, x, y, mem + pl->scratch);
             break;
         case HECNN_OP_BATCHNORM: {
             const size_t plane = (size_t)nd->h * nd->w;
@@ -669,6 +716,48 @@ static void infer_image(const infer_plan *pl, const double *in, double *out, dou
     memcpy(out, mem + pl->off[g->n - 1], hecnn_graph_node_size(g, g->n - 1) * sizeof *out);
 }
 
+/* Where each node's values live in a thread's arena: a node's buffer is reused once its last
+ * reader has run (the working set of one image then stays in cache). *total = the values used. */
+static hecnn_status place_values(const hecnn_graph *g, size_t *off, size_t *total)
+{
+    const size_t n = g->n;
+    size_t *last = hecnn_alloc(4 * n * sizeof *last); /* last reader; buffer offset, size, owner */
+    if (!last) return hecnn_fail(HECNN_ERR_NO_MEMORY, "inference plan");
+    size_t *boff = last + n, *bsize = boff + n, *owner = bsize + n, nbuf = 0, end = 0;
+    const size_t none = SIZE_MAX;
+    for (size_t i = 0; i < n; i++) last[i] = i;
+    for (size_t i = 1; i < n; i++) {
+        last[g->nodes[i].in[0]] = i;
+        if (g->nodes[i].op == HECNN_OP_ADD) last[g->nodes[i].in[1]] = i;
+    }
+    last[n - 1] = n; /* the output is copied out at the end */
+    hecnn_status st = HECNN_OK;
+    for (size_t i = 0; i < n && !st; i++) {
+        const size_t sz = hecnn_graph_node_size(g, i);
+        size_t best = none; /* the smallest free buffer that fits */
+        for (size_t b = 0; b < nbuf; b++)
+            if (owner[b] == none && bsize[b] >= sz && (best == none || bsize[b] < bsize[best])) best = b;
+        if (best == none) {
+            if (sz > SIZE_MAX / 16 - end) {
+                st = hecnn_fail(HECNN_ERR_NO_MEMORY, "inference: the activations do not fit in memory");
+                break;
+            }
+            best = nbuf++;
+            boff[best] = end;
+            bsize[best] = sz;
+            end += sz;
+        }
+        owner[best] = i;
+        off[i] = boff[best];
+        /* inputs read for the last time by node i are free from node i + 1 on */
+        for (size_t b = 0; b < nbuf; b++)
+            if (owner[b] != none && owner[b] != i && last[owner[b]] <= i) owner[b] = none;
+    }
+    hecnn_free(last);
+    *total = end;
+    return st;
+}
+
 hecnn_status hecnn_graph_infer(const hecnn_graph *g, hecnn_infer_mode mode, const double *input, size_t n, double *output,
                                hecnn_infer_stats *stats)
 {
@@ -686,30 +775,28 @@ hecnn_status hecnn_graph_infer(const hecnn_graph *g, hecnn_infer_mode mode, cons
     if (n == 0) return HECNN_OK;
     infer_plan pl = {.g = g, .mode = mode, .conv = conv_kernel()};
     pl.off = hecnn_alloc(g->n * sizeof *pl.off);
-    if (!pl.off) return hecnn_fail(HECNN_ERR_NO_MEMORY, "inference plan");
+    pl.cp = hecnn_calloc(g->n, sizeof *pl.cp);
+    hecnn_status st = pl.off && pl.cp ? HECNN_OK : hecnn_fail(HECNN_ERR_NO_MEMORY, "inference plan");
     size_t total = 0, scratch = 0;
-    bool too_big = false;
-    for (size_t i = 0; i < g->n; i++) {
-        const size_t sz = hecnn_graph_node_size(g, i);
-        pl.off[i] = total;
-        too_big |= sz > SIZE_MAX / 16 - total;
-        total += sz;
+    if (!st) st = place_values(g, pl.off, &total);
+    for (size_t i = 0; i < g->n && !st; i++) {
         const hecnn_node *nd = &g->nodes[i];
-        if (nd->op == HECNN_OP_CONV2D) {
-            const size_t cs = conv_scratch(nd, &g->nodes[nd->in[0]]);
+        if (nd->op == HECNN_OP_CONV2D && !(st = conv_plan_new(&pl.cp[i], nd, &g->nodes[nd->in[0]]))) {
+            const size_t cs = conv_scratch(&pl.cp[i], nd);
             if (cs > scratch) scratch = cs;
         }
     }
-    too_big |= scratch > SIZE_MAX / 16 - total;
-    if (too_big) {
-        hecnn_free(pl.off);
-        return hecnn_fail(HECNN_ERR_NO_MEMORY, "inference: the activations do not fit in memory");
+    if (!st && scratch > SIZE_MAX / 16 - total)
+        st = hecnn_fail(HECNN_ERR_NO_MEMORY, "inference: the activations do not fit in memory");
+    if (st) {
+        plan_free(&pl);
+        return st;
     }
     pl.scratch = total;
     pl.arena = total + scratch;
     const size_t nin = hecnn_graph_node_size(g, 0), nout = hecnn_graph_node_size(g, g->n - 1);
     int failed = 0;
-#pragma omp parallel
+#pragma omp parallel if (n > 1)
     {
         double *mem = hecnn_alloc(pl.arena * sizeof *mem);
         double *amax = stats && stats->absmax ? hecnn_calloc(g->n, sizeof *amax) : NULL;
@@ -736,7 +823,7 @@ hecnn_status hecnn_graph_infer(const hecnn_graph *g, hecnn_infer_mode mode, cons
         hecnn_free(amax);
         hecnn_free(oor);
     }
-    hecnn_free(pl.off);
+    plan_free(&pl);
     if (failed) return hecnn_fail(HECNN_ERR_NO_MEMORY, "inference buffers (%zu values per thread)", pl.arena);
     return HECNN_OK;
 }

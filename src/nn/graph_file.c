@@ -332,24 +332,30 @@ typedef struct rbuf {
     size_t n, cap;
 } rbuf;
 
-/* Appends exactly `want` bytes from f (the caller has bounded n + want by GRF_MAX_BYTES). */
+/* Appends exactly `want` bytes from f (the caller has checked `want` against the limits). The
+ * buffer grows with the bytes that actually arrive, 1 MiB at a time at most, so a short stream
+ * that declares a large model costs no more than twice what it holds. */
 static hecnn_status rb_read(rbuf *b, FILE *f, size_t want)
 {
-    if (b->cap - b->n < want) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap - b->n < want) cap *= 2;
-        uint8_t *p = hecnn_alloc(cap);
-        if (!p) return hecnn_fail(HECNN_ERR_NO_MEMORY, "model buffer (%zu bytes)", cap);
-        if (b->n) memcpy(p, b->p, b->n);
-        hecnn_free(b->p);
-        b->p = p;
-        b->cap = cap;
-    }
-    const size_t got = fread(b->p + b->n, 1, want, f);
-    b->n += got;
-    if (got < want) {
-        if (ferror(f)) return hecnn_fail(HECNN_ERR_IO, "cannot read the model");
-        return hecnn_fail(HECNN_ERR_BAD_FORMAT, "graph file truncated after %zu bytes", b->n);
+    while (want) {
+        const size_t chunk = want < ((size_t)1 << 20) ? want : (size_t)1 << 20;
+        if (b->cap - b->n < chunk) {
+            size_t cap = b->cap ? b->cap : 4096;
+            while (cap - b->n < chunk) cap *= 2;
+            uint8_t *p = hecnn_alloc(cap);
+            if (!p) return hecnn_fail(HECNN_ERR_NO_MEMORY, "model buffer (%zu bytes)", cap);
+            if (b->n) memcpy(p, b->p, b->n);
+            hecnn_free(b->p);
+            b->p = p;
+            b->cap = cap;
+        }
+        const size_t got = fread(b->p + b->n, 1, chunk, f);
+        b->n += got;
+        if (got < chunk) {
+            if (ferror(f)) return hecnn_fail(HECNN_ERR_IO, "cannot read the model");
+            return hecnn_fail(HECNN_ERR_BAD_FORMAT, "graph file truncated after %zu bytes", b->n);
+        }
+        want -= chunk;
     }
     return HECNN_OK;
 }
