@@ -33,6 +33,7 @@ static const command owner_commands[] = {
 };
 static const command provider_commands[] = {
     {"encrypt-model", cmd_encrypt_model, "encrypt a model's weights"},
+    {"model", cmd_model, "network graphs: model import | info | eval | calibrate"},
     {NULL, NULL, NULL},
 };
 static const command server_commands[] = {
