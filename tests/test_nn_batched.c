@@ -121,6 +121,14 @@ static void test_end_to_end(void)
     CHECK(hecnn_plan_classes(plan) == 3);
     /* ReLUs on 2 x 4 ciphertexts (three of them) and 1 x 8 (two): 3 x 4 + 2 x 4 paired bootstraps */
     CHECK_MSG(hecnn_plan_bootstraps(plan) == 20, "%zu bootstraps", hecnn_plan_bootstraps(plan));
+    /* per node: the first ReLU bootstraps 2 x 4 ciphertexts in 4 pairs; the stride-2 layer (node 8)
+     * merges the two groups into one at gap 2; the output sits one level below the last ReLU's
+     * (6 after a bootstrap, 3 after the degree-7 polynomial, 2 after the dense layer) */
+    hecnn_plan_node info;
+    CHECK(hecnn_plan_node_info(plan, 2, &info) == HECNN_OK && info.bootstraps == 4 && info.ciphertexts == 8);
+    CHECK(hecnn_plan_node_info(plan, 8, &info) == HECNN_OK && info.gap == 2 && info.groups == 1 && info.rotations > 0);
+    CHECK(hecnn_plan_node_info(plan, hecnn_graph_node_count(g) - 1, &info) == HECNN_OK && info.level == 2);
+    CHECK(hecnn_plan_node_info(plan, hecnn_graph_node_count(g), &info) == HECNN_ERR_INVALID_ARGUMENT);
 
     uint8_t seed[CKKS_SEED_BYTES] = {8};
     ckks_secret_key *sk = NULL;

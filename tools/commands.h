@@ -8,6 +8,7 @@
 #define HECNN_TOOLS_COMMANDS_H
 
 #include "cmd_keys.h" /* params, keygen, encrypt, decrypt */
+#include "cmd_model.h" /* model import | info | eval | calibrate */
 
 /* data owner, MNIST: images to ciphertexts, ciphertexts of scores to labels */
 int cmd_mnist_encrypt(int argc, char **argv);   /* hecnn encrypt-images */

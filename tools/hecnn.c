@@ -1,6 +1,7 @@
 /* hecnn: one command-line tool with a verb per role (data owner, model provider, server).
  * `hecnn <command> [options]`, `hecnn <command> --help`, `hecnn --help`, `hecnn --version`. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "commands.h"
@@ -32,6 +33,7 @@ static const command owner_commands[] = {
 };
 static const command provider_commands[] = {
     {"encrypt-model", cmd_encrypt_model, "encrypt a model's weights"},
+    {"model", cmd_model, "network graphs: model import | info | eval | calibrate"},
     {NULL, NULL, NULL},
 };
 static const command server_commands[] = {
@@ -118,8 +120,16 @@ static int bench(int argc, char **argv)
     return run(c, name, argc - 1, argv + 1);
 }
 
+static void log_to_stderr(void *user, const char *line)
+{
+    (void)user;
+    fprintf(stderr, "%s\n", line);
+}
+
 int main(int argc, char **argv)
 {
+    /* the library prints nothing by itself; these variables ask for its diagnostics */
+    if (getenv("HECNN_PROFILE") || getenv("HECNN_BOOT_VERBOSE")) hecnn_set_log_callback(log_to_stderr, NULL);
     if (argc < 2) {
         print_help(stderr);
         return CLI_EXIT_USAGE;
@@ -136,7 +146,7 @@ int main(int argc, char **argv)
         return CLI_EXIT_OK;
     }
     if (!strcmp(verb, "--version") || !strcmp(verb, "-V") || !strcmp(verb, "version")) {
-        printf("hecnn %s (NTT kernels: %s; file format version 1)\n", HECNN_VERSION_STRING, hecnn_simd_name());
+        printf("hecnn %s (NTT kernels: %s; object format version 3)\n", HECNN_VERSION_STRING, hecnn_simd_name());
         return CLI_EXIT_OK;
     }
     if (!strcmp(verb, "bench")) return bench(argc - 1, argv + 1);

@@ -56,6 +56,17 @@ size_t hecnn_plan_classes(const hecnn_plan *p);
 /* Bootstraps per batch (each refreshes two real ciphertexts) and rotations per batch. */
 size_t hecnn_plan_bootstraps(const hecnn_plan *p);
 size_t hecnn_plan_rotations(const hecnn_plan *p);
+/* What the plan does at node `id` of the graph: the level and scale its output is at, the unit
+ * its ciphertexts hold values in (value / unit), the layout (gap, groups, ciphertexts), and the
+ * bootstraps (each of two ciphertexts) and rotations it costs per batch. */
+typedef struct hecnn_plan_node {
+    unsigned level;
+    double scale, unit;
+    uint32_t gap;
+    size_t groups, ciphertexts;
+    size_t bootstraps, rotations;
+} hecnn_plan_node;
+hecnn_status hecnn_plan_node_info(const hecnn_plan *p, size_t id, hecnn_plan_node *out);
 /* Bytes of the plan's encoded masks. */
 size_t hecnn_plan_bytes(const hecnn_plan *p);
 

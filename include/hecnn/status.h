@@ -35,6 +35,11 @@ const char *hecnn_status_message(hecnn_status status);
 /* Detail of the last failure in this thread ("" when none): which argument, which limit. */
 const char *hecnn_last_error_detail(void);
 
+/* The library prints nothing by itself: diagnostics (profiles, bootstrapping layouts) go to this
+ * callback, one line without its newline per call, from any thread. NULL (the default) drops them. */
+typedef void (*hecnn_log_fn)(void *user, const char *line);
+void hecnn_set_log_callback(hecnn_log_fn fn, void *user);
+
 #pragma GCC visibility pop
 
 #ifdef __cplusplus

@@ -345,16 +345,16 @@ hecnn_status ckks_bootstrapper_new(ckks_bootstrapper **out, const ckks_context *
         ckks_bootstrapper_free(bt);
         return st;
     }
-    if (getenv("HECNN_BOOT_VERBOSE")) {
+    if (hecnn_log_enabled()) {
         for (unsigned i = 0; i < bp->c2s_levels; i++)
-            fprintf(stderr, "C2S %u (level %u, %u stages): %zu diagonals, baby step %zu: %zu babies, %zu giants\n", i,
+            hecnn_log("C2S %u (level %u, %u stages): %zu diagonals, baby step %zu: %zu babies, %zu giants", i,
                     bt->c2s[i]->level, c2s_st[i], bt->c2s[i]->n_diags, bt->c2s[i]->n1, bt->c2s[i]->n_babies,
                     bt->c2s[i]->n_giants);
         for (unsigned i = 0; i < bp->s2c_levels; i++)
-            fprintf(stderr, "S2C %u (level %u, %u stages): %zu diagonals, baby step %zu: %zu babies, %zu giants\n", i,
+            hecnn_log("S2C %u (level %u, %u stages): %zu diagonals, baby step %zu: %zu babies, %zu giants", i,
                     bt->s2c[i]->level, s2c_st[i], bt->s2c[i]->n_diags, bt->s2c[i]->n1, bt->s2c[i]->n_babies,
                     bt->s2c[i]->n_giants);
-        fprintf(stderr, "EvalMod: %u products per call, depth %u\n", ckks_poly_mul_count(bt->em.poly) + bt->em.double_angle, bt->em.depth);
+        hecnn_log("EvalMod: %u products per call, depth %u", ckks_poly_mul_count(bt->em.poly) + bt->em.double_angle, bt->em.depth);
     }
     *out = bt;
     return HECNN_OK;

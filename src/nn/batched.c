@@ -49,6 +49,7 @@ struct hecnn_plan {
     size_t n_masks, cap_masks;
     ckks_key_need *keys;
     size_t n_keys, cap_keys;
+    hecnn_plan_node *nodes;   /* per node, from the dry run */
     size_t bootstraps, rotations;
     uint32_t out_gap, classes;
     size_t out_groups;
@@ -532,6 +533,9 @@ static hecnn_status run_graph(runner *r, ckks_ciphertext *const *in, ckks_cipher
     t[0] = (tensor){.c = n0->c, .h = n0->h, .w = n0->w, .gap = 1, .groups = p->groups_in, .unit = 1,
                     .level = INPUT_LEVEL, .scale = p->scale};
     hecnn_status st = HECNN_OK;
+    if (r->dry)
+        p->nodes[0] = (hecnn_plan_node){.level = INPUT_LEVEL, .scale = p->scale, .unit = 1, .gap = 1,
+                                        .groups = p->groups_in, .ciphertexts = p->groups_in * n0->c};
     if (!r->dry) {
         /* the caller's ciphertexts, borrowed: copied so the run owns every tensor */
         if ((st = tensor_alloc(r, &t[0]))) goto done;
@@ -555,6 +559,7 @@ static hecnn_status run_graph(runner *r, ckks_ciphertext *const *in, ckks_cipher
         }
         const hecnn_node *nd = hecnn_graph_node(p->g, id);
         tensor *x = &t[nd->in[0]];
+        const size_t boots_before = r->stats.bootstraps, rots_before = r->stats.rotations;
         const double unit = p->want[id] > 0 ? p->want[id] : 1.0;
         switch (nd->op) {
         case HECNN_OP_CONV2D: {
@@ -609,6 +614,18 @@ static hecnn_status run_graph(runner *r, ckks_ciphertext *const *in, ckks_cipher
             st = hecnn_fail(HECNN_ERR_UNSUPPORTED, "node %zu: operation %d is not supported by the batched packing", id,
                             (int)nd->op);
         }
+        if (!st && r->dry) {
+            const tensor *o = &t[id];
+            hecnn_plan_node *pn = &p->nodes[id];
+            pn->level = o->level;
+            pn->scale = o->scale;
+            pn->unit = o->unit;
+            pn->gap = o->gap;
+            pn->groups = o->groups;
+            pn->ciphertexts = o->groups * o->c;
+            pn->bootstraps = r->stats.bootstraps - boots_before;
+            pn->rotations = r->stats.rotations - rots_before;
+        }
         /* free what no later node reads */
         for (size_t j = 0; j < id && !st; j++)
             if (p->last_use[j] == id) tensor_clear(&t[j]);
@@ -646,6 +663,7 @@ void hecnn_plan_free(hecnn_plan *p)
     hecnn_free(p->keys);
     hecnn_free(p->want);
     hecnn_free(p->last_use);
+    hecnn_free(p->nodes);
     hecnn_free(p);
 }
 
@@ -691,7 +709,8 @@ hecnn_status hecnn_plan_new(hecnn_plan **out, const hecnn_graph *g, const ckks_c
     p->want = hecnn_calloc(count, sizeof *p->want);
     p->last_use = hecnn_calloc(count, sizeof *p->last_use);
     p->poly = hecnn_calloc(count, sizeof *p->poly);
-    hecnn_status st = p->want && p->last_use && p->poly ? HECNN_OK : hecnn_fail(HECNN_ERR_NO_MEMORY, "plan tables");
+    p->nodes = hecnn_calloc(count, sizeof *p->nodes);
+    hecnn_status st = p->want && p->last_use && p->poly && p->nodes ? HECNN_OK : hecnn_fail(HECNN_ERR_NO_MEMORY, "plan tables");
     for (size_t id = 1; id < count && !st; id++) {
         const hecnn_node *nd = hecnn_graph_node(g, id);
         p->last_use[nd->in[0]] = id;
@@ -726,6 +745,14 @@ unsigned hecnn_plan_input_level(const hecnn_plan *p) { (void)p; return INPUT_LEV
 size_t hecnn_plan_classes(const hecnn_plan *p) { return p->classes; }
 size_t hecnn_plan_bootstraps(const hecnn_plan *p) { return p->bootstraps; }
 size_t hecnn_plan_rotations(const hecnn_plan *p) { return p->rotations; }
+
+hecnn_status hecnn_plan_node_info(const hecnn_plan *p, size_t id, hecnn_plan_node *out)
+{
+    if (!p || !out) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
+    if (id >= hecnn_graph_node_count(p->g)) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "node %zu of %zu", id, hecnn_graph_node_count(p->g));
+    *out = p->nodes[id];
+    return HECNN_OK;
+}
 
 size_t hecnn_plan_bytes(const hecnn_plan *p)
 {

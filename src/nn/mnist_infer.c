@@ -119,7 +119,7 @@ static hecnn_status conv_act(run *r, ckks_ciphertext *const *in, ckks_ciphertext
         fail(r, ckks_rotate_hoisted(r->ev, rot + j * cs.n, in[j], cs.steps, cs.n));
     }
     report(r, "conv", 0.3);
-    if (getenv("HECNN_PROFILE")) fprintf(stderr, "[profile]   conv rotations done\n");
+    hecnn_log("[profile]   conv rotations done");
     const size_t outs = HECNN_MNIST_KERNELS * n->cb;
 #pragma omp parallel num_threads(omp_get_max_threads())
     {
@@ -235,7 +235,7 @@ static hecnn_status fc1(run *r, ckks_ciphertext *const *A, ckks_ciphertext **X)
         free(vals);
         free(cvals);
     }
-    if (getenv("HECNN_PROFILE")) fprintf(stderr, "[profile]   fc1 products done\n");
+    hecnn_log("[profile]   fc1 products done");
     /* Reduce the threads' accumulators into E[0]. */
     for (int tid = 1; !r->st && tid < threads; tid++) {
         if (!E[tid]) continue;
@@ -406,19 +406,19 @@ hecnn_status hecnn_mnist_infer(const hecnn_mnist_net *n, const hecnn_mnist_prepa
                               j, ckks_ciphertext_level(blocks[j]), log2(ckks_ciphertext_scale(blocks[j])), n->lv_in, log2(n->scale));
     }
     run r = {.n = n, .p = p, .ev = ev, .progress = progress, .user = user};
-    const bool prof = getenv("HECNN_PROFILE") != NULL;
+    const bool prof = hecnn_log_enabled();
     double t0 = omp_get_wtime();
     ckks_ciphertext **A = NULL, **X = NULL;
     hecnn_status st = vr_ct_array_new(n->ctx, &A, n->n_a);
     if (!st) st = vr_ct_array_new(n->ctx, &X, n->n_x2);
     if (!st) st = conv_act(&r, blocks, A);
-    if (prof) fprintf(stderr, "[profile] conv+act1 %.3f s\n", omp_get_wtime() - t0), t0 = omp_get_wtime();
+    if (prof) hecnn_log("[profile] conv+act1 %.3f s", omp_get_wtime() - t0), t0 = omp_get_wtime();
     if (!st) st = fc1(&r, A, X);
-    if (prof) fprintf(stderr, "[profile] fc1 %.3f s\n", omp_get_wtime() - t0), t0 = omp_get_wtime();
+    if (prof) hecnn_log("[profile] fc1 %.3f s", omp_get_wtime() - t0), t0 = omp_get_wtime();
     vr_ct_array_free(A, n->n_a);
     for (size_t blk = 0; !st && blk < n->n_x2; blk++) st = act_poly(ev, X[blk], X[blk], p->act2);
     if (!st) st = fc2(&r, X, result);
-    if (prof) fprintf(stderr, "[profile] act2+fc2 %.3f s\n", omp_get_wtime() - t0), t0 = omp_get_wtime();
+    if (prof) hecnn_log("[profile] act2+fc2 %.3f s", omp_get_wtime() - t0), t0 = omp_get_wtime();
     vr_ct_array_free(X, n->n_x2);
     return st;
 }

@@ -45,3 +45,26 @@ hecnn_status hecnn_fail(hecnn_status status, const char *fmt, ...)
     va_end(ap);
     return status;
 }
+
+static hecnn_log_fn log_fn;
+static void *log_user;
+
+void hecnn_set_log_callback(hecnn_log_fn fn, void *user)
+{
+    log_user = user;
+    log_fn = fn;
+}
+
+bool hecnn_log_enabled(void) { return log_fn != NULL; }
+
+void hecnn_log(const char *fmt, ...)
+{
+    const hecnn_log_fn fn = log_fn;
+    if (!fn) return;
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    fn(log_user, line);
+}
