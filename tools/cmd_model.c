@@ -2,6 +2,7 @@
  * weight CSVs, described, evaluated in the clear on CIFAR, and calibrated for the encrypted run
  * (each ReLU's input range from training images, and its polynomial). See cmd_model.h. */
 #include "cmd_model.h"
+#include "cmd_resnet.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -763,6 +764,10 @@ static const subcommand subs[] = {
     {"info", cmd_model_info, "nodes, shapes, parameters, calibration and digest of a model file"},
     {"eval", cmd_model_eval, "plaintext accuracy on CIFAR (exact, or simulating the encrypted ReLUs)"},
     {"calibrate", cmd_model_calibrate, "ReLU ranges from training images and their polynomial approximations"},
+    {"keygen", cmd_model_keygen, "data owner: keys for encrypted inference of a model on batches of images"},
+    {"encrypt", cmd_model_encrypt, "data owner: encrypt a batch of CIFAR images for 'model infer'"},
+    {"infer", cmd_model_infer, "server: run the model on encrypted images"},
+    {"decrypt", cmd_model_decrypt, "data owner: decrypt the scores, predicted classes and accuracy"},
 };
 
 static void model_help(FILE *f)

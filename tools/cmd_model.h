@@ -4,7 +4,8 @@
  *   model eval      --model FILE --data CIFAR_BIN [--count N] [--offset K] [--mode exact|approx] [--json]
  *   model calibrate --model FILE (--data TRAIN_BIN [--data ...] | --absmax FILE) --margin M --degree D --out FILE
  * Everything runs in the clear (float64 reference inference and its plaintext simulation of the
- * encrypted ReLUs); no keys are involved. */
+ * encrypted ReLUs); no keys are involved. The encrypted roles (model keygen | encrypt | infer |
+ * decrypt) are in cmd_resnet.h; `hecnn model` dispatches to both. */
 #ifndef HECNN_TOOLS_CMD_MODEL_H
 #define HECNN_TOOLS_CMD_MODEL_H
 

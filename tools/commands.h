@@ -9,6 +9,7 @@
 
 #include "cmd_keys.h" /* params, keygen, encrypt, decrypt */
 #include "cmd_model.h" /* model import | info | eval | calibrate */
+#include "cmd_resnet.h" /* model keygen | encrypt | infer | decrypt, bench resnet */
 
 /* data owner, MNIST: images to ciphertexts, ciphertexts of scores to labels */
 int cmd_mnist_encrypt(int argc, char **argv);   /* hecnn encrypt-images */

@@ -43,7 +43,7 @@ static const command server_commands[] = {
 static const command demo_commands[] = {
     {"demo", cmd_demo, "encrypted inference end to end, in one process"},
     {"demo-ckks", cmd_demo_ckks, "a small CKKS computation with its precision"},
-    {"bench", NULL, "benchmarks: bench ckks | bench mnist | bench boot"},
+    {"bench", NULL, "benchmarks: bench ckks | bench mnist | bench boot | bench resnet"},
     {NULL, NULL, NULL},
 };
 static const group groups[] = {
@@ -57,6 +57,7 @@ static const command bench_commands[] = {
     {"ckks", cmd_bench_ckks, "CKKS primitives: medians, key sizes, peak memory"},
     {"mnist", cmd_bench_mnist, "encrypted MNIST inference: latency and throughput"},
     {"boot", cmd_bench_boot, "bootstrapping"},
+    {"resnet", cmd_bench_resnet, "encrypted CIFAR ResNet inference of one batch (batched packing)"},
     {NULL, NULL, NULL},
 };
 
