@@ -848,8 +848,8 @@ hecnn_status hecnn_plan_encrypt(const hecnn_plan *p, ckks_ciphertext *const *cts
     return st;
 }
 
-hecnn_status hecnn_plan_decrypt(const hecnn_plan *p, double *scores, size_t n, ckks_ciphertext *const *cts,
-                                const ckks_secret_key *sk)
+static hecnn_status plan_decrypt(const hecnn_plan *p, double *scores, size_t n, ckks_ciphertext *const *cts,
+                                 const ckks_secret_key *sk, bool flooded, const ckks_flood_options *flood)
 {
     if (!p || !scores || !cts || !sk) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
     if (!n || n > p->batch) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "%zu images for a plan of batch %zu", n, p->batch);
@@ -864,7 +864,8 @@ hecnn_status hecnn_plan_decrypt(const hecnn_plan *p, double *scores, size_t n, c
                                 g * p->classes + o, ckks_ciphertext_slots(ct), p->slots);
                 break;
             }
-            if (!(st = ckks_decrypt(p->ctx, pt, ct, sk))) st = ckks_decode_real(p->ctx, v, pt);
+            st = flooded ? ckks_decrypt_flooded(p->ctx, pt, ct, sk, flood) : ckks_decrypt(p->ctx, pt, ct, sk);
+            if (!st) st = ckks_decode_real(p->ctx, v, pt);
             for (size_t i = 0; i < n && !st; i++) {
                 size_t grp, slot;
                 output_position(p, i, &grp, &slot);
@@ -874,6 +875,18 @@ hecnn_status hecnn_plan_decrypt(const hecnn_plan *p, double *scores, size_t n, c
     ckks_plaintext_free(pt);
     hecnn_free(v);
     return st;
+}
+
+hecnn_status hecnn_plan_decrypt(const hecnn_plan *p, double *scores, size_t n, ckks_ciphertext *const *cts,
+                                const ckks_secret_key *sk)
+{
+    return plan_decrypt(p, scores, n, cts, sk, false, NULL);
+}
+
+hecnn_status hecnn_plan_decrypt_flooded(const hecnn_plan *p, double *scores, size_t n, ckks_ciphertext *const *cts,
+                                        const ckks_secret_key *sk, const ckks_flood_options *flood)
+{
+    return plan_decrypt(p, scores, n, cts, sk, true, flood);
 }
 
 hecnn_status hecnn_plan_run(const hecnn_plan *p, const ckks_eval_keys *keys, const ckks_boot_keys *boot_keys,
