@@ -129,13 +129,12 @@ static hecnn_status note_rotation(runner *r, int step, unsigned level)
 }
 
 /* Is block position (y, x) an output of tap (ki, kj) of a layer on the gap-g layout? */
-static bool mask_value(const hecnn_plan *p, const mask_entry *m, size_t y, size_t x)
+static bool mask_value(const mask_entry *m, size_t y, size_t x)
 {
     const size_t g = m->gap, r = y / g, c = x / g;
     if (m->pooled) return r == 0 && c == 0;
     if (r >= m->h || c >= m->w || r % m->stride || c % m->stride) return false;
     const long ri = (long)r + (long)m->ki - (long)m->pad, ci = (long)c + (long)m->kj - (long)m->pad;
-    (void)p;
     return ri >= 0 && ri < (long)m->h && ci >= 0 && ci < (long)m->w;
 }
 
@@ -169,7 +168,7 @@ static hecnn_status get_mask(runner *r, const mask_entry *want, const ckks_plain
     const size_t area = p->grid * p->grid;
     for (size_t s = 0; s < p->slots; s++) {
         const size_t pos = s % area;
-        v[s] = mask_value(p, want, pos / p->grid, pos % p->grid) ? 1.0 : 0.0;
+        v[s] = mask_value(want, pos / p->grid, pos % p->grid) ? 1.0 : 0.0;
     }
     mask_entry e = *want;
     hecnn_status st = ckks_plaintext_new(&e.pt, p->ctx);
