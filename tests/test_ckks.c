@@ -744,6 +744,96 @@ static void test_compact_keys(fixture *f)
     free(a);
 }
 
+/* Flooded decryption (docs/SECURITY.md): fresh noise of the stated width on every decryption, the
+ * derandomized variant reproducible, the message kept to within the stated precision loss, absurd
+ * widths refused. */
+static void decode_flooded(fixture *f, double complex *have, ckks_plaintext *pt, const ckks_ciphertext *ct,
+                           const ckks_flood_options *opt, const uint8_t *seed)
+{
+    if (seed) CHECK(ckks_decrypt_flooded_derand(f->ctx, pt, ct, f->sk, opt, seed) == HECNN_OK);
+    else CHECK(ckks_decrypt_flooded(f->ctx, pt, ct, f->sk, opt) == HECNN_OK);
+    CHECK(ckks_decode(f->ctx, have, pt) == HECNN_OK);
+}
+
+static void test_flooding(fixture *f)
+{
+    const size_t n = ckks_context_n(f->ctx), slots = f->slots;
+    const unsigned top = ckks_context_max_level(f->ctx);
+    const double scale = ckks_context_default_scale(f->ctx);
+    double complex *v = malloc(slots * sizeof *v), *plain = malloc(slots * sizeof *plain),
+                   *a = malloc(slots * sizeof *a), *b = malloc(slots * sizeof *b);
+    random_values(v, slots, 1.0);
+    ckks_ciphertext *ct = encrypt(f, v, top, scale);
+    ckks_plaintext *pa, *pb;
+    ckks_plaintext_new(&pa, f->ctx);
+    ckks_plaintext_new(&pb, f->ctx);
+    CHECK(ckks_decrypt(f->ctx, pa, ct, f->sk) == HECNN_OK && ckks_decode(f->ctx, plain, pa) == HECNN_OK);
+    ckks_precision_stats s0, s1;
+    ckks_precision(&s0, v, plain, slots);
+
+    /* the stated width: default bits s/2 + log2(N)/2 + 1 over the fresh-encryption estimate */
+    const double bits = ckks_flood_bits_default(f->ctx), est = ckks_error_estimate_log2(f->ctx, ct);
+    CHECK(fabs(bits - (CKKS_FLOOD_STAT_SEC / 2.0 + log2((double)n) / 2 + 1)) < 1e-12);
+    CHECK(fabs(est - log2(3.2 * sqrt(4.0 * (double)n / 3 + 1))) < 1e-9);
+    CHECK(fabs(ckks_flood_sigma_log2(f->ctx, ct, NULL) - (bits + est)) < 1e-12);
+    const ckks_flood_options own = {.flood_bits = 10, .log2_error = 20};
+    CHECK(ckks_flood_sigma_log2(f->ctx, ct, &own) == 30);
+    const double sd = ckks_flood_slot_stddev(f->ctx, ct, NULL);
+    CHECK(fabs(sd - exp2(bits + est) * sqrt((double)slots) / scale) <= 1e-12 * sd);
+
+    /* two flooded decryptions differ, in the plaintext and in the decoded values */
+    decode_flooded(f, a, pa, ct, NULL, NULL);
+    decode_flooded(f, b, pb, ct, NULL, NULL);
+    const size_t words = (size_t)(top + 1) * n;
+    CHECK(memcmp(pa->data, pb->data, words * 8) != 0);
+    size_t differ = 0;
+    for (size_t i = 0; i < slots; i++) differ += a[i] != b[i];
+    CHECK_MSG(differ > slots / 2, "only %zu of %zu slots differ between two flooded decryptions", differ, slots);
+
+    /* the noise has the stated standard deviation (rms of flooded - unflooded, real parts) and the
+     * message keeps its precision up to that: report the bits lost */
+    double ss = 0;
+    for (size_t i = 0; i < slots; i++) ss += pow(creal(a[i]) - creal(plain[i]), 2);
+    const double rms = sqrt(ss / (double)slots);
+    CHECK_MSG(rms > 0.8 * sd && rms < 1.25 * sd, "flooding rms %.3g, stated %.3g", rms, sd);
+    ckks_precision(&s1, v, a, slots);
+    CHECK_MSG(s1.max_abs_error <= s0.max_abs_error + 6 * sd, "flooded error %.3g > %.3g + 6 x %.3g", s1.max_abs_error,
+              s0.max_abs_error, sd);
+    CHECK_BITS(s1.mean_bits_real, -log2(sd) - 2, "flooded decryption");
+    fprintf(stderr, "  flooding %.1f bits over 2^%.1f: sigma 2^%.1f, slot stddev 2^%.1f; precision %.1f -> %.1f bits (%.1f lost)\n",
+            bits, est, bits + est, log2(sd), s0.mean_bits_real, s1.mean_bits_real, s0.mean_bits_real - s1.mean_bits_real);
+
+    /* derandomized: reproducible per seed, different across seeds */
+    const uint8_t seed1[CKKS_SEED_BYTES] = {7}, seed2[CKKS_SEED_BYTES] = {8};
+    decode_flooded(f, a, pa, ct, &own, seed1);
+    decode_flooded(f, b, pb, ct, &own, seed1);
+    CHECK(memcmp(pa->data, pb->data, words * 8) == 0 && memcmp(a, b, slots * sizeof *a) == 0);
+    decode_flooded(f, b, pb, ct, &own, seed2);
+    CHECK(memcmp(pa->data, pb->data, words * 8) != 0);
+
+    /* absurd widths are refused, and nothing is decrypted then */
+    const ckks_flood_options bad[] = {{.flood_bits = 65}, {.flood_bits = -1}, {.flood_bits = NAN},
+                                      {.flood_bits = 10, .log2_error = INFINITY}, {.flood_bits = 64}};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        CHECK_MSG(ckks_decrypt_flooded(f->ctx, pa, ct, f->sk, &bad[i]) == HECNN_ERR_INVALID_ARGUMENT, "bad option %zu accepted", i);
+    /* at level 0 (q_0 of 60 bits) 8 sigma must stay under q_0 / 4: sigma 2^54 passes, 2^56 not */
+    ckks_ciphertext *low = encrypt(f, v, 0, scale);
+    const ckks_flood_options fits = {.flood_bits = 24, .log2_error = 30}, wraps = {.flood_bits = 26, .log2_error = 30};
+    CHECK(ckks_decrypt_flooded(f->ctx, pa, low, f->sk, &fits) == HECNN_OK);
+    CHECK(ckks_decrypt_flooded(f->ctx, pa, low, f->sk, &wraps) == HECNN_ERR_INVALID_ARGUMENT);
+    /* below the top level the estimate is a rescale's rounding */
+    CHECK(fabs(ckks_error_estimate_log2(f->ctx, low) - log2(sqrt((1 + 2.0 * (double)n / 3) / 12))) < 1e-9 || top == 0);
+
+    ckks_ciphertext_free(low);
+    ckks_ciphertext_free(ct);
+    ckks_plaintext_free(pa);
+    ckks_plaintext_free(pb);
+    free(v);
+    free(plain);
+    free(a);
+    free(b);
+}
+
 int main(void)
 {
     test_rng_seed(42);
@@ -763,6 +853,7 @@ int main(void)
         test_mul_monomial(&f);
         test_secret_switch_and_mod_raise(&f);
         test_compact_keys(&f);
+        test_flooding(&f);
         if (prev.ctx) {
             test_cross_context(&f, &prev);
             fixture_free(&prev);

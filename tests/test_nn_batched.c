@@ -172,6 +172,14 @@ static void test_end_to_end(void)
     CHECK_MSG(err < 1e-3 * mag, "largest logit error %.3g (logits up to %.3g)", err, mag);
     fprintf(stderr, "batched: largest logit error %.3g of %.3g (%.1f bits), %zu bootstraps, %zu rotations\n", err, mag,
             -log2(err / mag), stats.bootstraps, stats.rotations);
+    /* the flooded owner side (library defaults): the same scores up to the stated noise, never equal */
+    double flooded[BATCH * 3];
+    CHECK(hecnn_plan_decrypt_flooded(plan, flooded, BATCH, out, sk, NULL) == HECNN_OK);
+    const double sd = ckks_flood_slot_stddev(ctx, out[0], NULL);
+    double dev = 0;
+    for (size_t i = 0; i < BATCH * 3; i++) dev = fmax(dev, fabs(flooded[i] - got[i]));
+    CHECK_MSG(dev > 0 && dev < 8 * sd, "flooded scores move by %.3g, stated stddev %.3g", dev, sd);
+    fprintf(stderr, "batched: flooded decryption, noise stddev %.3g per score\n", sd);
 
     for (size_t i = 0; i < n_in; i++) ckks_ciphertext_free(in[i]);
     for (size_t i = 0; i < n_out; i++) ckks_ciphertext_free(out[i]);

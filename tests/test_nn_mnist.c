@@ -214,6 +214,33 @@ static void run_mode(fixture *f, const hecnn_mnist_model *model, hecnn_mnist_mod
         }
         printf("  max logit error %.3g (largest logit %.3g), %d/%zu argmax agree\n", err, mag, agree, n_img);
         CHECK_MSG(err < 1e-3 * fmax(1, mag), "logit error %g", err);
+        /* flooded as decrypt-scores does (20 bits): within the stated noise, and the same digit wherever
+         * the unflooded margin exceeds 16 standard deviations (no image can flip by chance then) */
+        const ckks_flood_options flood = {.flood_bits = 20};
+        double *fl = malloc(n_img * 10 * sizeof *fl);
+        CHECK(hecnn_mnist_decrypt_scores_flooded(net, fl, n_img, result, f->sk, &flood) == HECNN_OK);
+        const double sd = ckks_flood_slot_stddev(f->ctx, result, &flood);
+        double dev = 0;
+        size_t flipped = 0, clear = 0;
+        for (size_t i = 0; i < n_img; i++) {
+            int a = 0, b = 0;
+            for (int k = 0; k < 10; k++) {
+                dev = fmax(dev, fabs(fl[i * 10 + k] - have[i * 10 + k]));
+                if (fl[i * 10 + k] > fl[i * 10 + a]) a = k;
+                if (have[i * 10 + k] > have[i * 10 + b]) b = k;
+            }
+            double second = -INFINITY;
+            for (int k = 0; k < 10; k++)
+                if (k != b) second = fmax(second, have[i * 10 + k]);
+            if (have[i * 10 + b] - second > 16 * sd) {
+                clear++;
+                flipped += a != b;
+            }
+        }
+        CHECK_MSG(dev > 0 && dev < 8 * sd, "flooded logits move by %.3g, stated stddev %.3g", dev, sd);
+        CHECK_MSG(flipped == 0 && clear > 0, "flooding changed %zu of %zu clear digits", flipped, clear);
+        printf("  flooded (20 bits): logit noise stddev %.3g, %zu clear digits kept\n", sd, clear);
+        free(fl);
         /* a different secret key must be detected at decryption */
         ckks_secret_key *other;
         uint8_t seed[CKKS_SEED_BYTES] = {99};

@@ -289,8 +289,9 @@ int cmd_decrypt(int argc, char **argv)
 {
     cli_protect_secrets(); /* it holds a secret key */
     const char *preset = NULL, *params = NULL, *sk_path = NULL, *in = NULL, *out = NULL;
-    bool binary = false, with_imag = false, no_check = false, count_given = false;
+    bool binary = false, with_imag = false, no_check = false, count_given = false, flood_given = false;
     size_t count = 0;
+    double flood_bits = 0;
     const cli_opt opts[] = {
         {"params", CLI_OPT_STRING, &params, "FILE", "parameter file (from keygen)", NULL},
         {"preset", CLI_OPT_STRING, &preset, "NAME", "or a preset, instead of --params", NULL},
@@ -301,16 +302,26 @@ int cmd_decrypt(int argc, char **argv)
         {"binary", CLI_OPT_FLAG, &binary, NULL, "write little-endian doubles instead of text", NULL},
         {"complex", CLI_OPT_FLAG, &with_imag, NULL, "write \"re im\" (binary: re, im pairs)", NULL},
         {"no-check", CLI_OPT_FLAG, &no_check, NULL, "write the values even if they look like noise", NULL},
+        {"flood", CLI_OPT_DOUBLE, &flood_bits, "BITS", "flood the decryption: noise 2^BITS times the error estimate", &flood_given},
         {0},
     };
-    const cli_command cmd = {"decrypt", "--params FILE --secret-key FILE --in CT --out FILE [--count N] [--binary] [--complex]",
+    const cli_command cmd = {"decrypt", "--params FILE --secret-key FILE --in CT --out FILE [--count N] [--binary] [--complex] [--flood BITS]",
                              "Decrypt a ciphertext and write its slots. The result is refused when it looks like\n"
-                             "decryption under the wrong key (nearly every slot beyond what the level can hold).",
+                             "decryption under the wrong key (nearly every slot beyond what the level can hold).\n"
+                             "A decryption carries an error that depends on the secret key: values that leave the data\n"
+                             "owner should be flooded (--flood BITS: fresh noise 2^BITS times the error estimate of a fresh\n"
+                             "or rescaled ciphertext; 30 / 2 + log2(N) / 2 + 1 bits for 30 bits of statistical security,\n"
+                             "docs/SECURITY.md). Off by default: the values are then exact up to the CKKS error.",
                              opts, 0};
     int rc = cli_parse(&cmd, argc, argv, NULL, NULL);
     if (rc) return rc == CLI_PARSE_HELP ? CLI_EXIT_OK : CLI_EXIT_USAGE;
     if (cli_require(&cmd, "secret-key", sk_path) || cli_require(&cmd, "in", in) || cli_require(&cmd, "out", out))
         return CLI_EXIT_USAGE;
+    if (flood_given && !(flood_bits > 0 && flood_bits <= 64)) {
+        cli_error("--flood %g: need 0 < BITS <= 64", flood_bits);
+        return CLI_EXIT_USAGE;
+    }
+    const ckks_flood_options flood = {.flood_bits = flood_bits};
     ckks_context *ctx;
     if (cli_context(params, preset, &ctx, NULL)) return CLI_EXIT_FAIL;
     rc = CLI_EXIT_FAIL;
@@ -325,10 +336,13 @@ int cmd_decrypt(int argc, char **argv)
     }
     if (cli_load_ciphertext(ctx, in, ct)) goto done;
     if (cli_load_secret_key(ctx, sk_path, &sk)) goto done;
-    if ((st = ckks_decrypt(ctx, pt, ct, sk))) {
+    if ((st = flood_given ? ckks_decrypt_flooded(ctx, pt, ct, sk, &flood) : ckks_decrypt(ctx, pt, ct, sk))) {
         cli_status_error(st, "cannot decrypt '%s'", in);
         goto done;
     }
+    if (flood_given)
+        fprintf(stderr, "%s: note: flooded with %g bits: noise of standard deviation %.3g per slot\n", cli_command_prefix(),
+                flood_bits, ckks_flood_slot_stddev(ctx, ct, &flood));
     const size_t slots = ckks_plaintext_slots(pt);
     if (!(values = malloc(slots * sizeof *values))) {
         cli_error("out of memory");

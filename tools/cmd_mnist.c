@@ -23,6 +23,11 @@
 #define SAMPLE_LABELS "mnist-sample-64-labels-idx1-ubyte"
 #define SHIPPED_MODEL "mnist_vr.hcnn"
 #define DEFAULT_BATCH 256
+/* decrypt-scores: flooding bits over the floor estimate (a rescale's rounding at level 0): logit noise
+ * of standard deviation 2^-4.6 at N = 2^14, scale 2^36 (docs/SECURITY.md); and printed scores are
+ * rounded to 2^-SCORE_ROUND_BITS of their range */
+#define SCORE_FLOOD_BITS 20.0
+#define SCORE_ROUND_BITS 10
 
 static double now_s(void) { return bench_seconds(CLOCK_MONOTONIC); }
 
@@ -468,10 +473,26 @@ done:
 
 /* ---- decrypt-scores ------------------------------------------------------------------------------- */
 
-static void print_scores(FILE *f, bool json, const double *logits, size_t n, const uint8_t *labels, size_t offset)
+/* The step scores are printed to: the power of two 2^-SCORE_ROUND_BITS of their range [-R, R]
+ * (R the largest magnitude, rounded up to a power of two); 0 when every score is 0. */
+static double score_step(const double *logits, size_t n)
+{
+    double r = 0;
+    for (size_t i = 0; i < n * 10; i++) r = fmax(r, fabs(logits[i]));
+    return r > 0 ? ldexp(1.0, (int)ceil(log2(2 * r)) - SCORE_ROUND_BITS) : 0;
+}
+
+/* Predictions from the (flooded) scores as decrypted; the scores printed rounded to `step`. */
+static void print_scores(FILE *f, bool json, const double *logits, size_t n, const uint8_t *labels, size_t offset,
+                         double flood_bits, double flood_sd, double step)
 {
     size_t correct = 0;
-    if (json) fprintf(f, "{\n  \"images\": %zu,\n  \"predictions\": [\n", n);
+    if (json) {
+        fprintf(f, "{\n  \"images\": %zu,\n", n);
+        if (flood_bits > 0) fprintf(f, "  \"flood_bits\": %g,\n  \"flood_stddev\": %.6g,\n", flood_bits, flood_sd);
+        else fprintf(f, "  \"flood_bits\": 0,\n");
+        fprintf(f, "  \"rounding\": %.6g,\n  \"predictions\": [\n", step);
+    }
     else fprintf(f, "%-6s %-5s %-5s  scores (logits) for 0..9\n", "image", "pred", labels ? "label" : "");
     for (size_t i = 0; i < n; i++) {
         const double *s = logits + i * 10;
@@ -483,13 +504,13 @@ static void print_scores(FILE *f, bool json, const double *logits, size_t n, con
             fprintf(f, "    {\"image\": %zu, \"prediction\": %d", offset + i, best);
             if (labels) fprintf(f, ", \"label\": %d", labels[i]);
             fprintf(f, ", \"scores\": [");
-            for (int c = 0; c < 10; c++) fprintf(f, "%s%.6f", c ? ", " : "", s[c]);
+            for (int c = 0; c < 10; c++) fprintf(f, "%s%.6f", c ? ", " : "", step > 0 ? round(s[c] / step) * step : s[c]);
             fprintf(f, "]}%s\n", i + 1 < n ? "," : "");
         } else {
             fprintf(f, "%-6zu %-5d ", offset + i, best);
             if (labels) fprintf(f, "%-5d", labels[i]);
             else fprintf(f, "%-5s", "");
-            for (int c = 0; c < 10; c++) fprintf(f, " %8.3f", s[c]);
+            for (int c = 0; c < 10; c++) fprintf(f, " %8.3f", step > 0 ? round(s[c] / step) * step : s[c]);
             fprintf(f, "%s\n", labels && labels[i] != best ? "  (wrong)" : "");
         }
     }
@@ -507,7 +528,8 @@ int cmd_mnist_decrypt(int argc, char **argv)
     cli_protect_secrets(); /* it holds a secret key */
     const char *dir = NULL, *params = NULL, *sk_path = NULL, *in = NULL, *labels_path = NULL, *out = NULL, *record_path = NULL;
     size_t offset = 0;
-    bool json = false, offset_given = false;
+    bool json = false, offset_given = false, no_flood = false;
+    double flood_bits = SCORE_FLOOD_BITS;
     const cli_opt opts[] = {
         {"keys", CLI_OPT_STRING, &dir, "DIR", "key directory from keygen (params.hecnn, secret.key)", NULL},
         {"params", CLI_OPT_STRING, &params, "FILE", "parameter file (instead of --keys)", NULL},
@@ -518,16 +540,32 @@ int cmd_mnist_decrypt(int argc, char **argv)
         {"record", CLI_OPT_STRING, &record_path, "FILE", "owner record from encrypt-images (default: DIR/images.record if present)", NULL},
         {"json", CLI_OPT_FLAG, &json, NULL, "print JSON", NULL},
         {"out", CLI_OPT_STRING, &out, "FILE", "write there instead of stdout", NULL},
+        {"flood", CLI_OPT_DOUBLE, &flood_bits, "BITS", "flooding noise, 2^BITS times the error estimate (default 20)", NULL},
+        {"no-flood", CLI_OPT_FLAG, &no_flood, NULL, "decrypt without flooding: UNSAFE if the scores are shared", NULL},
         {0},
     };
-    const cli_command cmd = {"decrypt-scores", "--keys DIR --in FILE [--record FILE] [--labels FILE [--offset K]] [--json] [--out FILE]",
+    const cli_command cmd = {"decrypt-scores",
+                             "--keys DIR --in FILE [--record FILE] [--labels FILE [--offset K]] [--json] [--out FILE] [--flood BITS | --no-flood]",
                              "Data owner: decrypt the ten scores of every image and print the predicted digits. The scores'\n"
                              "layout and counts are checked against the owner record encrypt-images wrote (--record, or\n"
-                             "DIR/images.record with --keys DIR): scores that disagree are refused.",
+                             "DIR/images.record with --keys DIR): scores that disagree are refused.\n"
+                             "The decryption is flooded (fresh noise 2^BITS times the error estimate; docs/SECURITY.md) and\n"
+                             "the scores are printed rounded to 2^-10 of their range, so that the printed scores do not\n"
+                             "reveal the decryption error, which depends on the secret key. --no-flood turns the flooding\n"
+                             "off: unsafe if the scores leave the data owner.",
                              opts, 0};
     int rc = cli_parse(&cmd, argc, argv, NULL, NULL);
     if (rc) return rc == CLI_PARSE_HELP ? CLI_EXIT_OK : CLI_EXIT_USAGE;
     if (cli_require(&cmd, "in", in)) return CLI_EXIT_USAGE;
+    if (!no_flood && !(flood_bits > 0 && flood_bits <= 64)) {
+        cli_error("--flood %g: need 0 < BITS <= 64 (or --no-flood)", flood_bits);
+        return CLI_EXIT_USAGE;
+    }
+    if (no_flood)
+        fprintf(stderr, "%s: note: --no-flood: these scores carry the decryption error, which depends on the secret key; "
+                        "do not share them\n", cli_command_prefix());
+    const ckks_flood_options flood = {.flood_bits = flood_bits};
+    double flood_sd = 0;
     keyset k;
     if (keyset_load(&k, dir, params, sk_path, NULL, NULL, NEED_SK)) return CLI_EXIT_FAIL;
     rc = CLI_EXIT_FAIL;
@@ -596,7 +634,11 @@ int cmd_mnist_decrypt(int argc, char **argv)
             cap = nc;
         }
         st = ckks_ciphertext_load(k.ctx, ct, fin.f);
-        if (!st) st = hecnn_mnist_decrypt_scores(net, logits + b * m * 10, n, ct, k.sk);
+        if (!st && no_flood) st = hecnn_mnist_decrypt_scores(net, logits + b * m * 10, n, ct, k.sk);
+        else if (!st) {
+            st = hecnn_mnist_decrypt_scores_flooded(net, logits + b * m * 10, n, ct, k.sk, &flood);
+            flood_sd = fmax(flood_sd, ckks_flood_slot_stddev(k.ctx, ct, &flood));
+        }
         if (st) {
             cli_status_error(st, "cannot decrypt batch %zu of '%s'", b, in);
             goto done;
@@ -611,7 +653,7 @@ int cmd_mnist_decrypt(int argc, char **argv)
         if (cli_output_open(&o, out, false)) goto done;
         f = o.f;
     }
-    print_scores(f, json, logits, h.images, labels, offset);
+    print_scores(f, json, logits, h.images, labels, offset, no_flood ? 0 : flood_bits, flood_sd, score_step(logits, h.images));
     if (out && cli_output_commit(&o)) goto done;
     rc = CLI_EXIT_OK;
 done:

@@ -205,6 +205,41 @@ hecnn_status ckks_encrypt_sk_derand(const ckks_context *ctx, ckks_ciphertext *ct
 hecnn_status ckks_decrypt(const ckks_context *ctx, ckks_plaintext *pt, const ckks_ciphertext *ct,
                           const ckks_secret_key *sk);
 
+/* ---- decryption for results that leave the data owner (docs/SECURITY.md) -------------------- *
+ * A decryption is m + e, and e depends on the secret key: published decryptions of ciphertexts an
+ * adversary chose reveal the key (Li-Micciancio 2021, IND-CPA^D). A flooded decryption adds to every
+ * coefficient an independent rounded Gaussian of standard deviation
+ *     sigma_flood = 2^flood_bits * B
+ * where B bounds the rms coefficient error of the ciphertext (log2_error, or the floor estimate of
+ * ckks_error_estimate_log2). The default flood_bits = s/2 + log2(N)/2 + 1 with s = CKKS_FLOOD_STAT_SEC:
+ * then for any two errors e, e' within the bound (|e - e'|_2 <= 2 sqrt(N) B) the flooded outputs are
+ * within KL divergence |e - e'|^2 / (2 sigma^2) <= 2^-(s+1) per decryption (t decryptions: t times
+ * that). Precision cost: each decoded slot gains noise of standard deviation
+ * sigma_flood * sqrt(slots) / scale per real part (ckks_flood_slot_stddev). */
+#define CKKS_FLOOD_STAT_SEC 30
+typedef struct ckks_flood_options {
+    double flood_bits; /* 0: ckks_flood_bits_default(ctx); else in (0, 64] */
+    double log2_error; /* log2 B, the caller's bound (e.g. from a noise-estimation run); 0: the estimate */
+} ckks_flood_options;
+/* log2 of the rms coefficient error every ciphertext carries at the least: a fresh public-key
+ * encryption's, sigma sqrt(4N/3 + 1), at the top level; a rescale's rounding, sqrt((1 + 2N/3) / 12),
+ * below it. A floor, not a bound: an evaluated ciphertext carries more (pass log2_error then). */
+double ckks_error_estimate_log2(const ckks_context *ctx, const ckks_ciphertext *ct);
+double ckks_flood_bits_default(const ckks_context *ctx);
+/* log2 sigma_flood (coefficient units) for ct under opt (NULL: defaults). */
+double ckks_flood_sigma_log2(const ckks_context *ctx, const ckks_ciphertext *ct, const ckks_flood_options *opt);
+/* The flooding noise's standard deviation in a decoded slot (real part) of ct. */
+double ckks_flood_slot_stddev(const ckks_context *ctx, const ckks_ciphertext *ct, const ckks_flood_options *opt);
+/* Decrypt, then flood from a fresh OS-seeded AES-CTR stream. Refuses (INVALID_ARGUMENT) flood_bits
+ * outside (0, 64], a non-finite log2_error, or a sigma_flood whose 8-sigma tail reaches a quarter of
+ * the ciphertext's modulus (the noise would wrap). opt NULL: the defaults. */
+hecnn_status ckks_decrypt_flooded(const ckks_context *ctx, ckks_plaintext *pt, const ckks_ciphertext *ct,
+                                  const ckks_secret_key *sk, const ckks_flood_options *opt);
+/* The same with the flooding stream named by `seed`: reproducible, for known-answer tests only. */
+hecnn_status ckks_decrypt_flooded_derand(const ckks_context *ctx, ckks_plaintext *pt, const ckks_ciphertext *ct,
+                                         const ckks_secret_key *sk, const ckks_flood_options *opt,
+                                         const uint8_t seed[CKKS_SEED_BYTES]);
+
 /* ---- evaluation ----------------------------------------------------------------------- */
 typedef struct ckks_evaluator ckks_evaluator;
 /* `keys` may be NULL (then mul-relin, rotation and conjugation fail with MISSING_KEY);

@@ -186,6 +186,11 @@ hecnn_status hecnn_mnist_encrypt_images(const hecnn_mnist_net *net, ckks_ciphert
  * the padding slots do not decrypt to (near) zero: a ciphertext under another key. */
 hecnn_status hecnn_mnist_decrypt_scores(const hecnn_mnist_net *net, double *logits, size_t n,
                                         const ckks_ciphertext *result, const ckks_secret_key *sk);
+/* The same through ckks_decrypt_flooded (flood NULL: its defaults): logits that may leave the data
+ * owner. The padding check allows for the flooding noise (10 of its standard deviations). */
+hecnn_status hecnn_mnist_decrypt_scores_flooded(const hecnn_mnist_net *net, double *logits, size_t n,
+                                                const ckks_ciphertext *result, const ckks_secret_key *sk,
+                                                const ckks_flood_options *flood);
 
 /* The model in the layout the server uses: plaintexts (plain mode) or ciphertexts (encrypted mode,
  * produced by the model provider with the data owner's public key). */

@@ -86,6 +86,10 @@ hecnn_status hecnn_plan_encrypt(const hecnn_plan *p, ckks_ciphertext *const *cts
 /* Data owner: scores[n][classes] from the output ciphertexts. */
 hecnn_status hecnn_plan_decrypt(const hecnn_plan *p, double *scores, size_t n, ckks_ciphertext *const *cts,
                                 const ckks_secret_key *sk);
+/* The same through ckks_decrypt_flooded (flood NULL: its defaults): scores that may leave the data
+ * owner (docs/SECURITY.md). */
+hecnn_status hecnn_plan_decrypt_flooded(const hecnn_plan *p, double *scores, size_t n, ckks_ciphertext *const *cts,
+                                        const ckks_secret_key *sk, const ckks_flood_options *flood);
 
 typedef struct hecnn_run_stats {
     double seconds_linear;     /* convolutions, dense layers, merges, pooling */

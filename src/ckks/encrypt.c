@@ -1,4 +1,5 @@
 /* Public-key and secret-key encryption, decryption. */
+#include <math.h>
 #include <string.h>
 
 #include "ckks/internal.h"
@@ -145,4 +146,103 @@ hecnn_status ckks_decrypt(const ckks_context *ctx, ckks_plaintext *pt, const ckk
     pt->scale = ct->scale;
     pt->slots = ct->slots;
     return HECNN_OK;
+}
+
+/* ---- flooded decryption ---- */
+
+double ckks_error_estimate_log2(const ckks_context *ctx, const ckks_ciphertext *ct)
+{
+    if (!ctx) return NAN;
+    const double n = (double)ctx->n, sigma = ctx->params.sigma > 0 ? ctx->params.sigma : 3.2;
+    /* a fresh public-key encryption: v e_pk + e0 + e1 s, v and s ternary (variance 2/3) */
+    if (ct && ct->level == ctx->n_q - 1) return log2(sigma * sqrt(4 * n / 3 + 1));
+    /* a rescale's rounding: r0 + r1 s, r uniform in [-1/2, 1/2] (variance 1/12) */
+    return log2(sqrt((1 + 2 * n / 3) / 12));
+}
+
+double ckks_flood_bits_default(const ckks_context *ctx)
+{
+    return ctx ? CKKS_FLOOD_STAT_SEC / 2.0 + ctx->log_n / 2.0 + 1 : NAN;
+}
+
+double ckks_flood_sigma_log2(const ckks_context *ctx, const ckks_ciphertext *ct, const ckks_flood_options *opt)
+{
+    const double bits = opt && opt->flood_bits != 0 ? opt->flood_bits : ckks_flood_bits_default(ctx);
+    const double err = opt && opt->log2_error != 0 ? opt->log2_error : ckks_error_estimate_log2(ctx, ct);
+    return bits + err;
+}
+
+double ckks_flood_slot_stddev(const ckks_context *ctx, const ckks_ciphertext *ct, const ckks_flood_options *opt)
+{
+    if (!ctx || !ct) return NAN;
+    /* decoding sums `slots` coefficients (each with its imaginary partner) into a slot */
+    return exp2(ckks_flood_sigma_log2(ctx, ct, opt)) * sqrt((double)ct->slots) / ct->scale;
+}
+
+/* A standard normal pair by Box-Muller from two 53-bit uniforms (u1 in (0, 1]: tails to 8.6 sigma). */
+static void normal_pair(prng *p, double *z0, double *z1)
+{
+    const double u1 = (double)((prng_u64(p) >> 11) + 1) * 0x1p-53, u2 = (double)(prng_u64(p) >> 11) * 0x1p-53;
+    const double r = sqrt(-2 * log(u1)), t = 2 * M_PI * u2;
+    *z0 = r * cos(t);
+    *z1 = r * sin(t);
+}
+
+hecnn_status ckks_decrypt_flooded_derand(const ckks_context *ctx, ckks_plaintext *pt, const ckks_ciphertext *ct,
+                                         const ckks_secret_key *sk, const ckks_flood_options *opt,
+                                         const uint8_t seed[CKKS_SEED_BYTES])
+{
+    if (!ctx || !pt || !ct || !sk || !seed) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
+    if (opt && (!isfinite(opt->flood_bits) || opt->flood_bits < 0 || opt->flood_bits > 64))
+        return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "flood_bits %g: need (0, 64], or 0 for the default", opt ? opt->flood_bits : 0.0);
+    if (opt && !isfinite(opt->log2_error))
+        return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "log2_error is not finite");
+    if (ct->ctx->param_id != ctx->param_id) return hecnn_fail(HECNN_ERR_PARAMS_MISMATCH, "ciphertext of another context");
+    const double log_sigma = ckks_flood_sigma_log2(ctx, ct, opt);
+    double log_q = 0;
+    for (unsigned k = 0; k <= ct->level; k++) log_q += log2((double)ctx->tables[k].mod.q);
+    /* 8 sigma (2^3) must stay under Q/4 so that the noise never wraps; the sampler draws int64 */
+    if (log_sigma + 3 > log_q - 2 || log_sigma > 58)
+        return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT,
+                          "flooding sigma 2^%.1f is too large for a ciphertext modulus of %.0f bits (at most 2^%.1f)",
+                          log_sigma, log_q, fmin(log_q - 5, 58));
+    hecnn_status st = ckks_decrypt(ctx, pt, ct, sk);
+    if (st) return st;
+    const size_t n = ctx->n, limbs = (size_t)ct->level + 1;
+    const double sigma = exp2(log_sigma);
+    int64_t *noise = hecnn_alloc(n * sizeof *noise);
+    uint64_t *poly = hecnn_alloc(limbs * n * 8);
+    prng p = {0};
+    if (!noise || !poly) st = hecnn_fail(HECNN_ERR_NO_MEMORY, "flooding noise");
+    else if (prng_init(&p, seed, DOMAIN_FLOOD, 0)) st = hecnn_fail(HECNN_ERR_RANDOM, "AES-CTR init");
+    if (!st) {
+        for (size_t i = 0; i < n; i += 2) {
+            double z0, z1;
+            normal_pair(&p, &z0, &z1);
+            noise[i] = (int64_t)llround(z0 * sigma);
+            noise[i + 1] = (int64_t)llround(z1 * sigma);
+        }
+        for (size_t k = 0; k < limbs; k++)
+            for (size_t i = 0; i < n; i++) poly[k * n + i] = from_signed(noise[i], ctx->tables[k].mod.q);
+        rns_basis b;
+        ctx_basis_q(ctx, &b, ct->level);
+        rns_ntt(&b, poly);
+        rns_add(&b, pt->data, pt->data, poly);
+    }
+    prng_free(&p);
+    hecnn_secure_free(noise, noise ? n * sizeof *noise : 0);
+    hecnn_secure_free(poly, poly ? limbs * n * 8 : 0);
+    /* never hand out the unflooded decryption */
+    if (st) hecnn_secure_wipe(pt->data, limbs * n * 8);
+    return st;
+}
+
+hecnn_status ckks_decrypt_flooded(const ckks_context *ctx, ckks_plaintext *pt, const ckks_ciphertext *ct,
+                                  const ckks_secret_key *sk, const ckks_flood_options *opt)
+{
+    uint8_t seed[CKKS_SEED_BYTES];
+    if (random_os_seed(seed)) return hecnn_fail(HECNN_ERR_RANDOM, "getrandom failed");
+    hecnn_status st = ckks_decrypt_flooded_derand(ctx, pt, ct, sk, opt, seed);
+    hecnn_secure_wipe(seed, sizeof seed);
+    return st;
 }

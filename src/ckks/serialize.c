@@ -14,6 +14,7 @@
 #include <openssl/evp.h>
 
 #include "ckks/internal.h"
+#include "util/le.h"
 
 /* Version 3: every object ends with a SHA-256 of its bytes (a key set: of its header, count and
  * its keys' digests). Version 2 (no checksum) and version 1 (8 bytes a coefficient) are refused
@@ -51,45 +52,6 @@ static const char *type_name(unsigned t)
     return t < sizeof names / sizeof *names ? names[t] : "unknown";
 }
 
-/* ---- little-endian bytes ---- */
-
-static void put16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)v, p[1] = (uint8_t)(v >> 8);
-}
-static void put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-static void put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-static uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
-static uint32_t get32(const uint8_t *p)
-{
-    uint32_t v = 0;
-    for (int i = 3; i >= 0; i--) v = (v << 8) | p[i];
-    return v;
-}
-static uint64_t get64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
-    return v;
-}
-static uint64_t double_bits(double d)
-{
-    uint64_t u;
-    memcpy(&u, &d, 8);
-    return u;
-}
-static double bits_double(uint64_t u)
-{
-    double d;
-    memcpy(&d, &u, 8);
-    return d;
-}
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
 #define HOST_LITTLE_ENDIAN 1
@@ -143,11 +105,11 @@ static void w_header(writer *w, unsigned type, uint64_t param_id, uint64_t size)
 {
     uint8_t h[HEADER_BYTES] = {0};
     memcpy(h, MAGIC, 6);
-    put16(h + 6, FORMAT_VERSION);
-    put16(h + 8, (uint16_t)type);
+    le_put16(h + 6, FORMAT_VERSION);
+    le_put16(h + 8, (uint16_t)type);
     /* bytes 10..15 reserved, zero */
-    put64(h + 16, param_id);
-    put64(h + 24, size);
+    le_put64(h + 16, param_id);
+    le_put64(h + 24, size);
     w_bytes(w, h, sizeof h);
 }
 
@@ -297,21 +259,21 @@ static hecnn_status r_header(reader *r, header *h, unsigned want_type, const ckk
     hecnn_status st = r_bytes(r, b, sizeof b, "header");
     if (st) return st;
     if (memcmp(b, MAGIC, 6)) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "bad magic: not a hecnn object");
-    unsigned version = get16(b + 6);
+    unsigned version = le_get16(b + 6);
     if (version == 1 || version == 2)
         return hecnn_fail(HECNN_ERR_BAD_FORMAT, "format version %u, written by an earlier build: this build reads version %u "
                           "(%s); write the object again", version, FORMAT_VERSION,
                           version == 1 ? "packed polynomials, seeds expanded per limb, checksums" : "every object checksummed");
     if (version != FORMAT_VERSION)
         return hecnn_fail(HECNN_ERR_BAD_FORMAT, "format version %u: this build reads version %u", version, FORMAT_VERSION);
-    h->type = get16(b + 8);
+    h->type = le_get16(b + 8);
     if (h->type != want_type)
         return hecnn_fail(HECNN_ERR_BAD_FORMAT, "object is a %s (type %u), expected a %s", type_name(h->type), h->type,
                           type_name(want_type));
     for (int i = 10; i < 16; i++)
         if (b[i]) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "reserved header byte %d is not zero", i);
-    h->param_id = get64(b + 16);
-    h->size = get64(b + 24);
+    h->param_id = le_get64(b + 16);
+    h->size = le_get64(b + 24);
     uint64_t want_id = ctx ? ctx->param_id : 0;
     if (h->param_id != want_id) {
         if (!ctx) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "parameter file with a nonzero parameter id");
@@ -447,19 +409,19 @@ hecnn_status ckks_params_save(const ckks_params_literal *p, FILE *f)
     const uint64_t size = HEADER_BYTES + META_PARAMS + 4 * ((uint64_t)p->n_q + p->n_p) + DIGEST_BYTES;
     w_header(&w, OBJ_PARAMS, 0, size);
     uint8_t m[META_PARAMS];
-    put32(m + 0, p->log_n);
-    put32(m + 4, p->n_q);
-    put32(m + 8, p->n_p);
-    put32(m + 12, p->dnum);
-    put32(m + 16, p->log_scale);
-    put32(m + 20, (uint32_t)p->secret);
-    put32(m + 24, p->hamming_weight);
-    put32(m + 28, p->allow_insecure ? 1 : 0);
-    put64(m + 32, double_bits(p->sigma));
+    le_put32(m + 0, p->log_n);
+    le_put32(m + 4, p->n_q);
+    le_put32(m + 8, p->n_p);
+    le_put32(m + 12, p->dnum);
+    le_put32(m + 16, p->log_scale);
+    le_put32(m + 20, (uint32_t)p->secret);
+    le_put32(m + 24, p->hamming_weight);
+    le_put32(m + 28, p->allow_insecure ? 1 : 0);
+    le_put64(m + 32, le_double_bits(p->sigma));
     w_bytes(&w, m, sizeof m);
     for (unsigned i = 0; i < p->n_q + p->n_p; i++) {
         uint8_t b[4];
-        put32(b, i < p->n_q ? p->log_q[i] : p->log_p[i - p->n_q]);
+        le_put32(b, i < p->n_q ? p->log_q[i] : p->log_p[i - p->n_q]);
         w_bytes(&w, b, 4);
     }
     return w_end(&w, NULL);
@@ -473,14 +435,14 @@ static hecnn_status params_read(reader *r, ckks_params_literal *out)
     uint8_t m[META_PARAMS];
     if ((st = r_bytes(r, m, sizeof m, "params metadata"))) return st;
     ckks_params_literal p = {0};
-    p.log_n = get32(m + 0);
-    p.n_q = get32(m + 4);
-    p.n_p = get32(m + 8);
-    p.dnum = get32(m + 12);
-    p.log_scale = get32(m + 16);
-    uint32_t secret = get32(m + 20), flags = get32(m + 28);
-    p.hamming_weight = get32(m + 24);
-    p.sigma = bits_double(get64(m + 32));
+    p.log_n = le_get32(m + 0);
+    p.n_q = le_get32(m + 4);
+    p.n_p = le_get32(m + 8);
+    p.dnum = le_get32(m + 12);
+    p.log_scale = le_get32(m + 16);
+    uint32_t secret = le_get32(m + 20), flags = le_get32(m + 28);
+    p.hamming_weight = le_get32(m + 24);
+    p.sigma = le_bits_double(le_get64(m + 32));
     if (p.log_n < 4 || p.log_n > 17) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "params: log_n = %u outside 4..17", p.log_n);
     if (p.n_q < 1 || p.n_q > CKKS_MAX_PRIMES || p.n_p < 1 || p.n_p > CKKS_MAX_PRIMES)
         return hecnn_fail(HECNN_ERR_BAD_FORMAT, "params: n_q = %u, n_p = %u outside 1..%d", p.n_q, p.n_p, CKKS_MAX_PRIMES);
@@ -500,7 +462,7 @@ static hecnn_status params_read(reader *r, ckks_params_literal *out)
     for (unsigned i = 0; i < p.n_q + p.n_p; i++) {
         uint8_t b[4];
         if ((st = r_bytes(r, b, 4, "params prime sizes"))) return st;
-        uint32_t bits = get32(b);
+        uint32_t bits = le_get32(b);
         if (bits < 17 || bits > 61) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "params: prime %u has %u bits, outside 17..61", i, bits);
         if (i < p.n_q) p.log_q[i] = bits;
         else p.log_p[i - p.n_q] = bits;
@@ -532,9 +494,9 @@ hecnn_status ckks_plaintext_save(const ckks_plaintext *pt, FILE *f)
     w_begin(&w, f);
     w_header(&w, OBJ_PLAINTEXT, ctx->param_id, HEADER_BYTES + META_PLAINTEXT + poly_bytes(&b) + DIGEST_BYTES);
     uint8_t m[META_PLAINTEXT] = {0};
-    put32(m + 0, pt->level);
-    put64(m + 8, double_bits(pt->scale));
-    put64(m + 16, pt->slots);
+    le_put32(m + 0, pt->level);
+    le_put64(m + 8, le_double_bits(pt->scale));
+    le_put64(m + 16, pt->slots);
     w_bytes(&w, m, sizeof m);
     w_poly(&w, pt->data, &b);
     return w_end(&w, NULL);
@@ -571,10 +533,10 @@ static hecnn_status plaintext_read(reader *r, const ckks_context *ctx, ct_read *
     if (st) return st;
     uint8_t m[META_PLAINTEXT];
     if ((st = r_bytes(r, m, sizeof m, "plaintext metadata"))) return st;
-    o->level = get32(m + 0);
-    o->scale = bits_double(get64(m + 8));
-    o->slots = get64(m + 16);
-    if (get32(m + 4)) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "plaintext: reserved field is not zero");
+    o->level = le_get32(m + 0);
+    o->scale = le_bits_double(le_get64(m + 8));
+    o->slots = le_get64(m + 16);
+    if (le_get32(m + 4)) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "plaintext: reserved field is not zero");
     if ((st = check_level_scale_slots(ctx, o->level, o->scale, o->slots, "plaintext"))) return st;
     const size_t limbs = (size_t)o->level + 1;
     rns_basis b;
@@ -624,11 +586,11 @@ hecnn_status ckks_ciphertext_save_digest(const ckks_ciphertext *ct, FILE *f, uin
     w_begin(&w, f);
     w_header(&w, OBJ_CIPHERTEXT, ctx->param_id, size);
     uint8_t m[META_CIPHERTEXT] = {0};
-    put32(m + 0, ct->level);
-    put32(m + 4, ct->degree);
-    put64(m + 8, double_bits(ct->scale));
-    put64(m + 16, ct->slots);
-    put32(m + 24, seeded ? FLAG_SEEDED : 0);
+    le_put32(m + 0, ct->level);
+    le_put32(m + 4, ct->degree);
+    le_put64(m + 8, le_double_bits(ct->scale));
+    le_put64(m + 16, ct->slots);
+    le_put32(m + 24, seeded ? FLAG_SEEDED : 0);
     w_bytes(&w, m, sizeof m);
     if (seeded) w_bytes(&w, ct->seed, CKKS_SEED_BYTES);
     for (unsigned c = 0; c <= (seeded ? 0 : ct->degree); c++) w_poly(&w, ct_comp(ct, c), &b);
@@ -644,14 +606,14 @@ static hecnn_status ciphertext_read(reader *r, const ckks_context *ctx, ct_read 
     if (st) return st;
     uint8_t m[META_CIPHERTEXT];
     if ((st = r_bytes(r, m, sizeof m, "ciphertext metadata"))) return st;
-    o->level = get32(m + 0), o->degree = get32(m + 4);
-    const uint32_t flags = get32(m + 24);
-    o->scale = bits_double(get64(m + 8));
-    o->slots = get64(m + 16);
+    o->level = le_get32(m + 0), o->degree = le_get32(m + 4);
+    const uint32_t flags = le_get32(m + 24);
+    o->scale = le_bits_double(le_get64(m + 8));
+    o->slots = le_get64(m + 16);
     if ((st = check_level_scale_slots(ctx, o->level, o->scale, o->slots, "ciphertext"))) return st;
     if (o->degree < 1 || o->degree > 2) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "ciphertext degree %u, need 1 or 2", o->degree);
     if (flags & ~FLAG_SEEDED) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "ciphertext: unknown flags %#x", flags);
-    if (get32(m + 28)) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "ciphertext: reserved field is not zero");
+    if (le_get32(m + 28)) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "ciphertext: reserved field is not zero");
     o->seeded = flags & FLAG_SEEDED;
     if (o->seeded && o->degree != 1) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "seeded ciphertext of degree %u", o->degree);
     const size_t limb_coeffs = ((size_t)o->level + 1) * ctx->n;
@@ -718,7 +680,7 @@ hecnn_status ckks_secret_key_save(const ckks_secret_key *sk, FILE *f)
     w_begin(&w, f);
     w_header(&w, OBJ_SECRET_KEY, ctx->param_id, HEADER_BYTES + META_SECRET_KEY + (uint64_t)ctx->n + DIGEST_BYTES);
     uint8_t m[META_SECRET_KEY];
-    put64(m, ctx->n);
+    le_put64(m, ctx->n);
     w_bytes(&w, m, sizeof m);
     /* int8 in two's complement: 0x00, 0x01, 0xff; no staging buffer, so no copy to wipe (the
      * digest state is cleansed when freed) */
@@ -733,7 +695,7 @@ static hecnn_status secret_key_read(reader *r, const ckks_context *ctx, ckks_sec
     if (st) return st;
     uint8_t m[META_SECRET_KEY];
     if ((st = r_bytes(r, m, sizeof m, "secret key metadata"))) return st;
-    const uint64_t n = get64(m);
+    const uint64_t n = le_get64(m);
     if (n != ctx->n) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "secret key of %llu coefficients, N = %zu", (unsigned long long)n, ctx->n);
     if ((st = check_size(&h, HEADER_BYTES + META_SECRET_KEY + n))) return st;
     if ((st = r_bytes(r, sk->small, ctx->n, "secret key"))) return st;
@@ -784,8 +746,8 @@ hecnn_status ckks_public_key_save(const ckks_public_key *pk, FILE *f)
     w_begin(&w, f);
     w_header(&w, OBJ_PUBLIC_KEY, ctx->param_id, size);
     uint8_t m[META_PUBLIC_KEY];
-    put32(m, seeded ? FLAG_SEEDED : 0);
-    put32(m + 4, ctx->n_q);
+    le_put32(m, seeded ? FLAG_SEEDED : 0);
+    le_put32(m + 4, ctx->n_q);
     w_bytes(&w, m, sizeof m);
     if (seeded) w_bytes(&w, pk->seed, CKKS_SEED_BYTES);
     w_poly(&w, pk->b, &b);
@@ -800,7 +762,7 @@ static hecnn_status public_key_read(reader *r, const ckks_context *ctx, ckks_pub
     if (st) return st;
     uint8_t m[META_PUBLIC_KEY];
     if ((st = r_bytes(r, m, sizeof m, "public key metadata"))) return st;
-    const uint32_t flags = get32(m), limbs = get32(m + 4);
+    const uint32_t flags = le_get32(m), limbs = le_get32(m + 4);
     if (flags & ~FLAG_SEEDED) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "public key: unknown flags %#x", flags);
     if (limbs != ctx->n_q) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "public key of %u limbs, context has %u", limbs, ctx->n_q);
     *seeded = flags & FLAG_SEEDED;
@@ -885,11 +847,11 @@ static hecnn_status swk_write(FILE *f, const ckks_switching_key *k, bool seeded,
     w_begin(&w, f);
     w_header(&w, OBJ_SWITCHING_KEY, ctx->param_id, swk_size(k, seeded));
     uint8_t m[META_SWITCHING_KEY];
-    put64(m, k->galois);
-    put32(m + 8, k->max_level);
-    put32(m + 12, k->digits);
-    put32(m + 16, seeded ? FLAG_SEEDED : 0);
-    put32(m + 20, (uint32_t)k->limbs);
+    le_put64(m, k->galois);
+    le_put32(m + 8, k->max_level);
+    le_put32(m + 12, k->digits);
+    le_put32(m + 16, seeded ? FLAG_SEEDED : 0);
+    le_put32(m + 20, (uint32_t)k->limbs);
     w_bytes(&w, m, sizeof m);
     if (seeded) w_bytes(&w, k->seed, CKKS_SEED_BYTES);
     /* limb by limb: a compact key's halves are unpacked or re-expanded into buf */
@@ -925,8 +887,8 @@ static hecnn_status swk_read(reader *r, const ckks_context *ctx, uint64_t limit,
     if (st) return st;
     uint8_t m[META_SWITCHING_KEY];
     if ((st = r_bytes(r, m, sizeof m, "switching key metadata"))) return st;
-    const uint64_t galois = get64(m);
-    const uint32_t max_level = get32(m + 8), digits = get32(m + 12), flags = get32(m + 16), limbs = get32(m + 20);
+    const uint64_t galois = le_get64(m);
+    const uint32_t max_level = le_get32(m + 8), digits = le_get32(m + 12), flags = le_get32(m + 16), limbs = le_get32(m + 20);
     if (max_level >= ctx->n_q)
         return hecnn_fail(HECNN_ERR_BAD_FORMAT, "switching key for level %u, context's top level is %u", max_level, ctx->n_q - 1);
     /* 0: relinearization, CKKS_SWITCH_SECRET: from one secret to another, odd: Galois */
@@ -1019,7 +981,7 @@ hecnn_status ckks_eval_keys_save(const ckks_eval_keys *keys, bool seeded, FILE *
         w_begin(&w, f);
         w_header(&w, OBJ_EVAL_KEYS, keys->ctx->param_id, total);
         uint8_t m[META_EVAL_KEYS];
-        put64(m, count);
+        le_put64(m, count);
         w_bytes(&w, m, sizeof m);
         for (size_t i = 0; i < count && !w.st; i++) {
             uint8_t d[DIGEST_BYTES];
@@ -1041,7 +1003,7 @@ static hecnn_status eval_keys_read(reader *r, const ckks_context *ctx, ckks_eval
     if (st) return st;
     uint8_t m[META_EVAL_KEYS];
     if ((st = r_bytes(r, m, sizeof m, "key set metadata"))) return st;
-    const uint64_t count = get64(m);
+    const uint64_t count = le_get64(m);
     uint64_t i = 0;
     for (; r->left; i++) {
         ckks_switching_key *k = NULL;

@@ -129,13 +129,12 @@ static hecnn_status note_rotation(runner *r, int step, unsigned level)
 }
 
 /* Is block position (y, x) an output of tap (ki, kj) of a layer on the gap-g layout? */
-static bool mask_value(const hecnn_plan *p, const mask_entry *m, size_t y, size_t x)
+static bool mask_value(const mask_entry *m, size_t y, size_t x)
 {
     const size_t g = m->gap, r = y / g, c = x / g;
     if (m->pooled) return r == 0 && c == 0;
     if (r >= m->h || c >= m->w || r % m->stride || c % m->stride) return false;
     const long ri = (long)r + (long)m->ki - (long)m->pad, ci = (long)c + (long)m->kj - (long)m->pad;
-    (void)p;
     return ri >= 0 && ri < (long)m->h && ci >= 0 && ci < (long)m->w;
 }
 
@@ -169,7 +168,7 @@ static hecnn_status get_mask(runner *r, const mask_entry *want, const ckks_plain
     const size_t area = p->grid * p->grid;
     for (size_t s = 0; s < p->slots; s++) {
         const size_t pos = s % area;
-        v[s] = mask_value(p, want, pos / p->grid, pos % p->grid) ? 1.0 : 0.0;
+        v[s] = mask_value(want, pos / p->grid, pos % p->grid) ? 1.0 : 0.0;
     }
     mask_entry e = *want;
     hecnn_status st = ckks_plaintext_new(&e.pt, p->ctx);
@@ -848,8 +847,8 @@ hecnn_status hecnn_plan_encrypt(const hecnn_plan *p, ckks_ciphertext *const *cts
     return st;
 }
 
-hecnn_status hecnn_plan_decrypt(const hecnn_plan *p, double *scores, size_t n, ckks_ciphertext *const *cts,
-                                const ckks_secret_key *sk)
+static hecnn_status plan_decrypt(const hecnn_plan *p, double *scores, size_t n, ckks_ciphertext *const *cts,
+                                 const ckks_secret_key *sk, bool flooded, const ckks_flood_options *flood)
 {
     if (!p || !scores || !cts || !sk) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
     if (!n || n > p->batch) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "%zu images for a plan of batch %zu", n, p->batch);
@@ -864,7 +863,8 @@ hecnn_status hecnn_plan_decrypt(const hecnn_plan *p, double *scores, size_t n, c
                                 g * p->classes + o, ckks_ciphertext_slots(ct), p->slots);
                 break;
             }
-            if (!(st = ckks_decrypt(p->ctx, pt, ct, sk))) st = ckks_decode_real(p->ctx, v, pt);
+            st = flooded ? ckks_decrypt_flooded(p->ctx, pt, ct, sk, flood) : ckks_decrypt(p->ctx, pt, ct, sk);
+            if (!st) st = ckks_decode_real(p->ctx, v, pt);
             for (size_t i = 0; i < n && !st; i++) {
                 size_t grp, slot;
                 output_position(p, i, &grp, &slot);
@@ -874,6 +874,18 @@ hecnn_status hecnn_plan_decrypt(const hecnn_plan *p, double *scores, size_t n, c
     ckks_plaintext_free(pt);
     hecnn_free(v);
     return st;
+}
+
+hecnn_status hecnn_plan_decrypt(const hecnn_plan *p, double *scores, size_t n, ckks_ciphertext *const *cts,
+                                const ckks_secret_key *sk)
+{
+    return plan_decrypt(p, scores, n, cts, sk, false, NULL);
+}
+
+hecnn_status hecnn_plan_decrypt_flooded(const hecnn_plan *p, double *scores, size_t n, ckks_ciphertext *const *cts,
+                                        const ckks_secret_key *sk, const ckks_flood_options *flood)
+{
+    return plan_decrypt(p, scores, n, cts, sk, true, flood);
 }
 
 hecnn_status hecnn_plan_run(const hecnn_plan *p, const ckks_eval_keys *keys, const ckks_boot_keys *boot_keys,

@@ -14,6 +14,7 @@
 #include "nn/graph_internal.h"
 #include "util/alloc.h"
 #include "util/error.h"
+#include "util/le.h"
 
 #define GRF_MAGIC "HECNNGRF"
 #define GRF_VERSION 1u
@@ -21,20 +22,9 @@
 #define GRF_RECORD 56u
 #define GRF_DIGEST 32u
 
-static uint32_t rd32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
-static uint64_t rd64(const uint8_t *p) { return (uint64_t)rd32(p) | (uint64_t)rd32(p + 4) << 32; }
-static void wr32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-static void wr64(uint8_t *p, uint64_t v)
-{
-    wr32(p, (uint32_t)v);
-    wr32(p + 4, (uint32_t)(v >> 32));
-}
 static double rdf64(const uint8_t *p)
 {
-    const uint64_t u = rd64(p);
+    const uint64_t u = le_get64(p);
     double v;
     memcpy(&v, &u, 8);
     return v;
@@ -43,7 +33,7 @@ static void wrf64(uint8_t *p, double v)
 {
     uint64_t u;
     memcpy(&u, &v, 8);
-    wr64(p, u);
+    le_put64(p, u);
 }
 
 static int sha256(const uint8_t *data, size_t n, uint8_t out[32])
@@ -61,7 +51,7 @@ static void encode_record(uint8_t r[GRF_RECORD], const hecnn_node *nd)
 {
     const uint32_t f[12] = {(uint32_t)nd->op, nd->in[0], nd->in[1], nd->c, nd->h, nd->w, nd->k, nd->stride, nd->pad,
                             (uint32_t)nd->n_weight, (uint32_t)nd->n_bias, (uint32_t)n_coeff(nd)};
-    for (int i = 0; i < 12; i++) wr32(r + 4 * i, f[i]);
+    for (int i = 0; i < 12; i++) le_put32(r + 4 * i, f[i]);
     wrf64(r + 48, nd->range);
 }
 
@@ -91,12 +81,12 @@ static hecnn_status serialize(const hecnn_graph *g, uint8_t **out, size_t *size)
     uint8_t *buf = hecnn_alloc(total);
     if (!buf) return hecnn_fail(HECNN_ERR_NO_MEMORY, "model buffer (%zu bytes)", total);
     memcpy(buf, GRF_MAGIC, 8);
-    wr32(buf + 8, GRF_VERSION);
-    wr32(buf + 12, GRF_HEADER);
-    wr32(buf + 16, (uint32_t)g->n);
-    wr32(buf + 20, g->nodes[0].c);
-    wr32(buf + 24, g->nodes[0].h);
-    wr32(buf + 28, g->nodes[0].w);
+    le_put32(buf + 8, GRF_VERSION);
+    le_put32(buf + 12, GRF_HEADER);
+    le_put32(buf + 16, (uint32_t)g->n);
+    le_put32(buf + 20, g->nodes[0].c);
+    le_put32(buf + 24, g->nodes[0].h);
+    le_put32(buf + 28, g->nodes[0].w);
     uint8_t *p = put_array(buf + GRF_HEADER, g->mean, c);
     p = put_array(p, g->std, c);
     for (size_t i = 1; i < g->n; i++) {
@@ -146,8 +136,8 @@ hecnn_status hecnn_graph_digest(const hecnn_graph *g, uint8_t digest[32])
 static hecnn_status check_header(const uint8_t *h, uint32_t *count, uint32_t *channels)
 {
     if (memcmp(h, GRF_MAGIC, 8) != 0) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "not a hecnn graph file (bad magic)");
-    const uint32_t version = rd32(h + 8), hsize = rd32(h + 12), n = rd32(h + 16);
-    const uint32_t c = rd32(h + 20), hh = rd32(h + 24), w = rd32(h + 28);
+    const uint32_t version = le_get32(h + 8), hsize = le_get32(h + 12), n = le_get32(h + 16);
+    const uint32_t c = le_get32(h + 20), hh = le_get32(h + 24), w = le_get32(h + 28);
     if (version != GRF_VERSION)
         return hecnn_fail(HECNN_ERR_BAD_FORMAT, "graph file version %u, this build reads %u", version, GRF_VERSION);
     if (hsize != GRF_HEADER) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "graph header size %u, expected %u", hsize, GRF_HEADER);
@@ -165,7 +155,7 @@ static hecnn_status check_header(const uint8_t *h, uint32_t *count, uint32_t *ch
  * within HECNN_GRAPH_MAX_WEIGHTS. *bytes = the record's array bytes. */
 static hecnn_status check_record(const uint8_t *r, size_t id, size_t *scalars, size_t *bytes)
 {
-    const uint32_t op = rd32(r), nw = rd32(r + 36), nb = rd32(r + 40), nc = rd32(r + 44);
+    const uint32_t op = le_get32(r), nw = le_get32(r + 36), nb = le_get32(r + 40), nc = le_get32(r + 44);
     if (op == HECNN_OP_INPUT || op >= HECNN_OP_COUNT)
         return hecnn_fail(HECNN_ERR_BAD_FORMAT, "node %zu: unknown operation %u", id, op);
     if (nc > HECNN_GRAPH_MAX_POLY + 1)
@@ -218,8 +208,8 @@ static hecnn_status as_format(hecnn_status st, size_t id)
 /* Node `id` from its record r and arrays a (already within the file and the limits). */
 static hecnn_status build_node(hecnn_graph *g, size_t id, const uint8_t *r, const uint8_t *a, double *tmp)
 {
-    const uint32_t op = rd32(r), in0 = rd32(r + 4), in1 = rd32(r + 8), c = rd32(r + 12), k = rd32(r + 24);
-    const uint32_t stride = rd32(r + 28), pad = rd32(r + 32), nw = rd32(r + 36), nb = rd32(r + 40), nc = rd32(r + 44);
+    const uint32_t op = le_get32(r), in0 = le_get32(r + 4), in1 = le_get32(r + 8), c = le_get32(r + 12), k = le_get32(r + 24);
+    const uint32_t stride = le_get32(r + 28), pad = le_get32(r + 32), nw = le_get32(r + 36), nb = le_get32(r + 40), nc = le_get32(r + 44);
     const double range = rdf64(r + 48);
     if (in0 >= id || (op == HECNN_OP_ADD && in1 >= id))
         return hecnn_fail(HECNN_ERR_BAD_FORMAT, "node %zu reads node %u; only earlier nodes may be read", id,
@@ -271,7 +261,7 @@ static hecnn_status build_node(hecnn_graph *g, size_t id, const uint8_t *r, cons
         return hecnn_fail(HECNN_ERR_BAD_FORMAT,
                           "node %zu: its record does not match the node it builds (output %ux%ux%u from %u, %u, %u; "
                           "unused fields must be 0)",
-                          id, nd->c, nd->h, nd->w, rd32(r + 12), rd32(r + 16), rd32(r + 20));
+                          id, nd->c, nd->h, nd->w, le_get32(r + 12), le_get32(r + 16), le_get32(r + 20));
     }
     return HECNN_OK;
 }
@@ -288,18 +278,18 @@ hecnn_status hecnn_graph_read(hecnn_graph **out, const uint8_t *data, size_t siz
     if (sha256(data, total - GRF_DIGEST, digest)) return hecnn_fail(HECNN_ERR_UNSUPPORTED, "SHA-256 unavailable");
     if (memcmp(digest, data + total - GRF_DIGEST, GRF_DIGEST) != 0)
         return hecnn_fail(HECNN_ERR_BAD_FORMAT, "graph checksum mismatch: the file is corrupted or was altered");
-    const uint32_t count = rd32(data + 16), c = rd32(data + 20);
+    const uint32_t count = le_get32(data + 16), c = le_get32(data + 20);
     /* largest array of one node, for the conversion buffer */
     size_t off = GRF_HEADER + 16 * (size_t)c, largest = 2 * (size_t)c;
     for (size_t id = 1; id < count; id++) {
-        const size_t n = (size_t)rd32(data + off + 36) + rd32(data + off + 40) + rd32(data + off + 44);
+        const size_t n = (size_t)le_get32(data + off + 36) + le_get32(data + off + 40) + le_get32(data + off + 44);
         if (n > largest) largest = n;
         off += GRF_RECORD + 8 * n;
     }
     double *tmp = hecnn_alloc(largest * sizeof *tmp);
     if (!tmp) return hecnn_fail(HECNN_ERR_NO_MEMORY, "model arrays");
     hecnn_graph *g = NULL;
-    st = hecnn_graph_new(&g, c, rd32(data + 24), rd32(data + 28));
+    st = hecnn_graph_new(&g, c, le_get32(data + 24), le_get32(data + 28));
     if (!st) {
         get_array(tmp, data + GRF_HEADER, 2 * (size_t)c);
         st = hecnn_graph_set_input_norm(g, tmp, tmp + c);
@@ -312,7 +302,7 @@ hecnn_status hecnn_graph_read(hecnn_graph **out, const uint8_t *data, size_t siz
     off = GRF_HEADER + 16 * (size_t)c;
     for (size_t id = 1; id < count && !st; id++) {
         const uint8_t *r = data + off;
-        const size_t n = (size_t)rd32(r + 36) + rd32(r + 40) + rd32(r + 44);
+        const size_t n = (size_t)le_get32(r + 36) + le_get32(r + 40) + le_get32(r + 44);
         st = build_node(g, id, r, r + GRF_RECORD, tmp);
         off += GRF_RECORD + 8 * n;
     }

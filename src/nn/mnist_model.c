@@ -13,6 +13,7 @@
 #include "hecnn/nn.h"
 #include "util/alloc.h"
 #include "util/error.h"
+#include "util/le.h"
 
 #define MODEL_MAGIC "HECNNMDL"
 #define MODEL_VERSION 1u
@@ -26,17 +27,6 @@
 /* Largest file we accept: float64 payload + header + digest. */
 #define MODEL_MAX_BYTES ((size_t)MODEL_HEADER + (size_t)MODEL_PARAMS * 8 + 32)
 
-static uint32_t rd32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
-static uint64_t rd64(const uint8_t *p) { return (uint64_t)rd32(p) | (uint64_t)rd32(p + 4) << 32; }
-static void wr32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-static void wr64(uint8_t *p, uint64_t v)
-{
-    wr32(p, (uint32_t)v);
-    wr32(p + 4, (uint32_t)(v >> 32));
-}
 
 static int sha256(const uint8_t *data, size_t n, uint8_t out[32])
 {
@@ -71,7 +61,7 @@ hecnn_status hecnn_mnist_model_read(hecnn_mnist_model **out, const uint8_t *data
         return hecnn_fail(HECNN_ERR_BAD_FORMAT, "model file truncated: %zu bytes, a header alone is %u", size,
                           MODEL_HEADER + 32);
     if (memcmp(data, MODEL_MAGIC, 8) != 0) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "not a hecnn model file (bad magic)");
-    const uint32_t version = rd32(data + 8), arch = rd32(data + 12), hsize = rd32(data + 16), dtype = rd32(data + 20);
+    const uint32_t version = le_get32(data + 8), arch = le_get32(data + 12), hsize = le_get32(data + 16), dtype = le_get32(data + 20);
     if (version != MODEL_VERSION)
         return hecnn_fail(HECNN_ERR_BAD_FORMAT, "model format version %u, this build reads %u", version, MODEL_VERSION);
     if (arch != MODEL_ARCH_VR_MNIST) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "unknown model architecture %u", arch);
@@ -82,12 +72,12 @@ hecnn_status hecnn_mnist_model_read(hecnn_mnist_model **out, const uint8_t *data
     static const char *const names[8] = {"input height", "input width", "kernels", "kernel size", "stride",
                                          "hidden units", "classes", "activation degree"};
     for (int i = 0; i < 8; i++) {
-        const uint32_t v = rd32(data + 24 + 4 * i);
+        const uint32_t v = le_get32(data + 24 + 4 * i);
         if (v != want[i])
             return hecnn_fail(HECNN_ERR_BAD_FORMAT, "model %s is %u; this network needs %u", names[i], v, want[i]);
     }
     const size_t width = dtype == MODEL_DTYPE_F32 ? 4 : 8;
-    const uint64_t payload = rd64(data + 56);
+    const uint64_t payload = le_get64(data + 56);
     if (payload != (uint64_t)MODEL_PARAMS * width)
         return hecnn_fail(HECNN_ERR_BAD_FORMAT, "payload of %llu bytes, the sizes give %zu", (unsigned long long)payload,
                           (size_t)MODEL_PARAMS * width);
@@ -107,12 +97,12 @@ hecnn_status hecnn_mnist_model_read(hecnn_mnist_model **out, const uint8_t *data
         for (size_t i = 0; i < s[k].n; i++, p += width) {
             double v;
             if (width == 4) {
-                uint32_t u = rd32(p);
+                uint32_t u = le_get32(p);
                 float f;
                 memcpy(&f, &u, 4);
                 v = f;
             } else {
-                uint64_t u = rd64(p);
+                uint64_t u = le_get64(p);
                 memcpy(&v, &u, 8);
             }
             if (!isfinite(v) || fabs(v) > 1e6) {
@@ -155,14 +145,14 @@ hecnn_status hecnn_mnist_model_save(const hecnn_mnist_model *model, const char *
     uint8_t *buf = hecnn_calloc(total, 1);
     if (!buf) return hecnn_fail(HECNN_ERR_NO_MEMORY, "model buffer");
     memcpy(buf, MODEL_MAGIC, 8);
-    wr32(buf + 8, MODEL_VERSION);
-    wr32(buf + 12, MODEL_ARCH_VR_MNIST);
-    wr32(buf + 16, MODEL_HEADER);
-    wr32(buf + 20, MODEL_DTYPE_F64);
+    le_put32(buf + 8, MODEL_VERSION);
+    le_put32(buf + 12, MODEL_ARCH_VR_MNIST);
+    le_put32(buf + 16, MODEL_HEADER);
+    le_put32(buf + 20, MODEL_DTYPE_F64);
     const uint32_t dims[8] = {HECNN_MNIST_SIDE, HECNN_MNIST_SIDE, HECNN_MNIST_KERNELS, HECNN_MNIST_KSIZE, 1,
                               HECNN_MNIST_FC1_OUT, HECNN_MNIST_CLASSES, 3};
-    for (int i = 0; i < 8; i++) wr32(buf + 24 + 4 * i, dims[i]);
-    wr64(buf + 56, (uint64_t)MODEL_PARAMS * 8);
+    for (int i = 0; i < 8; i++) le_put32(buf + 24 + 4 * i, dims[i]);
+    le_put64(buf + 56, (uint64_t)MODEL_PARAMS * 8);
     span s[8];
     const size_t ns = model_spans((hecnn_mnist_model *)model, s);
     uint8_t *p = buf + MODEL_HEADER;
@@ -170,7 +160,7 @@ hecnn_status hecnn_mnist_model_save(const hecnn_mnist_model *model, const char *
         for (size_t i = 0; i < s[k].n; i++, p += 8) {
             uint64_t u;
             memcpy(&u, &s[k].p[i], 8);
-            wr64(p, u);
+            le_put64(p, u);
         }
     hecnn_status st = HECNN_OK;
     if (sha256(buf, total - 32, buf + total - 32)) st = hecnn_fail(HECNN_ERR_UNSUPPORTED, "SHA-256 unavailable");

@@ -13,6 +13,7 @@
 #include "nn/mnist_internal.h"
 #include "util/alloc.h"
 #include "util/error.h"
+#include "util/le.h"
 
 #define PREP_MAGIC "HECNNEMD"
 #define PREP_VERSION 2u /* 2: the header and the whole file checksummed; 1 refused by name */
@@ -295,17 +296,6 @@ hecnn_status hecnn_mnist_encrypt_model(hecnn_mnist_prepared **out, const hecnn_m
  * number. The header is verified before any field of it is used, each ciphertext before it is
  * kept, and the whole before the model is returned. */
 
-static void wr32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-static void wr64(uint8_t *p, uint64_t v)
-{
-    wr32(p, (uint32_t)v);
-    wr32(p + 4, (uint32_t)(v >> 32));
-}
-static uint32_t rd32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
-static uint64_t rd64(const uint8_t *p) { return (uint64_t)rd32(p) | (uint64_t)rd32(p + 4) << 32; }
 
 /* A fresh SHA-256; NULL when OpenSSL cannot give one. */
 static EVP_MD_CTX *sha256_new(void)
@@ -369,15 +359,15 @@ hecnn_status hecnn_mnist_prepared_save(const hecnn_mnist_prepared *cp, FILE *f)
     uint8_t h[PREP_HEADER + PREP_DIGEST] = {0}, d[PREP_DIGEST];
     if (!st) {
         memcpy(h, PREP_MAGIC, 8);
-        wr32(h + 8, PREP_VERSION);
-        wr32(h + 12, (uint32_t)p->net->w);
-        wr64(h + 16, ckks_context_param_id(p->net->ctx));
-        wr32(h + 24, (uint32_t)count);
-        wr32(h + 28, (uint32_t)p->deltas);
+        le_put32(h + 8, PREP_VERSION);
+        le_put32(h + 12, (uint32_t)p->net->w);
+        le_put64(h + 16, ckks_context_param_id(p->net->ctx));
+        le_put32(h + 24, (uint32_t)count);
+        le_put32(h + 28, (uint32_t)p->deltas);
         for (int i = 0; i < 8; i++) {
             uint64_t u;
             memcpy(&u, i < 4 ? &p->act1[i] : &p->act2[i - 4], 8);
-            wr64(h + 32 + 8 * i, u);
+            le_put64(h + 32 + 8 * i, u);
         }
         if (EVP_Digest(h, PREP_HEADER, h + PREP_HEADER, NULL, EVP_sha256(), NULL) != 1 ||
             EVP_DigestUpdate(md, h + PREP_HEADER, PREP_DIGEST) != 1)
@@ -409,7 +399,7 @@ hecnn_status hecnn_mnist_prepared_load(hecnn_mnist_prepared **out, const hecnn_m
     if (got < 8 || memcmp(h, PREP_MAGIC, 8) != 0)
         return hecnn_fail(HECNN_ERR_BAD_FORMAT, "not an encrypted hecnn MNIST model (bad magic)");
     if (got < 12) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "encrypted model truncated in its header");
-    const uint32_t version = rd32(h + 8);
+    const uint32_t version = le_get32(h + 8);
     if (version == 1)
         return hecnn_fail(HECNN_ERR_BAD_FORMAT, "encrypted model format version 1, written by an earlier build: this build reads "
                           "version %u (checksummed); encrypt the model again", PREP_VERSION);
@@ -419,10 +409,10 @@ hecnn_status hecnn_mnist_prepared_load(hecnn_mnist_prepared **out, const hecnn_m
     if (EVP_Digest(h, PREP_HEADER, d, NULL, EVP_sha256(), NULL) != 1) return hecnn_fail(HECNN_ERR_UNSUPPORTED, "SHA-256 failed");
     if (CRYPTO_memcmp(d, h + PREP_HEADER, PREP_DIGEST))
         return hecnn_fail(HECNN_ERR_BAD_FORMAT, "encrypted model checksum mismatch in its header: the file is damaged or was altered");
-    const uint32_t width = rd32(h + 12), count = rd32(h + 24), deltas = rd32(h + 28);
-    const uint64_t pid = rd64(h + 16);
+    const uint32_t width = le_get32(h + 12), count = le_get32(h + 24), deltas = le_get32(h + 28);
+    const uint64_t pid = le_get64(h + 16);
     uint64_t act[8];
-    for (int i = 0; i < 8; i++) act[i] = rd64(h + 32 + 8 * i);
+    for (int i = 0; i < 8; i++) act[i] = le_get64(h + 32 + 8 * i);
     if (pid != ckks_context_param_id(n->ctx))
         return hecnn_fail(HECNN_ERR_PARAMS_MISMATCH, "the model was encrypted under other CKKS parameters");
     if (width != n->w)

@@ -18,6 +18,7 @@ enum random_domain {
     DOMAIN_UNIFORM = 3,
     DOMAIN_EPHEMERAL = 4,
     DOMAIN_SEED_DERIVE = 5,
+    DOMAIN_FLOOD = 6, /* decryption flooding noise */
 };
 
 typedef struct prng {

@@ -56,6 +56,15 @@ n=$(wc -l <"$T/want.txt")
 run "$HECNN" encrypt "${P1[@]}" --public-key "$T/k1/public.key" --in "$T/v.txt" --out "$T/pk.ct"
 run "$HECNN" decrypt "${P1[@]}" --secret-key "$T/k1/secret.key" --in "$T/pk.ct" --out "$T/pk.txt" --count "$n"
 close "$T/want.txt" "$T/pk.txt" 1e-6
+# flooded decryption (docs/SECURITY.md): the values to within the noise the note states (2e-5 at
+# 10 bits here), and never twice the same; absurd widths are usage errors
+run "$HECNN" decrypt "${P1[@]}" --secret-key "$T/k1/secret.key" --in "$T/pk.ct" --out "$T/f1.txt" --count "$n" --flood 10
+grep -q "flooded with 10 bits: noise of standard deviation" "$T/err" && ok || bad "no flooding note: $(cat "$T/err")"
+close "$T/want.txt" "$T/f1.txt" 3e-4
+run "$HECNN" decrypt "${P1[@]}" --secret-key "$T/k1/secret.key" --in "$T/pk.ct" --out "$T/f2.txt" --count "$n" --flood 10
+cmp -s "$T/f1.txt" "$T/f2.txt" && bad "two flooded decryptions are equal" || ok
+expect 2 "need 0 < BITS <= 64" "$HECNN" decrypt "${P1[@]}" --secret-key "$T/k1/secret.key" --in "$T/pk.ct" --out "$T/f3.txt" --flood 0
+expect 2 "need 0 < BITS <= 64" "$HECNN" decrypt "${P1[@]}" --secret-key "$T/k1/secret.key" --in "$T/pk.ct" --out "$T/f3.txt" --flood 65
 # symmetric encryption: seeded, about half the size
 run "$HECNN" encrypt "${P1[@]}" --secret-key "$T/k1/secret.key" --in "$T/v.txt" --out "$T/sk.ct"
 run "$HECNN" decrypt "${P1[@]}" --secret-key "$T/k1/secret.key" --in "$T/sk.ct" --out "$T/sk.txt" --count "$n"

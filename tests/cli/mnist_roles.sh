@@ -30,6 +30,13 @@ acc=$(sed -n 's/.*"correct": \([0-9]*\).*/\1/p' "$T/s.json")
 [ -n "$acc" ] && [ "$acc" -ge 18 ] && ok || bad "only ${acc:-?}/20 digits right: $(cat "$T/s.json")"
 run "$HECNN" decrypt-scores --keys "$T/k" --in "$T/res.ct"
 grep -q "^19 " "$T/out" && ok || bad "text output lacks image 19"
+# flooded by default (docs/SECURITY.md), scores rounded to 2^-10 of their range: the same digits as
+# an unflooded decryption; --no-flood warns
+grep -q '"flood_bits": 20,' "$T/s.json" && grep -q '"rounding": 0.125,' "$T/s.json" && ok || bad "flooding fields: $(head -5 "$T/s.json")"
+run "$HECNN" decrypt-scores --keys "$T/k" --in "$T/res.ct" --json --no-flood --out "$T/n.json"
+grep -q "no-flood.*do not share them" "$T/err" && ok || bad "--no-flood note: $(cat "$T/err")"
+[ "$(grep -o '"prediction": [0-9]' "$T/s.json")" = "$(grep -o '"prediction": [0-9]' "$T/n.json")" ] && ok || bad "flooding changed a digit"
+expect 2 "need 0 < BITS <= 64" "$HECNN" decrypt-scores --keys "$T/k" --in "$T/res.ct" --flood 0
 
 # a truncated ciphertext file fails cleanly and leaves no output
 head -c 2000000 "$T/img.ct" > "$T/cut.ct"
