@@ -1079,11 +1079,13 @@ int cmd_model_decrypt(int argc, char **argv)
     cli_protect_secrets(); /* it holds a secret key */
     const char *dir = NULL, *model = NULL, *in = NULL, *data = NULL, *record = NULL, *out = NULL;
     size_t offset = 0;
-    bool json = false, offset_given = false;
+    double flood_bits = 0;
+    bool json = false, offset_given = false, flood_given = false;
     const cli_opt opts[] = {
         {"keys", CLI_OPT_STRING, &dir, "DIR", "key directory from 'hecnn model keygen' (not DIR/server)", NULL},
         {"model", CLI_OPT_STRING, &model, "FILE", "the model the keys were made for", NULL},
         {"in", CLI_OPT_STRING, &in, "FILE", "encrypted scores from 'hecnn model infer'", NULL},
+        {"flood", CLI_OPT_DOUBLE, &flood_bits, "BITS", "flood the decryption: noise 2^BITS times the error estimate", &flood_given},
         {"data", CLI_OPT_STRING, &data, "FILE", "CIFAR binary file: also print labels and the accuracy", NULL},
         {"offset", CLI_OPT_SIZE, &offset, "K", "index of the first image in --data (default: the record's)", &offset_given},
         {"record", CLI_OPT_STRING, &record, "FILE", "owner record from 'model encrypt' (default: DIR/images.record)", NULL},
@@ -1095,11 +1097,17 @@ int cmd_model_decrypt(int argc, char **argv)
         "model decrypt", "--keys DIR --model FILE --in FILE [--record FILE] [--data CIFAR_BIN [--offset K]] [--json]",
         "Data owner: decrypt the class scores of a batch and print the predicted classes (with --data, the\n"
         "labels and the accuracy). The scores must come from the images of the owner record (--record, or\n"
-        "DIR/images.record): model, parameters, counts and the SHA-256 of the image file are checked.",
+        "DIR/images.record): model, parameters, counts and the SHA-256 of the image file are checked.\n"
+        "Scores that leave the data owner should be flooded (--flood BITS, as 'hecnn decrypt'; docs/SECURITY.md).",
         opts, 0};
     int rc = cli_parse(&cmd, argc, argv, NULL, NULL);
     if (rc) return rc == CLI_PARSE_HELP ? CLI_EXIT_OK : CLI_EXIT_USAGE;
     if (cli_require(&cmd, "keys", dir) || cli_require(&cmd, "model", model) || cli_require(&cmd, "in", in)) return CLI_EXIT_USAGE;
+    if (flood_given && !(flood_bits > 0 && flood_bits <= 64)) {
+        cli_error("--flood %g: need 0 < BITS <= 64", flood_bits);
+        return CLI_EXIT_USAGE;
+    }
+    const ckks_flood_options flood = {.flood_bits = flood_bits};
     setup s;
     if (setup_from_dir(&s, dir, model)) return CLI_EXIT_FAIL;
     rc = CLI_EXIT_FAIL;
@@ -1142,7 +1150,8 @@ int cmd_model_decrypt(int argc, char **argv)
     for (size_t i = 0; i < n_out; i++)
         if (pbf_read_ct(&r, s.ctx, cts[i], i)) goto done;
     if (pbf_read_end(&r)) goto done;
-    hecnn_status st = hecnn_plan_decrypt(s.plan, scores, h.images, cts, sk);
+    hecnn_status st = flood_given ? hecnn_plan_decrypt_flooded(s.plan, scores, h.images, cts, sk, &flood)
+                                  : hecnn_plan_decrypt(s.plan, scores, h.images, cts, sk);
     if (st) {
         cli_status_error(st, "cannot decrypt '%s'", in);
         goto done;

@@ -63,6 +63,9 @@ run "$HECNN" model eval --model "$T/m.hg" --data "$T/relabel.bin" --offset 2 --c
 grep -q '"approx": {"correct": 4,' "$T/out" && ok || bad "decrypted classes differ from the simulation: $(cat "$T/out") / $(cat "$T/dec.json")"
 run "$HECNN" model decrypt --keys "$K" --model "$T/m.hg" --in "$T/sc.pbf"
 grep -Eq "^2 +[0-9]" "$T/out" && ok || bad "decrypt table: $(cat "$T/out")"
+run "$HECNN" model decrypt --keys "$K" --model "$T/m.hg" --in "$T/sc.pbf" --flood 20
+grep -Eq "^5 +[0-9]" "$T/out" && ok || bad "flooded decrypt table: $(cat "$T/out")"
+expect 2 "flood" "$HECNN" model decrypt --keys "$K" --model "$T/m.hg" --in "$T/sc.pbf" --flood 0
 
 # refusals
 expect 1 "not the model the keys" "$HECNN" model infer --keys "$T/srv" --model "$T/m2.hg" --in "$T/img.pbf" --out "$T/x"
