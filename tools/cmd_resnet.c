@@ -28,6 +28,7 @@
 #define RECORD_SUFFIX ".record"
 #define RECORD_KEY_FILE "images.record"
 #define TEXT_MAX_BYTES 4096
+#define MAX_BATCH (1u << 24) /* images per run: far beyond any slot count */
 
 static double now_s(void) { return bench_seconds(CLOCK_MONOTONIC); }
 
@@ -187,7 +188,7 @@ static int plan_record_read(const char *path, plan_record *r)
     else bad = plan_keys[0];
     if (!bad && !parse_u64_hex(v[1], &r->param_id)) bad = plan_keys[1];
     if (!bad && !parse_hex(v[2], r->model, 32)) bad = plan_keys[2];
-    if (!bad && !parse_size(v[3], 1, 1u << 24, &r->batch)) bad = plan_keys[3];
+    if (!bad && !parse_size(v[3], 1, MAX_BATCH, &r->batch)) bad = plan_keys[3];
     if (!bad && !parse_size(v[4], 1, HECNN_GRAPH_MAX_DIM, &grid)) bad = plan_keys[4];
     if (bad) {
         cli_error("plan record '%s': bad %s", path, bad);
@@ -627,8 +628,8 @@ static int owner_record_read(const char *path, owner_record *r)
     const char *bad = NULL;
     if (!parse_u64_hex(v[0], &r->param_id)) bad = owner_keys[0];
     else if (!parse_hex(v[1], r->model, 32)) bad = owner_keys[1];
-    else if (!parse_size(v[2], 1, 1u << 24, &r->batch)) bad = owner_keys[2];
-    else if (!parse_size(v[3], 1, 1u << 24, &r->images)) bad = owner_keys[3];
+    else if (!parse_size(v[2], 1, MAX_BATCH, &r->batch)) bad = owner_keys[2];
+    else if (!parse_size(v[3], 1, MAX_BATCH, &r->images)) bad = owner_keys[3];
     else if (!parse_size(v[4], 0, LONG_MAX, &r->offset)) bad = owner_keys[4];
     else if (!parse_hex(v[5], r->sha256, 32)) bad = owner_keys[5];
     if (bad) {
@@ -691,8 +692,8 @@ int cmd_model_keygen(int argc, char **argv)
     int rc = cli_parse(&cmd, argc, argv, NULL, NULL);
     if (rc) return rc == CLI_PARSE_HELP ? CLI_EXIT_OK : CLI_EXIT_USAGE;
     if (cli_require(&cmd, "model", model) || cli_require(&cmd, "out-dir", out_dir)) return CLI_EXIT_USAGE;
-    if (batch == 0) {
-        cli_error("--batch B (at least 1) is required");
+    if (batch == 0 || batch > MAX_BATCH) {
+        cli_error("--batch B (1..%u) is required", MAX_BATCH);
         return CLI_EXIT_USAGE;
     }
     ckks_boot_preset preset;
@@ -1277,8 +1278,8 @@ int cmd_bench_resnet(int argc, char **argv)
     int rc = cli_parse(&cmd, argc, argv, NULL, NULL);
     if (rc) return rc == CLI_PARSE_HELP ? CLI_EXIT_OK : CLI_EXIT_USAGE;
     if (cli_require(&cmd, "model", model) || cli_require(&cmd, "data", data)) return CLI_EXIT_USAGE;
-    if (batch == 0) {
-        cli_error("--batch B (at least 1) is required");
+    if (batch == 0 || batch > MAX_BATCH) {
+        cli_error("--batch B (1..%u) is required", MAX_BATCH);
         return CLI_EXIT_USAGE;
     }
     ckks_boot_preset preset;
