@@ -410,8 +410,10 @@ static int need_add(need_set *s, uint64_t g, unsigned level)
         }
     if (s->n == s->cap) {
         size_t cap = s->cap ? 2 * s->cap : 64;
-        ckks_key_need *v = realloc(s->v, cap * sizeof *v);
+        ckks_key_need *v = hecnn_alloc(cap * sizeof *v);
         if (!v) return -1;
+        if (s->n) memcpy(v, s->v, s->n * sizeof *v);
+        hecnn_free(s->v);
         s->v = v;
         s->cap = cap;
     }
@@ -440,15 +442,15 @@ static int collect_needs(const ckks_bootstrapper *bt, need_set *s)
     for (unsigned i = 0; i < bt->bp.s2c_levels; i++) all[m++] = bt->s2c[i];
     for (size_t i = 0; i < m; i++) {
         size_t c = ckks_lintrans_galois_elements(all[i], NULL, 0);
-        uint64_t *g = malloc((c ? c : 1) * sizeof *g);
+        uint64_t *g = hecnn_alloc((c ? c : 1) * sizeof *g);
         if (!g) return -1;
         ckks_lintrans_galois_elements(all[i], g, c);
         for (size_t j = 0; j < c; j++)
             if (need_add(s, g[j], all[i]->level)) {
-                free(g);
+                hecnn_free(g);
                 return -1;
             }
-        free(g);
+        hecnn_free(g);
     }
     qsort(s->v, s->n, sizeof *s->v, cmp_need);
     return 0;
@@ -458,12 +460,12 @@ size_t ckks_bootstrapper_key_plan(const ckks_bootstrapper *bt, ckks_key_need *ou
 {
     need_set s = {0};
     if (collect_needs(bt, &s)) {
-        free(s.v);
+        hecnn_free(s.v);
         return 0;
     }
     for (size_t i = 0; i < s.n && i < cap && out; i++) out[i] = s.v[i];
     size_t n = s.n;
-    free(s.v);
+    hecnn_free(s.v);
     return n;
 }
 
@@ -491,7 +493,7 @@ static hecnn_status boot_keys_generate(ckks_boot_keys **out, const ckks_bootstra
         if (!st) st = ckks_eval_keys_add(k->evk, key);
         else ckks_switching_key_free(key);
     }
-    free(s.v);
+    hecnn_free(s.v);
     if (!st && bt->bp.ephemeral_hamming_weight) {
         ckks_secret_key *eph = NULL;
         st = ckks_secret_key_generate_sparse(&eph, bt->ctx, bt->bp.ephemeral_hamming_weight);

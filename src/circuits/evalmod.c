@@ -27,7 +27,7 @@ static int fit(const evalmod *em, double *coef, size_t d, double half)
     const unsigned k = em->k;
     const size_t per = 3 * nb / (2 * k + 1) + 12;
     const size_t M = (2 * (size_t)k + 1) * per, n = nb;
-    ld *A = malloc(M * n * sizeof *A), *b = malloc(M * sizeof *b), *v = malloc(M * sizeof *v), *c = malloc(n * sizeof *c);
+    ld *A = hecnn_alloc(M * n * sizeof *A), *b = hecnn_alloc(M * sizeof *b), *v = hecnn_alloc(M * sizeof *v), *c = hecnn_alloc(n * sizeof *c);
     int rc = -1;
     if (!A || !b || !v || !c) goto out;
     size_t row = 0;
@@ -77,10 +77,10 @@ static int fit(const evalmod *em, double *coef, size_t d, double half)
     for (size_t j = 0; j < n; j++) coef[par + 2 * j] = (double)c[j];
     rc = 0;
 out:
-    free(A);
-    free(b);
-    free(v);
-    free(c);
+    hecnn_free(A);
+    hecnn_free(b);
+    hecnn_free(v);
+    hecnn_free(c);
     return rc;
 }
 
@@ -163,7 +163,7 @@ hecnn_status evalmod_eval(const ckks_evaluator *ev, ckks_ciphertext *out, const 
     /* the value after the polynomial (and the double angles) is sin(2 pi u) (COS) or
      * sin(2 pi u) / (2 pi) (SIN); `factor (u mod 1)` is that times c */
     const double c = em->kind == CKKS_MOD1_SIN ? factor : factor / (2 * M_PI);
-    double *s = malloc((r + 1) * sizeof *s);
+    double *s = hecnn_alloc((r + 1) * sizeof *s);
     if (!s) return hecnn_fail(HECNN_ERR_NO_MEMORY, "EvalMod scales");
     s[r] = out_scale * c; /* scale of the last result before declaring the factor */
     for (unsigned k = r; k-- > 0;) s[k] = sqrt(s[k + 1] * (double)ckks_context_q(ctx, L - dp - k));
@@ -176,6 +176,6 @@ hecnn_status evalmod_eval(const ckks_evaluator *ev, ckks_ciphertext *out, const 
         if (!st) st = ckks_ciphertext_set_scale(out, s[k + 1]);
     }
     if (!st) st = ckks_ciphertext_set_scale(out, out_scale);
-    free(s);
+    hecnn_free(s);
     return st;
 }

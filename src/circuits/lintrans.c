@@ -28,7 +28,7 @@ double lt_plan_cost(const size_t *offs, size_t count, size_t n1, size_t *n_babie
 {
     /* offsets sorted; babies = distinct k mod n1, giants = distinct k - k mod n1 */
     size_t nb = 0, ng = 0;
-    bool *seen_b = calloc(n1, 1);
+    bool *seen_b = hecnn_calloc(n1, 1);
     if (!seen_b) return INFINITY;
     size_t last_g = (size_t)-1;
     for (size_t i = 0; i < count; i++) {
@@ -42,7 +42,7 @@ double lt_plan_cost(const size_t *offs, size_t count, size_t n1, size_t *n_babie
             last_g = g;
         }
     }
-    free(seen_b);
+    hecnn_free(seen_b);
     if (n_babies) *n_babies = nb;
     if (n_giants) *n_giants = ng;
     /* a hoisted baby rotation costs about half a rotation; a product by a diagonal little */

@@ -109,10 +109,10 @@ static ext refine(const double *c, size_t m, double b, double lo, double hi, dou
 static double remez_sign(double *c, size_t m, double a, double b)
 {
     const size_t n = m + 1, grid = 4000 + 400 * m;
-    double *ref = malloc(n * sizeof *ref);
-    long double *A = malloc(n * n * sizeof *A), *r = malloc(n * sizeof *r);
-    double *gx = malloc(2 * grid * sizeof *gx), *ge = malloc(2 * grid * sizeof *ge);
-    ext *ex = malloc((2 * grid + 2) * sizeof *ex);
+    double *ref = hecnn_alloc(n * sizeof *ref);
+    long double *A = hecnn_alloc(n * n * sizeof *A), *r = hecnn_alloc(n * sizeof *r);
+    double *gx = hecnn_alloc(2 * grid * sizeof *gx), *ge = hecnn_alloc(2 * grid * sizeof *ge);
+    ext *ex = hecnn_alloc((2 * grid + 2) * sizeof *ex);
     double result = -1;
     if (!ref || !A || !r || !gx || !ge || !ex) goto out;
 
@@ -183,12 +183,12 @@ static double remez_sign(double *c, size_t m, double a, double b)
         prev_max = mx;
     }
 out:
-    free(ref);
-    free(A);
-    free(r);
-    free(gx);
-    free(ge);
-    free(ex);
+    hecnn_free(ref);
+    hecnn_free(A);
+    hecnn_free(r);
+    hecnn_free(gx);
+    hecnn_free(ge);
+    hecnn_free(ex);
     return result;
 }
 
@@ -207,24 +207,24 @@ hecnn_status ckks_sign_approx_new(ckks_sign_approx **out, double alpha, const un
     double a = ldexp(1.0, 0) * exp2(-alpha), b = 1.0, delta = 1.0;
     for (size_t i = 0; i < stages; i++) {
         const size_t m = (degrees[i] + 1) / 2;
-        double *oc = calloc(m, sizeof *oc), *full = calloc(degrees[i] + 1, sizeof *full);
+        double *oc = hecnn_calloc(m, sizeof *oc), *full = hecnn_calloc(degrees[i] + 1, sizeof *full);
         if (!oc || !full) {
-            free(oc);
-            free(full);
+            hecnn_free(oc);
+            hecnn_free(full);
             ckks_sign_approx_free(s);
             return hecnn_fail(HECNN_ERR_NO_MEMORY, "remez");
         }
         delta = remez_sign(oc, m, a, b);
         if (!(delta >= 0) || !(delta < 1)) {
-            free(oc);
-            free(full);
+            hecnn_free(oc);
+            hecnn_free(full);
             ckks_sign_approx_free(s);
             return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "Remez did not converge at stage %zu", i);
         }
         for (size_t k = 0; k < m; k++) full[2 * k + 1] = oc[k];
         hecnn_status st = ckks_poly_new(&s->p[i], full, degrees[i], -b, b);
-        free(oc);
-        free(full);
+        hecnn_free(oc);
+        hecnn_free(full);
         if (st) {
             ckks_sign_approx_free(s);
             return st;

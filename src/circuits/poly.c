@@ -55,7 +55,7 @@ hecnn_status ckks_poly_new(ckks_poly **out, const double *coeffs, size_t degree,
 void cheb_interpolate(double *c, size_t d, ckks_real_fn f, void *arg, double a, double b)
 {
     const size_t n = d + 1;
-    double *fx = malloc(n * sizeof *fx);
+    double *fx = hecnn_alloc(n * sizeof *fx);
     if (!fx) {
         memset(c, 0, n * sizeof *c);
         return;
@@ -70,7 +70,7 @@ void cheb_interpolate(double *c, size_t d, ckks_real_fn f, void *arg, double a, 
         c[j] = s * 2.0 / (double)n;
     }
     c[0] *= 0.5;
-    free(fx);
+    hecnn_free(fx);
 }
 
 double cheb_clenshaw(const double *c, size_t d, double y)
@@ -276,7 +276,7 @@ static hecnn_status eval_rec(pe_state *st, const double *c, size_t deg, unsigned
         return HECNN_OK;
     }
     const size_t qdeg = deg - m;
-    double *q = malloc((qdeg + 1 + m) * sizeof *q);
+    double *q = hecnn_alloc((qdeg + 1 + m) * sizeof *q);
     if (!q) return hecnn_fail(HECNN_ERR_NO_MEMORY, "polynomial split");
     double *r = q + qdeg + 1;
     /* T_m T_k = (T_(m+k) + T_(m-k)) / 2 */
@@ -298,7 +298,7 @@ static hecnn_status eval_rec(pe_state *st, const double *c, size_t deg, unsigned
             else s = eval_rec(st, q, qdeg, level + 1, 0, NULL);
         }
         if (!s && !r_const) s = eval_rec(st, r, rdeg, level, 0, NULL);
-        free(q);
+        hecnn_free(q);
         return s;
     }
 
@@ -329,7 +329,7 @@ static hecnn_status eval_rec(pe_state *st, const double *c, size_t deg, unsigned
 done:
     ckks_ciphertext_free(tq);
     ckks_ciphertext_free(tm);
-    free(q);
+    hecnn_free(q);
     return s;
 }
 

@@ -31,10 +31,10 @@ static double bits_of(double err)
 hecnn_status ckks_precision(ckks_precision_stats *out, const double complex *want, const double complex *have, size_t n)
 {
     if (!out || !want || !have || n == 0) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL or empty input");
-    double *re = malloc(n * sizeof *re), *im = malloc(n * sizeof *im);
+    double *re = hecnn_alloc(n * sizeof *re), *im = hecnn_alloc(n * sizeof *im);
     if (!re || !im) {
-        free(re);
-        free(im);
+        hecnn_free(re);
+        hecnn_free(im);
         return hecnn_fail(HECNN_ERR_NO_MEMORY, "precision");
     }
     double worst = 0;
@@ -48,7 +48,7 @@ hecnn_status ckks_precision(ckks_precision_stats *out, const double complex *wan
     summarize(re, n, &out->min_bits_real, &out->mean_bits_real, &out->median_bits_real, &out->max_bits_real);
     summarize(im, n, &out->min_bits_imag, &out->mean_bits_imag, &out->median_bits_imag, &out->max_bits_imag);
     out->max_abs_error = worst;
-    free(re);
-    free(im);
+    hecnn_free(re);
+    hecnn_free(im);
     return HECNN_OK;
 }

@@ -171,11 +171,11 @@ static hecnn_status fc1(run *r, ckks_ciphertext *const *A, ckks_ciphertext **X)
     const size_t w = n->w, nb = n->nb1, nhp = n->nhp, G = n->G1, nE = G * nhp * nb;
     const int threads = omp_get_max_threads();
     /* per-thread accumulators E[(g * nhp + hp) * nb + b] */
-    ckks_ciphertext ***E = calloc((size_t)threads, sizeof *E);
-    bool **used = calloc((size_t)threads, sizeof *used);
+    ckks_ciphertext ***E = hecnn_calloc((size_t)threads, sizeof *E);
+    bool **used = hecnn_calloc((size_t)threads, sizeof *used);
     if (!E || !used) {
-        free(E);
-        free(used);
+        hecnn_free(E);
+        hecnn_free(used);
         return hecnn_fail(HECNN_ERR_NO_MEMORY, "accumulators");
     }
     int baby[64], giant[64];
@@ -187,9 +187,9 @@ static hecnn_status fc1(run *r, ckks_ciphertext *const *A, ckks_ciphertext **X)
         const int tid = omp_get_thread_num();
         ckks_ciphertext **rotA = NULL, **rotT = NULL, *t = NULL;
         ckks_plaintext *pt = NULL;
-        double *vals = malloc(n->S * sizeof *vals);
-        double complex *cvals = malloc(n->S * sizeof *cvals);
-        used[tid] = calloc(nE, sizeof **used);
+        double *vals = hecnn_alloc(n->S * sizeof *vals);
+        double complex *cvals = hecnn_alloc(n->S * sizeof *cvals);
+        used[tid] = hecnn_calloc(nE, sizeof **used);
         hecnn_status s2 = vals && cvals && used[tid] ? HECNN_OK : hecnn_fail(HECNN_ERR_NO_MEMORY, "buffers");
         if (!s2) s2 = vr_ct_array_new(n->ctx, &E[tid], nE);
         if (!s2) s2 = vr_ct_array_new(n->ctx, &rotA, nb);
@@ -232,8 +232,8 @@ static hecnn_status fc1(run *r, ckks_ciphertext *const *A, ckks_ciphertext **X)
         vr_ct_array_free(rotT, nhp);
         ckks_ciphertext_free(t);
         ckks_plaintext_free(pt);
-        free(vals);
-        free(cvals);
+        hecnn_free(vals);
+        hecnn_free(cvals);
     }
     hecnn_log("[profile]   fc1 products done");
     /* Reduce the threads' accumulators into E[0]. */
@@ -251,7 +251,7 @@ static hecnn_status fc1(run *r, ckks_ciphertext *const *A, ckks_ciphertext **X)
      * the two halves: re = z + conj(z), im = -i (z - conj(z)), each to its column. */
     const size_t Q = mnist_fc1_bin(nb, w), nbin = n->n_x2 * (w / Q);
     ckks_ciphertext **bins = NULL;
-    bool *first_bin = calloc(nbin, sizeof *first_bin);
+    bool *first_bin = hecnn_calloc(nbin, sizeof *first_bin);
     if (!first_bin) fail(r, hecnn_fail(HECNN_ERR_NO_MEMORY, "flags"));
     for (size_t i = 0; first_bin && i < nbin; i++) first_bin[i] = true;
     if (!r->st) fail(r, vr_ct_array_new(n->ctx, &bins, nbin));
@@ -304,7 +304,7 @@ static hecnn_status fc1(run *r, ckks_ciphertext *const *A, ckks_ciphertext **X)
         }
     }
     /* the bins' common offsets */
-    bool *first_out = calloc(n->n_x2, sizeof *first_out);
+    bool *first_out = hecnn_calloc(n->n_x2, sizeof *first_out);
     if (!first_out) fail(r, hecnn_fail(HECNN_ERR_NO_MEMORY, "flags"));
     for (size_t i = 0; first_out && i < n->n_x2; i++) first_out[i] = true;
     for (size_t bin = 0; !r->st && bin < nbin; bin++) {
@@ -314,13 +314,13 @@ static hecnn_status fc1(run *r, ckks_ciphertext *const *A, ckks_ciphertext **X)
         if (!r->st) fail(r, vr_accumulate(r->ev, X[blk], bins[bin], &first_out[blk]));
     }
     vr_ct_array_free(bins, nbin);
-    free(first_bin);
+    hecnn_free(first_bin);
     for (int tid = 0; tid < threads; tid++) {
         vr_ct_array_free(E[tid], nE);
-        free(used[tid]);
+        hecnn_free(used[tid]);
     }
-    free(E);
-    free(used);
+    hecnn_free(E);
+    hecnn_free(used);
     for (size_t blk = 0; !r->st && blk < n->n_x2; blk++) {
         if (first_out[blk]) {
             fail(r, hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "FC1 output block %zu empty", blk));
@@ -329,7 +329,7 @@ static hecnn_status fc1(run *r, ckks_ciphertext *const *A, ckks_ciphertext **X)
         fail(r, ckks_ciphertext_set_scale(X[blk], n->scale));
         if (!r->st) fail(r, enc ? ckks_add(r->ev, X[blk], X[blk], p->fc1_bias_ct[blk]) : ckks_add_plain(r->ev, X[blk], X[blk], p->fc1_bias_pt[blk]));
     }
-    free(first_out);
+    hecnn_free(first_out);
     report(r, "fc1", 1.0);
     return r->st;
 }

@@ -181,7 +181,7 @@ static double poly3(const double c[4], double x) { return c[0] + x * (c[1] + x *
 void hecnn_mnist_infer_plain(const hecnn_mnist_model *m, const double *pixels, size_t n, double *logits)
 {
     enum { S = HECNN_MNIST_SIDE, C = HECNN_MNIST_CONV_SIDE };
-    double *h1 = malloc(HECNN_MNIST_FC1_IN * sizeof *h1);
+    double *h1 = hecnn_alloc(HECNN_MNIST_FC1_IN * sizeof *h1);
     if (!h1) abort();
     for (size_t img = 0; img < n; img++) {
         const double *x = pixels + img * HECNN_MNIST_PIXELS;
@@ -205,5 +205,5 @@ void hecnn_mnist_infer_plain(const hecnn_mnist_model *m, const double *pixels, s
             logits[img * HECNN_MNIST_CLASSES + k] = s;
         }
     }
-    free(h1);
+    hecnn_free(h1);
 }

@@ -89,7 +89,7 @@ hecnn_status hecnn_mnist_net_new(hecnn_mnist_net **out, const ckks_context *ctx,
         return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "mode %d", (int)mode);
     const unsigned top = ckks_context_max_level(ctx);
     if (top < 9) return hecnn_fail(HECNN_ERR_INVALID_PARAMS, "the network needs 9 levels, the context has %u", top);
-    hecnn_mnist_net *n = calloc(1, sizeof *n);
+    hecnn_mnist_net *n = hecnn_calloc(1, sizeof *n);
     if (!n) return hecnn_fail(HECNN_ERR_NO_MEMORY, "net");
     n->ctx = ctx;
     n->mode = mode;
@@ -124,7 +124,7 @@ hecnn_status hecnn_mnist_net_new(hecnn_mnist_net **out, const ckks_context *ctx,
     return HECNN_OK;
 }
 
-void hecnn_mnist_net_free(hecnn_mnist_net *net) { free(net); }
+void hecnn_mnist_net_free(hecnn_mnist_net *net) { hecnn_free(net); }
 const hecnn_vr_layout *hecnn_mnist_net_layout(const hecnn_mnist_net *net) { return &net->L; }
 size_t hecnn_mnist_net_input_blocks(const hecnn_mnist_net *net) { return net->n_in; }
 
@@ -337,7 +337,7 @@ hecnn_status hecnn_mnist_encrypt_images(const hecnn_mnist_net *n, ckks_ciphertex
     if (!n || !blocks || (!pixels && count) || (!pk == !sk)) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "bad argument");
     if (count > n->m) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "%zu images, a batch holds %zu", count, n->m);
     const size_t S = n->S, w = n->w;
-    double *slots = calloc(n->n_in * S, sizeof *slots);
+    double *slots = hecnn_calloc(n->n_in * S, sizeof *slots);
     if (!slots) return hecnn_fail(HECNN_ERR_NO_MEMORY, "slots");
     for (size_t i = 0; i < count; i++)
         for (size_t r = 0; r < HECNN_MNIST_SIDE; r++)
@@ -357,7 +357,7 @@ hecnn_status hecnn_mnist_encrypt_images(const hecnn_mnist_net *n, ckks_ciphertex
             st = s2;
         }
     }
-    free(slots);
+    hecnn_free(slots);
     return st;
 }
 
@@ -380,7 +380,7 @@ static hecnn_status mnist_decrypt(const hecnn_mnist_net *n, double *logits, size
     ckks_plaintext *pt;
     hecnn_status st = ckks_plaintext_new(&pt, n->ctx);
     if (st) return st;
-    double *v = malloc(n->S * sizeof *v);
+    double *v = hecnn_alloc(n->S * sizeof *v);
     if (!v) st = hecnn_fail(HECNN_ERR_NO_MEMORY, "slots");
     if (!st) st = flooded ? ckks_decrypt_flooded(n->ctx, pt, result, sk, flood) : ckks_decrypt(n->ctx, pt, result, sk);
     if (!st) st = ckks_decode_real(n->ctx, v, pt);
@@ -411,7 +411,7 @@ static hecnn_status mnist_decrypt(const hecnn_mnist_net *n, double *logits, size
             const size_t cls = mnist_fc2_class(n, i, j);
             if (cls < HECNN_MNIST_CLASSES) logits[i * HECNN_MNIST_CLASSES + cls] = v[i * n->w + j];
         }
-    free(v);
+    hecnn_free(v);
     ckks_plaintext_free(pt);
     return st;
 }

@@ -30,7 +30,7 @@ static size_t n_fc2(const hecnn_mnist_net *n) { return n->G2 * n->L2 * n->n_x2; 
 
 static hecnn_status prep_alloc(hecnn_mnist_prepared **out, const hecnn_mnist_net *n, hecnn_mnist_mode mode)
 {
-    hecnn_mnist_prepared *p = calloc(1, sizeof *p);
+    hecnn_mnist_prepared *p = hecnn_calloc(1, sizeof *p);
     if (!p) return hecnn_fail(HECNN_ERR_NO_MEMORY, "prepared model");
     p->net = n;
     p->mode = mode;
@@ -39,15 +39,15 @@ static hecnn_status prep_alloc(hecnn_mnist_prepared **out, const hecnn_mnist_net
     const bool enc = mode == HECNN_MNIST_ENCRYPTED_MODEL;
     bool ok = true;
     if (enc) {
-        ok &= (p->conv_ct = calloc(p->n_conv, sizeof *p->conv_ct)) != NULL;
-        ok &= (p->conv_bias_ct = calloc(HECNN_MNIST_KERNELS, sizeof *p->conv_bias_ct)) != NULL;
-        ok &= (p->fc1_ct = calloc(n_fc1(n), sizeof *p->fc1_ct)) != NULL;
-        ok &= (p->fc1_bias_ct = calloc(n->n_x2, sizeof *p->fc1_bias_ct)) != NULL;
-        ok &= (p->fc2_ct = calloc(n_fc2(n), sizeof *p->fc2_ct)) != NULL;
+        ok &= (p->conv_ct = hecnn_calloc(p->n_conv, sizeof *p->conv_ct)) != NULL;
+        ok &= (p->conv_bias_ct = hecnn_calloc(HECNN_MNIST_KERNELS, sizeof *p->conv_bias_ct)) != NULL;
+        ok &= (p->fc1_ct = hecnn_calloc(n_fc1(n), sizeof *p->fc1_ct)) != NULL;
+        ok &= (p->fc1_bias_ct = hecnn_calloc(n->n_x2, sizeof *p->fc1_bias_ct)) != NULL;
+        ok &= (p->fc2_ct = hecnn_calloc(n_fc2(n), sizeof *p->fc2_ct)) != NULL;
     } else {
-        ok &= (p->conv_pt = calloc(p->n_conv, sizeof *p->conv_pt)) != NULL;
-        ok &= (p->fc1_bias_pt = calloc(n->n_x2, sizeof *p->fc1_bias_pt)) != NULL;
-        ok &= (p->fc2_pt = calloc(n_fc2(n), sizeof *p->fc2_pt)) != NULL;
+        ok &= (p->conv_pt = hecnn_calloc(p->n_conv, sizeof *p->conv_pt)) != NULL;
+        ok &= (p->fc1_bias_pt = hecnn_calloc(n->n_x2, sizeof *p->fc1_bias_pt)) != NULL;
+        ok &= (p->fc2_pt = hecnn_calloc(n_fc2(n), sizeof *p->fc2_pt)) != NULL;
     }
     *out = p;
     return ok ? HECNN_OK : hecnn_fail(HECNN_ERR_NO_MEMORY, "prepared model");
@@ -64,7 +64,7 @@ void hecnn_mnist_prepared_free(hecnn_mnist_prepared *p)
     for (size_t i = 0; p->conv_bias_ct && i < HECNN_MNIST_KERNELS; i++) ckks_ciphertext_free(p->conv_bias_ct[i]);
     for (size_t i = 0; p->fc1_ct && i < n_fc1(n); i++) ckks_ciphertext_free(p->fc1_ct[i]);
     for (size_t i = 0; p->fc1_giant && i < n_fc1(n) * n->nhp; i++) ckks_ciphertext_free(p->fc1_giant[i]);
-    free(p->fc1_giant);
+    hecnn_free(p->fc1_giant);
     for (size_t i = 0; i < n->n_x2; i++) {
         if (p->fc1_bias_pt) ckks_plaintext_free(p->fc1_bias_pt[i]);
         if (p->fc1_bias_ct) ckks_ciphertext_free(p->fc1_bias_ct[i]);
@@ -73,20 +73,20 @@ void hecnn_mnist_prepared_free(hecnn_mnist_prepared *p)
         if (p->fc2_pt) ckks_plaintext_free(p->fc2_pt[i]);
         if (p->fc2_ct) ckks_ciphertext_free(p->fc2_ct[i]);
     }
-    free(p->conv_pt);
-    free(p->conv_ct);
-    free(p->conv_bias_ct);
-    free(p->fc1_ct);
-    free(p->fc1_bias_pt);
-    free(p->fc1_bias_ct);
-    free(p->fc2_pt);
-    free(p->fc2_ct);
+    hecnn_free(p->conv_pt);
+    hecnn_free(p->conv_ct);
+    hecnn_free(p->conv_bias_ct);
+    hecnn_free(p->fc1_ct);
+    hecnn_free(p->fc1_bias_pt);
+    hecnn_free(p->fc1_bias_ct);
+    hecnn_free(p->fc2_pt);
+    hecnn_free(p->fc2_ct);
     ckks_plaintext_free(p->fc2_bias_pt);
     ckks_ciphertext_free(p->fc2_bias_ct);
     ckks_plaintext_free(p->mask0_fc1);
     ckks_plaintext_free(p->mask0_fc2);
     hecnn_mnist_model_free(p->model);
-    free(p);
+    hecnn_free(p);
 }
 
 hecnn_status hecnn_mnist_prepared_expand(hecnn_mnist_prepared *p, const ckks_evaluator *ev)
@@ -95,7 +95,7 @@ hecnn_status hecnn_mnist_prepared_expand(hecnn_mnist_prepared *p, const ckks_eva
     if (p->mode != HECNN_MNIST_ENCRYPTED_MODEL || p->fc1_giant) return HECNN_OK;
     const hecnn_mnist_net *n = p->net;
     const size_t count = n_fc1(n), nhp = n->nhp;
-    ckks_ciphertext **g = calloc(count * nhp, sizeof *g);
+    ckks_ciphertext **g = hecnn_calloc(count * nhp, sizeof *g);
     if (!g) return hecnn_fail(HECNN_ERR_NO_MEMORY, "giant steps");
     int steps[64];
     for (size_t h = 0; h < nhp && h < 64; h++) steps[h] = mnist_step(n, (long)(h * n->nb1 * n->w));
@@ -112,7 +112,7 @@ hecnn_status hecnn_mnist_prepared_expand(hecnn_mnist_prepared *p, const ckks_eva
     }
     if (st) {
         for (size_t i = 0; i < count * nhp; i++) ckks_ciphertext_free(g[i]);
-        free(g);
+        hecnn_free(g);
         return st;
     }
     p->fc1_giant = g;
@@ -131,7 +131,7 @@ size_t hecnn_mnist_prepared_ciphertexts(const hecnn_mnist_prepared *p)
 static hecnn_status make_masks(hecnn_mnist_prepared *p)
 {
     const hecnn_mnist_net *n = p->net;
-    double *v = calloc(n->S, sizeof *v);
+    double *v = hecnn_calloc(n->S, sizeof *v);
     if (!v) return hecnn_fail(HECNN_ERR_NO_MEMORY, "mask");
     /* FC1's mask also halves: the halves of its complex accumulators are then z + conj(z) and
      * -i (z - conj(z)) exactly */
@@ -139,7 +139,7 @@ static hecnn_status make_masks(hecnn_mnist_prepared *p)
     hecnn_status st = vr_encode_new(n->ctx, &p->mask0_fc1, v, n->lv_act1 - 1, vr_q(n->ctx, n->lv_act1 - 1));
     for (size_t i = 0; i < n->m; i++) v[i * n->w] = 1.0;
     if (!st) st = vr_encode_new(n->ctx, &p->mask0_fc2, v, n->lv_act2 - 1, vr_q(n->ctx, n->lv_act2 - 1));
-    free(v);
+    hecnn_free(v);
     return st;
 }
 
@@ -178,7 +178,7 @@ static hecnn_status build(hecnn_mnist_prepared *p, const hecnn_mnist_model *mdl,
     const hecnn_mnist_net *n = p->net;
     const bool enc = pk != NULL;
     const size_t cap = p->n_conv + HECNN_MNIST_KERNELS + n_fc1(n) + n->n_x2 + n_fc2(n) + 1;
-    item *items = calloc(cap, sizeof *items);
+    item *items = hecnn_calloc(cap, sizeof *items);
     if (!items) return hecnn_fail(HECNN_ERR_NO_MEMORY, "items");
     size_t k = 0;
     for (size_t q = 0; q < HECNN_MNIST_KERNELS; q++)
@@ -213,8 +213,8 @@ static hecnn_status build(hecnn_mnist_prepared *p, const hecnn_mnist_model *mdl,
     hecnn_status st = HECNN_OK;
 #pragma omp parallel num_threads(omp_get_max_threads())
     {
-        double *v = malloc(n->S * sizeof *v);
-        double complex *cv = malloc(n->S * sizeof *cv);
+        double *v = hecnn_alloc(n->S * sizeof *v);
+        double complex *cv = hecnn_alloc(n->S * sizeof *cv);
         ckks_plaintext *pt = NULL;
         hecnn_status s2 = v && cv ? ckks_plaintext_new(&pt, n->ctx) : hecnn_fail(HECNN_ERR_NO_MEMORY, "values");
 #pragma omp for schedule(dynamic)
@@ -235,10 +235,10 @@ static hecnn_status build(hecnn_mnist_prepared *p, const hecnn_mnist_model *mdl,
             st = s2;
         }
         ckks_plaintext_free(pt);
-        free(v);
-        free(cv);
+        hecnn_free(v);
+        hecnn_free(cv);
     }
-    free(items);
+    hecnn_free(items);
     return st;
 }
 
@@ -349,9 +349,9 @@ hecnn_status hecnn_mnist_prepared_save(const hecnn_mnist_prepared *cp, FILE *f)
     if (cp->mode != HECNN_MNIST_ENCRYPTED_MODEL) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "only an encrypted model is saved");
     hecnn_mnist_prepared *p = (hecnn_mnist_prepared *)cp;
     const size_t cap = prep_slot_cap(p);
-    ckks_ciphertext ***slots = calloc(cap, sizeof *slots);
-    unsigned *levels = calloc(cap, sizeof *levels);
-    double *scales = calloc(cap, sizeof *scales);
+    ckks_ciphertext ***slots = hecnn_calloc(cap, sizeof *slots);
+    unsigned *levels = hecnn_calloc(cap, sizeof *levels);
+    double *scales = hecnn_calloc(cap, sizeof *scales);
     EVP_MD_CTX *md = sha256_new();
     hecnn_status st = slots && levels && scales ? HECNN_OK : hecnn_fail(HECNN_ERR_NO_MEMORY, "slots");
     if (!st && !md) st = hecnn_fail(HECNN_ERR_UNSUPPORTED, "SHA-256 unavailable");
@@ -382,9 +382,9 @@ hecnn_status hecnn_mnist_prepared_save(const hecnn_mnist_prepared *cp, FILE *f)
     if (!st && !sha256_final(md, d)) st = hecnn_fail(HECNN_ERR_UNSUPPORTED, "SHA-256 failed");
     if (!st && fwrite(d, 1, sizeof d, f) != sizeof d) st = hecnn_fail(HECNN_ERR_IO, "cannot write the encrypted model");
     EVP_MD_CTX_free(md);
-    free(slots);
-    free(levels);
-    free(scales);
+    hecnn_free(slots);
+    hecnn_free(levels);
+    hecnn_free(scales);
     return st;
 }
 
@@ -432,9 +432,9 @@ hecnn_status hecnn_mnist_prepared_load(hecnn_mnist_prepared **out, const hecnn_m
         (i < 4 ? p->act1 : p->act2)[i % 4] = v;
     }
     const size_t cap = prep_slot_cap(p);
-    ckks_ciphertext ***slots = calloc(cap, sizeof *slots);
-    unsigned *levels = calloc(cap, sizeof *levels);
-    double *scales = calloc(cap, sizeof *scales);
+    ckks_ciphertext ***slots = hecnn_calloc(cap, sizeof *slots);
+    unsigned *levels = hecnn_calloc(cap, sizeof *levels);
+    double *scales = hecnn_calloc(cap, sizeof *scales);
     if (!st && (!slots || !levels || !scales)) st = hecnn_fail(HECNN_ERR_NO_MEMORY, "slots");
     const size_t want = st ? 0 : prep_slots(p, slots, levels, scales);
     if (!st && count != want) st = hecnn_fail(HECNN_ERR_BAD_FORMAT, "the model holds %u ciphertexts, this layout needs %zu", count, want);
@@ -464,9 +464,9 @@ hecnn_status hecnn_mnist_prepared_load(hecnn_mnist_prepared **out, const hecnn_m
     }
     EVP_MD_CTX_free(md);
     if (!st) st = make_masks(p);
-    free(slots);
-    free(levels);
-    free(scales);
+    hecnn_free(slots);
+    hecnn_free(levels);
+    hecnn_free(scales);
     if (st) {
         hecnn_mnist_prepared_free(p);
         return st;

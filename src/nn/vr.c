@@ -112,7 +112,7 @@ hecnn_status vr_add_operand(const ckks_evaluator *ev, ckks_ciphertext *out, cons
 
 hecnn_status vr_ct_array_new(const ckks_context *ctx, ckks_ciphertext ***out, size_t count)
 {
-    *out = calloc(count ? count : 1, sizeof **out);
+    *out = hecnn_calloc(count ? count : 1, sizeof **out);
     if (!*out) return hecnn_fail(HECNN_ERR_NO_MEMORY, "ciphertext array");
     for (size_t i = 0; i < count; i++) {
         hecnn_status st = ckks_ciphertext_new(&(*out)[i], ctx);
@@ -129,10 +129,10 @@ void vr_ct_array_free(ckks_ciphertext **arr, size_t count)
 {
     if (!arr) return;
     for (size_t i = 0; i < count; i++) ckks_ciphertext_free(arr[i]);
-    free(arr);
+    hecnn_free(arr);
 }
 
-static double *slots_new(const hecnn_vr_layout *l) { return calloc(l->slots, sizeof(double)); }
+static double *slots_new(const hecnn_vr_layout *l) { return hecnn_calloc(l->slots, sizeof(double)); }
 
 /* ---- vRot, SumRowVec, SumColVec, RowShifter ------------------------------------------------- */
 
@@ -156,7 +156,7 @@ static hecnn_status blend_two_rotations(const ckks_evaluator *ev, ckks_ciphertex
     if (!st) st = ckks_add(ev, out, t[0], t[1]);
     ckks_ciphertext_free(t[0]);
     ckks_ciphertext_free(t[1]);
-    free(second);
+    hecnn_free(second);
     return st;
 }
 
@@ -173,7 +173,7 @@ hecnn_status hecnn_vr_vrot(const ckks_evaluator *ev, ckks_ciphertext *out, const
         for (size_t c = 0; c < w - r; c++) first[i * w + c] = 1.0;
     const int steps[2] = {(int)r, (int)r - (int)w};
     hecnn_status st = blend_two_rotations(ev, out, ct, l, steps, first);
-    free(first);
+    hecnn_free(first);
     return st;
 }
 
@@ -213,7 +213,7 @@ hecnn_status hecnn_vr_sum_cols(const ckks_evaluator *ev, ckks_ciphertext *out, c
         st = vr_mul_mask(ev, out, out, m);
     }
     if (!st) st = rotate_sum(ev, out, -1, l->width);
-    free(m);
+    hecnn_free(m);
     return st;
 }
 
@@ -234,7 +234,7 @@ hecnn_status hecnn_vr_row_shifter(const ckks_evaluator *ev, ckks_ciphertext *out
     const long s = (long)l->slots;
     const int steps[2] = {(int)(k * w), (int)((((long)k - (long)m + (long)r) * (long)w % s + s) % s)};
     hecnn_status st = blend_two_rotations(ev, out, ct, l, steps, first);
-    free(first);
+    hecnn_free(first);
     return st;
 }
 
@@ -324,7 +324,7 @@ hecnn_status hecnn_vr_conv_seed(const ckks_evaluator *ev, ckks_ciphertext *out, 
     if (!st) st = ckks_ciphertext_copy(out, acc);
     ckks_ciphertext_free(acc);
     ckks_ciphertext_free(t);
-    free(f);
+    hecnn_free(f);
     return st;
 }
 
@@ -345,13 +345,13 @@ hecnn_status hecnn_vr_matmul_seed(const ckks_evaluator *ev, ckks_ciphertext **c_
     const unsigned lvl_a = ckks_ciphertext_level(a_blocks[0]);
     const unsigned lvl_prod = lvl_a - (two_rot && any_ct ? 1u : 0u);
     ckks_ciphertext *rb = NULL, *prod = NULL, *sum = NULL, *a_low = NULL;
-    double *vals = calloc(l->slots, sizeof *vals), *f = calloc(l->slots, sizeof *f);
+    double *vals = hecnn_calloc(l->slots, sizeof *vals), *f = hecnn_calloc(l->slots, sizeof *f);
     hecnn_status st = (!vals || !f) ? hecnn_fail(HECNN_ERR_NO_MEMORY, "buffers") : HECNN_OK;
     if (!st) st = ckks_ciphertext_new(&rb, ctx);
     if (!st) st = ckks_ciphertext_new(&prod, ctx);
     if (!st) st = ckks_ciphertext_new(&sum, ctx);
     if (!st) st = ckks_ciphertext_new(&a_low, ctx);
-    bool *first = calloc(out_blocks, sizeof *first);
+    bool *first = hecnn_calloc(out_blocks, sizeof *first);
     if (!st && !first) st = hecnn_fail(HECNN_ERR_NO_MEMORY, "flags");
     for (size_t o = 0; !st && o < out_blocks; o++) first[o] = true;
     for (size_t k = 0; !st && k < p; k++) {
@@ -401,9 +401,9 @@ hecnn_status hecnn_vr_matmul_seed(const ckks_evaluator *ev, ckks_ciphertext **c_
     ckks_ciphertext_free(prod);
     ckks_ciphertext_free(sum);
     ckks_ciphertext_free(a_low);
-    free(vals);
-    free(f);
-    free(first);
+    hecnn_free(vals);
+    hecnn_free(f);
+    hecnn_free(first);
     return st;
 }
 
@@ -434,6 +434,6 @@ hecnn_status hecnn_vr_reshape(const ckks_evaluator *ev, ckks_ciphertext *out, co
     if (!st) st = ckks_ciphertext_copy(out, acc);
     ckks_ciphertext_free(t);
     ckks_ciphertext_free(acc);
-    free(m);
+    hecnn_free(m);
     return st;
 }
