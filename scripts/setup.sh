@@ -2,7 +2,7 @@
 # Installs what hecnn needs to build on Debian 12 (compiler, CMake, OpenSSL and zlib headers, OpenMP runtime).
 # Python/PyTorch are only needed to retrain models: pass --with-training to install them too.
 set -euo pipefail
-packages=(build-essential cmake libssl-dev zlib1g-dev)
+packages=(build-essential cmake libssl-dev zlib1g-dev python3)
 [[ "${1:-}" == "--with-training" ]] && packages+=(python3-torch python3-numpy)
 missing=()
 for p in "${packages[@]}"; do
