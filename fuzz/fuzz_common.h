@@ -15,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "hecnn/hecnn.h"
 
@@ -46,6 +48,23 @@ static inline FILE *fz_open(const uint8_t *data, size_t size)
     FILE *f = size ? fmemopen((void *)data, size, "rb") : fopen("/dev/null", "rb");
     if (!f) abort();
     return f;
+}
+
+/* Readers that take a path (tool-side readers, the MNIST weights file) or check that a stream is a
+ * regular file: the input in an anonymous in-memory file, named /proc/self/fd/N in *path (nothing
+ * touches the disk). Close the returned descriptor when done. */
+static inline int fz_memfd(const uint8_t *data, size_t size, char path[static 64])
+{
+    const int fd = memfd_create("hecnn-fuzz", MFD_CLOEXEC);
+    if (fd < 0) abort();
+    for (size_t done = 0; done < size;) {
+        const ssize_t w = write(fd, data + done, size - done);
+        if (w <= 0) abort();
+        done += (size_t)w;
+    }
+    if (lseek(fd, 0, SEEK_SET) != 0) abort();
+    snprintf(path, 64, "/proc/self/fd/%d", fd);
+    return fd;
 }
 
 typedef struct fz_buf {

@@ -169,8 +169,9 @@ hecnn_status ks_inner_product(const ckks_context *ctx, uint64_t *r0, uint64_t *r
                     src = g;
                 }
                 x[j] = src;
-                kb[j] = swk_b_limb(k, j, kt, key_limbs + (size_t)2 * j * n);
-                ka[j] = swk_a_limb(k, j, kt, key_limbs + (size_t)(2 * j + 1) * n);
+                /* whole keys need no scratch (key_limbs NULL): no arithmetic on a NULL pointer */
+                kb[j] = swk_b_limb(k, j, kt, key_limbs ? key_limbs + (size_t)2 * j * n : NULL);
+                ka[j] = swk_a_limb(k, j, kt, key_limbs ? key_limbs + (size_t)(2 * j + 1) * n : NULL);
                 have_key &= ka[j] != NULL;
             }
             if (!have_key) {
