@@ -483,46 +483,6 @@ static double score_step(const double *logits, size_t n)
 }
 
 /* Predictions from the (flooded) scores as decrypted; the scores printed rounded to `step`. */
-static void print_scores(FILE *f, bool json, const double *logits, size_t n, const uint8_t *labels, size_t offset,
-                         double flood_bits, double flood_sd, double step)
-{
-    size_t correct = 0;
-    if (json) {
-        fprintf(f, "{\n  \"images\": %zu,\n", n);
-        if (flood_bits > 0) fprintf(f, "  \"flood_bits\": %g,\n  \"flood_stddev\": %.6g,\n", flood_bits, flood_sd);
-        else fprintf(f, "  \"flood_bits\": 0,\n");
-        fprintf(f, "  \"rounding\": %.6g,\n  \"predictions\": [\n", step);
-    }
-    else fprintf(f, "%-6s %-5s %-5s  scores (logits) for 0..9\n", "image", "pred", labels ? "label" : "");
-    for (size_t i = 0; i < n; i++) {
-        const double *s = logits + i * 10;
-        int best = 0;
-        for (int c = 1; c < 10; c++)
-            if (s[c] > s[best]) best = c;
-        if (labels) correct += labels[i] == best;
-        if (json) {
-            fprintf(f, "    {\"image\": %zu, \"prediction\": %d", offset + i, best);
-            if (labels) fprintf(f, ", \"label\": %d", labels[i]);
-            fprintf(f, ", \"scores\": [");
-            for (int c = 0; c < 10; c++) fprintf(f, "%s%.6f", c ? ", " : "", step > 0 ? round(s[c] / step) * step : s[c]);
-            fprintf(f, "]}%s\n", i + 1 < n ? "," : "");
-        } else {
-            fprintf(f, "%-6zu %-5d ", offset + i, best);
-            if (labels) fprintf(f, "%-5d", labels[i]);
-            else fprintf(f, "%-5s", "");
-            for (int c = 0; c < 10; c++) fprintf(f, " %8.3f", step > 0 ? round(s[c] / step) * step : s[c]);
-            fprintf(f, "%s\n", labels && labels[i] != best ? "  (wrong)" : "");
-        }
-    }
-    if (json) {
-        fprintf(f, "  ]");
-        if (labels) fprintf(f, ",\n  \"correct\": %zu,\n  \"accuracy\": %.6f", correct, n ? (double)correct / (double)n : 0.0);
-        fprintf(f, "\n}\n");
-    } else if (labels) {
-        fprintf(f, "accuracy: %zu / %zu = %.2f %%\n", correct, n, n ? 100.0 * (double)correct / (double)n : 0.0);
-    }
-}
-
 int cmd_mnist_decrypt(int argc, char **argv)
 {
     cli_protect_secrets(); /* it holds a secret key */
@@ -653,7 +613,9 @@ int cmd_mnist_decrypt(int argc, char **argv)
         if (cli_output_open(&o, out, false)) goto done;
         f = o.f;
     }
-    print_scores(f, json, logits, h.images, labels, offset, no_flood ? 0 : flood_bits, flood_sd, score_step(logits, h.images));
+    const cli_score_print how = {.flood_bits = no_flood ? 0 : flood_bits, .flood_stddev = flood_sd,
+                                 .step = score_step(logits, h.images)};
+    cli_print_scores(f, json, logits, h.images, 10, labels, offset, &how);
     if (out && cli_output_commit(&o)) goto done;
     rc = CLI_EXIT_OK;
 done:

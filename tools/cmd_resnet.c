@@ -1043,38 +1043,6 @@ done:
 
 /* ---- model decrypt ------------------------------------------------------------------------ */
 
-static void print_scores(FILE *f, bool json, const double *scores, size_t n, size_t classes, const uint8_t *labels, size_t offset)
-{
-    size_t correct = 0;
-    if (json) fprintf(f, "{\n  \"images\": %zu,\n  \"classes\": %zu,\n  \"predictions\": [\n", n, classes);
-    else fprintf(f, "%-6s %-5s %-5s  scores\n", "image", "pred", labels ? "label" : "");
-    for (size_t i = 0; i < n; i++) {
-        const double *sc = scores + i * classes;
-        const size_t best = argmax(sc, classes);
-        if (labels) correct += labels[i] == best;
-        if (json) {
-            fprintf(f, "    {\"image\": %zu, \"prediction\": %zu", offset + i, best);
-            if (labels) fprintf(f, ", \"label\": %d", labels[i]);
-            fprintf(f, ", \"scores\": [");
-            for (size_t c = 0; c < classes; c++) fprintf(f, "%s%.6f", c ? ", " : "", sc[c]);
-            fprintf(f, "]}%s\n", i + 1 < n ? "," : "");
-        } else {
-            fprintf(f, "%-6zu %-5zu ", offset + i, best);
-            if (labels) fprintf(f, "%-5d", labels[i]);
-            else fprintf(f, "%-5s", "");
-            for (size_t c = 0; c < classes; c++) fprintf(f, " %8.3f", sc[c]);
-            fprintf(f, "%s\n", labels && labels[i] != best ? "  (wrong)" : "");
-        }
-    }
-    if (json) {
-        fprintf(f, "  ]");
-        if (labels) fprintf(f, ",\n  \"correct\": %zu,\n  \"accuracy\": %.6f", correct, n ? (double)correct / (double)n : 0.0);
-        fprintf(f, "\n}\n");
-    } else if (labels) {
-        fprintf(f, "accuracy: %zu / %zu = %.2f %%\n", correct, n, n ? 100.0 * (double)correct / (double)n : 0.0);
-    }
-}
-
 int cmd_model_decrypt(int argc, char **argv)
 {
     cli_protect_secrets(); /* it holds a secret key */
@@ -1164,7 +1132,9 @@ int cmd_model_decrypt(int argc, char **argv)
         if (cli_output_open(&o, out, false)) goto done;
         f = o.f;
     }
-    print_scores(f, json, scores, h.images, s.classes, data ? cb.labels : NULL, offset);
+    const cli_score_print how = {.flood_bits = flood_given ? flood_bits : 0,
+                                 .flood_stddev = flood_given && n_out ? ckks_flood_slot_stddev(s.ctx, cts[0], &flood) : 0};
+    cli_print_scores(f, json, scores, h.images, s.classes, data ? cb.labels : NULL, offset, &how);
     if (out && cli_output_commit(&o)) goto done;
     rc = CLI_EXIT_OK;
 done:

@@ -946,3 +946,49 @@ int cli_save_ciphertext(const char *path, const ckks_ciphertext *ct)
 {
     return cli_write_object(path, "ciphertext", false, save_ct_fn, (void *)ct);
 }
+
+/* ---- scores ---- */
+
+void cli_print_scores(FILE *f, bool json, const double *scores, size_t n, size_t classes, const uint8_t *labels,
+                      size_t offset, const cli_score_print *how)
+{
+    const double step = how ? how->step : 0;
+    size_t correct = 0;
+    if (json) {
+        fprintf(f, "{\n  \"images\": %zu,\n  \"classes\": %zu,\n", n, classes);
+        if (how && how->flood_bits > 0)
+            fprintf(f, "  \"flood_bits\": %g,\n  \"flood_stddev\": %.6g,\n", how->flood_bits, how->flood_stddev);
+        else fprintf(f, "  \"flood_bits\": 0,\n");
+        fprintf(f, "  \"rounding\": %.6g,\n  \"predictions\": [\n", step);
+    } else {
+        fprintf(f, "%-6s %-5s %-5s  scores (logits) for classes 0..%zu\n", "image", "pred", labels ? "label" : "",
+                classes ? classes - 1 : 0);
+    }
+    for (size_t i = 0; i < n; i++) {
+        const double *s = scores + i * classes;
+        size_t best = 0;
+        for (size_t c = 1; c < classes; c++)
+            if (s[c] > s[best]) best = c;
+        if (labels) correct += labels[i] == best;
+        if (json) {
+            fprintf(f, "    {\"image\": %zu, \"prediction\": %zu", offset + i, best);
+            if (labels) fprintf(f, ", \"label\": %d", labels[i]);
+            fprintf(f, ", \"scores\": [");
+            for (size_t c = 0; c < classes; c++) fprintf(f, "%s%.6f", c ? ", " : "", step > 0 ? round(s[c] / step) * step : s[c]);
+            fprintf(f, "]}%s\n", i + 1 < n ? "," : "");
+        } else {
+            fprintf(f, "%-6zu %-5zu ", offset + i, best);
+            if (labels) fprintf(f, "%-5d", labels[i]);
+            else fprintf(f, "%-5s", "");
+            for (size_t c = 0; c < classes; c++) fprintf(f, " %8.3f", step > 0 ? round(s[c] / step) * step : s[c]);
+            fprintf(f, "%s\n", labels && labels[i] != best ? "  (wrong)" : "");
+        }
+    }
+    if (json) {
+        fprintf(f, "  ]");
+        if (labels) fprintf(f, ",\n  \"correct\": %zu,\n  \"accuracy\": %.6f", correct, n ? (double)correct / (double)n : 0.0);
+        fprintf(f, "\n}\n");
+    } else if (labels) {
+        fprintf(f, "accuracy: %zu / %zu = %.2f %%\n", correct, n, n ? 100.0 * (double)correct / (double)n : 0.0);
+    }
+}

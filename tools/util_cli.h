@@ -75,6 +75,16 @@ enum { CLI_PARSE_OK = 0, CLI_PARSE_HELP = 1, CLI_PARSE_ERROR = -1 };
  * NULL when none are accepted). Returns CLI_PARSE_OK, CLI_PARSE_HELP (help printed on stdout:
  * return CLI_EXIT_OK) or CLI_PARSE_ERROR (message printed: return CLI_EXIT_USAGE). */
 int cli_parse(const cli_command *cmd, int argc, char **argv, char **positional, size_t *n_positional);
+/* How a decrypt command prints scores: the flooding it applied (0 bits: none) and the rounding step
+ * of the printed scores (0: none); both are stated in the JSON output. */
+typedef struct cli_score_print {
+    double flood_bits, flood_stddev, step;
+} cli_score_print;
+/* Scores of n images (classes each, predicted class = first largest score), with labels and
+ * accuracy when labels are given; a table, or JSON. */
+void cli_print_scores(FILE *f, bool json, const double *scores, size_t n, size_t classes, const uint8_t *labels,
+                      size_t offset, const cli_score_print *how);
+
 /* A required option: 0 when `value` is set, else a usage error naming the option (and its
  * metavar from cmd's table) and -1. */
 int cli_require(const cli_command *cmd, const char *option, const void *value);
