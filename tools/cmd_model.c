@@ -122,19 +122,6 @@ static int pick_dataset(const char *name, size_t classes, bool *coarse, cifar_ki
     return 0;
 }
 
-/* In place: pixels in [0, 1] to the model's input, (p - mean[c]) / std[c]. */
-static void normalise(const hecnn_graph *g, double *px, size_t n)
-{
-    const double *mean = hecnn_graph_input_mean(g), *std = hecnn_graph_input_std(g);
-    const size_t plane = CIFAR_SIDE * CIFAR_SIDE;
-    for (size_t i = 0; i < n; i++)
-        for (size_t c = 0; c < CIFAR_CHANNELS; c++) {
-            double *p = px + i * CIFAR_PIXELS + c * plane;
-            const double m = mean ? mean[c] : 0, s = std ? std[c] : 1;
-            for (size_t j = 0; j < plane; j++) p[j] = (p[j] - m) / s;
-        }
-}
-
 /* A JSON string literal of s (quotes, backslashes and control characters escaped). */
 static void json_string(const char *s)
 {
@@ -146,14 +133,6 @@ static void json_string(const char *s)
         else putchar(ch);
     }
     putchar('"');
-}
-
-static size_t argmax(const double *v, size_t n)
-{
-    size_t best = 0;
-    for (size_t i = 1; i < n; i++)
-        if (v[i] > v[best]) best = i;
-    return best;
 }
 
 /* ---- import ------------------------------------------------------------------------------- */
@@ -362,7 +341,7 @@ int cmd_model_eval(int argc, char **argv)
         cifar_batch b;
         if (cifar_read(data, kind, coarse, offset + doneimg, m, &b)) goto done;
         memcpy(in, b.pixels, m * CIFAR_PIXELS * sizeof *in);
-        normalise(g, in, m);
+        cifar_normalise(in, m, hecnn_graph_input_mean(g), hecnn_graph_input_std(g));
         double t0 = now_s();
         hecnn_status st = hecnn_graph_infer(g, HECNN_INFER_EXACT, in, m, out_e, NULL);
         double t1 = now_s();
@@ -379,11 +358,11 @@ int cmd_model_eval(int argc, char **argv)
         for (size_t i = 0; i < m; i++) {
             const double *e = out_e + i * classes, *a = out_a + i * classes;
             const unsigned lab = b.labels[i];
-            const size_t pe = argmax(e, classes);
+            const size_t pe = cli_argmax(e, classes);
             class_n[lab]++;
             if (pe == lab) correct_e++;
             if (approx) {
-                const size_t pa = argmax(a, classes);
+                const size_t pa = cli_argmax(a, classes);
                 if (pa == lab) correct_a++, class_ok[lab]++;
                 if (pa == pe) agree++;
                 for (size_t k = 0; k < classes; k++) {
@@ -696,7 +675,7 @@ int cmd_model_calibrate(int argc, char **argv)
                 if (cifar_read(files[f], kind, coarse, d, m, &b)) goto done;
                 memcpy(in, b.pixels, m * CIFAR_PIXELS * sizeof *in);
                 cifar_batch_free(&b);
-                normalise(g, in, m);
+                cifar_normalise(in, m, hecnn_graph_input_mean(g), hecnn_graph_input_std(g));
                 hecnn_status st = hecnn_graph_infer(g, HECNN_INFER_EXACT, in, m, outv, &stats);
                 if (st) {
                     cli_status_error(st, "inference failed on '%s' images %zu..%zu", files[f], d, d + m - 1);

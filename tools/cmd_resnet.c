@@ -240,27 +240,6 @@ static int cifar_model(const hecnn_graph *g, const char *path, size_t *classes, 
     return 0;
 }
 
-/* In place: pixels in [0, 1] to the model's input, (p - mean[c]) / std[c]. */
-static void normalise(const hecnn_graph *g, double *px, size_t n)
-{
-    const double *mean = hecnn_graph_input_mean(g), *std = hecnn_graph_input_std(g);
-    const size_t plane = CIFAR_SIDE * CIFAR_SIDE;
-    for (size_t i = 0; i < n; i++)
-        for (size_t c = 0; c < CIFAR_CHANNELS; c++) {
-            double *p = px + i * CIFAR_PIXELS + c * plane;
-            const double m = mean ? mean[c] : 0, s = std ? std[c] : 1;
-            for (size_t j = 0; j < plane; j++) p[j] = (p[j] - m) / s;
-        }
-}
-
-static size_t argmax(const double *v, size_t n)
-{
-    size_t best = 0;
-    for (size_t i = 1; i < n; i++)
-        if (v[i] > v[best]) best = i;
-    return best;
-}
-
 /* ---- the set-up every role shares: model, context, bootstrapper, plan ---------------------- */
 
 typedef struct setup {
@@ -848,7 +827,7 @@ int cmd_model_encrypt(int argc, char **argv)
     }
     if (load_secret(&s, dir, &sk)) goto done;
     if (cifar_read(data, s.kind, s.coarse, offset, count, &cb)) goto done;
-    normalise(s.g, cb.pixels, cb.n);
+    cifar_normalise(cb.pixels, cb.n, hecnn_graph_input_mean(s.g), hecnn_graph_input_std(s.g));
     const size_t olen = strlen(out);
     if (!record && (rpath[0] = malloc(olen + sizeof RECORD_SUFFIX))) snprintf(rpath[0], olen + sizeof RECORD_SUFFIX, "%s%s", out, RECORD_SUFFIX);
     else if (record) rpath[0] = strdup(record);
@@ -1266,7 +1245,7 @@ int cmd_bench_resnet(int argc, char **argv)
     rc = CLI_EXIT_FAIL;
     if (load_model(model, &s.g, s.digest) || cifar_model(s.g, model, &s.classes, &s.kind, &s.coarse)) goto done;
     if (cifar_read(data, s.kind, s.coarse, offset, batch, &cb)) goto done;
-    normalise(s.g, cb.pixels, cb.n);
+    cifar_normalise(cb.pixels, cb.n, hecnn_graph_input_mean(s.g), hecnn_graph_input_std(s.g));
     ckks_params_literal lit;
     ckks_boot_params bp;
     hecnn_status st = ckks_boot_preset_params(&lit, &bp, preset);
@@ -1324,7 +1303,7 @@ int cmd_bench_resnet(int argc, char **argv)
     size_t ok_enc = 0, ok_exact = 0, agree = 0;
     double max_diff = 0, max_logit = 0;
     for (size_t i = 0; i < batch; i++) {
-        const size_t e = argmax(enc + i * nc, nc), a = argmax(sim + i * nc, nc), x = argmax(exact + i * nc, nc);
+        const size_t e = cli_argmax(enc + i * nc, nc), a = cli_argmax(sim + i * nc, nc), x = cli_argmax(exact + i * nc, nc);
         ok_enc += e == cb.labels[i];
         ok_exact += x == cb.labels[i];
         agree += e == a;

@@ -185,3 +185,14 @@ done:
     free(path);
     return rc;
 }
+
+void cifar_normalise(double *pixels, size_t n, const double *mean, const double *std)
+{
+    const size_t plane = CIFAR_SIDE * CIFAR_SIDE;
+    for (size_t i = 0; i < n; i++)
+        for (size_t c = 0; c < CIFAR_CHANNELS; c++) {
+            double *p = pixels + i * CIFAR_PIXELS + c * plane;
+            const double m = mean ? mean[c] : 0, s = std ? std[c] : 1;
+            for (size_t j = 0; j < plane; j++) p[j] = (p[j] - m) / s;
+        }
+}

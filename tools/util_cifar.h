@@ -41,6 +41,8 @@ typedef struct cifar_batch {
  * On failure *out is empty. */
 int cifar_read(const char *path, cifar_kind kind, bool coarse, size_t offset, size_t count, cifar_batch *out);
 void cifar_batch_free(cifar_batch *b);
+/* In place: n images of pixels in [0, 1] to a model's input, (p - mean[c]) / std[c] (NULL: 0 and 1). */
+void cifar_normalise(double *pixels, size_t n, const double *mean, const double *std);
 
 /* Class names, one a line, from the file the data sets ship beside the binaries:
  * batches.meta.txt (CIFAR-10), fine_label_names.txt / coarse_label_names.txt (CIFAR-100), in the

@@ -949,6 +949,14 @@ int cli_save_ciphertext(const char *path, const ckks_ciphertext *ct)
 
 /* ---- scores ---- */
 
+size_t cli_argmax(const double *v, size_t n)
+{
+    size_t best = 0;
+    for (size_t i = 1; i < n; i++)
+        if (v[i] > v[best]) best = i;
+    return best;
+}
+
 void cli_print_scores(FILE *f, bool json, const double *scores, size_t n, size_t classes, const uint8_t *labels,
                       size_t offset, const cli_score_print *how)
 {
@@ -966,9 +974,7 @@ void cli_print_scores(FILE *f, bool json, const double *scores, size_t n, size_t
     }
     for (size_t i = 0; i < n; i++) {
         const double *s = scores + i * classes;
-        size_t best = 0;
-        for (size_t c = 1; c < classes; c++)
-            if (s[c] > s[best]) best = c;
+        const size_t best = cli_argmax(s, classes);
         if (labels) correct += labels[i] == best;
         if (json) {
             fprintf(f, "    {\"image\": %zu, \"prediction\": %zu", offset + i, best);

@@ -75,6 +75,8 @@ enum { CLI_PARSE_OK = 0, CLI_PARSE_HELP = 1, CLI_PARSE_ERROR = -1 };
  * NULL when none are accepted). Returns CLI_PARSE_OK, CLI_PARSE_HELP (help printed on stdout:
  * return CLI_EXIT_OK) or CLI_PARSE_ERROR (message printed: return CLI_EXIT_USAGE). */
 int cli_parse(const cli_command *cmd, int argc, char **argv, char **positional, size_t *n_positional);
+/* Index of the first largest of n values (a predicted class). */
+size_t cli_argmax(const double *v, size_t n);
 /* How a decrypt command prints scores: the flooding it applied (0 bits: none) and the rounding step
  * of the printed scores (0: none); both are stated in the JSON output. */
 typedef struct cli_score_print {
