@@ -1205,10 +1205,11 @@ int cmd_bench_resnet(int argc, char **argv)
     const char *model = NULL, *data = NULL, *preset_s = "n16";
     size_t batch = 0, offset = 0;
     unsigned threads = 0;
-    bool json = false;
+    bool json = false, progress = false;
     const cli_opt opts[] = {
         {"model", CLI_OPT_STRING, &model, "FILE", "calibrated model file", NULL},
         {"data", CLI_OPT_STRING, &data, "FILE", "CIFAR binary file (test images)", NULL},
+        {"progress", CLI_OPT_FLAG, &progress, NULL, "progress lines on stderr (a log for long runs)", NULL},
         {"batch", CLI_OPT_SIZE, &batch, "B", "images (one batch)", NULL},
         {"offset", CLI_OPT_SIZE, &offset, "K", "first image (default 0)", NULL},
         {"threads", CLI_OPT_UINT, &threads, "T", "threads (default: all cores)", NULL},
@@ -1217,7 +1218,7 @@ int cmd_bench_resnet(int argc, char **argv)
         {0},
     };
     const cli_command cmd = {
-        "bench resnet", "--model FILE --data CIFAR_BIN --batch B [--offset K] [--threads T] [--json] [--preset n16|test]",
+        "bench resnet", "--model FILE --data CIFAR_BIN --batch B [--offset K] [--threads T] [--json] [--progress] [--preset n16|test]",
         "Encrypted inference of one batch of CIFAR images in the batched packing, all roles in one process:\n"
         "seconds per image (run time / batch) and its split, bootstraps and rotations per image, peak RSS,\n"
         "key memory, t_boot (median of 3 plain bootstraps at the same thread count) and s/image / t_boot,\n"
@@ -1289,7 +1290,9 @@ int cmd_bench_resnet(int argc, char **argv)
     const double encrypt_s = now_s() - t0;
     hecnn_run_stats stats;
     t0 = now_s();
-    if ((st = hecnn_plan_run(s.plan, net, boot, cin, cout, NULL, NULL, NULL, &stats))) {
+    progress_state ps = {.on = progress, .t0 = t0};
+    if (progress) fprintf(stderr, "%s: t_boot %.2f s; running %zu images\n", cli_command_prefix(), t_boot, batch);
+    if ((st = hecnn_plan_run(s.plan, net, boot, cin, cout, progress_cb, &ps, NULL, &stats))) {
         cli_status_error(st, "inference failed");
         goto done;
     }
