@@ -33,9 +33,18 @@ extern "C" {
 
 #pragma GCC visibility push(default)
 
+/* How a graph is laid into ciphertexts. */
+typedef enum hecnn_plan_layout {
+    HECNN_LAYOUT_AUTO = 0, /* the plan's choice: batched */
+    HECNN_LAYOUT_BATCHED,  /* one ciphertext per channel, images in slot blocks (above) */
+    HECNN_LAYOUT_SINGLE,   /* one image, channels multiplexed in the slots (not yet available) */
+} hecnn_plan_layout;
+const char *hecnn_plan_layout_name(hecnn_plan_layout layout);
+
 typedef struct hecnn_plan_options {
-    size_t batch;   /* images per run (>= 1) */
-    uint32_t grid;  /* side of the slot block holding one image (0 = the input's width; power of two) */
+    size_t batch;              /* images per run (>= 1) */
+    uint32_t grid;             /* batched: side of the slot block holding one image (0 = the input's width; power of two) */
+    hecnn_plan_layout layout;
 } hecnn_plan_options;
 
 typedef struct hecnn_plan hecnn_plan;
@@ -47,6 +56,7 @@ hecnn_status hecnn_plan_new(hecnn_plan **out, const hecnn_graph *g, const ckks_c
                             const ckks_bootstrapper *bt, const hecnn_plan_options *opt);
 void hecnn_plan_free(hecnn_plan *p);
 
+hecnn_plan_layout hecnn_plan_layout_of(const hecnn_plan *p); /* never AUTO */
 size_t hecnn_plan_batch(const hecnn_plan *p);
 size_t hecnn_plan_images_per_ciphertext(const hecnn_plan *p); /* at the input */
 size_t hecnn_plan_input_ciphertexts(const hecnn_plan *p);

@@ -1,5 +1,5 @@
-/* The batched packing (include/hecnn/plan.h): one ciphertext per channel and group of images, the
- * plan built by a dry run of the executor, and the executor itself.
+/* The batched packing (include/hecnn/plan.h, src/nn/plan_internal.h): one ciphertext per channel and
+ * group of images; its plan is a dry run of its executor.
  *
  * A tensor's ciphertexts hold its values divided by a unit: a layer that feeds a ReLU of range B
  * produces unit B (values in [-1, 1], what the ReLU's polynomial takes after a paired bootstrap), and
@@ -11,7 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "hecnn/plan.h"
+#include "nn/plan_internal.h"
 #include "util/alloc.h"
 #include "util/error.h"
 
@@ -36,28 +36,19 @@ typedef struct mask_entry {
     ckks_plaintext *pt;
 } mask_entry;
 
-struct hecnn_plan {
-    const hecnn_graph *g;
-    const ckks_context *ctx;
-    const ckks_bootstrapper *bt;
-    size_t batch, slots, grid, blocks, groups_in;
-    double scale;             /* the context's default scale: inputs, ReLU outputs */
-    double *want;             /* per node: the unit its consumers want (0 = any) */
-    size_t *last_use;         /* per node: the last node reading it */
-    ckks_poly **poly;         /* per RELU node */
+/* The batched layout's state (hecnn_plan.impl). */
+typedef struct batched {
+    size_t grid, blocks, groups_in;
     mask_entry *masks;
     size_t n_masks, cap_masks;
-    ckks_key_need *keys;
-    size_t n_keys, cap_keys;
-    hecnn_plan_node *nodes;   /* per node, from the dry run */
-    size_t bootstraps, rotations;
-    uint32_t out_gap, classes;
+    uint32_t out_gap;
     size_t out_groups;
-};
+} batched;
 
 /* One execution (or dry run) of the network. */
 typedef struct runner {
     hecnn_plan *p;            /* mutable only in the dry run (masks, keys) */
+    batched *b;               /* likewise */
     bool dry;
     const ckks_evaluator *ev; /* network keys */
     const ckks_boot_keys *boot_keys;
@@ -101,31 +92,11 @@ static int normalize_step(const hecnn_plan *p, long step)
     return (int)(s < 0 ? s + (long)p->slots : s);
 }
 
-static hecnn_status need_key(hecnn_plan *p, uint64_t galois, unsigned level)
-{
-    for (size_t i = 0; i < p->n_keys; i++)
-        if (p->keys[i].galois == galois) {
-            if (p->keys[i].max_level < level) p->keys[i].max_level = level;
-            return HECNN_OK;
-        }
-    if (p->n_keys == p->cap_keys) {
-        const size_t cap = p->cap_keys ? 2 * p->cap_keys : 32;
-        ckks_key_need *k = hecnn_alloc(cap * sizeof *k);
-        if (!k) return hecnn_fail(HECNN_ERR_NO_MEMORY, "key list");
-        if (p->n_keys) memcpy(k, p->keys, p->n_keys * sizeof *k);
-        hecnn_free(p->keys);
-        p->keys = k;
-        p->cap_keys = cap;
-    }
-    p->keys[p->n_keys++] = (ckks_key_need){.galois = galois, .max_level = level};
-    return HECNN_OK;
-}
-
 static hecnn_status note_rotation(runner *r, int step, unsigned level)
 {
     r->stats.rotations++;
     if (!r->dry) return HECNN_OK;
-    return need_key(r->p, ckks_galois_element_rotation(r->p->ctx, step), level);
+    return plan_need_key(r->p, ckks_galois_element_rotation(r->p->ctx, step), level);
 }
 
 /* Is block position (y, x) an output of tap (ki, kj) of a layer on the gap-g layout? */
@@ -148,27 +119,28 @@ static bool mask_same(const mask_entry *a, const mask_entry *b)
 static hecnn_status get_mask(runner *r, const mask_entry *want, const ckks_plaintext **out)
 {
     hecnn_plan *p = r->p;
-    for (size_t i = 0; i < p->n_masks; i++)
-        if (mask_same(&p->masks[i], want)) {
-            *out = p->masks[i].pt;
+    batched *b = r->b;
+    for (size_t i = 0; i < b->n_masks; i++)
+        if (mask_same(&b->masks[i], want)) {
+            *out = b->masks[i].pt;
             return HECNN_OK;
         }
     if (!r->dry) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "mask missing from the plan");
-    if (p->n_masks == p->cap_masks) {
-        const size_t cap = p->cap_masks ? 2 * p->cap_masks : 32;
+    if (b->n_masks == b->cap_masks) {
+        const size_t cap = b->cap_masks ? 2 * b->cap_masks : 32;
         mask_entry *m = hecnn_alloc(cap * sizeof *m);
         if (!m) return hecnn_fail(HECNN_ERR_NO_MEMORY, "mask list");
-        if (p->n_masks) memcpy(m, p->masks, p->n_masks * sizeof *m);
-        hecnn_free(p->masks);
-        p->masks = m;
-        p->cap_masks = cap;
+        if (b->n_masks) memcpy(m, b->masks, b->n_masks * sizeof *m);
+        hecnn_free(b->masks);
+        b->masks = m;
+        b->cap_masks = cap;
     }
     double *v = hecnn_alloc(p->slots * sizeof *v);
     if (!v) return hecnn_fail(HECNN_ERR_NO_MEMORY, "mask values");
-    const size_t area = p->grid * p->grid;
+    const size_t area = b->grid * b->grid;
     for (size_t s = 0; s < p->slots; s++) {
         const size_t pos = s % area;
-        v[s] = mask_value(want, pos / p->grid, pos % p->grid) ? 1.0 : 0.0;
+        v[s] = mask_value(want, pos / b->grid, pos % b->grid) ? 1.0 : 0.0;
     }
     mask_entry e = *want;
     hecnn_status st = ckks_plaintext_new(&e.pt, p->ctx);
@@ -178,7 +150,7 @@ static hecnn_status get_mask(runner *r, const mask_entry *want, const ckks_plain
         ckks_plaintext_free(e.pt);
         return st;
     }
-    p->masks[p->n_masks++] = e;
+    b->masks[b->n_masks++] = e;
     *out = e.pt;
     return HECNN_OK;
 }
@@ -229,7 +201,7 @@ static hecnn_status run_linear(runner *r, tensor *out, const tensor *x, const li
         const mask_entry want = {.gap = x->gap, .h = x->h, .w = x->w, .stride = L->stride, .k = L->k, .pad = L->pad,
                                  .ki = ki, .kj = kj, .pooled = L->pooled, .level = x->level};
         st = get_mask(r, &want, &mask[t]);
-        step[t] = normalize_step(p, (long)x->gap * ((long)p->grid * ((long)ki - L->pad) + ((long)kj - L->pad)));
+        step[t] = normalize_step(p, (long)x->gap * ((long)r->b->grid * ((long)ki - L->pad) + ((long)kj - L->pad)));
     }
     for (size_t o = 0; o < L->cout && !st; o++)
         for (size_t i = 0; i < L->cin && !st; i++)
@@ -341,7 +313,7 @@ static hecnn_status merge_groups(runner *r, tensor *t)
     m.gap = t->gap * 2;
     hecnn_status st = HECNN_OK;
     for (size_t q = 1; q < 4 && !st; q++) {
-        const int step = normalize_step(r->p, -(long)t->gap * ((long)r->p->grid * (long)(q >> 1) + (long)(q & 1)));
+        const int step = normalize_step(r->p, -(long)t->gap * ((long)r->b->grid * (long)(q >> 1) + (long)(q & 1)));
         for (size_t i = 0; i < groups * t->c && !st; i++) st = note_rotation(r, step, t->level);
     }
     if (!st) st = tensor_alloc(r, &m);
@@ -359,7 +331,7 @@ static hecnn_status merge_groups(runner *r, tensor *t)
         if (!s) s = ckks_ciphertext_new(&tmp, r->p->ctx);
         for (size_t q = 1; q < 4 && !s; q++) {
             const size_t src = 4 * gm + (q < have ? q : q % have);
-            const int step = normalize_step(r->p, -(long)t->gap * ((long)r->p->grid * (long)(q >> 1) + (long)(q & 1)));
+            const int step = normalize_step(r->p, -(long)t->gap * ((long)r->b->grid * (long)(q >> 1) + (long)(q & 1)));
             s = ckks_rotate(r->ev, tmp, t->ct[src * t->c + ch], step);
             if (!s) s = ckks_add(r->ev, acc, acc, tmp);
         }
@@ -420,7 +392,7 @@ static hecnn_status run_relu(runner *r, tensor *out, const tensor *x, size_t id)
     r->stats.bootstraps += pairs;
     if (r->dry) {
         out->ct = NULL;
-        return need_key(p, 0, top);
+        return plan_need_key(p, 0, top);
     }
     hecnn_status st = tensor_alloc(r, out);
     for (size_t j = 0; j < pairs && !st; j++) {
@@ -462,7 +434,7 @@ static hecnn_status run_global_pool(runner *r, tensor *out, const tensor *x)
     size_t n_steps = 0;
     int steps[64];
     for (uint32_t s = 1; s < x->h; s *= 2) {
-        steps[n_steps++] = normalize_step(r->p, (long)x->gap * (long)r->p->grid * s);
+        steps[n_steps++] = normalize_step(r->p, (long)x->gap * (long)r->b->grid * s);
         steps[n_steps++] = normalize_step(r->p, (long)x->gap * s);
     }
     hecnn_status st = HECNN_OK;
@@ -525,20 +497,21 @@ static hecnn_status run_graph(runner *r, ckks_ciphertext *const *in, ckks_cipher
                               hecnn_progress_fn progress, void *user, const volatile int *cancel)
 {
     hecnn_plan *p = r->p;
+    batched *b = r->b;
     const size_t count = hecnn_graph_node_count(p->g);
     tensor *t = hecnn_calloc(count, sizeof *t);
     if (!t) return hecnn_fail(HECNN_ERR_NO_MEMORY, "tensor table");
     const hecnn_node *n0 = hecnn_graph_node(p->g, 0);
-    t[0] = (tensor){.c = n0->c, .h = n0->h, .w = n0->w, .gap = 1, .groups = p->groups_in, .unit = 1,
+    t[0] = (tensor){.c = n0->c, .h = n0->h, .w = n0->w, .gap = 1, .groups = b->groups_in, .unit = 1,
                     .level = INPUT_LEVEL, .scale = p->scale};
     hecnn_status st = HECNN_OK;
     if (r->dry)
         p->nodes[0] = (hecnn_plan_node){.level = INPUT_LEVEL, .scale = p->scale, .unit = 1, .gap = 1,
-                                        .groups = p->groups_in, .ciphertexts = p->groups_in * n0->c};
+                                        .groups = b->groups_in, .ciphertexts = b->groups_in * n0->c};
     if (!r->dry) {
         /* the caller's ciphertexts, borrowed: copied so the run owns every tensor */
         if ((st = tensor_alloc(r, &t[0]))) goto done;
-        for (size_t i = 0; i < p->groups_in * n0->c && !st; i++) {
+        for (size_t i = 0; i < b->groups_in * n0->c && !st; i++) {
             if (ckks_ciphertext_level(in[i]) != INPUT_LEVEL)
                 st = hecnn_fail(HECNN_ERR_LEVEL_MISMATCH, "input ciphertext %zu at level %u, the plan takes %u", i,
                                 ckks_ciphertext_level(in[i]), INPUT_LEVEL);
@@ -633,8 +606,8 @@ static hecnn_status run_graph(runner *r, ckks_ciphertext *const *in, ckks_cipher
     if (st) goto done;
     const size_t last = count - 1;
     if (r->dry) {
-        p->out_gap = t[last].gap;
-        p->out_groups = t[last].groups;
+        b->out_gap = t[last].gap;
+        b->out_groups = t[last].groups;
         p->classes = t[last].c;
     }
     if (!t[last].pooled) {
@@ -650,193 +623,92 @@ done:
     return st;
 }
 
-/* ---- the plan --------------------------------------------------------------------------------- */
+/* ---- the packing's operations ------------------------------------------------------------------ */
 
-void hecnn_plan_free(hecnn_plan *p)
+static void batched_free(void *impl)
 {
-    if (!p) return;
-    for (size_t i = 0; p->poly && i < hecnn_graph_node_count(p->g); i++) ckks_poly_free(p->poly[i]);
-    for (size_t i = 0; i < p->n_masks; i++) ckks_plaintext_free(p->masks[i].pt);
-    hecnn_free(p->poly);
-    hecnn_free(p->masks);
-    hecnn_free(p->keys);
-    hecnn_free(p->want);
-    hecnn_free(p->last_use);
-    hecnn_free(p->nodes);
-    hecnn_free(p);
+    batched *b = impl;
+    for (size_t i = 0; i < b->n_masks; i++) ckks_plaintext_free(b->masks[i].pt);
+    hecnn_free(b->masks);
+    hecnn_free(b);
 }
 
-/* The unit each node should produce: a ReLU wants its range from its input, a sum passes what its
- * consumer wants on to both operands; linear layers then produce it directly. */
-static void plan_units(hecnn_plan *p)
+static hecnn_status batched_build(hecnn_plan *p, const hecnn_plan_options *opt)
 {
-    const size_t count = hecnn_graph_node_count(p->g);
-    for (size_t id = count; id-- > 1;) {
-        const hecnn_node *nd = hecnn_graph_node(p->g, id);
-        if (nd->op == HECNN_OP_RELU && p->want[nd->in[0]] == 0) p->want[nd->in[0]] = nd->range;
-        if (nd->op == HECNN_OP_ADD && p->want[id] > 0)
-            for (int k = 0; k < 2; k++)
-                if (p->want[nd->in[k]] == 0) p->want[nd->in[k]] = p->want[id];
-    }
-    if (p->want[count - 1] == 0) p->want[count - 1] = 1;
-}
-
-hecnn_status hecnn_plan_new(hecnn_plan **out, const hecnn_graph *g, const ckks_context *ctx, const ckks_bootstrapper *bt,
-                            const hecnn_plan_options *opt)
-{
-    if (!out || !g || !ctx || !opt) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
-    *out = NULL;
-    if (!opt->batch) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "batch of 0 images");
-    const hecnn_node *in = hecnn_graph_node(g, 0);
-    const size_t grid = opt->grid ? opt->grid : in->w, slots = ckks_context_max_slots(ctx);
+    const hecnn_node *in = hecnn_graph_node(p->g, 0);
+    const size_t grid = opt->grid ? opt->grid : in->w, slots = ckks_context_max_slots(p->ctx);
     if (grid < in->h || grid < in->w || (grid & (grid - 1)) || grid * grid > slots)
         return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "grid %zu: a power of two >= the %ux%u input with grid^2 <= %zu slots",
                           grid, in->h, in->w, slots);
     if (in->h != grid || in->w != grid)
         return hecnn_fail(HECNN_ERR_UNSUPPORTED, "the batched packing takes inputs that fill the grid (%ux%u, grid %zu)",
                           in->h, in->w, grid);
-    if (ckks_context_max_level(ctx) < INPUT_LEVEL) return hecnn_fail(HECNN_ERR_INVALID_PARAMS, "the context has no level for a layer");
-    if (bt && ckks_bootstrapper_slots(bt) != slots)
+    if (ckks_context_max_level(p->ctx) < INPUT_LEVEL)
+        return hecnn_fail(HECNN_ERR_INVALID_PARAMS, "the context has no level for a layer");
+    if (p->bt && ckks_bootstrapper_slots(p->bt) != slots)
         return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "the bootstrapper refreshes %zu slots, the packing uses %zu",
-                          ckks_bootstrapper_slots(bt), slots);
-    hecnn_plan *p = hecnn_calloc(1, sizeof *p);
-    if (!p) return hecnn_fail(HECNN_ERR_NO_MEMORY, "plan");
-    const size_t count = hecnn_graph_node_count(g);
-    *p = (hecnn_plan){.g = g, .ctx = ctx, .bt = bt, .batch = opt->batch, .slots = slots, .grid = grid,
-                      .blocks = slots / (grid * grid), .scale = ckks_context_default_scale(ctx)};
-    p->groups_in = (p->batch + p->blocks - 1) / p->blocks;
-    p->want = hecnn_calloc(count, sizeof *p->want);
-    p->last_use = hecnn_calloc(count, sizeof *p->last_use);
-    p->poly = hecnn_calloc(count, sizeof *p->poly);
-    p->nodes = hecnn_calloc(count, sizeof *p->nodes);
-    hecnn_status st = p->want && p->last_use && p->poly && p->nodes ? HECNN_OK : hecnn_fail(HECNN_ERR_NO_MEMORY, "plan tables");
-    for (size_t id = 1; id < count && !st; id++) {
-        const hecnn_node *nd = hecnn_graph_node(g, id);
-        p->last_use[nd->in[0]] = id;
-        if (nd->op == HECNN_OP_ADD) p->last_use[nd->in[1]] = id;
-        if (nd->op == HECNN_OP_BATCHNORM) st = hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "node %zu: fold batch norms first", id);
-        if (nd->op == HECNN_OP_RELU) {
-            if (!(nd->range > 0) || !nd->coeff)
-                st = hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "ReLU node %zu is not calibrated (range and approximation)", id);
-            else st = ckks_poly_new(&p->poly[id], nd->coeff, nd->degree, -1.0, 1.0);
-        }
-    }
-    if (!st) {
-        plan_units(p);
-        runner r = {.p = p, .dry = true};
-        st = run_graph(&r, NULL, NULL, NULL, NULL, NULL);
-        p->bootstraps = r.stats.bootstraps;
-        p->rotations = r.stats.rotations;
-    }
-    if (st) {
-        hecnn_plan_free(p);
-        return st;
-    }
-    *out = p;
-    return HECNN_OK;
+                          ckks_bootstrapper_slots(p->bt), slots);
+    batched *b = hecnn_calloc(1, sizeof *b);
+    if (!b) return hecnn_fail(HECNN_ERR_NO_MEMORY, "plan");
+    *b = (batched){.grid = grid, .blocks = slots / (grid * grid)};
+    b->groups_in = (p->batch + b->blocks - 1) / b->blocks;
+    p->impl = b;
+    p->slots = slots;
+    p->input_level = INPUT_LEVEL;
+    runner r = {.p = p, .b = b, .dry = true};
+    hecnn_status st = run_graph(&r, NULL, NULL, NULL, NULL, NULL);
+    p->bootstraps = r.stats.bootstraps;
+    p->rotations = r.stats.rotations;
+    return st;
 }
 
-size_t hecnn_plan_batch(const hecnn_plan *p) { return p->batch; }
-size_t hecnn_plan_images_per_ciphertext(const hecnn_plan *p) { return p->blocks; }
-size_t hecnn_plan_input_ciphertexts(const hecnn_plan *p) { return p->groups_in * hecnn_graph_node(p->g, 0)->c; }
-size_t hecnn_plan_output_ciphertexts(const hecnn_plan *p) { return p->out_groups * p->classes; }
-unsigned hecnn_plan_input_level(const hecnn_plan *p) { (void)p; return INPUT_LEVEL; }
-size_t hecnn_plan_classes(const hecnn_plan *p) { return p->classes; }
-size_t hecnn_plan_bootstraps(const hecnn_plan *p) { return p->bootstraps; }
-size_t hecnn_plan_rotations(const hecnn_plan *p) { return p->rotations; }
+static size_t batched_images_per_ciphertext(const hecnn_plan *p) { return ((const batched *)p->impl)->blocks; }
 
-hecnn_status hecnn_plan_node_info(const hecnn_plan *p, size_t id, hecnn_plan_node *out)
+static size_t batched_input_ciphertexts(const hecnn_plan *p)
 {
-    if (!p || !out) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
-    if (id >= hecnn_graph_node_count(p->g)) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "node %zu of %zu", id, hecnn_graph_node_count(p->g));
-    *out = p->nodes[id];
-    return HECNN_OK;
+    return ((const batched *)p->impl)->groups_in * hecnn_graph_node(p->g, 0)->c;
 }
 
-size_t hecnn_plan_bytes(const hecnn_plan *p)
-{
-    size_t b = 0;
-    for (size_t i = 0; i < p->n_masks; i++) b += ((size_t)p->masks[i].level + 1) * ckks_context_n(p->ctx) * 8;
-    return b;
-}
+static size_t batched_output_ciphertexts(const hecnn_plan *p) { return ((const batched *)p->impl)->out_groups * p->classes; }
 
-size_t hecnn_plan_key_needs(const hecnn_plan *p, ckks_key_need *out, size_t cap)
+static size_t batched_bytes(const hecnn_plan *p)
 {
-    for (size_t i = 0; i < p->n_keys && i < cap; i++) out[i] = p->keys[i];
-    return p->n_keys;
-}
-
-hecnn_status hecnn_plan_keys_generate(ckks_eval_keys **out, const hecnn_plan *p, const ckks_secret_key *sk)
-{
-    if (!out || !p || !sk) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
-    *out = NULL;
-    ckks_eval_keys *keys = NULL;
-    hecnn_status st = ckks_eval_keys_new(&keys, p->ctx);
-    for (size_t i = 0; i < p->n_keys && !st; i++) {
-        ckks_switching_key *k = NULL;
-        st = p->keys[i].galois ? ckks_galois_key_generate(&k, sk, p->keys[i].galois, p->keys[i].max_level)
-                               : ckks_relin_key_generate(&k, sk, p->keys[i].max_level);
-        if (!st && p->keys[i].galois) st = ckks_switching_key_compact(k);
-        if (!st) st = ckks_eval_keys_add(keys, k);
-        else ckks_switching_key_free(k);
-    }
-    if (st) {
-        ckks_eval_keys_free(keys);
-        return st;
-    }
-    *out = keys;
-    return HECNN_OK;
-}
-
-hecnn_status hecnn_plan_check_keys(const hecnn_plan *p, const ckks_eval_keys *keys)
-{
-    if (!p || !keys) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
-    for (size_t i = 0; i < p->n_keys; i++) {
-        const ckks_key_need *n = &p->keys[i];
-        const ckks_switching_key *k = n->galois ? ckks_eval_keys_galois(keys, n->galois) : ckks_eval_keys_relin(keys);
-        if (!k) {
-            if (!n->galois) return hecnn_fail(HECNN_ERR_MISSING_KEY, "the relinearization key is missing");
-            return hecnn_fail(HECNN_ERR_MISSING_KEY, "the rotation key for Galois element %llu (needed up to level %u) is missing",
-                              (unsigned long long)n->galois, n->max_level);
-        }
-        if (ckks_switching_key_max_level(k) < n->max_level)
-            return hecnn_fail(HECNN_ERR_MISSING_KEY, "key for Galois element %llu reaches level %u, the plan uses it at %u",
-                              (unsigned long long)n->galois, ckks_switching_key_max_level(k), n->max_level);
-    }
-    return HECNN_OK;
+    const batched *b = p->impl;
+    size_t bytes = 0;
+    for (size_t i = 0; i < b->n_masks; i++) bytes += ((size_t)b->masks[i].level + 1) * ckks_context_n(p->ctx) * 8;
+    return bytes;
 }
 
 /* Where image n's result sits: output group and slot. The merges put group 4m + q of gap g at
  * offset g (q >> 1), g (q & 1), one base-4 digit of the input group per merge. */
-static void output_position(const hecnn_plan *p, size_t n, size_t *group, size_t *slot)
+static void output_position(const batched *b, size_t n, size_t *group, size_t *slot)
 {
-    size_t g1 = n / p->blocks, a = 0, b = 0;
-    const size_t blk = n % p->blocks;
-    for (uint32_t g = 1; g < p->out_gap; g *= 2) {
-        a += g * ((g1 % 4) >> 1);
-        b += g * ((g1 % 4) & 1);
+    size_t g1 = n / b->blocks, y = 0, x = 0;
+    const size_t blk = n % b->blocks;
+    for (uint32_t g = 1; g < b->out_gap; g *= 2) {
+        y += g * ((g1 % 4) >> 1);
+        x += g * ((g1 % 4) & 1);
         g1 /= 4;
     }
     *group = g1;
-    *slot = blk * p->grid * p->grid + a * p->grid + b;
+    *slot = blk * b->grid * b->grid + y * b->grid + x;
 }
 
-hecnn_status hecnn_plan_encrypt(const hecnn_plan *p, ckks_ciphertext *const *cts, const double *images, size_t n,
-                                const ckks_public_key *pk, const ckks_secret_key *sk)
+static hecnn_status batched_encrypt(const hecnn_plan *p, ckks_ciphertext *const *cts, const double *images, size_t n,
+                                    const ckks_public_key *pk, const ckks_secret_key *sk)
 {
-    if (!p || !cts || !images || (!pk == !sk)) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument or not exactly one key");
-    if (!n || n > p->batch) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "%zu images for a plan of batch %zu", n, p->batch);
+    const batched *b = p->impl;
     const hecnn_node *in = hecnn_graph_node(p->g, 0);
     const size_t px = (size_t)in->h * in->w, per = in->c * px;
     double *v = hecnn_alloc(p->slots * sizeof *v);
     ckks_plaintext *pt = NULL;
     hecnn_status st = v ? ckks_plaintext_new(&pt, p->ctx) : hecnn_fail(HECNN_ERR_NO_MEMORY, "slots");
-    for (size_t g = 0; g < p->groups_in && !st; g++)
+    for (size_t g = 0; g < b->groups_in && !st; g++)
         for (size_t ch = 0; ch < in->c && !st; ch++) {
-            for (size_t blk = 0; blk < p->blocks; blk++) {
-                const double *img = images + ((g * p->blocks + blk) % n) * per + ch * px;
-                for (size_t y = 0; y < p->grid; y++)
-                    for (size_t x = 0; x < p->grid; x++) v[blk * p->grid * p->grid + y * p->grid + x] = img[y * in->w + x];
+            for (size_t blk = 0; blk < b->blocks; blk++) {
+                const double *img = images + ((g * b->blocks + blk) % n) * per + ch * px;
+                for (size_t y = 0; y < b->grid; y++)
+                    for (size_t x = 0; x < b->grid; x++) v[blk * b->grid * b->grid + y * b->grid + x] = img[y * in->w + x];
             }
             st = ckks_encode_real(p->ctx, pt, v, p->slots, p->slots, INPUT_LEVEL, p->scale);
             ckks_ciphertext *ct = cts[g * in->c + ch];
@@ -847,15 +719,14 @@ hecnn_status hecnn_plan_encrypt(const hecnn_plan *p, ckks_ciphertext *const *cts
     return st;
 }
 
-static hecnn_status plan_decrypt(const hecnn_plan *p, double *scores, size_t n, ckks_ciphertext *const *cts,
-                                 const ckks_secret_key *sk, bool flooded, const ckks_flood_options *flood)
+static hecnn_status batched_decrypt(const hecnn_plan *p, double *scores, size_t n, ckks_ciphertext *const *cts,
+                                    const ckks_secret_key *sk, bool flooded, const ckks_flood_options *flood)
 {
-    if (!p || !scores || !cts || !sk) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
-    if (!n || n > p->batch) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "%zu images for a plan of batch %zu", n, p->batch);
+    const batched *b = p->impl;
     double *v = hecnn_alloc(p->slots * sizeof *v);
     ckks_plaintext *pt = NULL;
     hecnn_status st = v ? ckks_plaintext_new(&pt, p->ctx) : hecnn_fail(HECNN_ERR_NO_MEMORY, "slots");
-    for (size_t g = 0; g < p->out_groups && !st; g++)
+    for (size_t g = 0; g < b->out_groups && !st; g++)
         for (size_t o = 0; o < p->classes && !st; o++) {
             const ckks_ciphertext *ct = cts[g * p->classes + o];
             if (ckks_ciphertext_slots(ct) != p->slots) {
@@ -867,7 +738,7 @@ static hecnn_status plan_decrypt(const hecnn_plan *p, double *scores, size_t n, 
             if (!st) st = ckks_decode_real(p->ctx, v, pt);
             for (size_t i = 0; i < n && !st; i++) {
                 size_t grp, slot;
-                output_position(p, i, &grp, &slot);
+                output_position(b, i, &grp, &slot);
                 if (grp == g) scores[i * p->classes + o] = v[slot];
             }
         }
@@ -876,32 +747,26 @@ static hecnn_status plan_decrypt(const hecnn_plan *p, double *scores, size_t n, 
     return st;
 }
 
-hecnn_status hecnn_plan_decrypt(const hecnn_plan *p, double *scores, size_t n, ckks_ciphertext *const *cts,
-                                const ckks_secret_key *sk)
+static hecnn_status batched_run(const hecnn_plan *p, const ckks_evaluator *ev, const ckks_boot_keys *boot_keys,
+                                ckks_ciphertext *const *in, ckks_ciphertext *const *out, hecnn_progress_fn progress, void *user,
+                                const volatile int *cancel, hecnn_run_stats *stats)
 {
-    return plan_decrypt(p, scores, n, cts, sk, false, NULL);
-}
-
-hecnn_status hecnn_plan_decrypt_flooded(const hecnn_plan *p, double *scores, size_t n, ckks_ciphertext *const *cts,
-                                        const ckks_secret_key *sk, const ckks_flood_options *flood)
-{
-    return plan_decrypt(p, scores, n, cts, sk, true, flood);
-}
-
-hecnn_status hecnn_plan_run(const hecnn_plan *p, const ckks_eval_keys *keys, const ckks_boot_keys *boot_keys,
-                            ckks_ciphertext *const *in, ckks_ciphertext *const *out, hecnn_progress_fn progress,
-                            void *user, const volatile int *cancel, hecnn_run_stats *stats)
-{
-    if (!p || !keys || !in || !out) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
-    if (p->bootstraps && !boot_keys) return hecnn_fail(HECNN_ERR_MISSING_KEY, "the plan bootstraps: bootstrapping keys needed");
-    hecnn_status st = hecnn_plan_check_keys(p, keys);
-    if (st) return st;
-    ckks_evaluator *ev = NULL;
-    if ((st = ckks_evaluator_new(&ev, p->ctx, keys))) return st;
     /* the real run never changes the plan: masks and keys are only read */
-    runner r = {.p = (hecnn_plan *)p, .dry = false, .ev = ev, .boot_keys = boot_keys};
-    st = run_graph(&r, in, out, progress, user, cancel);
-    if (stats) *stats = r.stats;
-    ckks_evaluator_free(ev);
+    runner r = {.p = (hecnn_plan *)p, .b = p->impl, .dry = false, .ev = ev, .boot_keys = boot_keys};
+    const hecnn_status st = run_graph(&r, in, out, progress, user, cancel);
+    *stats = r.stats;
     return st;
 }
+
+const packing_ops batched_packing = {
+    .name = "batched",
+    .build = batched_build,
+    .free = batched_free,
+    .images_per_ciphertext = batched_images_per_ciphertext,
+    .input_ciphertexts = batched_input_ciphertexts,
+    .output_ciphertexts = batched_output_ciphertexts,
+    .bytes = batched_bytes,
+    .encrypt = batched_encrypt,
+    .decrypt = batched_decrypt,
+    .run = batched_run,
+};
