@@ -642,6 +642,68 @@ static int make_dir(const char *dir, mode_t mode)
     return 0;
 }
 
+/* ---- memory budgets ------------------------------------------------------------------------ */
+
+/* "8G", "8GiB", "512M", "65536" (powers of 1024) into bytes. */
+static int parse_bytes(const char *s, uint64_t *out)
+{
+    char *end = NULL;
+    errno = 0;
+    const double v = strtod(s, &end);
+    if (errno || end == s || !(v > 0)) return -1;
+    double mult = 1;
+    switch (*end) {
+    case 'K': case 'k': mult = 0x1p10; end++; break;
+    case 'M': case 'm': mult = 0x1p20; end++; break;
+    case 'G': case 'g': mult = 0x1p30; end++; break;
+    case 'T': case 't': mult = 0x1p40; end++; break;
+    default: break;
+    }
+    if (mult > 1 && !strcmp(end, "iB")) end += 2;
+    else if (*end == 'B' && end[1] == 0) end++;
+    if (*end || v * mult >= 0x1p63) return -1;
+    *out = (uint64_t)(v * mult);
+    return 0;
+}
+
+/* The plan's memory schedule for --memory-budget (NULL: none) beside `held` bytes of keys and
+ * ciphertexts, spilling to `scratch` when needed; refuses with the smallest budget that works. */
+static int plan_memory(setup *s, const char *budget_s, const char *scratch, uint64_t held, hecnn_memory_schedule *out)
+{
+    uint64_t budget = 0;
+    if (budget_s && parse_bytes(budget_s, &budget)) {
+        cli_error("--memory-budget %.32s: a size such as 8G, 512M or a number of bytes", budget_s);
+        return -1;
+    }
+    const hecnn_memory_options mo = {.budget = budget, .held = held, .scratch_dir = budget ? scratch : NULL};
+    hecnn_status st = hecnn_plan_set_memory(s->plan, &mo, out);
+    if (st == HECNN_ERR_NO_MEMORY) {
+        cli_error("%s%s", hecnn_last_error_detail(), mo.scratch_dir ? "" : " (no scratch directory to spill to)");
+        return -1;
+    }
+    if (st) {
+        cli_status_error(st, "cannot plan the memory");
+        return -1;
+    }
+    return 0;
+}
+
+static void print_memory(FILE *f, const char *budget_s, const hecnn_memory_schedule *m)
+{
+    fprintf(f, "memory%s%s: %zu of %zu image groups at a time, stage outputs %s; estimated peak %.2f GiB (%.2f held, %.2f for the run)\n",
+            budget_s ? " budget " : "", budget_s ? budget_s : "", m->chunk_groups, m->groups, m->spill ? "spilled" : "in memory",
+            m->peak_bytes / 1073741824.0, m->fixed_bytes / 1073741824.0, m->run_bytes / 1073741824.0);
+}
+
+/* The directory part of a path ("." when it has none), for a default scratch directory. */
+static char *dir_of(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash) return strdup(".");
+    if (slash == path) return strdup("/");
+    return strndup(path, (size_t)(slash - path));
+}
+
 enum { KF_PARAMS, KF_SECRET, KF_PLAN, KF_S_PARAMS, KF_S_PLAN, KF_S_BOOT, KF_S_NET, KF_COUNT };
 
 int cmd_model_keygen(int argc, char **argv)
@@ -923,10 +985,13 @@ static hecnn_status net_load_fn(void *arg, FILE *f)
 int cmd_model_infer(int argc, char **argv)
 {
     const char *dir = NULL, *model = NULL, *in = NULL, *out = NULL;
+    const char *budget_s = NULL, *scratch = NULL;
     unsigned threads = 0;
     bool progress = false;
     const cli_opt opts[] = {
         {"keys", CLI_OPT_STRING, &dir, "DIR", "the server's key directory (DIR/server from 'hecnn model keygen')", NULL},
+        {"memory-budget", CLI_OPT_STRING, &budget_s, "SIZE", "keep the process under SIZE (8G, 512M, bytes): run groups of images in chunks, spill stage outputs", NULL},
+        {"scratch", CLI_OPT_STRING, &scratch, "DIR", "where stage outputs may be spilled under a budget (default: the --out directory)", NULL},
         {"model", CLI_OPT_STRING, &model, "FILE", "the model the keys were made for", NULL},
         {"in", CLI_OPT_STRING, &in, "FILE", "encrypted images from 'hecnn model encrypt'", NULL},
         {"out", CLI_OPT_STRING, &out, "FILE", "encrypted scores for 'hecnn model decrypt'", NULL},
@@ -935,7 +1000,7 @@ int cmd_model_infer(int argc, char **argv)
         {0},
     };
     const cli_command cmd = {
-        "model infer", "--keys DIR/server --model FILE --in FILE --out FILE [--progress] [--threads T]",
+        "model infer", "--keys DIR/server --model FILE --in FILE --out FILE [--memory-budget SIZE [--scratch DIR]] [--progress] [--threads T]",
         "Server: run the model on a batch of encrypted images. Needs only public material (parameters, plan\n"
         "record, bootstrapping and network keys); the model, batch and parameters must be the plan's, and\n"
         "every key the plan uses is checked before the run.",
@@ -951,17 +1016,23 @@ int cmd_model_infer(int argc, char **argv)
     rc = CLI_EXIT_FAIL;
     ckks_boot_keys *boot = NULL;
     ckks_eval_keys *net = NULL;
-    char *boot_path = cli_path_join(dir, BOOT_KEYS_FILE), *net_path = cli_path_join(dir, NET_KEYS_FILE);
+    char *boot_path = cli_path_join(dir, BOOT_KEYS_FILE), *net_path = cli_path_join(dir, NET_KEYS_FILE),
+         *scratch_dir = scratch ? strdup(scratch) : dir_of(out);
     const size_t n_in = hecnn_plan_input_ciphertexts(s.plan), n_out = hecnn_plan_output_ciphertexts(s.plan);
     ckks_ciphertext **cin = NULL, **cout = NULL;
     pbf_reader r = {0};
     pbf_writer w = {0};
     cli_output o = {0};
     hecnn_status st;
-    if (!boot_path || !net_path) {
+    if (!boot_path || !net_path || !scratch_dir) {
         cli_error("out of memory");
         goto done;
     }
+    /* the budget is checked before anything large is read: keys and images count at their file sizes */
+    hecnn_memory_schedule mem;
+    const uint64_t held = cli_file_size(boot_path) + cli_file_size(net_path) + 2 * cli_file_size(in);
+    if (plan_memory(&s, budget_s, scratch_dir, held, &mem)) goto done;
+    if (budget_s || progress) print_memory(stderr, budget_s, &mem);
     const double t_load = now_s();
     void *na[2] = {s.ctx, &net}, *ba[2] = {s.ctx, &boot};
     if (cli_read_object(net_path, "network keys", false, true, net_load_fn, na)) goto done;
@@ -1007,6 +1078,7 @@ int cmd_model_infer(int argc, char **argv)
            stats.seconds_bootstrap, stats.bootstraps, stats.rotations, hecnn_get_threads(), bench_peak_rss_mib(), out);
     rc = CLI_EXIT_OK;
 done:
+    free(scratch_dir);
     if (w.md) EVP_MD_CTX_free(w.md);
     if (rc) cli_output_abort(&o);
     pbf_close(&r);
@@ -1205,8 +1277,12 @@ int cmd_bench_resnet(int argc, char **argv)
     const char *model = NULL, *data = NULL, *preset_s = "n16";
     size_t batch = 0, offset = 0;
     unsigned threads = 0;
-    bool json = false, progress = false;
+    const char *budget_s = NULL, *scratch = ".";
+    bool json = false, progress = false, plan_only = false;
     const cli_opt opts[] = {
+        {"memory-budget", CLI_OPT_STRING, &budget_s, "SIZE", "keep the process under SIZE (8G, 512M, bytes)", NULL},
+        {"scratch", CLI_OPT_STRING, &scratch, "DIR", "where stage outputs may be spilled under a budget (default: .)", NULL},
+        {"plan-only", CLI_OPT_FLAG, &plan_only, NULL, "print the plan's costs and memory schedules, run nothing", NULL},
         {"model", CLI_OPT_STRING, &model, "FILE", "calibrated model file", NULL},
         {"data", CLI_OPT_STRING, &data, "FILE", "CIFAR binary file (test images)", NULL},
         {"progress", CLI_OPT_FLAG, &progress, NULL, "progress lines on stderr (a log for long runs)", NULL},
@@ -1218,7 +1294,7 @@ int cmd_bench_resnet(int argc, char **argv)
         {0},
     };
     const cli_command cmd = {
-        "bench resnet", "--model FILE --data CIFAR_BIN --batch B [--offset K] [--threads T] [--json] [--progress] [--preset n16|test]",
+        "bench resnet", "--model FILE --data CIFAR_BIN --batch B [--offset K] [--threads T] [--json] [--progress] [--memory-budget SIZE [--scratch DIR]] [--plan-only] [--preset n16|test]",
         "Encrypted inference of one batch of CIFAR images in the batched packing, all roles in one process:\n"
         "seconds per image (run time / batch) and its split, bootstraps and rotations per image, peak RSS,\n"
         "key memory, t_boot (median of 3 plain bootstraps at the same thread count) and s/image / t_boot,\n"
@@ -1259,6 +1335,23 @@ int cmd_bench_resnet(int argc, char **argv)
     s.rec = (plan_record){.preset = preset, .batch = batch};
     if (setup_plan(&s, &bp)) goto done;
     const double setup_s = now_s() - t0;
+    if (plan_only) {
+        /* keys not counted: the schedules' own memory, fastest first, and the smallest */
+        hecnn_memory_schedule m, least;
+        if (plan_memory(&s, NULL, NULL, 0, &m)) goto done;
+        printf("plan: batch %zu, %zu images per ciphertext, %.3f paired bootstraps and %.2f rotations per image, masks %.1f MiB\n",
+               batch, hecnn_plan_images_per_ciphertext(s.plan), (double)hecnn_plan_bootstraps(s.plan) / (double)batch,
+               (double)hecnn_plan_rotations(s.plan) / (double)batch, hecnn_plan_bytes(s.plan) / 1048576.0);
+        print_memory(stdout, NULL, &m);
+        for (int spill = 0; spill < 2; spill++) {
+            const hecnn_memory_options mo = {.budget = 1, .scratch_dir = spill ? scratch : NULL};
+            if (hecnn_plan_set_memory(s.plan, &mo, &least) != HECNN_ERR_NO_MEMORY) goto done;
+            printf("smallest budget %s spilling: %.2f GiB plus the keys\n", spill ? "with" : "without",
+                   least.min_budget / 1073741824.0);
+        }
+        rc = CLI_EXIT_OK;
+        goto done;
+    }
     t0 = now_s();
     if ((st = ckks_secret_key_generate(&sk, s.ctx)) || (st = ckks_boot_keys_generate_compact(&boot, s.bt, sk)) ||
         (st = hecnn_plan_keys_generate(&net, s.plan, sk))) {
@@ -1274,6 +1367,10 @@ int cmd_bench_resnet(int argc, char **argv)
     }
     n_in = hecnn_plan_input_ciphertexts(s.plan);
     n_out = hecnn_plan_output_ciphertexts(s.plan);
+    hecnn_memory_schedule mem;
+    const uint64_t ct_in = 2 * 2 * (uint64_t)ckks_context_n(s.ctx) * 8;
+    if (plan_memory(&s, budget_s, scratch, boot_bytes + net_bytes + (n_in + n_out) * ct_in, &mem)) goto done;
+    if (!json) print_memory(stdout, budget_s, &mem);
     const size_t nc = s.classes;
     enc = calloc(batch * nc, sizeof *enc);
     sim = calloc(batch * nc, sizeof *sim);
@@ -1333,11 +1430,13 @@ int cmd_bench_resnet(int argc, char **argv)
                "\"bootstraps_per_image\": %.4f, \"rotations_per_image\": %.4f, \"peak_rss_mib\": %.1f, "
                "\"key_bytes\": %zu, \"boot_key_bytes\": %zu, \"network_key_bytes\": %zu, \"t_boot_s\": %.3f, "
                "\"per_image_over_t_boot\": %.4f, \"accuracy_encrypted\": %.6f, \"accuracy_exact\": %.6f, "
-               "\"argmax_agreement\": %.6f, \"max_logit_diff\": %.6g, \"max_logit\": %.6g}\n",
+               "\"argmax_agreement\": %.6f, \"max_logit_diff\": %.6g, \"max_logit\": %.6g, "
+               "\"memory_budget\": \"%s\", \"chunk_groups\": %zu, \"groups\": %zu, \"spill\": %s, \"estimated_peak_mib\": %.1f}\n",
                d, preset_s, lit.log_n, batch, offset, hecnn_get_threads(), hecnn_plan_images_per_ciphertext(s.plan), n_in,
                setup_s, keygen_s, encrypt_s, run_s, per_image, stats.seconds_linear, stats.seconds_activation, stats.seconds_bootstrap,
                stats.seconds_other, (double)stats.bootstraps / nb, (double)stats.rotations / nb, rss, boot_bytes + net_bytes,
-               boot_bytes, net_bytes, t_boot, per_image / t_boot, ok_enc / nb, ok_exact / nb, agree / nb, max_diff, max_logit);
+               boot_bytes, net_bytes, t_boot, per_image / t_boot, ok_enc / nb, ok_exact / nb, agree / nb, max_diff, max_logit,
+               budget_s ? budget_s : "", mem.chunk_groups, mem.groups, mem.spill ? "true" : "false", mem.peak_bytes / 1048576.0);
     } else {
         printf("ResNet batch: %s, preset %s (N = 2^%u), batch %zu (images %zu..%zu of %s), %d threads, CPU %s\n", model, preset_s,
                lit.log_n, batch, offset, offset + batch - 1, data, hecnn_get_threads(), cpu);

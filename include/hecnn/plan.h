@@ -101,6 +101,33 @@ hecnn_status hecnn_plan_decrypt(const hecnn_plan *p, double *scores, size_t n, c
 hecnn_status hecnn_plan_decrypt_flooded(const hecnn_plan *p, double *scores, size_t n, ckks_ciphertext *const *cts,
                                         const ckks_secret_key *sk, const ckks_flood_options *flood);
 
+/* ---- memory ------------------------------------------------------------------------------------
+ * A run holds its ciphertexts on top of what the caller holds (keys, inputs, outputs) and the plan.
+ * hecnn_plan_set_memory picks the fastest schedule whose estimated peak fits a budget: the whole batch
+ * layer by layer; else the groups of images through each stage in chunks (the same operations, less
+ * alive at once); else, with a scratch directory, the stage outputs spilled there too (the validated
+ * ciphertext format, written atomically, deleted once read; a killed run's directory is never read,
+ * and a later run reclaims it). The scores are bit-identical under every schedule. */
+typedef struct hecnn_memory_options {
+    uint64_t budget;          /* bytes for the whole process (0: no limit, the fastest schedule) */
+    uint64_t held;            /* bytes the caller holds besides the plan: keys, input and output ciphertexts */
+    const char *scratch_dir;  /* where stage outputs may be spilled (NULL: never) */
+} hecnn_memory_options;
+
+typedef struct hecnn_memory_schedule {
+    size_t groups;            /* groups of images at the input */
+    size_t chunk_groups;      /* groups that go through a stage at once (groups: all) */
+    bool spill;               /* stage outputs go to the scratch directory */
+    uint64_t run_bytes;       /* the run's estimated peak: its ciphertexts and workspaces */
+    uint64_t fixed_bytes;     /* held + the plan's plaintexts + the bootstrapper + allocator cache + process */
+    uint64_t peak_bytes;      /* fixed_bytes + run_bytes */
+    uint64_t min_budget;      /* the smallest budget that some schedule fits */
+} hecnn_memory_schedule;
+
+/* Choose and keep p's schedule (out may be NULL). HECNN_ERR_NO_MEMORY, naming the smallest budget that
+ * works (also in out->min_budget), when none fits; HECNN_ERR_UNSUPPORTED for a packing without schedules and a budget. */
+hecnn_status hecnn_plan_set_memory(hecnn_plan *p, const hecnn_memory_options *opt, hecnn_memory_schedule *out);
+
 typedef struct hecnn_run_stats {
     double seconds_linear;     /* convolutions, dense layers, merges, pooling */
     double seconds_activation; /* polynomial evaluation */

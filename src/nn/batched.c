@@ -6,10 +6,16 @@
  * the ReLU produces unit B too.
  * Linear layers absorb every unit change into their weights; where the producer cannot (a ReLU
  * output feeding a residual sum), a 1x1 identity layer converts it, at the cost of one level. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include "nn/plan_internal.h"
 #include "util/alloc.h"
@@ -28,6 +34,8 @@ typedef struct tensor {
     unsigned level;
     double scale;
     ckks_ciphertext **ct; /* groups x c, group-major; NULL in the dry run */
+    bool borrowed;        /* ct points into a stage output the tensor does not own */
+    uint64_t bytes;       /* what its ciphertexts hold (counted in dry runs too) */
 } tensor;
 
 typedef struct mask_entry {
@@ -43,6 +51,14 @@ typedef struct batched {
     size_t n_masks, cap_masks;
     uint32_t out_gap;
     size_t out_groups;
+    unsigned *depth;          /* per node: stride-2 merges upstream (its stage) */
+    unsigned stages;
+    size_t *stage_groups;     /* per stage: groups of images */
+    /* the memory schedule (hecnn_plan_set_memory): groups per chunk (0 = all), spilled stage outputs */
+    size_t chunk;
+    bool spill;
+    char *scratch;
+    uint64_t run_bytes;       /* the schedule's estimated peak of ciphertext bytes */
 } batched;
 
 /* One execution (or dry run) of the network. */
@@ -50,38 +66,75 @@ typedef struct runner {
     hecnn_plan *p;            /* mutable only in the dry run (masks, keys) */
     batched *b;               /* likewise */
     bool dry;
+    bool estimate;            /* a dry run for the memory planner: records nothing in the plan */
     const ckks_evaluator *ev; /* network keys */
     const ckks_boot_keys *boot_keys;
     hecnn_run_stats stats;
+    uint64_t bytes, peak;     /* ciphertext bytes held now and at most (dry runs count them too) */
+    bool boot_spare_counted;
+    char *spill_dir;          /* this run's directory of spilled stage outputs */
+    int spill_lock;
 } runner;
 
 /* ---- tensors ----------------------------------------------------------------------------- */
 
-static void tensor_clear(tensor *t)
+/* Bytes of one ciphertext whose limbs reach `level`. */
+static uint64_t ct_bytes(const runner *r, unsigned level)
 {
-    if (t->ct) {
+    return 2 * ((uint64_t)level + 1) * ckks_context_n(r->p->ctx) * 8;
+}
+
+static void count_bytes(runner *r, int64_t delta)
+{
+    r->bytes += (uint64_t)delta;
+    if (r->bytes > r->peak) r->peak = r->bytes;
+}
+
+static void tensor_clear(runner *r, tensor *t)
+{
+    if (t->ct && !t->borrowed) {
         for (size_t i = 0; i < t->groups * t->c; i++) ckks_ciphertext_free(t->ct[i]);
         hecnn_free(t->ct);
     }
+    count_bytes(r, -(int64_t)t->bytes);
     t->ct = NULL;
+    t->bytes = 0;
+    t->borrowed = false;
 }
 
-static hecnn_status tensor_alloc(const runner *r, tensor *t)
+/* Ciphertexts for t (none in a dry run), counted as reaching `level` (the highest they hold). */
+static hecnn_status tensor_alloc(runner *r, tensor *t, unsigned level)
 {
     t->ct = NULL;
+    t->borrowed = false;
+    t->bytes = t->groups * t->c * ct_bytes(r, level);
+    count_bytes(r, (int64_t)t->bytes);
     if (r->dry) return HECNN_OK;
     const size_t n = t->groups * t->c;
     t->ct = hecnn_calloc(n ? n : 1, sizeof *t->ct);
-    if (!t->ct) return hecnn_fail(HECNN_ERR_NO_MEMORY, "tensor of %zu ciphertexts", n);
-    for (size_t i = 0; i < n; i++) {
-        hecnn_status st = ckks_ciphertext_new(&t->ct[i], r->p->ctx);
-        if (st) {
-            t->groups = i / (t->c ? t->c : 1);
-            tensor_clear(t);
-            return st;
-        }
-    }
-    return HECNN_OK;
+    hecnn_status st = t->ct ? HECNN_OK : hecnn_fail(HECNN_ERR_NO_MEMORY, "tensor of %zu ciphertexts", n);
+    for (size_t i = 0; i < n && !st; i++) st = ckks_ciphertext_new(&t->ct[i], r->p->ctx);
+    if (st) tensor_clear(r, t);
+    return st;
+}
+
+/* Workspaces, in ciphertexts at the top level of the context, measured with hecnn_alloc_stats at
+ * 2 threads (N = 2^12 and 2^16, full slots): a bootstrap allocates up to 32 while it runs and keeps 20
+ * (its linear transforms' workspace) from the first bootstrap on. */
+#define BOOT_WORK_CIPHERTEXTS 34
+#define BOOT_SPARE_CIPHERTEXTS 21
+static uint64_t boot_work_bytes(const runner *r)
+{
+    return BOOT_WORK_CIPHERTEXTS * ct_bytes(r, ckks_context_max_level(r->p->ctx));
+}
+
+/* Evaluating a polynomial of degree d (baby-step giant-step) holds about sqrt(d) + log2(d) powers. */
+static uint64_t poly_work_bytes(const runner *r, unsigned degree, unsigned level)
+{
+    unsigned baby = 1, giant = 0;
+    while ((uint64_t)baby * baby < degree + 1u) baby *= 2;
+    while ((baby << giant) < degree + 1u) giant++;
+    return (baby + giant + 2) * ct_bytes(r, level);
 }
 
 /* ---- the dry run's records: keys and masks ------------------------------------------------- */
@@ -216,10 +269,14 @@ static hecnn_status run_linear(runner *r, tensor *out, const tensor *x, const li
         for (size_t i = 0; i < L->cin; i++)
             for (size_t t = 0; t < taps && !st; t++)
                 if (step[t]) st = note_rotation(r, step[t], x->level);
-    if (!st) st = tensor_alloc(r, out);
+    if (!st) st = tensor_alloc(r, out, x->level);
+    const size_t chunk = CHANNEL_CHUNK < L->cin ? CHANNEL_CHUNK : L->cin;
+    /* the workspace: a chunk of rotated and masked inputs */
+    const int64_t workspace = (int64_t)((chunk * taps + 4 * (size_t)hecnn_get_threads()) * ct_bytes(r, x->level));
+    count_bytes(r, workspace);
+    count_bytes(r, -workspace);
     if (st || r->dry) goto done;
 
-    const size_t chunk = CHANNEL_CHUNK < L->cin ? CHANNEL_CHUNK : L->cin;
     ckks_ciphertext **z = hecnn_calloc(chunk * taps, sizeof *z);
     const ckks_ciphertext **terms = hecnn_calloc((size_t)L->cout * chunk * taps, sizeof *terms);
     int64_t *tw = hecnn_calloc((size_t)L->cout * chunk * taps, sizeof *tw);
@@ -292,7 +349,7 @@ static hecnn_status run_linear(runner *r, tensor *out, const tensor *x, const li
     hecnn_free(terms);
     hecnn_free(tw);
     hecnn_free(started);
-    if (st) tensor_clear(out);
+    if (st) tensor_clear(r, out);
 done:
     hecnn_free(mask);
     hecnn_free(step);
@@ -309,6 +366,9 @@ static hecnn_status merge_groups(runner *r, tensor *t)
     const double t0 = omp_get_wtime();
     const size_t groups = (t->groups + 3) / 4;
     tensor m = *t;
+    m.ct = NULL;
+    m.bytes = 0;
+    m.borrowed = false;
     m.groups = groups;
     m.gap = t->gap * 2;
     hecnn_status st = HECNN_OK;
@@ -316,9 +376,12 @@ static hecnn_status merge_groups(runner *r, tensor *t)
         const int step = normalize_step(r->p, -(long)t->gap * ((long)r->b->grid * (long)(q >> 1) + (long)(q & 1)));
         for (size_t i = 0; i < groups * t->c && !st; i++) st = note_rotation(r, step, t->level);
     }
-    if (!st) st = tensor_alloc(r, &m);
+    if (!st) st = tensor_alloc(r, &m, t->level);
     if (st || r->dry) {
-        if (!st) *t = m;
+        if (!st) {
+            tensor_clear(r, t);
+            *t = m;
+        }
         r->stats.seconds_linear += omp_get_wtime() - t0;
         return st;
     }
@@ -341,9 +404,9 @@ static hecnn_status merge_groups(runner *r, tensor *t)
             shared = s;
         }
     }
-    if ((st = shared)) tensor_clear(&m);
+    if ((st = shared)) tensor_clear(r, &m);
     else {
-        tensor_clear(t);
+        tensor_clear(r, t);
         *t = m;
     }
     r->stats.seconds_linear += omp_get_wtime() - t0;
@@ -385,27 +448,41 @@ static hecnn_status run_relu(runner *r, tensor *out, const tensor *x, size_t id)
     const unsigned used = ckks_poly_levels_used(p->ctx, p->poly[id], top, p->scale);
     if (used > top) return hecnn_fail(HECNN_ERR_LEVEL_MISMATCH, "ReLU %zu: its polynomial needs %u levels, a bootstrap leaves %u", id, used, top);
     *out = *x;
+    out->ct = NULL;
+    out->bytes = 0;
+    out->borrowed = false;
     out->unit = nd->range;
     out->level = top - used;
     out->scale = p->scale;
-    const size_t n = x->groups * x->c, pairs = (n + 1) / 2;
+    /* pairs within each group, so that a run in chunks of groups bootstraps the same pairs */
+    const size_t per_group = (x->c + 1) / 2, pairs = x->groups * per_group;
     r->stats.bootstraps += pairs;
-    if (r->dry) {
-        out->ct = NULL;
-        return plan_need_key(p, 0, top);
+    hecnn_status st = tensor_alloc(r, out, top + 1);
+    /* a bootstrap's own workspace while it runs (and what it keeps from the first on), then the
+     * polynomial's */
+    if (!r->boot_spare_counted) {
+        count_bytes(r, (int64_t)(BOOT_SPARE_CIPHERTEXTS * ct_bytes(r, ckks_context_max_level(p->ctx))));
+        r->boot_spare_counted = true;
     }
-    hecnn_status st = tensor_alloc(r, out);
+    count_bytes(r, (int64_t)boot_work_bytes(r));
+    count_bytes(r, -(int64_t)boot_work_bytes(r));
+    const int64_t poly_work = (int64_t)poly_work_bytes(r, ckks_poly_degree(p->poly[id]), top + 1);
+    count_bytes(r, poly_work);
+    count_bytes(r, -poly_work);
+    if (r->dry) return st ? st : plan_need_key(p, 0, top);
     for (size_t j = 0; j < pairs && !st; j++) {
-        ckks_ciphertext *ya = out->ct[2 * j], *yb = 2 * j + 1 < n ? out->ct[2 * j + 1] : NULL;
+        const size_t a = j / per_group * x->c + j % per_group * 2;
+        const bool two = j % per_group * 2 + 1 < x->c;
+        ckks_ciphertext *ya = out->ct[a], *yb = two ? out->ct[a + 1] : NULL;
         double t0 = omp_get_wtime();
-        st = ckks_bootstrap_pair(p->bt, r->boot_keys, ya, yb, x->ct[2 * j], yb ? x->ct[2 * j + 1] : NULL);
+        st = ckks_bootstrap_pair(p->bt, r->boot_keys, ya, yb, x->ct[a], yb ? x->ct[a + 1] : NULL);
         const double t1 = omp_get_wtime();
         r->stats.seconds_bootstrap += t1 - t0;
         if (!st) st = ckks_poly_evaluate(r->ev, ya, ya, p->poly[id], p->scale);
         if (!st && yb) st = ckks_poly_evaluate(r->ev, yb, yb, p->poly[id], p->scale);
         r->stats.seconds_activation += omp_get_wtime() - t1;
     }
-    if (st) tensor_clear(out);
+    if (st) tensor_clear(r, out);
     return st;
 }
 
@@ -416,7 +493,7 @@ static hecnn_status run_relu_node(runner *r, tensor *out, const tensor *x, size_
     tensor tmp;
     hecnn_status st = at_unit(r, &v, &tmp, x, hecnn_graph_node(r->p->g, id)->range);
     if (!st) st = run_relu(r, out, v, id);
-    tensor_clear(&tmp);
+    tensor_clear(r, &tmp);
     return st;
 }
 
@@ -428,6 +505,9 @@ static hecnn_status run_global_pool(runner *r, tensor *out, const tensor *x)
     if (x->pooled || x->h != x->w || (x->h & (x->h - 1)))
         return hecnn_fail(HECNN_ERR_UNSUPPORTED, "the batched packing pools square power-of-two maps globally only");
     *out = *x;
+    out->ct = NULL;
+    out->bytes = 0;
+    out->borrowed = false;
     out->pooled = true;
     out->h = out->w = 1;
     out->unit = x->unit / ((double)x->h * x->w);
@@ -440,7 +520,7 @@ static hecnn_status run_global_pool(runner *r, tensor *out, const tensor *x)
     hecnn_status st = HECNN_OK;
     for (size_t i = 0; i < x->groups * x->c && !st; i++)
         for (size_t k = 0; k < n_steps && !st; k++) st = note_rotation(r, steps[k], x->level);
-    if (!st) st = tensor_alloc(r, out);
+    if (!st) st = tensor_alloc(r, out, x->level);
     if (st || r->dry) return st;
     hecnn_status shared = HECNN_OK;
 #pragma omp parallel for schedule(dynamic)
@@ -458,7 +538,7 @@ static hecnn_status run_global_pool(runner *r, tensor *out, const tensor *x)
             shared = s;
         }
     }
-    if (shared) tensor_clear(out);
+    if (shared) tensor_clear(r, out);
     r->stats.seconds_linear += omp_get_wtime() - t0;
     return shared;
 }
@@ -482,144 +562,351 @@ static hecnn_status run_add(runner *r, tensor *out, const tensor *a, const tenso
         goto done;
     }
     *out = *va;
-    if ((st = tensor_alloc(r, out)) || r->dry) goto done;
+    if ((st = tensor_alloc(r, out, va->level)) || r->dry) goto done;
     for (size_t i = 0; i < va->groups * va->c && !st; i++) st = ckks_add(r->ev, out->ct[i], va->ct[i], vb->ct[i]);
-    if (st) tensor_clear(out);
+    if (st) tensor_clear(r, out);
 done:
-    tensor_clear(&ta);
-    tensor_clear(&tb);
+    tensor_clear(r, &ta);
+    tensor_clear(r, &tb);
     return st;
+}
+
+/* ---- stages, chunks and spilled stage outputs ---------------------------------------------------- *
+ * A node's stage is the number of stride-2 merges above it. The groups of images of a stage are
+ * independent until the next merge, so a stage may run in chunks of groups: the run then holds one
+ * chunk's tensors plus the stage outputs (tensors that the next stage's merging layers read), which
+ * stay in memory or go to the spill directory (the validated ciphertext format, written atomically,
+ * deleted once read back). Every ciphertext goes through the same operations whatever the chunks,
+ * so the scores are bit-identical. */
+
+static bool is_stage_output(const hecnn_plan *p, const batched *b, size_t id)
+{
+    const size_t count = hecnn_graph_node_count(p->g);
+    for (size_t k = id + 1; k < count; k++) {
+        const hecnn_node *nd = hecnn_graph_node(p->g, k);
+        if ((nd->in[0] == id || (nd->op == HECNN_OP_ADD && nd->in[1] == id)) && b->depth[k] > b->depth[id]) return true;
+    }
+    return false;
+}
+
+static void spill_name(char *out, size_t cap, const runner *r, size_t id, size_t ct, const char *ext)
+{
+    snprintf(out, cap, "%s/n%zu_%zu.%s", r->spill_dir, id, ct, ext);
+}
+
+/* Ciphertext number `ct` of stage output `id` to the spill directory: a temporary file renamed
+ * into place, so that a name always holds a whole ciphertext. */
+static hecnn_status spill_write(const runner *r, size_t id, size_t ct, const ckks_ciphertext *x)
+{
+    char tmp[4096], name[4096];
+    spill_name(tmp, sizeof tmp, r, id, ct, "tmp");
+    spill_name(name, sizeof name, r, id, ct, "ct");
+    FILE *f = fopen(tmp, "wb");
+    if (!f) return hecnn_fail(HECNN_ERR_IO, "cannot create spill file %s: %s", tmp, strerror(errno));
+    hecnn_status st = ckks_ciphertext_save(x, f);
+    if (fclose(f) && !st) st = hecnn_fail(HECNN_ERR_IO, "cannot write spill file %s: %s", tmp, strerror(errno));
+    if (!st && rename(tmp, name)) st = hecnn_fail(HECNN_ERR_IO, "cannot rename spill file %s: %s", tmp, strerror(errno));
+    if (st) unlink(tmp);
+    return st;
+}
+
+static hecnn_status spill_read(const runner *r, size_t id, size_t ct, ckks_ciphertext *x)
+{
+    char name[4096];
+    spill_name(name, sizeof name, r, id, ct, "ct");
+    FILE *f = fopen(name, "rb");
+    if (!f) return hecnn_fail(HECNN_ERR_IO, "cannot open spill file %s: %s", name, strerror(errno));
+    hecnn_status st = ckks_ciphertext_load(r->p->ctx, x, f);
+    if (!st && fgetc(f) != EOF) st = hecnn_fail(HECNN_ERR_BAD_FORMAT, "spill file %s has trailing bytes", name);
+    fclose(f);
+    unlink(name);
+    return st;
+}
+
+/* Remove a spill directory and what it holds (names this code wrote only). */
+static void spill_dir_remove(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d) {
+        struct dirent *e;
+        char path[4096];
+        while ((e = readdir(d)))
+            if (e->d_name[0] != '.') {
+                const int len = snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+                if (len > 0 && (size_t)len < sizeof path) unlink(path);
+            }
+        closedir(d);
+    }
+    rmdir(dir);
+}
+
+/* Spill directories of runs that ended without cleaning up (killed): their lock is free. A new run
+ * never reads them; this only reclaims the space. */
+static void spill_reclaim(const char *scratch)
+{
+    DIR *d = opendir(scratch);
+    if (!d) return;
+    struct dirent *e;
+    char dir[4096], lock[4200];
+    while ((e = readdir(d))) {
+        if (strncmp(e->d_name, "hecnn-spill-", 12)) continue;
+        const int len = snprintf(dir, sizeof dir, "%s/%s", scratch, e->d_name);
+        if (len < 0 || (size_t)len >= sizeof dir) continue;
+        snprintf(lock, sizeof lock, "%s/lock", dir);
+        const int fd = open(lock, O_RDWR | O_CLOEXEC);
+        if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0) spill_dir_remove(dir);
+        if (fd >= 0) close(fd);
+    }
+    closedir(d);
+}
+
+/* This run's spill directory: DIR/hecnn-spill-XXXXXX, locked while the run lives. */
+static hecnn_status spill_open(runner *r)
+{
+    const char *scratch = r->b->scratch;
+    spill_reclaim(scratch);
+    const size_t len = strlen(scratch) + 32;
+    r->spill_dir = hecnn_alloc(len);
+    if (!r->spill_dir) return hecnn_fail(HECNN_ERR_NO_MEMORY, "spill path");
+    snprintf(r->spill_dir, len, "%s/hecnn-spill-XXXXXX", scratch);
+    if (!mkdtemp(r->spill_dir)) {
+        const hecnn_status st = hecnn_fail(HECNN_ERR_IO, "cannot create a spill directory in %s: %s", scratch, strerror(errno));
+        hecnn_free(r->spill_dir);
+        r->spill_dir = NULL;
+        return st;
+    }
+    char lock[4200];
+    snprintf(lock, sizeof lock, "%s/lock", r->spill_dir);
+    r->spill_lock = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (r->spill_lock < 0 || flock(r->spill_lock, LOCK_EX | LOCK_NB))
+        return hecnn_fail(HECNN_ERR_IO, "cannot lock %s: %s", lock, strerror(errno));
+    return HECNN_OK;
+}
+
+static void spill_close(runner *r)
+{
+    if (!r->spill_dir) return;
+    spill_dir_remove(r->spill_dir);
+    if (r->spill_lock >= 0) close(r->spill_lock);
+    hecnn_free(r->spill_dir);
+    r->spill_dir = NULL;
 }
 
 /* ---- the walk over the graph ------------------------------------------------------------------ */
 
+/* The input images of groups [g0, g0 + n): the caller's ciphertexts, checked and copied. */
+static hecnn_status load_input(runner *r, tensor *t, ckks_ciphertext *const *in, size_t g0, size_t n)
+{
+    const hecnn_plan *p = r->p;
+    const hecnn_node *n0 = hecnn_graph_node(p->g, 0);
+    *t = (tensor){.c = n0->c, .h = n0->h, .w = n0->w, .gap = 1, .groups = n, .unit = 1, .level = INPUT_LEVEL,
+                  .scale = p->scale};
+    hecnn_status st = tensor_alloc(r, t, INPUT_LEVEL);
+    for (size_t k = 0; k < n * n0->c && !st && !r->dry; k++) {
+        const size_t i = g0 * n0->c + k;
+        if (ckks_ciphertext_level(in[i]) != INPUT_LEVEL)
+            st = hecnn_fail(HECNN_ERR_LEVEL_MISMATCH, "input ciphertext %zu at level %u, the plan takes %u", i,
+                            ckks_ciphertext_level(in[i]), INPUT_LEVEL);
+        else if (fabs(ckks_ciphertext_scale(in[i]) / p->scale - 1) > 1e-9)
+            st = hecnn_fail(HECNN_ERR_SCALE_MISMATCH, "input ciphertext %zu at scale 2^%.2f, the plan takes 2^%.2f", i,
+                            log2(ckks_ciphertext_scale(in[i])), log2(p->scale));
+        else if (ckks_ciphertext_slots(in[i]) != p->slots)
+            st = hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "input ciphertext %zu holds %zu slots, the plan %zu", i,
+                            ckks_ciphertext_slots(in[i]), p->slots);
+        else st = ckks_ciphertext_copy(t->ct[k], in[i]);
+    }
+    return st;
+}
+
+/* Groups [g0, g0 + n) of stage output `id` for the next stage: a view of the kept tensor, or read
+ * back from the spill directory. */
+static hecnn_status load_stage_output(runner *r, tensor *t, const tensor *kept, size_t id, size_t g0, size_t n)
+{
+    *t = *kept;
+    t->groups = n;
+    t->ct = NULL;
+    t->bytes = 0;
+    t->borrowed = false;
+    if (!r->b->spill) {
+        t->borrowed = true;
+        t->ct = kept->ct ? kept->ct + g0 * kept->c : NULL;
+        return HECNN_OK;
+    }
+    hecnn_status st = tensor_alloc(r, t, t->level);
+    for (size_t k = 0; k < n * t->c && !st && !r->dry; k++) st = spill_read(r, id, g0 * t->c + k, t->ct[k]);
+    return st;
+}
+
+/* Keep groups [g0, g0 + n) of stage output t (moved into *kept, or spilled), clearing t. */
+static hecnn_status keep_stage_output(runner *r, tensor *kept, tensor *t, size_t id, size_t g0, size_t total_groups)
+{
+    hecnn_status st = HECNN_OK;
+    if (!kept->c) { /* first chunk: the kept tensor's shape */
+        *kept = *t;
+        kept->groups = total_groups;
+        kept->ct = NULL;
+        kept->bytes = 0;
+        kept->borrowed = false;
+        if (!r->b->spill && !r->dry) {
+            kept->ct = hecnn_calloc(total_groups * t->c, sizeof *kept->ct);
+            if (!kept->ct) st = hecnn_fail(HECNN_ERR_NO_MEMORY, "stage output of %zu ciphertexts", total_groups * t->c);
+        }
+    }
+    if (!r->b->spill) {
+        /* the ciphertexts change owner: their bytes stay counted, now as the kept tensor's */
+        kept->bytes += t->bytes;
+        count_bytes(r, (int64_t)t->bytes);
+        for (size_t k = 0; k < t->groups * t->c && !st && t->ct; k++) {
+            kept->ct[g0 * t->c + k] = t->ct[k];
+            t->ct[k] = NULL;
+        }
+    } else {
+        for (size_t k = 0; k < t->groups * t->c && !st && !r->dry; k++) st = spill_write(r, id, g0 * t->c + k, t->ct[k]);
+    }
+    tensor_clear(r, t);
+    return st;
+}
+
+/* One node on the chunk's tensors t (its inputs present). */
+static hecnn_status run_node(runner *r, tensor *t, size_t id)
+{
+    hecnn_plan *p = r->p;
+    const hecnn_node *nd = hecnn_graph_node(p->g, id);
+    tensor *x = &t[nd->in[0]];
+    const double unit = p->want[id] > 0 ? p->want[id] : 1.0;
+    hecnn_status st = HECNN_OK;
+    switch (nd->op) {
+    case HECNN_OP_CONV2D: {
+        if (x->pooled) return hecnn_fail(HECNN_ERR_UNSUPPORTED, "convolution after pooling");
+        if (nd->k % 2 == 0 || nd->pad != nd->k / 2 || (nd->stride != 1 && nd->stride != 2))
+            return hecnn_fail(HECNN_ERR_UNSUPPORTED, "node %zu: the batched packing takes odd kernels with 'same' "
+                                                      "padding and strides 1 or 2", id);
+        if (nd->stride == 2 && (x->h % 2 || x->w % 2))
+            return hecnn_fail(HECNN_ERR_UNSUPPORTED, "node %zu: stride 2 on an odd-sized map", id);
+        /* a stride-2 layer's bias waits for the merge: the merge sums four groups' slots */
+        const bool merge = nd->stride == 2;
+        const linear L = {.cout = nd->c, .cin = x->c, .k = nd->k, .stride = nd->stride, .pad = nd->pad,
+                          .weight = nd->weight, .bias = merge ? NULL : nd->bias, .factor = x->unit / unit,
+                          .unit_out = unit};
+        st = run_linear(r, &t[id], x, &L);
+        if (!st && merge) {
+            t[id].h = x->h / 2;
+            t[id].w = x->w / 2;
+            st = merge_groups(r, &t[id]);
+            if (!st) st = add_bias(r, &t[id], nd->bias);
+        }
+        return st;
+    }
+    case HECNN_OP_DENSE: {
+        if (!x->pooled && (x->h != 1 || x->w != 1))
+            return hecnn_fail(HECNN_ERR_UNSUPPORTED, "node %zu: the batched packing needs a global pool before a dense layer", id);
+        const linear L = {.cout = nd->c, .cin = x->c, .k = 1, .stride = 1, .pad = 0, .pooled = true,
+                          .weight = nd->weight, .bias = nd->bias, .factor = x->unit / unit, .unit_out = unit};
+        return run_linear(r, &t[id], x, &L);
+    }
+    case HECNN_OP_AVGPOOL:
+        if (nd->k != x->h || nd->k != x->w) return hecnn_fail(HECNN_ERR_UNSUPPORTED, "node %zu: only global average pooling", id);
+        return run_global_pool(r, &t[id], x);
+    case HECNN_OP_ADD:
+        return run_add(r, &t[id], x, &t[nd->in[1]], p->want[id]);
+    case HECNN_OP_RELU:
+        return run_relu_node(r, &t[id], x, id);
+    default:
+        return hecnn_fail(HECNN_ERR_UNSUPPORTED, "node %zu: operation %d is not supported by the batched packing", id,
+                          (int)nd->op);
+    }
+}
+
+/* The network stage by stage, each stage in chunks of b->chunk groups (0 = all at once). */
 static hecnn_status run_graph(runner *r, ckks_ciphertext *const *in, ckks_ciphertext *const *out,
                               hecnn_progress_fn progress, void *user, const volatile int *cancel)
 {
     hecnn_plan *p = r->p;
     batched *b = r->b;
-    const size_t count = hecnn_graph_node_count(p->g);
-    tensor *t = hecnn_calloc(count, sizeof *t);
-    if (!t) return hecnn_fail(HECNN_ERR_NO_MEMORY, "tensor table");
-    const hecnn_node *n0 = hecnn_graph_node(p->g, 0);
-    t[0] = (tensor){.c = n0->c, .h = n0->h, .w = n0->w, .gap = 1, .groups = b->groups_in, .unit = 1,
-                    .level = INPUT_LEVEL, .scale = p->scale};
-    hecnn_status st = HECNN_OK;
-    if (r->dry)
-        p->nodes[0] = (hecnn_plan_node){.level = INPUT_LEVEL, .scale = p->scale, .unit = 1, .gap = 1,
-                                        .groups = b->groups_in, .ciphertexts = b->groups_in * n0->c};
-    if (!r->dry) {
-        /* the caller's ciphertexts, borrowed: copied so the run owns every tensor */
-        if ((st = tensor_alloc(r, &t[0]))) goto done;
-        for (size_t i = 0; i < b->groups_in * n0->c && !st; i++) {
-            if (ckks_ciphertext_level(in[i]) != INPUT_LEVEL)
-                st = hecnn_fail(HECNN_ERR_LEVEL_MISMATCH, "input ciphertext %zu at level %u, the plan takes %u", i,
-                                ckks_ciphertext_level(in[i]), INPUT_LEVEL);
-            else if (fabs(ckks_ciphertext_scale(in[i]) / p->scale - 1) > 1e-9)
-                st = hecnn_fail(HECNN_ERR_SCALE_MISMATCH, "input ciphertext %zu at scale 2^%.2f, the plan takes 2^%.2f", i,
-                                log2(ckks_ciphertext_scale(in[i])), log2(p->scale));
-            else if (ckks_ciphertext_slots(in[i]) != p->slots)
-                st = hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "input ciphertext %zu holds %zu slots, the plan %zu", i,
-                                ckks_ciphertext_slots(in[i]), p->slots);
-            else st = ckks_ciphertext_copy(t[0].ct[i], in[i]);
-        }
+    const size_t count = hecnn_graph_node_count(p->g), last = count - 1;
+    tensor *t = hecnn_calloc(count, sizeof *t), *kept = hecnn_calloc(count, sizeof *kept);
+    bool *output = hecnn_calloc(count, sizeof *output);
+    hecnn_status st = t && kept && output ? HECNN_OK : hecnn_fail(HECNN_ERR_NO_MEMORY, "tensor table");
+    for (size_t id = 0; id < count && !st; id++) output[id] = is_stage_output(p, b, id);
+    if (!st && b->spill && !r->dry) st = spill_open(r);
+    size_t steps = 0, done_steps = 0;
+    for (unsigned d = 0; d < b->stages; d++) {
+        const size_t k = b->chunk && b->chunk < b->stage_groups[d] ? b->chunk : b->stage_groups[d];
+        size_t nodes = 0;
+        for (size_t id = 0; id < count; id++) nodes += b->depth[id] == d;
+        steps += nodes * ((b->stage_groups[d] + k - 1) / k);
     }
-    for (size_t id = 1; id < count && !st; id++) {
-        if (cancel && *cancel) {
-            st = hecnn_fail(HECNN_ERR_CANCELLED, "run cancelled before node %zu", id);
-            break;
-        }
-        const hecnn_node *nd = hecnn_graph_node(p->g, id);
-        tensor *x = &t[nd->in[0]];
-        const size_t boots_before = r->stats.bootstraps, rots_before = r->stats.rotations;
-        const double unit = p->want[id] > 0 ? p->want[id] : 1.0;
-        switch (nd->op) {
-        case HECNN_OP_CONV2D: {
-            if (x->pooled) {
-                st = hecnn_fail(HECNN_ERR_UNSUPPORTED, "convolution after pooling");
-                break;
+    for (unsigned d = 0; d < b->stages && !st; d++) {
+        const size_t G = b->stage_groups[d], k = b->chunk && b->chunk < G ? b->chunk : G;
+        for (size_t g0 = 0; g0 < G && !st; g0 += k) {
+            const size_t n = G - g0 < k ? G - g0 : k;
+            for (size_t id = 0; id < count && !st; id++) {
+                if (b->depth[id] != d) continue;
+                if (cancel && *cancel) {
+                    st = hecnn_fail(HECNN_ERR_CANCELLED, "run cancelled before node %zu", id);
+                    break;
+                }
+                const hecnn_node *nd = hecnn_graph_node(p->g, id);
+                /* inputs of the previous stage, read once per chunk */
+                for (int j = 0; j < (nd->op == HECNN_OP_ADD ? 2 : 1) && id && !st; j++) {
+                    const size_t src = nd->in[j];
+                    if (b->depth[src] == d || t[src].c) continue;
+                    const size_t first = 4 * g0, have = b->stage_groups[d - 1] - first;
+                    st = load_stage_output(r, &t[src], &kept[src], src, first, have < 4 * n ? have : 4 * n);
+                }
+                const size_t boots_before = r->stats.bootstraps, rots_before = r->stats.rotations;
+                if (!st) st = id ? run_node(r, t, id) : load_input(r, &t[0], in, g0, n);
+                if (!st && r->dry && !r->estimate) {
+                    const tensor *o = &t[id];
+                    hecnn_plan_node *pn = &p->nodes[id];
+                    if (g0 == 0)
+                        *pn = (hecnn_plan_node){.level = o->level, .scale = o->scale, .unit = o->unit, .gap = o->gap,
+                                                .groups = G, .ciphertexts = G * o->c};
+                    pn->bootstraps += r->stats.bootstraps - boots_before;
+                    pn->rotations += r->stats.rotations - rots_before;
+                }
+                /* free what no later node of this chunk reads */
+                for (size_t j = 0; j < id && !st; j++)
+                    if (p->last_use[j] == id && t[j].c) {
+                        tensor_clear(r, &t[j]);
+                        t[j].c = 0;
+                    }
+                if (!st && progress) progress(user, "node", (double)++done_steps / (double)steps);
             }
-            if (nd->k % 2 == 0 || nd->pad != nd->k / 2 || (nd->stride != 1 && nd->stride != 2)) {
-                st = hecnn_fail(HECNN_ERR_UNSUPPORTED, "node %zu: the batched packing takes odd kernels with 'same' "
-                                                        "padding and strides 1 or 2", id);
-                break;
+            /* the chunk's stage outputs are kept; the network's output goes to the caller */
+            for (size_t id = 0; id < count && !st; id++) {
+                if (b->depth[id] != d || !t[id].c) continue;
+                if (output[id]) st = keep_stage_output(r, &kept[id], &t[id], id, g0, G);
+                else if (id == last) {
+                    if (!t[id].pooled)
+                        st = hecnn_fail(HECNN_ERR_UNSUPPORTED, "the batched packing ends with a global pool and a dense layer");
+                    else if (fabs(t[id].unit - 1) > 1e-12)
+                        st = hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "output unit %g", t[id].unit);
+                    if (r->dry && !r->estimate && g0 == 0) {
+                        b->out_gap = t[id].gap;
+                        b->out_groups = G;
+                        p->classes = t[id].c;
+                    }
+                    for (size_t i = 0; i < n * t[id].c && !st && !r->dry; i++)
+                        st = ckks_ciphertext_copy(out[g0 * t[id].c + i], t[id].ct[i]);
+                }
+                tensor_clear(r, &t[id]);
+                t[id].c = 0;
             }
-            if (nd->stride == 2 && (x->h % 2 || x->w % 2)) {
-                st = hecnn_fail(HECNN_ERR_UNSUPPORTED, "node %zu: stride 2 on an odd-sized map", id);
-                break;
+        }
+        /* the previous stage's outputs are read */
+        for (size_t id = 0; id < count && d > 0; id++)
+            if (b->depth[id] == d - 1 && kept[id].c) {
+                tensor_clear(r, &kept[id]);
+                kept[id].c = 0;
             }
-            /* a stride-2 layer's bias waits for the merge: the merge sums four groups' slots */
-            const bool merge = nd->stride == 2;
-            const linear L = {.cout = nd->c, .cin = x->c, .k = nd->k, .stride = nd->stride, .pad = nd->pad,
-                              .weight = nd->weight, .bias = merge ? NULL : nd->bias, .factor = x->unit / unit,
-                              .unit_out = unit};
-            st = run_linear(r, &t[id], x, &L);
-            if (!st && merge) {
-                t[id].h = x->h / 2;
-                t[id].w = x->w / 2;
-                st = merge_groups(r, &t[id]);
-                if (!st) st = add_bias(r, &t[id], nd->bias);
-            }
-            break;
-        }
-        case HECNN_OP_DENSE: {
-            if (!x->pooled && (x->h != 1 || x->w != 1)) {
-                st = hecnn_fail(HECNN_ERR_UNSUPPORTED, "node %zu: the batched packing needs a global pool before a dense layer", id);
-                break;
-            }
-            const linear L = {.cout = nd->c, .cin = x->c, .k = 1, .stride = 1, .pad = 0, .pooled = true,
-                              .weight = nd->weight, .bias = nd->bias, .factor = x->unit / unit, .unit_out = unit};
-            st = run_linear(r, &t[id], x, &L);
-            break;
-        }
-        case HECNN_OP_AVGPOOL:
-            if (nd->k != x->h || nd->k != x->w) st = hecnn_fail(HECNN_ERR_UNSUPPORTED, "node %zu: only global average pooling", id);
-            else st = run_global_pool(r, &t[id], x);
-            break;
-        case HECNN_OP_ADD:
-            st = run_add(r, &t[id], x, &t[nd->in[1]], p->want[id]);
-            break;
-        case HECNN_OP_RELU:
-            st = run_relu_node(r, &t[id], x, id);
-            break;
-        default:
-            st = hecnn_fail(HECNN_ERR_UNSUPPORTED, "node %zu: operation %d is not supported by the batched packing", id,
-                            (int)nd->op);
-        }
-        if (!st && r->dry) {
-            const tensor *o = &t[id];
-            hecnn_plan_node *pn = &p->nodes[id];
-            pn->level = o->level;
-            pn->scale = o->scale;
-            pn->unit = o->unit;
-            pn->gap = o->gap;
-            pn->groups = o->groups;
-            pn->ciphertexts = o->groups * o->c;
-            pn->bootstraps = r->stats.bootstraps - boots_before;
-            pn->rotations = r->stats.rotations - rots_before;
-        }
-        /* free what no later node reads */
-        for (size_t j = 0; j < id && !st; j++)
-            if (p->last_use[j] == id) tensor_clear(&t[j]);
-        if (!st && progress) progress(user, "node", (double)id / (double)(count - 1));
     }
-    if (st) goto done;
-    const size_t last = count - 1;
-    if (r->dry) {
-        b->out_gap = t[last].gap;
-        b->out_groups = t[last].groups;
-        p->classes = t[last].c;
-    }
-    if (!t[last].pooled) {
-        st = hecnn_fail(HECNN_ERR_UNSUPPORTED, "the batched packing ends with a global pool and a dense layer");
-        goto done;
-    }
-    if (fabs(t[last].unit - 1) > 1e-12) st = hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "output unit %g", t[last].unit);
-    if (!st && !r->dry)
-        for (size_t i = 0; i < t[last].groups * t[last].c && !st; i++) st = ckks_ciphertext_copy(out[i], t[last].ct[i]);
-done:
-    for (size_t i = 0; i < count; i++) tensor_clear(&t[i]);
+    for (size_t i = 0; t && i < count; i++) tensor_clear(r, &t[i]);
+    for (size_t i = 0; kept && i < count; i++) tensor_clear(r, &kept[i]);
+    spill_close(r);
     hecnn_free(t);
+    hecnn_free(kept);
+    hecnn_free(output);
     return st;
 }
 
@@ -630,6 +917,9 @@ static void batched_free(void *impl)
     batched *b = impl;
     for (size_t i = 0; i < b->n_masks; i++) ckks_plaintext_free(b->masks[i].pt);
     hecnn_free(b->masks);
+    hecnn_free(b->depth);
+    hecnn_free(b->stage_groups);
+    hecnn_free(b->scratch);
     hecnn_free(b);
 }
 
@@ -655,10 +945,27 @@ static hecnn_status batched_build(hecnn_plan *p, const hecnn_plan_options *opt)
     p->impl = b;
     p->slots = slots;
     p->input_level = INPUT_LEVEL;
-    runner r = {.p = p, .b = b, .dry = true};
+    /* stages: a stride-2 convolution starts the next one; a sum's operands share theirs */
+    const size_t count = hecnn_graph_node_count(p->g);
+    b->depth = hecnn_calloc(count, sizeof *b->depth);
+    if (!b->depth) return hecnn_fail(HECNN_ERR_NO_MEMORY, "plan tables");
+    for (size_t id = 1; id < count; id++) {
+        const hecnn_node *nd = hecnn_graph_node(p->g, id);
+        b->depth[id] = b->depth[nd->in[0]] + (nd->op == HECNN_OP_CONV2D && nd->stride == 2);
+        if (nd->op == HECNN_OP_ADD && b->depth[nd->in[1]] != b->depth[nd->in[0]])
+            return hecnn_fail(HECNN_ERR_UNSUPPORTED, "node %zu adds maps of different resolutions", id);
+        if (b->depth[id] + 1 > b->stages) b->stages = b->depth[id] + 1;
+    }
+    if (!b->stages) b->stages = 1;
+    b->stage_groups = hecnn_calloc(b->stages, sizeof *b->stage_groups);
+    if (!b->stage_groups) return hecnn_fail(HECNN_ERR_NO_MEMORY, "plan tables");
+    b->stage_groups[0] = b->groups_in;
+    for (unsigned d = 1; d < b->stages; d++) b->stage_groups[d] = (b->stage_groups[d - 1] + 3) / 4;
+    runner r = {.p = p, .b = b, .dry = true, .spill_lock = -1};
     hecnn_status st = run_graph(&r, NULL, NULL, NULL, NULL, NULL);
     p->bootstraps = r.stats.bootstraps;
     p->rotations = r.stats.rotations;
+    b->run_bytes = r.peak;
     return st;
 }
 
@@ -752,9 +1059,42 @@ static hecnn_status batched_run(const hecnn_plan *p, const ckks_evaluator *ev, c
                                 const volatile int *cancel, hecnn_run_stats *stats)
 {
     /* the real run never changes the plan: masks and keys are only read */
-    runner r = {.p = (hecnn_plan *)p, .b = p->impl, .dry = false, .ev = ev, .boot_keys = boot_keys};
+    runner r = {.p = (hecnn_plan *)p, .b = p->impl, .dry = false, .ev = ev, .boot_keys = boot_keys, .spill_lock = -1};
     const hecnn_status st = run_graph(&r, in, out, progress, user, cancel);
     *stats = r.stats;
+    return st;
+}
+
+static size_t batched_groups(const hecnn_plan *p) { return ((const batched *)p->impl)->groups_in; }
+
+static hecnn_status batched_schedule(hecnn_plan *p, size_t chunk, bool spill, const char *scratch, bool keep,
+                                     uint64_t *run_bytes)
+{
+    batched *b = p->impl;
+    if (spill && !scratch) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "spilling needs a scratch directory");
+    const size_t old_chunk = b->chunk;
+    const bool old_spill = b->spill;
+    b->chunk = chunk;
+    b->spill = spill;
+    runner r = {.p = p, .b = b, .dry = true, .estimate = true, .spill_lock = -1};
+    hecnn_status st = run_graph(&r, NULL, NULL, NULL, NULL, NULL);
+    *run_bytes = r.peak;
+    if (!st && keep) {
+        char *dir = NULL;
+        if (spill) {
+            const size_t n = strlen(scratch) + 1;
+            if (!(dir = hecnn_alloc(n))) st = hecnn_fail(HECNN_ERR_NO_MEMORY, "scratch path");
+            else memcpy(dir, scratch, n);
+        }
+        if (!st) {
+            hecnn_free(b->scratch);
+            b->scratch = dir;
+            b->run_bytes = r.peak;
+            return HECNN_OK;
+        }
+    }
+    b->chunk = old_chunk;
+    b->spill = old_spill;
     return st;
 }
 
@@ -769,4 +1109,6 @@ const packing_ops batched_packing = {
     .encrypt = batched_encrypt,
     .decrypt = batched_decrypt,
     .run = batched_run,
+    .schedule = batched_schedule,
+    .groups = batched_groups,
 };

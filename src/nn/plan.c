@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "nn/plan_internal.h"
+#include "hecnn/circuits.h"
 #include "util/alloc.h"
 #include "util/error.h"
 
@@ -205,6 +206,51 @@ hecnn_status hecnn_plan_decrypt_flooded(const hecnn_plan *p, double *scores, siz
     if (!p || !scores || !cts || !sk) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
     if (!n || n > p->batch) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "%zu images for a plan of batch %zu", n, p->batch);
     return p->ops->decrypt(p, scores, n, cts, sk, true, flood);
+}
+
+/* What a process holds besides the caller's objects and the run: the allocator's cache of freed
+ * blocks (HECNN_ALLOC_CACHE_MB), code, libraries and thread stacks. */
+#define PROCESS_BASELINE_BYTES (96ull << 20)
+
+hecnn_status hecnn_plan_set_memory(hecnn_plan *p, const hecnn_memory_options *opt, hecnn_memory_schedule *out)
+{
+    if (!p || !opt) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
+    if (!p->ops->schedule) {
+        if (opt->budget) return hecnn_fail(HECNN_ERR_UNSUPPORTED, "the %s packing has no memory schedules", p->ops->name);
+        return HECNN_OK;
+    }
+    const uint64_t fixed = opt->held + hecnn_plan_bytes(p) + (p->bt ? ckks_bootstrapper_bytes(p->bt) : 0) +
+                           hecnn_alloc_cache_limit() + PROCESS_BASELINE_BYTES;
+    const size_t groups = p->ops->groups(p);
+    /* candidates, fastest first: all groups, then halves, ...; without spilling, then with */
+    hecnn_memory_schedule best = {0}, smallest = {0};
+    bool found = false;
+    hecnn_status st = HECNN_OK;
+    for (int spill = 0; spill < (opt->scratch_dir ? 2 : 1) && !st && !found; spill++)
+        for (size_t chunk = groups; chunk >= 1 && !st && !found; chunk = chunk == 1 ? 0 : (chunk + 1) / 2) {
+            uint64_t run = 0;
+            st = p->ops->schedule(p, chunk, spill, opt->scratch_dir, false, &run);
+            const hecnn_memory_schedule s = {.groups = groups, .chunk_groups = chunk, .spill = spill, .run_bytes = run,
+                                             .fixed_bytes = fixed, .peak_bytes = fixed + run};
+            if (!smallest.peak_bytes || s.peak_bytes < smallest.peak_bytes) smallest = s;
+            if (!opt->budget || s.peak_bytes <= opt->budget) {
+                best = s;
+                found = true;
+            }
+        }
+    if (st) return st;
+    if (!found && out) *out = (hecnn_memory_schedule){.groups = groups, .fixed_bytes = fixed, .min_budget = smallest.peak_bytes};
+    if (!found)
+        return hecnn_fail(HECNN_ERR_NO_MEMORY,
+                          "a memory budget of %.2f GiB is too small: the smallest that works is %.2f GiB (%.2f GiB held "
+                          "for keys, plan and process, %.2f GiB for the run in chunks of %zu of %zu image groups%s)",
+                          opt->budget / 1073741824.0, smallest.peak_bytes / 1073741824.0, fixed / 1073741824.0,
+                          smallest.run_bytes / 1073741824.0, smallest.chunk_groups, groups, smallest.spill ? ", stage outputs spilled" : "");
+    best.min_budget = smallest.peak_bytes;
+    uint64_t run = 0;
+    if ((st = p->ops->schedule(p, best.chunk_groups, best.spill, opt->scratch_dir, true, &run))) return st;
+    if (out) *out = best;
+    return HECNN_OK;
 }
 
 hecnn_status hecnn_plan_run(const hecnn_plan *p, const ckks_eval_keys *keys, const ckks_boot_keys *boot_keys,

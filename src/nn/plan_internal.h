@@ -23,6 +23,10 @@ typedef struct packing_ops {
     /* scores[n][classes]; through ckks_decrypt_flooded when `flooded` (flood NULL: its defaults) */
     hecnn_status (*decrypt)(const hecnn_plan *p, double *scores, size_t n, ckks_ciphertext *const *cts,
                             const ckks_secret_key *sk, bool flooded, const ckks_flood_options *flood);
+    /* Estimated run bytes (ciphertexts, workspaces) for chunks of `chunk` groups (0 = all) with or
+     * without spilling; set that schedule when `keep`. NULL: no schedules (one fixed estimate below). */
+    hecnn_status (*schedule)(hecnn_plan *p, size_t chunk, bool spill, const char *scratch, bool keep, uint64_t *run_bytes);
+    size_t (*groups)(const hecnn_plan *p); /* image groups at the input (chunks divide these) */
     /* the keys are checked and `ev` holds them; stats is zeroed by the caller */
     hecnn_status (*run)(const hecnn_plan *p, const ckks_evaluator *ev, const ckks_boot_keys *boot_keys,
                         ckks_ciphertext *const *in, ckks_ciphertext *const *out, hecnn_progress_fn progress, void *user,

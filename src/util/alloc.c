@@ -1,6 +1,7 @@
 #include "util/alloc.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -25,6 +26,34 @@ static struct {
     void *block[CACHE_SLOTS];
 } cache = {.lock = PTHREAD_MUTEX_INITIALIZER};
 static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
+static _Atomic size_t live_bytes, peak_bytes;
+static void cache_init(void);
+
+static void count_alloc(size_t capacity)
+{
+    const size_t now = atomic_fetch_add_explicit(&live_bytes, capacity, memory_order_relaxed) + capacity;
+    size_t peak = atomic_load_explicit(&peak_bytes, memory_order_relaxed);
+    while (now > peak && !atomic_compare_exchange_weak_explicit(&peak_bytes, &peak, now, memory_order_relaxed,
+                                                                memory_order_relaxed)) {
+    }
+}
+
+void hecnn_alloc_stats(size_t *live, size_t *peak)
+{
+    if (live) *live = atomic_load_explicit(&live_bytes, memory_order_relaxed);
+    if (peak) *peak = atomic_load_explicit(&peak_bytes, memory_order_relaxed);
+}
+
+size_t hecnn_alloc_cache_limit(void)
+{
+    pthread_once(&cache_once, cache_init);
+    return cache.budget;
+}
+
+void hecnn_alloc_reset_peak(void)
+{
+    atomic_store_explicit(&peak_bytes, atomic_load_explicit(&live_bytes, memory_order_relaxed), memory_order_relaxed);
+}
 
 static void cache_init(void)
 {
@@ -83,11 +112,15 @@ void *hecnn_alloc(size_t bytes)
     if (rounded < bytes || rounded > SIZE_MAX - HEADER) return NULL;
     if (rounded >= CACHE_MIN_BLOCK) {
         void *p = cache_get(rounded);
-        if (p) return p;
+        if (p) {
+            count_alloc(*capacity_of(p));
+            return p;
+        }
     }
     char *base = aligned_alloc(64, rounded + HEADER);
     if (!base) return NULL;
     *(size_t *)base = rounded;
+    count_alloc(rounded);
     return base + HEADER;
 }
 
@@ -102,6 +135,7 @@ void *hecnn_calloc(size_t count, size_t size)
 void hecnn_free(void *p)
 {
     if (!p) return;
+    atomic_fetch_sub_explicit(&live_bytes, *capacity_of(p), memory_order_relaxed);
     if (*capacity_of(p) >= CACHE_MIN_BLOCK && cache_put(p)) return;
     free(capacity_of(p));
 }

@@ -43,6 +43,13 @@ cp -r "$K/server" "$T/srv"   # what the server holds: no secret key
 run "$HECNN" model infer --keys "$T/srv" --model "$T/m.hg" --in "$T/img.pbf" --out "$T/sc.pbf" --progress
 grep -q "node" "$T/err" && ok || bad "infer --progress printed no progress: $(cat "$T/err")"
 grep -q "inferred 4 images" "$T/out" && ok || bad "infer summary: $(cat "$T/out")"
+# memory budgets: one too small is refused before the keys are read, naming the smallest that works;
+# one that fits gives the same scores, byte for byte
+expect 1 "the smallest that works is" "$HECNN" model infer --keys "$T/srv" --model "$T/m.hg" --in "$T/img.pbf" --out "$T/x" --memory-budget 1M
+expect 1 "memory-budget lots" "$HECNN" model infer --keys "$T/srv" --model "$T/m.hg" --in "$T/img.pbf" --out "$T/x" --memory-budget lots
+run "$HECNN" model infer --keys "$T/srv" --model "$T/m.hg" --in "$T/img.pbf" --out "$T/sc2.pbf" --memory-budget 64G --scratch "$T"
+grep -q "estimated peak" "$T/err" && ok || bad "infer --memory-budget printed no schedule: $(cat "$T/err")"
+cmp -s "$T/sc.pbf" "$T/sc2.pbf" && ok || bad "scores under a memory budget differ"
 run "$HECNN" model decrypt --keys "$K" --model "$T/m.hg" --in "$T/sc.pbf" --data "$T/test.bin" --json
 cp "$T/out" "$T/dec.json"
 grep -q '"images": 4' "$T/dec.json" && grep -q '"accuracy"' "$T/dec.json" && grep -q '"image": 2, ' "$T/dec.json" && ok ||
