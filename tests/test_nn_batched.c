@@ -119,13 +119,17 @@ static void test_end_to_end(void)
     CHECK(hecnn_plan_input_ciphertexts(plan) == 2 * 3);
     CHECK(hecnn_plan_output_ciphertexts(plan) == 3);
     CHECK(hecnn_plan_classes(plan) == 3);
-    /* ReLUs on 2 x 4 ciphertexts (three of them) and 1 x 8 (two): 3 x 4 + 2 x 4 paired bootstraps */
-    CHECK_MSG(hecnn_plan_bootstraps(plan) == 20, "%zu bootstraps", hecnn_plan_bootstraps(plan));
-    /* per node: the first ReLU bootstraps 2 x 4 ciphertexts in 4 pairs; the stride-2 layer (node 8)
+    /* ReLUs on 2 x 4 ciphertexts (three of them) and 1 x 8 (two): 3 x 4 + 2 x 4 paired bootstraps,
+     * less the first ReLU's: the images are encrypted two levels above a bootstrap's output */
+    CHECK_MSG(hecnn_plan_bootstraps(plan) == 16, "%zu bootstraps", hecnn_plan_bootstraps(plan));
+    CHECK(hecnn_plan_input_level(plan) == ckks_bootstrapper_output_level(bt) + 2);
+    /* per node: the first ReLU evaluates its polynomial on the deep input, the second bootstraps
+     * 2 x 4 ciphertexts in 4 pairs; the stride-2 layer (node 8)
      * merges the two groups into one at gap 2; the output sits one level below the last ReLU's
      * (6 after a bootstrap, 3 after the degree-7 polynomial, 2 after the dense layer) */
     hecnn_plan_node info;
-    CHECK(hecnn_plan_node_info(plan, 2, &info) == HECNN_OK && info.bootstraps == 4 && info.ciphertexts == 8);
+    CHECK(hecnn_plan_node_info(plan, 2, &info) == HECNN_OK && info.bootstraps == 0 && info.ciphertexts == 8);
+    CHECK(hecnn_plan_node_info(plan, 4, &info) == HECNN_OK && info.bootstraps == 4 && info.ciphertexts == 8);
     CHECK(hecnn_plan_node_info(plan, 8, &info) == HECNN_OK && info.gap == 2 && info.groups == 1 && info.rotations > 0);
     CHECK(hecnn_plan_node_info(plan, hecnn_graph_node_count(g) - 1, &info) == HECNN_OK && info.level == 2);
     CHECK(hecnn_plan_node_info(plan, hecnn_graph_node_count(g), &info) == HECNN_ERR_INVALID_ARGUMENT);

@@ -23,7 +23,7 @@
 
 #define MASK_LOG_SCALE 30   /* masks hold 2^30: encoding error about 2^-24 */
 #define WEIGHT_LOG_SCALE 20 /* integer weights round(2^20 w): error 2^-21 on w */
-#define INPUT_LEVEL 1
+#define INPUT_LEVEL 1       /* the lowest input level: enough for the first layer */
 #define CHANNEL_CHUNK 8     /* input channels rotated and masked at once in a linear layer */
 
 typedef struct tensor {
@@ -51,6 +51,7 @@ typedef struct batched {
     size_t n_masks, cap_masks;
     uint32_t out_gap;
     size_t out_groups;
+    unsigned input_level;     /* INPUT_LEVEL, or high enough that the first ReLU needs no bootstrap */
     unsigned *depth;          /* per node: stride-2 merges upstream (its stage) */
     unsigned stages;
     size_t *stage_groups;     /* per stage: groups of images */
@@ -148,7 +149,7 @@ static int normalize_step(const hecnn_plan *p, long step)
 static hecnn_status note_rotation(runner *r, int step, unsigned level)
 {
     r->stats.rotations++;
-    if (!r->dry) return HECNN_OK;
+    if (!r->dry || r->estimate) return HECNN_OK;
     return plan_need_key(r->p, ckks_galois_element_rotation(r->p->ctx, step), level);
 }
 
@@ -179,6 +180,10 @@ static hecnn_status get_mask(runner *r, const mask_entry *want, const ckks_plain
             return HECNN_OK;
         }
     if (!r->dry) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "mask missing from the plan");
+    if (r->estimate) { /* a probe: nothing is recorded, and a dry run reads no mask */
+        *out = NULL;
+        return HECNN_OK;
+    }
     if (b->n_masks == b->cap_masks) {
         const size_t cap = b->cap_masks ? 2 * b->cap_masks : 32;
         mask_entry *m = hecnn_alloc(cap * sizeof *m);
@@ -452,8 +457,33 @@ static hecnn_status run_relu(runner *r, tensor *out, const tensor *x, size_t id)
     out->bytes = 0;
     out->borrowed = false;
     out->unit = nd->range;
-    out->level = top - used;
     out->scale = p->scale;
+    /* an input still as high as a bootstrap would leave it (the deep input's first ReLU): the
+     * polynomial alone */
+    const unsigned used_here = x->level >= used ? ckks_poly_levels_used(p->ctx, p->poly[id], x->level, x->scale) : x->level + 1;
+    if (used_here <= x->level && x->level - used_here >= top - used) {
+        out->level = x->level - used_here;
+        hecnn_status st = tensor_alloc(r, out, x->level);
+        const int64_t poly_work = (int64_t)poly_work_bytes(r, ckks_poly_degree(p->poly[id]), x->level);
+        count_bytes(r, poly_work);
+        count_bytes(r, -poly_work);
+        if (r->dry) return st ? st : r->estimate ? HECNN_OK : plan_need_key(p, 0, x->level);
+        const double t0 = omp_get_wtime();
+        hecnn_status shared = st;
+#pragma omp parallel for schedule(dynamic)
+        for (size_t i = 0; i < x->groups * x->c; i++) {
+            if (shared) continue;
+            const hecnn_status s2 = ckks_poly_evaluate(r->ev, out->ct[i], x->ct[i], p->poly[id], p->scale);
+            if (s2) {
+#pragma omp critical(hecnn_relu)
+                shared = s2;
+            }
+        }
+        r->stats.seconds_activation += omp_get_wtime() - t0;
+        if (shared) tensor_clear(r, out);
+        return shared;
+    }
+    out->level = top - used;
     /* pairs within each group, so that a run in chunks of groups bootstraps the same pairs */
     const size_t per_group = (x->c + 1) / 2, pairs = x->groups * per_group;
     r->stats.bootstraps += pairs;
@@ -469,7 +499,7 @@ static hecnn_status run_relu(runner *r, tensor *out, const tensor *x, size_t id)
     const int64_t poly_work = (int64_t)poly_work_bytes(r, ckks_poly_degree(p->poly[id]), top + 1);
     count_bytes(r, poly_work);
     count_bytes(r, -poly_work);
-    if (r->dry) return st ? st : plan_need_key(p, 0, top);
+    if (r->dry) return st ? st : r->estimate ? HECNN_OK : plan_need_key(p, 0, top);
     for (size_t j = 0; j < pairs && !st; j++) {
         const size_t a = j / per_group * x->c + j % per_group * 2;
         const bool two = j % per_group * 2 + 1 < x->c;
@@ -699,14 +729,14 @@ static hecnn_status load_input(runner *r, tensor *t, ckks_ciphertext *const *in,
 {
     const hecnn_plan *p = r->p;
     const hecnn_node *n0 = hecnn_graph_node(p->g, 0);
-    *t = (tensor){.c = n0->c, .h = n0->h, .w = n0->w, .gap = 1, .groups = n, .unit = 1, .level = INPUT_LEVEL,
-                  .scale = p->scale};
-    hecnn_status st = tensor_alloc(r, t, INPUT_LEVEL);
+    const unsigned level = r->b->input_level;
+    *t = (tensor){.c = n0->c, .h = n0->h, .w = n0->w, .gap = 1, .groups = n, .unit = 1, .level = level, .scale = p->scale};
+    hecnn_status st = tensor_alloc(r, t, level);
     for (size_t k = 0; k < n * n0->c && !st && !r->dry; k++) {
         const size_t i = g0 * n0->c + k;
-        if (ckks_ciphertext_level(in[i]) != INPUT_LEVEL)
+        if (ckks_ciphertext_level(in[i]) != level)
             st = hecnn_fail(HECNN_ERR_LEVEL_MISMATCH, "input ciphertext %zu at level %u, the plan takes %u", i,
-                            ckks_ciphertext_level(in[i]), INPUT_LEVEL);
+                            ckks_ciphertext_level(in[i]), level);
         else if (fabs(ckks_ciphertext_scale(in[i]) / p->scale - 1) > 1e-9)
             st = hecnn_fail(HECNN_ERR_SCALE_MISMATCH, "input ciphertext %zu at scale 2^%.2f, the plan takes 2^%.2f", i,
                             log2(ckks_ciphertext_scale(in[i])), log2(p->scale));
@@ -944,7 +974,6 @@ static hecnn_status batched_build(hecnn_plan *p, const hecnn_plan_options *opt)
     b->groups_in = (p->batch + b->blocks - 1) / b->blocks;
     p->impl = b;
     p->slots = slots;
-    p->input_level = INPUT_LEVEL;
     /* stages: a stride-2 convolution starts the next one; a sum's operands share theirs */
     const size_t count = hecnn_graph_node_count(p->g);
     b->depth = hecnn_calloc(count, sizeof *b->depth);
@@ -961,8 +990,20 @@ static hecnn_status batched_build(hecnn_plan *p, const hecnn_plan_options *opt)
     if (!b->stage_groups) return hecnn_fail(HECNN_ERR_NO_MEMORY, "plan tables");
     b->stage_groups[0] = b->groups_in;
     for (unsigned d = 1; d < b->stages; d++) b->stage_groups[d] = (b->stage_groups[d - 1] + 3) / 4;
+    /* the input's level: a deep input (as high as a bootstrap's output, and two more for the first
+     * layer and the polynomial's normalisation) when it spares the first ReLU's bootstraps */
+    b->input_level = INPUT_LEVEL;
+    hecnn_status st = HECNN_OK;
+    if (p->bt && ckks_bootstrapper_output_level(p->bt) + 2 <= ckks_context_max_level(p->ctx)) {
+        runner shallow = {.p = p, .b = b, .dry = true, .estimate = true, .spill_lock = -1}, deep = shallow;
+        st = run_graph(&shallow, NULL, NULL, NULL, NULL, NULL);
+        b->input_level = ckks_bootstrapper_output_level(p->bt) + 2;
+        if (!st && (run_graph(&deep, NULL, NULL, NULL, NULL, NULL) || deep.stats.bootstraps >= shallow.stats.bootstraps))
+            b->input_level = INPUT_LEVEL;
+    }
+    p->input_level = b->input_level;
     runner r = {.p = p, .b = b, .dry = true, .spill_lock = -1};
-    hecnn_status st = run_graph(&r, NULL, NULL, NULL, NULL, NULL);
+    if (!st) st = run_graph(&r, NULL, NULL, NULL, NULL, NULL);
     p->bootstraps = r.stats.bootstraps;
     p->rotations = r.stats.rotations;
     b->run_bytes = r.peak;
@@ -1017,7 +1058,7 @@ static hecnn_status batched_encrypt(const hecnn_plan *p, ckks_ciphertext *const 
                 for (size_t y = 0; y < b->grid; y++)
                     for (size_t x = 0; x < b->grid; x++) v[blk * b->grid * b->grid + y * b->grid + x] = img[y * in->w + x];
             }
-            st = ckks_encode_real(p->ctx, pt, v, p->slots, p->slots, INPUT_LEVEL, p->scale);
+            st = ckks_encode_real(p->ctx, pt, v, p->slots, p->slots, b->input_level, p->scale);
             ckks_ciphertext *ct = cts[g * in->c + ch];
             if (!st) st = pk ? ckks_encrypt_pk(p->ctx, ct, pt, pk) : ckks_encrypt_sk(p->ctx, ct, pt, sk);
         }

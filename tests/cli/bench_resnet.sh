@@ -24,8 +24,12 @@ for k in ("seconds_per_image", "split_s", "bootstraps_per_image", "rotations_per
 assert r["batch"] == 4 and r["offset"] == 2 and r["threads"] == 2 and r["log_n"] == 12
 assert r["argmax_agreement"] == 1.0, r["argmax_agreement"]
 assert r["max_logit_diff"] < 1e-3 * r["max_logit"], (r["max_logit_diff"], r["max_logit"])
-assert r["bootstraps_per_image"] == 0.5 and r["t_boot_s"] > 0 and r["key_bytes"] > 0
+# the tiny model's one ReLU runs on the deep input (encrypted above a bootstrap's output level): none
+assert r["bootstraps_per_image"] == 0 and r["t_boot_s"] > 0 and r["key_bytes"] > 0
+assert r["chunk_groups"] == r["groups"] and r["spill"] is False and r["estimated_peak_mib"] > 0
 PY
+run "$HECNN" bench resnet --model "$T/m.hg" --data "$T/test.bin" --batch 4 --preset test --plan-only
+grep -q "smallest budget with spilling" "$T/out" && ok || bad "bench resnet --plan-only: $(cat "$T/out")"
 expect 2 "preset" "$HECNN" bench resnet --model "$T/m.hg" --data "$T/test.bin" --batch 4 --preset n99
 expect 2 "batch" "$HECNN" bench resnet --model "$T/m.hg" --data "$T/test.bin"
 expect 1 "No such file" "$HECNN" bench resnet --model "$T/none.hg" --data "$T/test.bin" --batch 4 --preset test
