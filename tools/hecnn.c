@@ -6,6 +6,7 @@
 
 #include "commands.h"
 #include "hecnn/hecnn.h"
+#include "serve.h"
 #include "util_cli.h"
 
 typedef int (*command_fn)(int argc, char **argv);
@@ -38,6 +39,8 @@ static const command provider_commands[] = {
 };
 static const command server_commands[] = {
     {"infer", cmd_infer, "run the CNN on encrypted images"},
+    {"serve", cmd_serve, "the server role as an HTTP(S) service: key sets, jobs, workers (docs/SERVER.md)"},
+    {"remote", cmd_remote, "client of 'hecnn serve': upload-keys | submit | wait | fetch | status | cancel | delete"},
     {NULL, NULL, NULL},
 };
 static const command demo_commands[] = {
