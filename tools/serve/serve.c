@@ -257,7 +257,8 @@ static void job_progress(void *user, double done)
 {
     worker *w = user;
     pthread_mutex_lock(&w->s->lock);
-    w->progress = done < 0 ? 0 : done > 1 ? 1 : done;
+    /* stages report their own fractions: shown never going back */
+    if (done > w->progress) w->progress = done > 1 ? 1 : done;
     pthread_mutex_unlock(&w->s->lock);
 }
 
@@ -463,6 +464,16 @@ static enum MHD_Result finish_keyset_upload(server *s, struct MHD_Connection *c,
         kind = "resnet", files = resnet_keyset_files;
     if (!kind)
         return reply_error(c, 400, "a key set is params.hecnn + eval.keys (MNIST) or params.hecnn + plan + boot.keys + network.keys (ResNet)");
+    /* each file must be what its name says (docs/FORMATS.md): the jobs check the rest */
+    static const struct { const char *name; uint8_t type; } types[] = {{"params.hecnn", 1}, {"eval.keys", 7}, {"network.keys", 7}};
+    for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
+        const bundle_member *m = bundle_get(&q->b, types[i].name);
+        if (m && (m->head_n < 10 || memcmp(m->head, "HECNN\0", 6) || m->head[8] != types[i].type || m->head[9]))
+            return reply_error(c, 400, "%s is not a hecnn object of type %u (docs/FORMATS.md)", types[i].name, types[i].type);
+    }
+    const bundle_member *plan = bundle_get(&q->b, "plan");
+    if (plan && (plan->head_n < 10 || memcmp(plan->head, "hecnn-plan", 10)))
+        return reply_error(c, 400, "plan is not a plan record (hecnn model keygen)");
     char id[65];
     serve_hex(digest, 32, id);
     char *dir = cli_path_join(s->keysets_dir, id);

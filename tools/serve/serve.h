@@ -32,6 +32,8 @@ typedef struct bundle_member {
     char name[BUNDLE_NAME_MAX + 1];
     char *tmp;      /* the member's file under the temporary folder (malloc'ed) */
     uint64_t size;
+    uint8_t head[10]; /* its first bytes (an object's magic, version and type) */
+    size_t head_n;
 } bundle_member;
 
 typedef struct bundle {

@@ -57,6 +57,8 @@ static int member_close(bundle *b)
     if (b->fd < 0) return 0;
     const int fd = b->fd;
     b->fd = -1;
+    memcpy(b->m[b->n - 1].head, b->head, b->head_n);
+    b->m[b->n - 1].head_n = b->head_n;
     if (is_secret_key(b->head, b->head_n)) {
         close(fd);
         return fail(b, 422, "refused: a secret key (object type 4); the server never holds one");
