@@ -20,7 +20,7 @@ B=$("$HECNN" serve token add bob --data "$T/d") && ok || bad "token add bob"
 expect 1 "cannot add client 'alice'" "$HECNN" serve token add alice --data "$T/d"
 # only the token's hash is stored
 grep -aq "$A" "$T/d/hecnn.db" && bad "the token is stored in the clear" || ok
-start_server "$T/d" --workers 0 --queue 2 --max-upload 64M --memory-limit 512M || { summary; exit 1; }
+start_server "$T/d" --workers 0 --queue 2 --max-upload 64M --memory-limit 512M --timeout 2 || { summary; exit 1; }
 
 status_is 200 GET /health
 export HECNN_TOKEN=$A
@@ -96,6 +96,16 @@ grep -q "cut after" "$T/serve.log" && ok || bad "the cut upload is not logged"
 # the secret key never reached the disk, nor the tokens the log
 grep -rlq --include='*' -F "$(head -c 64 "$T/k/secret.key" | od -An -tx1 | tr -d ' \n')" "$T/d" 2>/dev/null && bad "secret key bytes stored" || ok
 grep -q "$A" "$T/serve.log" && bad "a token in the log" || ok
+
+# a client that stops sending mid-header is disconnected after --timeout (2 s)
+python3 - "$PORT" <<'PY' && ok || bad "an idle connection was kept open"
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+t = time.time()
+data = s.recv(100)  # blocks until the server closes (b"") or 10 s
+sys.exit(0 if data == b"" and time.time() - t < 8 else 1)
+PY
 
 # still serving, and the metrics count what happened
 status_is 200 GET /health

@@ -772,7 +772,7 @@ static void begin(server *s, struct MHD_Connection *c, request *q, const char *u
     const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     uint64_t len = 0;
     if (!(q->authed = authenticate(s, c, q->client))) q->status = 401, snprintf(q->err, sizeof q->err, "a valid bearer token is required");
-    else if (!ct || strncmp(ct, BUNDLE_CONTENT_TYPE, strlen(BUNDLE_CONTENT_TYPE)))
+    else if (!ct || strncmp(ct, BUNDLE_CONTENT_TYPE, strlen(BUNDLE_CONTENT_TYPE)) || (ct[strlen(BUNDLE_CONTENT_TYPE)] && ct[strlen(BUNDLE_CONTENT_TYPE)] != ';'))
         q->status = 415, snprintf(q->err, sizeof q->err, "uploads are bundles: Content-Type: %s", BUNDLE_CONTENT_TYPE);
     else if (cl && (!serve_parse_bytes(cl, &len) || len > s->max_upload))
         q->status = 413, snprintf(q->err, sizeof q->err, "the upload exceeds the server's limit of %" PRIu64 " bytes", s->max_upload);
