@@ -70,4 +70,5 @@ run "$HECNN" decrypt-scores --keys "$T/k" --in "$T/b.ct" --labels "$M/mnist-samp
 acc=$(sed -n 's/.*"correct": \([0-9]*\).*/\1/p' "$T/s.json")
 [ -n "$acc" ] && [ "$acc" -ge 18 ] && ok || bad "only ${acc:-?}/20 digits right"
 grep -q "recovered: 1 queued jobs" "$T/serve.log" && ok || bad "no recovery line in the log"
+stop_server
 summary

@@ -111,4 +111,5 @@ PY
 status_is 200 GET /health
 m=$(http GET /metrics --full 1)
 echo "$m" | grep -q 'hecnn_jobs_rejected_total{reason="queue_full"} 1' && ok || bad "metrics: $m"
+stop_server
 summary

@@ -40,4 +40,5 @@ for _ in $(seq 300); do
 done
 [ "$(job_state "$J2")" = cancelled ] && ok || bad "job 2 is $(job_state "$J2") after cancel"
 expect 1 "409: the job is cancelled: no result" "$HECNN" remote fetch "$J2" --out "$T/x.pbf"
+stop_server
 summary

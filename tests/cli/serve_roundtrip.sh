@@ -67,5 +67,6 @@ if command -v openssl >/dev/null; then
     run "$HECNN" remote fetch "$J" --token-file "$T/token" --out "$T/tls.ct" --cacert "$T/tls.crt"
     cmp -s "$T/local.ct" "$T/tls.ct" && ok || bad "scores over HTTPS differ"
     must_fail "certificate|SSL" "$HECNN" remote status "$J" --token-file "$T/token"
+    stop_server
 fi
 summary

@@ -1,7 +1,7 @@
 # Shared by tests/cli/serve_*.sh (after common.sh): a `hecnn serve` on 127.0.0.1 at a free port,
 # stopped when the script ends. start_server DATA [OPTIONS...] sets SPID, PORT and HECNN_SERVER.
 SPID=
-trap 'stop_server; rm -rf "$T"' EXIT
+trap 'stop_server >/dev/null 2>&1; rm -rf "$T"' EXIT
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} OMP_WAIT_POLICY=passive
 start_server() {
     local data=$1
@@ -18,13 +18,16 @@ start_server() {
     [ -n "$PORT" ] || { bad "the server did not start: $(tail -5 "$T/serve.log")"; return 1; }
     export HECNN_SERVER=http://127.0.0.1:$PORT
 }
+# stop_server: SIGTERM; the service must exit 0 (under ASan: no leak, no error report)
 stop_server() {
     [ -n "$SPID" ] || return 0
     kill "$SPID" 2>/dev/null
-    timeout 30 tail --pid="$SPID" -f /dev/null 2>/dev/null
+    timeout 60 tail --pid="$SPID" -f /dev/null 2>/dev/null
     kill -9 "$SPID" 2>/dev/null
     wait "$SPID" 2>/dev/null
+    local rc=$?
     SPID=
+    [ $rc -eq 0 ] && ok || bad "the service exited with status $rc: $(grep -v '^20..-' "$T/serve.log" | tail -20)"
 }
 kill9_server() {
     kill -9 "$SPID" 2>/dev/null
