@@ -20,7 +20,9 @@ B=$("$HECNN" serve token add bob --data "$T/d") && ok || bad "token add bob"
 expect 1 "cannot add client 'alice'" "$HECNN" serve token add alice --data "$T/d"
 # only the token's hash is stored
 grep -aq "$A" "$T/d/hecnn.db" && bad "the token is stored in the clear" || ok
-start_server "$T/d" --workers 0 --queue 2 --max-upload 64M --memory-limit 512M --timeout 2 || { summary; exit 1; }
+C=carol-token-from-a-file-0123456789
+printf '# NAME TOKEN\ncarol %s\n' "$C" > "$T/tokens"
+start_server "$T/d" --tokens "$T/tokens" --workers 0 --queue 2 --max-upload 64M --memory-limit 512M --timeout 2 || { summary; exit 1; }
 
 status_is 200 GET /health
 export HECNN_TOKEN=$A
@@ -34,6 +36,8 @@ status_is 401 GET /v1/jobs
 status_is 401 GET /v1/jobs --token not-a-token-at-all
 status_is 401 POST /v1/keysets --ctype application/vnd.hecnn.bundle --body "$T/fake.ct"
 status_is 200 GET "/v1/keysets/$KS" --token "$A"
+status_is 200 GET /v1/keysets --token "$C"
+status_is 404 GET "/v1/keysets/$KS" --token "$C"
 status_is 404 GET "/v1/keysets/$KS" --token "$B"
 status_is 404 DELETE "/v1/keysets/$KS" --token "$B"
 J=$("$HECNN" remote submit --keyset "$KS" --kind mnist-plain --model "$M/mnist_vr.hcnn" --in "$T/fake.ct" 2>"$T/err") && ok || bad "submit: $(cat "$T/err")"
