@@ -31,6 +31,12 @@ KS=$("$HECNN" remote upload-keys --keys "$T/k" 2>"$T/err") && [ ${#KS} = 64 ] &&
 [ "$("$HECNN" remote upload-keys --keys "$T/k")" = "$KS" ] && ok || bad "a second upload got another id"
 [ "$(ls "$T/d/keysets")" = "$KS" ] && ok || bad "key set folders: $(ls "$T/d/keysets")"
 
+# the client's usage errors
+expect 2 "unknown verb 'bogus'" "$HECNN" remote bogus
+expect 2 "give the job id" "$HECNN" remote status
+HECNN_TOKEN= expect 1 "give --token-file FILE or set HECNN_TOKEN" env -u HECNN_TOKEN "$HECNN" remote list
+expect 2 "give --server" env -u HECNN_SERVER "$HECNN" remote list
+
 # authentication and isolation
 status_is 401 GET /v1/jobs
 status_is 401 GET /v1/jobs --token not-a-token-at-all

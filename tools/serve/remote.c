@@ -292,8 +292,11 @@ int cmd_remote(int argc, char **argv)
     const char *verb = argc > 1 ? argv[1] : NULL;
     size_t v = 0;
     for (; verb && verbs[v] && strcmp(verbs[v], verb); v++) {}
+    static const char *const synopses[] = {"--keys DIR", "--keyset ID --kind KIND --model FILE --in FILE", "JOB [--interval S] [--timeout S] [--quiet]",
+                                           "JOB --out FILE", "JOB", "JOB", "JOB", ""};
     if (!verb || !strcmp(verb, "--help") || !strcmp(verb, "-h") || !verbs[v]) {
-        FILE *f = verb && verbs[v] == NULL && strcmp(verb, "--help") && strcmp(verb, "-h") ? stderr : stdout;
+        FILE *f = !verb || (verbs[v] == NULL && strcmp(verb, "--help") && strcmp(verb, "-h")) ? stderr : stdout;
+        if (verb && f == stderr) cli_error("unknown verb '%.64s'", verb);
         fprintf(f, "usage: hecnn remote <verb> [options]   (hecnn remote <verb> --help)\n\n"
                    "  upload-keys --keys DIR                              register the server's keys of DIR (never the secret key)\n"
                    "  submit --keyset ID --kind K --model FILE --in FILE  queue a job (K: mnist-plain, mnist-encrypted, resnet)\n"
@@ -322,9 +325,10 @@ int cmd_remote(int argc, char **argv)
         {"quiet", CLI_OPT_FLAG, &quiet, NULL, "wait: no progress bar", NULL},
         {0},
     };
-    char name[32];
+    char name[32], synopsis[160];
     snprintf(name, sizeof name, "remote %s", verbs[v]);
-    const cli_command cmd = {name, "[--server URL] [--token-file FILE] ... [JOB]",
+    snprintf(synopsis, sizeof synopsis, "%s [--server URL] [--token-file FILE] [--cacert FILE]", synopses[v]);
+    const cli_command cmd = {name, synopsis,
                              "Client of 'hecnn serve' (docs/SERVER.md). Prints ids and JSON on stdout.", opts, 1};
     char *pos[1];
     size_t npos = 0;
