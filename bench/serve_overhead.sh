@@ -23,13 +23,15 @@ img=()
 "$HECNN" keygen-mnist --out-dir "$T/k" --batch 256 --mode plain >/dev/null
 "$HECNN" encrypt-images --keys "$T/k" "${img[@]}" --count $([ ${#img[@]} -gt 0 ] && echo 256 || echo 64) --batch 256 --out "$T/img.ct" >/dev/null
 t0=$(now)
-"$HECNN" infer --keys "$T/k" --in "$T/img.ct" --model "$SRC/models/mnist_vr.hcnn" --out "$T/local.ct" --quiet >/dev/null
+"$HECNN" infer --keys "$T/k" --in "$T/img.ct" --model "$SRC/models/mnist_vr.hcnn" --out "$T/local.ct" --quiet >"$T/local.out"
 t_local=$(since $t0)
+# the command's own inference time (its summary line), locally and inside the service
+run_s() { sed -n 's/^inferred .* in \([0-9.]*\) s = .*/\1/p' "$1" | tail -1; }
 
 export HECNN_TOKEN=$("$HECNN" serve token add bench --data "$T/d")
 start() {
     rm -f "$T/port"
-    "$HECNN" serve --data "$T/d" --port 0 --port-file "$T/port" "$@" 2>>"$T/serve.log" >/dev/null &
+    "$HECNN" serve --data "$T/d" --port 0 --port-file "$T/port" "$@" 2>>"$T/serve.log" >>"$T/serve.out" &
     SPID=$!
     while [ ! -s "$T/port" ]; do sleep 0.05; done
     export HECNN_SERVER=http://127.0.0.1:$(cat "$T/port")
@@ -50,10 +52,15 @@ t_wait=$(since $t0)
 t_remote=$(since $t0)
 cmp -s "$T/local.ct" "$T/remote.ct" && same=yes || same=NO
 kill "$SPID"; wait "$SPID" 2>/dev/null || true; SPID=
+inf_local=$(run_s "$T/local.out")
+inf_server=$(run_s "$T/serve.out")
+echo "local: $(cat "$T/local.out")"
 keys_mb=$(($(stat -c %s "$T/k/eval.keys") / 1048576))
 printf 'batch of 256 (%s): local infer %.2f s; service submit %.2f s, submit..done %.2f s, submit..fetched %.2f s: overhead %.2f s (%.1f %%); scores identical: %s\n' \
     "$([ ${#img[@]} -gt 0 ] && echo 256 images || echo 64 images)" "$t_local" "$t_submit" "$t_wait" "$t_remote" \
     "$(awk -v a="$t_remote" -v b="$t_local" 'BEGIN { print a - b }')" "$(awk -v a="$t_remote" -v b="$t_local" 'BEGIN { print 100 * (a - b) / b }')" "$same"
+printf 'the command itself (its summary line): %.2f s locally, %.2f s in the service; service overhead (submit..fetched minus the in-service command): %.2f s\n' \
+    "$inf_local" "$inf_server" "$(awk -v a="$t_remote" -v b="$inf_server" 'BEGIN { print a - b }')"
 printf 'key upload: %d MiB in %.2f s; server peak RSS %d -> %d MiB\n' "$keys_mb" "$t_upload" $((rss0 / 1024)) $((rss1 / 1024))
 
 # 16 clients against the HTTP layer

@@ -22,7 +22,7 @@ expect 1 "cannot add client 'alice'" "$HECNN" serve token add alice --data "$T/d
 grep -aq "$A" "$T/d/hecnn.db" && bad "the token is stored in the clear" || ok
 C=carol-token-from-a-file-0123456789
 printf '# NAME TOKEN\ncarol %s\n' "$C" > "$T/tokens"
-start_server "$T/d" --tokens "$T/tokens" --workers 0 --queue 2 --max-upload 64M --memory-limit 512M --timeout 2 || { summary; exit 1; }
+start_server "$T/d" --tokens "$T/tokens" --workers 0 --queue 2 --max-upload 64M --memory-limit 1G --timeout 2 || { summary; exit 1; }
 
 status_is 200 GET /health
 export HECNN_TOKEN=$A
@@ -63,7 +63,7 @@ J2=$("$HECNN" remote submit --keyset "$KS" --kind mnist-plain --model "$M/mnist_
 expect 1 "429: the queue is full" "$HECNN" remote submit --keyset "$KS" --kind mnist-plain --model "$M/mnist_vr.hcnn" --in "$T/fake.ct"
 run "$HECNN" remote cancel "$J2"
 [ "$(job_state "$J2")" = cancelled ] && ok || bad "cancelled job: $(job_state "$J2")"
-head -c 40000000 /dev/zero > "$T/big.ct"
+head -c 60000000 /dev/zero > "$T/big.ct"
 expect 1 "503: the job needs about" "$HECNN" remote submit --keyset "$KS" --kind mnist-plain --model "$T/big.ct" --in "$T/fake.ct"
 run "$HECNN" remote delete "$J2"
 status_is 404 GET "/v1/jobs/$J2" --token "$A"

@@ -42,8 +42,8 @@ typedef struct job_kind {
     uint64_t base_mem;
 } job_kind;
 static const job_kind job_kinds[] = {
-    {"mnist-plain", "mnist", 256ull << 20},
-    {"mnist-encrypted", "mnist", 256ull << 20},
+    {"mnist-plain", "mnist", 640ull << 20},
+    {"mnist-encrypted", "mnist", 640ull << 20},
     {"resnet", "resnet", 1ull << 30},
 };
 
@@ -1129,6 +1129,7 @@ int cmd_serve(int argc, char **argv)
         return CLI_EXIT_FAIL;
     }
     if (threads) hecnn_set_threads((int)threads);
+    setvbuf(stdout, NULL, _IOLBF, 0); /* the commands' summary lines, as they come */
     s.data = strdup(data);
     rc = CLI_EXIT_FAIL;
     char *dbp = NULL, *cert_pem = NULL, *key_pem = NULL;
