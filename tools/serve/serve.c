@@ -1178,6 +1178,8 @@ int cmd_serve(int argc, char **argv)
     } else {
         const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
         const unsigned bound = info ? info->port : port;
+        if (!cert && strncmp(listen_addr, "127.", 4))
+            log_line("warning: plain HTTP on %s: tokens and ciphertexts travel in the clear (give --tls-cert and --tls-key)", listen_addr);
         log_line("listening on %s://%s:%u (%u workers, queue %zu, memory limit %" PRIu64 " MiB, data %s)", cert ? "https" : "http",
                  listen_addr, bound, s.n_workers, s.queue_max, s.memory_limit >> 20, data);
         if (port_file) {
