@@ -889,14 +889,12 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 
 static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe)
 {
-    (void)c;
-    server *s = cls;
+    (void)c, (void)cls;
     request *q = *con_cls;
     if (!q) return;
     if (q->have_bundle) bundle_free(&q->b); /* a cut upload leaves nothing behind */
     if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && q->route != R_OTHER)
         log_line("upload from %s cut after %" PRIu64 " bytes: discarded", q->authed ? q->client : "(unauthenticated)", q->received);
-    (void)s;
     free(q);
     *con_cls = NULL;
 }
