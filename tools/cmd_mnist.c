@@ -709,6 +709,7 @@ typedef struct progress_state {
 static void progress_cb(void *user, const char *stage, double done)
 {
     progress_state *p = user;
+    cli_job_progress(((double)p->batch + done) / (double)p->batches);
     if (!p->on) return;
     fprintf(stderr, "\r%s: batch %zu/%zu  %-10s %3.0f%%  %6.1f s", cli_command_prefix(), p->batch + 1, p->batches, stage, 100 * done,
             now_s() - p->t0);
@@ -863,6 +864,10 @@ int cmd_infer(int argc, char **argv)
     const double prep_s = ps.t0 - t_load;
     for (size_t b = 0; b < h.batches; b++) {
         ps.batch = b;
+        if (cli_job_cancelled()) {
+            cli_error("cancelled before batch %zu", b);
+            goto done;
+        }
         for (size_t i = 0; i < per; i++)
             if ((st = ckks_ciphertext_load(k.ctx, cts[i], fin.f))) {
                 cli_status_error(st, "cannot read batch %zu of '%s'", b, in);

@@ -951,6 +951,7 @@ typedef struct progress_state {
 static void progress_cb(void *user, const char *stage, double done)
 {
     progress_state *p = user;
+    cli_job_progress(done);
     const double t = now_s();
     if (!p->on || (t - p->last < 1.0 && done < 1.0)) return;
     p->last = t;
@@ -1062,7 +1063,7 @@ int cmd_model_infer(int argc, char **argv)
     progress_state ps = {.on = progress, .t0 = now_s()};
     const double load_s = ps.t0 - t_load;
     hecnn_run_stats stats;
-    st = hecnn_plan_run(s.plan, net, boot, cin, cout, progress_cb, &ps, NULL, &stats);
+    st = hecnn_plan_run(s.plan, net, boot, cin, cout, progress_cb, &ps, cli_job_cancel_flag(), &stats);
     if (st) {
         cli_status_error(st, "inference failed");
         goto done;

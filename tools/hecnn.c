@@ -6,6 +6,7 @@
 
 #include "commands.h"
 #include "hecnn/hecnn.h"
+#include "serve.h"
 #include "util_cli.h"
 
 typedef int (*command_fn)(int argc, char **argv);
@@ -29,6 +30,7 @@ static const command owner_commands[] = {
     {"keygen-mnist", cmd_mnist_keygen, "keys for the MNIST network: its parameter set, exactly the keys it needs"},
     {"encrypt-images", cmd_mnist_encrypt, "encrypt MNIST images for inference"},
     {"decrypt-scores", cmd_mnist_decrypt, "decrypt class scores to labels"},
+    {"remote", cmd_remote, "client of 'hecnn serve': upload-keys | submit | wait | fetch | status | cancel | delete"},
     {NULL, NULL, NULL},
 };
 static const command provider_commands[] = {
@@ -38,6 +40,7 @@ static const command provider_commands[] = {
 };
 static const command server_commands[] = {
     {"infer", cmd_infer, "run the CNN on encrypted images"},
+    {"serve", cmd_serve, "the server role as an HTTP(S) service: key sets, jobs, workers (docs/SERVER.md)"},
     {NULL, NULL, NULL},
 };
 static const command demo_commands[] = {

@@ -31,7 +31,28 @@ void cli_protect_secrets(void)
 
 /* ---- messages ---- */
 
-static char prefix[96] = "hecnn";
+/* per thread: `hecnn serve` runs commands in worker threads */
+static _Thread_local char prefix[96] = "hecnn";
+static _Thread_local cli_job *job;
+
+void cli_job_set(cli_job *j) { job = j; }
+
+void cli_job_progress(double done)
+{
+    if (job && job->progress) job->progress(job->user, done);
+}
+
+bool cli_job_cancelled(void) { return job && job->cancel && *job->cancel; }
+
+const volatile int *cli_job_cancel_flag(void) { return job ? job->cancel : NULL; }
+
+/* the first message of a job is its error */
+static void job_note(const char *fmt, va_list ap, const char *suffix)
+{
+    if (!job || job->error[0]) return;
+    int n = vsnprintf(job->error, sizeof job->error, fmt, ap);
+    if (n >= 0 && (size_t)n < sizeof job->error && suffix) snprintf(job->error + n, sizeof job->error - (size_t)n, "%s", suffix);
+}
 
 void cli_set_command(const char *name)
 {
@@ -49,6 +70,9 @@ void cli_error(const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     va_end(ap);
+    va_start(ap, fmt);
+    job_note(fmt, ap, NULL);
+    va_end(ap);
 }
 
 void cli_status_error(hecnn_status st, const char *fmt, ...)
@@ -63,6 +87,11 @@ void cli_status_error(hecnn_status st, const char *fmt, ...)
     fprintf(stderr, ": %s: %s", hecnn_status_name(st), hecnn_status_message(st));
     if (detail[0]) fprintf(stderr, ": %s", detail);
     fputc('\n', stderr);
+    va_end(ap);
+    char suffix[512];
+    snprintf(suffix, sizeof suffix, ": %s%s%s", hecnn_status_name(st), detail[0] ? ": " : "", detail);
+    va_start(ap, fmt);
+    job_note(fmt, ap, suffix);
     va_end(ap);
 }
 

@@ -41,6 +41,21 @@ void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* "hecnn CMD: <message>: STATUS_NAME: status message[: detail]" */
 void cli_status_error(hecnn_status st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* ---- jobs (hecnn serve) ------------------------------------------------------------------ */
+/* A command run by a server worker thread: progress in [0, 1] goes to `progress`, a nonzero
+ * *cancel stops the run at its next check (reported as a failure), and the first error message
+ * is kept in `error`. Set per thread (NULL: a plain command); the hooks are no-ops without one. */
+typedef struct cli_job {
+    void (*progress)(void *user, double done);
+    void *user;
+    const volatile int *cancel;
+    char error[512];
+} cli_job;
+void cli_job_set(cli_job *job);
+void cli_job_progress(double done);
+bool cli_job_cancelled(void);
+const volatile int *cli_job_cancel_flag(void);
+
 /* ---- options ----------------------------------------------------------------------------- */
 typedef enum cli_opt_kind {
     CLI_OPT_FLAG,    /* bool *, set to true */
