@@ -12,6 +12,7 @@ static const packing_ops *packing_of(hecnn_plan_layout layout)
     switch (layout) {
     case HECNN_LAYOUT_AUTO:
     case HECNN_LAYOUT_BATCHED: return &batched_packing;
+    case HECNN_LAYOUT_SINGLE: return &single_packing;
     default: return NULL;
     }
 }
@@ -106,10 +107,31 @@ hecnn_status hecnn_plan_new(hecnn_plan **out, const hecnn_graph *g, const ckks_c
             else st = ckks_poly_new(&p->poly[id], nd->coeff, nd->degree, -1.0, 1.0);
         }
     }
-    if (!st) {
-        plan_units(p);
-        st = ops->build(p, opt);
+    if (!st) plan_units(p);
+    /* AUTO: a batch of one image takes the single layout where the graph fits it (one ciphertext
+     * per image: the fewest bootstraps), else the batched one */
+    if (!st && opt->layout == HECNN_LAYOUT_AUTO && opt->batch == 1) {
+        p->ops = &single_packing;
+        p->layout = HECNN_LAYOUT_SINGLE;
+        if (!(st = single_packing.build(p, opt))) {
+            *out = p;
+            return HECNN_OK;
+        }
+        if (st == HECNN_ERR_NO_MEMORY) {
+            hecnn_plan_free(p);
+            return st;
+        }
+        if (p->impl) single_packing.free(p->impl);
+        p->impl = NULL;
+        p->n_keys = 0;
+        memset(p->nodes, 0, count * sizeof *p->nodes);
+        p->bootstraps = p->rotations = p->classes = p->slots = 0;
+        p->input_level = 0;
+        p->ops = ops;
+        p->layout = HECNN_LAYOUT_BATCHED;
+        st = HECNN_OK;
     }
+    if (!st) st = ops->build(p, opt);
     if (st) {
         hecnn_plan_free(p);
         return st;
