@@ -46,22 +46,25 @@
 
 #define INPUT_LEVEL 1
 
-/* A tensor of every image in the batch: one ciphertext per image. */
+/* A tensor of every image in the batch: m ciphertexts per image (image-major). */
 typedef struct stensor {
     uint32_t c, h, w, gap;
     size_t blocks;        /* power of two */
+    size_t m;             /* ciphertexts per image: D / slots, or 1 when D <= slots (then repeated) */
     double unit;          /* ciphertexts hold values / unit */
     unsigned level;
     double scale;
-    ckks_ciphertext **ct; /* batch entries; NULL in the dry run */
+    ckks_ciphertext **ct; /* batch x m; NULL in the dry run */
+    size_t n_ct;          /* allocated */
 } stensor;
 
 /* The single layout's state (hecnn_plan.impl). */
 typedef struct single {
     uint32_t h0, w0;     /* the input's side: the slot block */
     size_t area;         /* h0 * w0 */
+    size_t m_in;         /* ciphertexts per image at the input */
     uint32_t out_gap, out_h, out_w; /* the output node's layout */
-    size_t out_blocks;
+    size_t out_blocks, m_out;
 } single;
 
 typedef struct runner {
@@ -90,6 +93,13 @@ static size_t blocks_for(uint32_t c, uint32_t gap)
 
 static size_t period(const single *s, const stensor *t) { return t->blocks * s->area; }
 
+/* The period of t's values within one ciphertext of `slots`. */
+static size_t ct_period(const single *s, const stensor *t, size_t slots)
+{
+    const size_t d = period(s, t);
+    return d < slots ? d : slots;
+}
+
 /* The slot of channel ch's pixel (0, 0). */
 static size_t channel_pos(const single *s, uint32_t gap, size_t ch)
 {
@@ -97,8 +107,8 @@ static size_t channel_pos(const single *s, uint32_t gap, size_t ch)
     return (ch / per) * s->area + (sub / gap) * s->w0 + sub % gap;
 }
 
-/* Which channel and pixel slot `j` holds in t's layout (any j: reduced modulo its period);
- * false for an unused slot. */
+/* Which channel and pixel position `j` holds in t's layout (j = k slots + slot for slot `slot` of
+ * ciphertext k; reduced modulo the period); false for an unused position. */
 static bool slot_decode(const single *s, const stensor *t, size_t j, size_t *ch, size_t *r, size_t *c)
 {
     const size_t g = t->gap, pos = j % period(s, t), b = pos / s->area, rem = pos % s->area;
@@ -109,39 +119,51 @@ static bool slot_decode(const single *s, const stensor *t, size_t j, size_t *ch,
     return *ch < t->c && *r < t->h && *c < t->w;
 }
 
-static void stensor_clear(stensor *t, size_t n)
+static void stensor_clear(stensor *t)
 {
     if (t->ct) {
-        for (size_t i = 0; i < n; i++) ckks_ciphertext_free(t->ct[i]);
+        for (size_t i = 0; i < t->n_ct; i++) ckks_ciphertext_free(t->ct[i]);
         hecnn_free(t->ct);
     }
     t->ct = NULL;
+    t->n_ct = 0;
 }
 
 static hecnn_status stensor_alloc(const runner *r, stensor *t)
 {
     t->ct = NULL;
+    t->n_ct = 0;
     if (r->dry) return HECNN_OK;
-    const size_t n = r->p->batch;
+    const size_t n = r->p->batch * t->m;
     t->ct = hecnn_calloc(n, sizeof *t->ct);
     if (!t->ct) return hecnn_fail(HECNN_ERR_NO_MEMORY, "tensor of %zu ciphertexts", n);
     for (size_t i = 0; i < n; i++) {
         hecnn_status st = ckks_ciphertext_new(&t->ct[i], r->p->ctx);
         if (st) {
-            stensor_clear(t, i);
+            t->n_ct = i;
+            stensor_clear(t);
             return st;
         }
+        t->n_ct = i + 1;
     }
     return HECNN_OK;
 }
 
-static hecnn_status check_fits(const runner *r, const stensor *t, size_t id)
+#define SINGLE_MAX_CTS 64 /* ciphertexts per image and tensor */
+
+/* t's blocks and ciphertexts per image from its channels and gap; refuses what does not fit. */
+static hecnn_status shape(const runner *r, stensor *t, size_t id)
 {
+    const size_t slots = r->p->slots;
     if ((size_t)t->gap > r->s->h0 || (size_t)t->gap > r->s->w0)
         return hecnn_fail(HECNN_ERR_UNSUPPORTED, "node %zu: gap %u beyond the %ux%u block", id, t->gap, r->s->h0, r->s->w0);
-    if (period(r->s, t) > r->p->slots)
-        return hecnn_fail(HECNN_ERR_UNSUPPORTED, "node %zu: %u channels of %ux%u need %zu slots, the single packing has %zu",
-                          id, t->c, t->h, t->w, period(r->s, t), r->p->slots);
+    t->blocks = blocks_for(t->c, t->gap);
+    const size_t d = period(r->s, t);
+    t->m = d > slots ? d / slots : 1;
+    if (r->s->area > slots || t->m > SINGLE_MAX_CTS)
+        return hecnn_fail(HECNN_ERR_UNSUPPORTED, "node %zu: %u channels of %ux%u need %zu slots, the single packing has "
+                          "%zu a ciphertext (at least %zu, at most %u ciphertexts)", id, t->c, t->h, t->w, d, slots,
+                          r->s->area, SINGLE_MAX_CTS);
     return HECNN_OK;
 }
 
@@ -168,126 +190,128 @@ typedef struct slinear {
     double unit_out;
 } slinear;
 
-/* A layer's geometry and its (tap, d) terms, shared by the dry and the real run. */
+/* One term of a layer's output ciphertext: input ciphertext kin rotated by step_t + d. */
+typedef struct lterm {
+    size_t kin, t, d; /* d in [0, pin) */
+} lterm;
+
+/* A layer's geometry and the terms of one output ciphertext (kout), shared by the dry and the real run. */
 typedef struct lplan {
     const slinear *L;
-    const stensor *x, *y;  /* input, output (shapes) */
-    size_t din, dout, span; /* periods; span = max of both */
+    const stensor *x, *y;   /* input, output (shapes) */
+    size_t kout;
+    size_t pin, pout, span; /* periods within a ciphertext; span = the larger */
     size_t taps;
-    long *tap_step;        /* per tap: g_in (di W + dj), di = ki - pad */
+    long *tap_step;         /* per tap: g_in (di W + dj), di = ki - pad */
     size_t n_terms;
-    size_t *term_t, *term_d; /* nonzero (tap, d), d in [0, din) */
-    size_t G;              /* baby/giant split: baby = d mod G */
+    lterm *terms;
+    size_t G;               /* baby/giant split: baby = d mod G */
 } lplan;
 
 static void lplan_free(lplan *lp)
 {
     hecnn_free(lp->tap_step);
-    hecnn_free(lp->term_t);
-    hecnn_free(lp->term_d);
+    hecnn_free(lp->terms);
 }
 
-/* V_{t,d}[j]: the weight output slot j takes from rot(x, step_t + d)[j], or 0. */
-static double term_value(const runner *r, const lplan *lp, size_t t, size_t d, size_t j)
+static size_t mod_pos(long v, size_t m)
+{
+    const long r = v % (long)m;
+    return (size_t)(r < 0 ? r + (long)m : r);
+}
+
+/* The weight output slot j (of ciphertext kout) takes from input ciphertext kin rotated by
+ * step_t + d, or 0. */
+static double term_value(const runner *r, const lplan *lp, const lterm *e, size_t j)
 {
     const single *s = r->s;
     const slinear *L = lp->L;
     size_t o, orow, ocol, i, irow, icol;
-    if (!slot_decode(s, lp->y, j, &o, &orow, &ocol)) return 0;
-    const long src = ((long)j + lp->tap_step[t] + (long)d) % (long)lp->din;
-    if (!slot_decode(s, lp->x, (size_t)(src < 0 ? src + (long)lp->din : src), &i, &irow, &icol)) return 0;
-    const long ki = (long)(t / L->k), kj = (long)(t % L->k);
+    if (!slot_decode(s, lp->y, lp->kout * r->p->slots + j, &o, &orow, &ocol)) return 0;
+    const size_t src = mod_pos((long)j + lp->tap_step[e->t] + (long)e->d, lp->pin);
+    if (!slot_decode(s, lp->x, e->kin * r->p->slots + src, &i, &irow, &icol)) return 0;
+    const long ki = (long)(e->t / L->k), kj = (long)(e->t % L->k);
     if ((long)irow != (long)(L->stride * orow) + ki - (long)L->pad || (long)icol != (long)(L->stride * ocol) + kj - (long)L->pad)
         return 0;
-    return L->weight[(o * L->cin + i) * lp->taps + t] * L->factor;
+    return L->weight[(o * L->cin + i) * lp->taps + e->t] * L->factor;
 }
 
-/* The layer's nonzero (tap, d) terms and the baby/giant split with the fewest rotations. */
-static hecnn_status lplan_build(const runner *r, lplan *lp, const slinear *L, const stensor *x, const stensor *y)
+static size_t baby_of(const lplan *lp, const lterm *e) { return mod_pos(lp->tap_step[e->t] + (long)(e->d % lp->G), lp->pin); }
+static size_t giant_of(const lplan *lp, const lterm *e) { return e->d - e->d % lp->G; }
+
+/* The nonzero terms of output ciphertext kout and the baby/giant split with the fewest rotations. */
+static hecnn_status lplan_build(const runner *r, lplan *lp, const slinear *L, const stensor *x, const stensor *y, size_t kout)
 {
     const single *s = r->s;
-    *lp = (lplan){.L = L, .x = x, .y = y, .din = period(s, x), .dout = period(s, y), .taps = (size_t)L->k * L->k};
-    lp->span = lp->din > lp->dout ? lp->din : lp->dout;
+    const size_t S = r->p->slots;
+    *lp = (lplan){.L = L, .x = x, .y = y, .kout = kout, .pin = ct_period(s, x, S), .pout = ct_period(s, y, S),
+                  .taps = (size_t)L->k * L->k};
+    lp->span = lp->pin > lp->pout ? lp->pin : lp->pout;
+    const size_t cells = x->m * lp->taps * lp->pin;
     lp->tap_step = hecnn_alloc(lp->taps * sizeof *lp->tap_step);
-    uint8_t *mark = hecnn_calloc(lp->taps * lp->din, 1);
+    uint8_t *mark = hecnn_calloc(cells, 1);
     hecnn_status st = lp->tap_step && mark ? HECNN_OK : hecnn_fail(HECNN_ERR_NO_MEMORY, "layer tables");
     for (size_t t = 0; t < lp->taps && !st; t++)
         lp->tap_step[t] = (long)x->gap * (((long)(t / L->k) - (long)L->pad) * (long)s->w0 + ((long)(t % L->k) - (long)L->pad));
-    /* every output slot of one span, every input channel and tap: which d brings it */
+    /* every output slot of one span, every input channel and tap: which ciphertext and d bring it */
     for (size_t j = 0; j < lp->span && !st; j++) {
         size_t o, orow, ocol;
-        if (!slot_decode(s, y, j, &o, &orow, &ocol)) continue;
+        if (!slot_decode(s, y, kout * S + j, &o, &orow, &ocol)) continue;
         for (size_t t = 0; t < lp->taps; t++) {
             const long ki = (long)(t / L->k), kj = (long)(t % L->k);
             const long ir = (long)(L->stride * orow) + ki - (long)L->pad, ic = (long)(L->stride * ocol) + kj - (long)L->pad;
             if (ir < 0 || ic < 0 || ir >= (long)x->h || ic >= (long)x->w) continue;
             for (size_t i = 0; i < L->cin; i++) {
                 if (L->weight[(o * L->cin + i) * lp->taps + t] == 0) continue;
-                const long src = (long)channel_pos(s, x->gap, i) + (long)x->gap * (ir * (long)s->w0 + ic);
-                long d = (src - (long)j - lp->tap_step[t]) % (long)lp->din;
-                if (d < 0) d += (long)lp->din;
-                mark[t * lp->din + (size_t)d] = 1;
+                const size_t src = channel_pos(s, x->gap, i) + (size_t)x->gap * ((size_t)ir * s->w0 + (size_t)ic);
+                const size_t kin = src / S, d = mod_pos((long)(src % lp->pin) - (long)j - lp->tap_step[t], lp->pin);
+                mark[(kin * lp->taps + t) * lp->pin + d] = 1;
             }
         }
     }
     size_t n = 0;
-    for (size_t k = 0; k < lp->taps * lp->din && !st; k++) n += mark[k];
-    if (!st) {
-        lp->term_t = hecnn_alloc((n ? n : 1) * sizeof *lp->term_t);
-        lp->term_d = hecnn_alloc((n ? n : 1) * sizeof *lp->term_d);
-        if (!lp->term_t || !lp->term_d) st = hecnn_fail(HECNN_ERR_NO_MEMORY, "layer terms");
-    }
-    for (size_t k = 0; k < lp->taps * lp->din && !st; k++)
-        if (mark[k]) {
-            lp->term_t[lp->n_terms] = k / lp->din;
-            lp->term_d[lp->n_terms++] = k % lp->din;
-        }
+    for (size_t k = 0; k < cells && !st; k++) n += mark[k];
+    if (!st && !(lp->terms = hecnn_alloc((n ? n : 1) * sizeof *lp->terms))) st = hecnn_fail(HECNN_ERR_NO_MEMORY, "layer terms");
+    for (size_t k = 0; k < cells && !st; k++)
+        if (mark[k]) lp->terms[lp->n_terms++] = (lterm){.kin = k / (lp->taps * lp->pin), .t = k / lp->pin % lp->taps, .d = k % lp->pin};
     hecnn_free(mark);
-    /* the split: distinct baby rotations (step_t + baby, mod din) plus distinct giant steps */
-    size_t *seen = st ? NULL : hecnn_calloc(2 * lp->din, sizeof *seen);
+    /* the split: distinct baby rotations (per input ciphertext) plus distinct giant steps */
+    size_t *seen = st ? NULL : hecnn_calloc((x->m + 1) * lp->pin, sizeof *seen);
     if (!st && !seen) st = hecnn_fail(HECNN_ERR_NO_MEMORY, "layer split");
-    size_t best = SIZE_MAX, stamp = 0;
-    for (size_t G = 1; G <= lp->din && !st; G *= 2) {
+    size_t best = SIZE_MAX, best_g = 1, stamp = 0;
+    for (size_t G = 1; G <= lp->pin && !st; G *= 2) {
         stamp++;
+        lp->G = G;
         size_t cost = 0;
         for (size_t k = 0; k < lp->n_terms; k++) {
-            const size_t d = lp->term_d[k], baby = d % G, giant = d - baby;
-            long b = (lp->tap_step[lp->term_t[k]] + (long)baby) % (long)lp->din;
-            if (b < 0) b += (long)lp->din;
-            if (seen[(size_t)b] != stamp) {
-                seen[(size_t)b] = stamp;
+            const lterm *e = &lp->terms[k];
+            const size_t b = baby_of(lp, e), g = giant_of(lp, e);
+            if (seen[e->kin * lp->pin + b] != stamp) {
+                seen[e->kin * lp->pin + b] = stamp;
                 cost += b != 0;
             }
-            if (seen[lp->din + giant] != stamp) {
-                seen[lp->din + giant] = stamp;
-                cost += giant != 0;
+            if (seen[x->m * lp->pin + g] != stamp) {
+                seen[x->m * lp->pin + g] = stamp;
+                cost += g != 0;
             }
         }
         if (cost < best) {
             best = cost;
-            lp->G = G;
+            best_g = G;
         }
     }
+    lp->G = best_g;
     hecnn_free(seen);
     if (st) lplan_free(lp);
     return st;
 }
 
-static size_t baby_of(const lplan *lp, size_t k)
-{
-    long b = (lp->tap_step[lp->term_t[k]] + (long)(lp->term_d[k] % lp->G)) % (long)lp->din;
-    return (size_t)(b < 0 ? b + (long)lp->din : b);
-}
-
-static size_t giant_of(const lplan *lp, size_t k) { return lp->term_d[k] - lp->term_d[k] % lp->G; }
-
-
-/* The plaintext vector of term k, pre-rotated by -giant, at `level` and scale q_level. */
-static hecnn_status term_plaintext(const runner *r, const lplan *lp, size_t k, unsigned level, double *v, ckks_plaintext *pt)
+/* The plaintext vector of term e, pre-rotated by -giant, at `level` and scale q_level. */
+static hecnn_status term_plaintext(const runner *r, const lplan *lp, const lterm *e, unsigned level, double *v, ckks_plaintext *pt)
 {
     const hecnn_plan *p = r->p;
-    const size_t giant = giant_of(lp, k);
-    for (size_t j = 0; j < p->slots; j++) v[(j + giant) % p->slots] = term_value(r, lp, lp->term_t[k], lp->term_d[k], j);
+    const size_t giant = giant_of(lp, e);
+    for (size_t j = 0; j < p->slots; j++) v[(j + giant) % p->slots] = term_value(r, lp, e, j);
     return ckks_encode_real(p->ctx, pt, v, p->slots, p->slots, level, (double)ckks_context_q(p->ctx, level));
 }
 
@@ -301,83 +325,79 @@ static hecnn_status add_bias(runner *r, stensor *y, const double *bias)
     double *v = hecnn_alloc(p->slots * sizeof *v);
     ckks_plaintext *pt = NULL;
     hecnn_status st = v ? ckks_plaintext_new(&pt, p->ctx) : hecnn_fail(HECNN_ERR_NO_MEMORY, "bias");
-    for (size_t j = 0; j < p->slots && !st; j++) {
-        size_t o, row, col;
-        v[j] = slot_decode(r->s, y, j, &o, &row, &col) ? bias[o] / y->unit : 0.0;
+    for (size_t k = 0; k < y->m && !st; k++) {
+        for (size_t j = 0; j < p->slots; j++) {
+            size_t o, row, col;
+            v[j] = slot_decode(r->s, y, k * p->slots + j, &o, &row, &col) ? bias[o] / y->unit : 0.0;
+        }
+        st = ckks_encode_real(p->ctx, pt, v, p->slots, p->slots, y->level, y->scale);
+        for (size_t n = 0; n < p->batch && !st; n++) st = ckks_add_plain(r->ev, y->ct[n * y->m + k], y->ct[n * y->m + k], pt);
     }
-    if (!st) st = ckks_encode_real(p->ctx, pt, v, p->slots, p->slots, y->level, y->scale);
-    for (size_t n = 0; n < p->batch && !st; n++) st = ckks_add_plain(r->ev, y->ct[n], y->ct[n], pt);
     ckks_plaintext_free(pt);
     hecnn_free(v);
     return st;
 }
 
-/* out = L(x) for every image: one level. */
-static hecnn_status run_linear(runner *r, stensor *out, const stensor *x, const slinear *L, size_t id)
+/* Output ciphertext lp->kout of every image: sum over giant steps of the rotated sums of products. */
+static hecnn_status run_linear_ct(runner *r, stensor *out, const stensor *x, const lplan *lp)
 {
     hecnn_plan *p = r->p;
-    if (x->level < 1)
-        return hecnn_fail(HECNN_ERR_LEVEL_MISMATCH, "a linear layer needs a level; its input is at level 0 "
-                                                    "(put an activation between linear layers)");
-    if (x->c != L->cin) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "layer reads %u channels, input has %u", L->cin, x->c);
-    const double t0 = omp_get_wtime();
-    *out = (stensor){.c = L->cout, .h = (x->h + 2 * L->pad - L->k) / L->stride + 1,
-                     .w = (x->w + 2 * L->pad - L->k) / L->stride + 1, .gap = x->gap * L->stride,
-                     .unit = L->unit_out, .level = x->level - 1, .scale = x->scale};
-    out->blocks = blocks_for(out->c, out->gap);
-    hecnn_status st = check_fits(r, out, id);
-    if (st) return st;
-    lplan lp;
-    if ((st = lplan_build(r, &lp, L, x, out))) return st;
-    /* the distinct baby rotations and giant steps */
-    const size_t nt = lp.n_terms;
-    size_t *bidx = hecnn_alloc(lp.din * sizeof *bidx), *gidx = hecnn_alloc(lp.din * sizeof *gidx);
+    const size_t nt = lp->n_terms, batch = p->batch, cells = x->m * lp->pin;
+    /* the distinct baby rotations (per input ciphertext) and giant steps */
+    size_t *bidx = hecnn_alloc(cells * sizeof *bidx), *gidx = hecnn_alloc(lp->pin * sizeof *gidx);
+    size_t *bkin = hecnn_alloc((nt ? nt : 1) * sizeof *bkin), *gval = hecnn_alloc((nt ? nt : 1) * sizeof *gval);
     int *bstep = hecnn_alloc((nt ? nt : 1) * sizeof *bstep);
-    size_t *gval = hecnn_alloc((nt ? nt : 1) * sizeof *gval);
     size_t nb = 0, ng = 0;
-    if (!bidx || !gidx || !bstep || !gval) st = hecnn_fail(HECNN_ERR_NO_MEMORY, "layer steps");
-    for (size_t j = 0; j < lp.din && !st; j++) bidx[j] = gidx[j] = SIZE_MAX;
-    for (size_t k = 0; k < nt && !st; k++) {
-        const size_t b = baby_of(&lp, k), g = giant_of(&lp, k);
-        if (bidx[b] == SIZE_MAX) {
-            bidx[b] = nb;
-            bstep[nb++] = normalize_step(p, (long)b);
+    hecnn_status st = bidx && gidx && bkin && gval && bstep ? HECNN_OK : hecnn_fail(HECNN_ERR_NO_MEMORY, "layer steps");
+    for (size_t j = 0; j < cells && !st; j++) bidx[j] = SIZE_MAX;
+    for (size_t j = 0; j < lp->pin && !st; j++) gidx[j] = SIZE_MAX;
+    /* babies grouped by input ciphertext (one hoisted decomposition each) */
+    for (size_t kin = 0; kin < x->m && !st; kin++)
+        for (size_t k = 0; k < nt; k++) {
+            const lterm *e = &lp->terms[k];
+            const size_t b = baby_of(lp, e), g = giant_of(lp, e);
+            if (e->kin == kin && bidx[kin * lp->pin + b] == SIZE_MAX) {
+                bidx[kin * lp->pin + b] = nb;
+                bkin[nb] = kin;
+                bstep[nb++] = normalize_step(p, (long)b);
+            }
+            if (kin == 0 && gidx[g] == SIZE_MAX) {
+                gidx[g] = ng;
+                gval[ng++] = g;
+            }
         }
-        if (gidx[g] == SIZE_MAX) {
-            gidx[g] = ng;
-            gval[ng++] = g;
-        }
-    }
-    for (size_t n = 0; n < p->batch && !st; n++) {
+    for (size_t n = 0; n < batch && !st; n++) {
         for (size_t b = 0; b < nb && !st; b++)
             if (bstep[b]) st = note_rotation(r, bstep[b], x->level);
         for (size_t g = 0; g < ng && !st; g++)
             if (gval[g]) st = note_rotation(r, normalize_step(p, (long)gval[g]), x->level);
     }
-    if (!st) st = stensor_alloc(r, out);
     if (st || r->dry) goto done;
 
-    /* baby rotations of every image, hoisted */
-    const size_t batch = p->batch;
-    ckks_ciphertext **rot = hecnn_calloc(batch * (nb ? nb : 1), sizeof *rot);
-    ckks_ciphertext **acc = hecnn_calloc(batch, sizeof *acc);
+    ckks_ciphertext **rot = hecnn_calloc(batch * (nb ? nb : 1), sizeof *rot), **acc = hecnn_calloc(batch, sizeof *acc), *tmp = NULL;
     ckks_plaintext **pts = hecnn_calloc(nt ? nt : 1, sizeof *pts);
     size_t *order = hecnn_alloc((nt ? nt : 1) * sizeof *order);
-    ckks_ciphertext *tmp = NULL;
     bool *started = hecnn_calloc(batch, sizeof *started);
     if (!rot || !acc || !pts || !order || !started) st = hecnn_fail(HECNN_ERR_NO_MEMORY, "layer workspace");
     for (size_t i = 0; i < batch * nb && !st; i++) st = ckks_ciphertext_new(&rot[i], p->ctx);
     for (size_t i = 0; i < batch && !st; i++) st = ckks_ciphertext_new(&acc[i], p->ctx);
     if (!st) st = ckks_ciphertext_new(&tmp, p->ctx);
-    for (size_t n = 0; n < batch && !st; n++) st = ckks_rotate_hoisted(r->ev, rot + n * nb, x->ct[n], bstep, nb);
-    /* the terms grouped by giant step */
+    /* every image's baby rotations, one hoisted decomposition per input ciphertext */
+    for (size_t n = 0; n < batch && !st; n++)
+        for (size_t b0 = 0; b0 < nb && !st;) {
+            size_t b1 = b0;
+            while (b1 < nb && bkin[b1] == bkin[b0]) b1++;
+            st = ckks_rotate_hoisted(r->ev, rot + n * nb + b0, x->ct[n * x->m + bkin[b0]], bstep + b0, b1 - b0);
+            b0 = b1;
+        }
+    /* the terms grouped by giant step; a group's vectors are encoded once for the batch */
     size_t m = 0;
     for (size_t g = 0; g < ng && !st; g++)
         for (size_t k = 0; k < nt; k++)
-            if (giant_of(&lp, k) == gval[g]) order[m++] = k;
+            if (giant_of(lp, &lp->terms[k]) == gval[g]) order[m++] = k;
     for (size_t g = 0, k0 = 0; g < ng && !st; g++) {
         size_t k1 = k0;
-        while (k1 < nt && giant_of(&lp, order[k1]) == gval[g]) k1++;
+        while (k1 < nt && giant_of(lp, &lp->terms[order[k1]]) == gval[g]) k1++;
         hecnn_status shared = HECNN_OK;
 #pragma omp parallel
         {
@@ -390,7 +410,7 @@ static hecnn_status run_linear(runner *r, stensor *out, const stensor *x, const 
             for (size_t q = k0; q < k1; q++) {
                 if (!v) continue;
                 hecnn_status s = ckks_plaintext_new(&pts[q], p->ctx);
-                if (!s) s = term_plaintext(r, &lp, order[q], x->level, v, pts[q]);
+                if (!s) s = term_plaintext(r, lp, &lp->terms[order[q]], x->level, v, pts[q]);
                 if (s) {
 #pragma omp critical(hecnn_single)
                     shared = s;
@@ -400,8 +420,10 @@ static hecnn_status run_linear(runner *r, stensor *out, const stensor *x, const 
         }
         st = shared;
         for (size_t n = 0; n < batch && !st; n++) {
+            ckks_ciphertext *y = out->ct[n * out->m + lp->kout];
             for (size_t q = k0; q < k1 && !st; q++) {
-                const ckks_ciphertext *src = rot[n * nb + bidx[baby_of(&lp, order[q])]];
+                const lterm *e = &lp->terms[order[q]];
+                const ckks_ciphertext *src = rot[n * nb + bidx[e->kin * lp->pin + baby_of(lp, e)]];
                 if (q == k0) st = ckks_mul_plain(r->ev, acc[n], src, pts[q]);
                 else {
                     st = ckks_mul_plain(r->ev, tmp, src, pts[q]);
@@ -409,7 +431,7 @@ static hecnn_status run_linear(runner *r, stensor *out, const stensor *x, const 
                 }
             }
             if (!st && gval[g]) st = ckks_rotate(r->ev, acc[n], acc[n], normalize_step(p, (long)gval[g]));
-            if (!st) st = started[n] ? ckks_add(r->ev, out->ct[n], out->ct[n], acc[n]) : ckks_ciphertext_copy(out->ct[n], acc[n]);
+            if (!st) st = started[n] ? ckks_add(r->ev, y, y, acc[n]) : ckks_ciphertext_copy(y, acc[n]);
             started[n] = true;
         }
         for (size_t q = k0; q < k1; q++) {
@@ -418,20 +440,15 @@ static hecnn_status run_linear(runner *r, stensor *out, const stensor *x, const 
         }
         k0 = k1;
     }
-    for (size_t n = 0; n < batch && !st; n++) {
-        if (!started[n]) { /* all weights zero: x times a zero plaintext */
+    for (size_t n = 0; n < batch && !st; n++)
+        if (!started[n]) { /* all weights zero: the input times a zero plaintext */
             double zero = 0;
             ckks_plaintext *pz = NULL;
             st = ckks_plaintext_new(&pz, p->ctx);
             if (!st) st = ckks_encode_real(p->ctx, pz, &zero, 1, p->slots, x->level, (double)ckks_context_q(p->ctx, x->level));
-            if (!st) st = ckks_mul_plain(r->ev, out->ct[n], x->ct[n], pz);
+            if (!st) st = ckks_mul_plain(r->ev, out->ct[n * out->m + lp->kout], x->ct[n * x->m], pz);
             ckks_plaintext_free(pz);
         }
-        if (!st) st = ckks_rescale(r->ev, out->ct[n], out->ct[n]);
-    }
-    if (!st) st = add_bias(r, out, L->bias);
-    if (!st && batch && fabs(ckks_ciphertext_scale(out->ct[0]) / out->scale - 1) > 1e-9)
-        st = hecnn_fail(HECNN_ERR_SCALE_MISMATCH, "layer output scale drifted");
     for (size_t i = 0; rot && i < batch * nb; i++) ckks_ciphertext_free(rot[i]);
     for (size_t i = 0; acc && i < batch; i++) ckks_ciphertext_free(acc[i]);
     for (size_t q = 0; pts && q < nt; q++) ckks_plaintext_free(pts[q]);
@@ -441,13 +458,39 @@ static hecnn_status run_linear(runner *r, stensor *out, const stensor *x, const 
     hecnn_free(pts);
     hecnn_free(order);
     hecnn_free(started);
-    if (st) stensor_clear(out, batch);
 done:
     hecnn_free(bidx);
     hecnn_free(gidx);
-    hecnn_free(bstep);
+    hecnn_free(bkin);
     hecnn_free(gval);
-    lplan_free(&lp);
+    hecnn_free(bstep);
+    return st;
+}
+
+/* out = L(x) for every image: one level. */
+static hecnn_status run_linear(runner *r, stensor *out, const stensor *x, const slinear *L, size_t id)
+{
+    if (x->level < 1)
+        return hecnn_fail(HECNN_ERR_LEVEL_MISMATCH, "a linear layer needs a level; its input is at level 0 "
+                                                    "(put an activation between linear layers)");
+    if (x->c != L->cin) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "layer reads %u channels, input has %u", L->cin, x->c);
+    const double t0 = omp_get_wtime();
+    *out = (stensor){.c = L->cout, .h = (x->h + 2 * L->pad - L->k) / L->stride + 1,
+                     .w = (x->w + 2 * L->pad - L->k) / L->stride + 1, .gap = x->gap * L->stride,
+                     .unit = L->unit_out, .level = x->level - 1, .scale = x->scale};
+    hecnn_status st = shape(r, out, id);
+    if (!st) st = stensor_alloc(r, out);
+    for (size_t kout = 0; kout < out->m && !st; kout++) {
+        lplan lp;
+        if ((st = lplan_build(r, &lp, L, x, out, kout))) break;
+        st = run_linear_ct(r, out, x, &lp);
+        lplan_free(&lp);
+    }
+    for (size_t i = 0; !r->dry && i < out->n_ct && !st; i++) st = ckks_rescale(r->ev, out->ct[i], out->ct[i]);
+    if (!st) st = add_bias(r, out, L->bias);
+    if (!st && !r->dry && fabs(ckks_ciphertext_scale(out->ct[0]) / out->scale - 1) > 1e-9)
+        st = hecnn_fail(HECNN_ERR_SCALE_MISMATCH, "layer output scale drifted");
+    if (st) stensor_clear(out);
     r->stats.seconds_linear += omp_get_wtime() - t0;
     return st;
 }
@@ -464,11 +507,11 @@ static hecnn_status at_unit(runner *r, const stensor **view, stensor *tmp, const
     tmp->unit = unit;
     tmp->level = x->level - 1;
     hecnn_status st = stensor_alloc(r, tmp);
-    for (size_t n = 0; !r->dry && n < r->p->batch && !st; n++) {
+    for (size_t n = 0; n < tmp->n_ct && !st; n++) {
         st = ckks_mul_const(r->ev, tmp->ct[n], x->ct[n], x->unit / unit, 0);
         if (!st) st = ckks_rescale(r->ev, tmp->ct[n], tmp->ct[n]);
     }
-    if (st) stensor_clear(tmp, r->p->batch);
+    if (st) stensor_clear(tmp);
     else *view = tmp;
     return st;
 }
@@ -488,7 +531,7 @@ static hecnn_status run_relu(runner *r, stensor *out, const stensor *x, size_t i
     out->unit = nd->range;
     out->level = top - used;
     out->scale = p->scale;
-    const size_t n = p->batch, pairs = (n + 1) / 2;
+    const size_t n = p->batch * x->m, pairs = (n + 1) / 2;
     r->stats.bootstraps += pairs;
     if (r->dry) {
         out->ct = NULL;
@@ -505,7 +548,7 @@ static hecnn_status run_relu(runner *r, stensor *out, const stensor *x, size_t i
         if (!st && yb) st = ckks_poly_evaluate(r->ev, yb, yb, p->poly[id], p->scale);
         r->stats.seconds_activation += omp_get_wtime() - t1;
     }
-    if (st) stensor_clear(out, n);
+    if (st) stensor_clear(out);
     return st;
 }
 
@@ -524,13 +567,13 @@ static hecnn_status run_global_pool(runner *r, stensor *out, const stensor *x)
     for (uint32_t s = 1; s < x->h; s *= 2) steps[n_steps++] = normalize_step(r->p, (long)x->gap * (long)r->s->w0 * s);
     for (uint32_t s = 1; s < x->w; s *= 2) steps[n_steps++] = normalize_step(r->p, (long)x->gap * s);
     hecnn_status st = HECNN_OK;
-    for (size_t n = 0; n < r->p->batch && !st; n++)
+    for (size_t n = 0; n < r->p->batch * x->m && !st; n++)
         for (size_t k = 0; k < n_steps && !st; k++) st = note_rotation(r, steps[k], x->level);
     if (!st) st = stensor_alloc(r, out);
     if (st || r->dry) return st;
     ckks_ciphertext *tmp = NULL;
     st = ckks_ciphertext_new(&tmp, r->p->ctx);
-    for (size_t n = 0; n < r->p->batch && !st; n++) {
+    for (size_t n = 0; n < out->n_ct && !st; n++) {
         st = ckks_ciphertext_copy(out->ct[n], x->ct[n]);
         for (size_t k = 0; k < n_steps && !st; k++) {
             st = ckks_rotate(r->ev, tmp, out->ct[n], steps[k]);
@@ -538,7 +581,7 @@ static hecnn_status run_global_pool(runner *r, stensor *out, const stensor *x)
         }
     }
     ckks_ciphertext_free(tmp);
-    if (st) stensor_clear(out, r->p->batch);
+    if (st) stensor_clear(out);
     r->stats.seconds_linear += omp_get_wtime() - t0;
     return st;
 }
@@ -548,11 +591,10 @@ static hecnn_status run_add(runner *r, stensor *out, const stensor *a, const ste
 {
     const stensor *va, *vb;
     stensor ta, tb = {0};
-    const size_t n = r->p->batch;
     hecnn_status st = at_unit(r, &va, &ta, a, unit > 0 ? unit : a->unit);
     if (!st) st = at_unit(r, &vb, &tb, b, unit > 0 ? unit : a->unit);
     if (st) goto done;
-    if (va->c != vb->c || va->h != vb->h || va->w != vb->w || va->gap != vb->gap || va->blocks != vb->blocks) {
+    if (va->c != vb->c || va->h != vb->h || va->w != vb->w || va->gap != vb->gap || va->blocks != vb->blocks || va->m != vb->m) {
         st = hecnn_fail(HECNN_ERR_UNSUPPORTED, "residual operands laid out differently");
         goto done;
     }
@@ -563,7 +605,7 @@ static hecnn_status run_add(runner *r, stensor *out, const stensor *a, const ste
     *out = *va;
     out->level = va->level < vb->level ? va->level : vb->level;
     if ((st = stensor_alloc(r, out)) || r->dry) goto done;
-    for (size_t i = 0; i < n && !st; i++) {
+    for (size_t i = 0; i < out->n_ct && !st; i++) {
         ckks_ciphertext *o = out->ct[i];
         st = ckks_drop_level(r->ev, o, va->ct[i], out->level);
         if (!st && ckks_ciphertext_level(vb->ct[i]) == out->level) st = ckks_add(r->ev, o, o, vb->ct[i]);
@@ -575,10 +617,10 @@ static hecnn_status run_add(runner *r, stensor *out, const stensor *a, const ste
             ckks_ciphertext_free(t);
         }
     }
-    if (st) stensor_clear(out, n);
+    if (st) stensor_clear(out);
 done:
-    stensor_clear(&ta, n);
-    stensor_clear(&tb, n);
+    stensor_clear(&ta);
+    stensor_clear(&tb);
     return st;
 }
 
@@ -592,15 +634,16 @@ static hecnn_status run_graph(runner *r, ckks_ciphertext *const *in, ckks_cipher
     stensor *t = hecnn_calloc(count, sizeof *t);
     if (!t) return hecnn_fail(HECNN_ERR_NO_MEMORY, "tensor table");
     const hecnn_node *n0 = hecnn_graph_node(p->g, 0);
-    t[0] = (stensor){.c = n0->c, .h = n0->h, .w = n0->w, .gap = 1, .blocks = blocks_for(n0->c, 1), .unit = 1,
-                     .level = INPUT_LEVEL, .scale = p->scale};
-    hecnn_status st = check_fits(r, &t[0], 0);
-    if (!st && r->dry)
+    t[0] = (stensor){.c = n0->c, .h = n0->h, .w = n0->w, .gap = 1, .unit = 1, .level = INPUT_LEVEL, .scale = p->scale};
+    hecnn_status st = shape(r, &t[0], 0);
+    if (!st && r->dry) {
         p->nodes[0] = (hecnn_plan_node){.level = INPUT_LEVEL, .scale = p->scale, .unit = 1, .gap = 1,
-                                        .groups = t[0].blocks, .ciphertexts = batch};
+                                        .groups = t[0].blocks, .ciphertexts = batch * t[0].m};
+        ((single *)p->impl)->m_in = t[0].m;
+    }
     if (!st && !r->dry) {
         if ((st = stensor_alloc(r, &t[0]))) goto done;
-        for (size_t i = 0; i < batch && !st; i++) {
+        for (size_t i = 0; i < t[0].n_ct && !st; i++) {
             if (ckks_ciphertext_level(in[i]) != INPUT_LEVEL)
                 st = hecnn_fail(HECNN_ERR_LEVEL_MISMATCH, "input ciphertext %zu at level %u, the plan takes %u", i,
                                 ckks_ciphertext_level(in[i]), INPUT_LEVEL);
@@ -659,7 +702,7 @@ static hecnn_status run_graph(runner *r, ckks_ciphertext *const *in, ckks_cipher
             stensor tmp;
             st = at_unit(r, &v, &tmp, x, nd->range);
             if (!st) st = run_relu(r, &t[id], v, id);
-            stensor_clear(&tmp, batch);
+            stensor_clear(&tmp);
             break;
         }
         default:
@@ -669,12 +712,12 @@ static hecnn_status run_graph(runner *r, ckks_ciphertext *const *in, ckks_cipher
         if (!st && r->dry) {
             const stensor *o = &t[id];
             p->nodes[id] = (hecnn_plan_node){.level = o->level, .scale = o->scale, .unit = o->unit, .gap = o->gap,
-                                             .groups = o->blocks, .ciphertexts = batch,
+                                             .groups = o->blocks, .ciphertexts = batch * o->m,
                                              .bootstraps = r->stats.bootstraps - boots_before,
                                              .rotations = r->stats.rotations - rots_before};
         }
         for (size_t j = 0; j < id && !st; j++)
-            if (p->last_use[j] == id) stensor_clear(&t[j], batch);
+            if (p->last_use[j] == id) stensor_clear(&t[j]);
         if (!st && progress) progress(user, "node", (double)id / (double)(count - 1));
     }
     if (st) goto done;
@@ -684,7 +727,7 @@ static hecnn_status run_graph(runner *r, ckks_ciphertext *const *in, ckks_cipher
         stensor tmp;
         st = at_unit(r, &v, &tmp, &t[last], 1.0);
         if (!st) {
-            stensor_clear(&t[last], batch);
+            stensor_clear(&t[last]);
             t[last] = tmp;
             if (r->dry) {
                 p->nodes[last].level = tmp.level;
@@ -696,14 +739,15 @@ static hecnn_status run_graph(runner *r, ckks_ciphertext *const *in, ckks_cipher
         single *s = p->impl;
         s->out_gap = t[last].gap;
         s->out_blocks = t[last].blocks;
+        s->m_out = t[last].m;
         s->out_h = t[last].h;
         s->out_w = t[last].w;
         p->classes = (size_t)t[last].c * t[last].h * t[last].w;
     }
     if (!st && !r->dry)
-        for (size_t i = 0; i < batch && !st; i++) st = ckks_ciphertext_copy(out[i], t[last].ct[i]);
+        for (size_t i = 0; i < t[last].n_ct && !st; i++) st = ckks_ciphertext_copy(out[i], t[last].ct[i]);
 done:
-    for (size_t i = 0; i < count; i++) stensor_clear(&t[i], batch);
+    for (size_t i = 0; i < count; i++) stensor_clear(&t[i]);
     hecnn_free(t);
     return st;
 }
@@ -740,7 +784,8 @@ static size_t single_images_per_ciphertext(const hecnn_plan *p)
     return 1;
 }
 
-static size_t single_ciphertexts(const hecnn_plan *p) { return p->batch; }
+static size_t single_input_ciphertexts(const hecnn_plan *p) { return p->batch * ((const single *)p->impl)->m_in; }
+static size_t single_output_ciphertexts(const hecnn_plan *p) { return p->batch * ((const single *)p->impl)->m_out; }
 
 static size_t single_bytes(const hecnn_plan *p)
 {
@@ -753,17 +798,17 @@ static hecnn_status single_encrypt(const hecnn_plan *p, ckks_ciphertext *const *
 {
     const single *s = p->impl;
     const hecnn_node *in = hecnn_graph_node(p->g, 0);
-    const stensor t = {.c = in->c, .h = in->h, .w = in->w, .gap = 1, .blocks = blocks_for(in->c, 1)};
+    const stensor t = {.c = in->c, .h = in->h, .w = in->w, .gap = 1, .blocks = blocks_for(in->c, 1), .m = s->m_in};
     const size_t per = (size_t)in->c * in->h * in->w;
     double *v = hecnn_alloc(p->slots * sizeof *v);
     ckks_plaintext *pt = NULL;
     hecnn_status st = v ? ckks_plaintext_new(&pt, p->ctx) : hecnn_fail(HECNN_ERR_NO_MEMORY, "slots");
     /* a batch not filled repeats its images: every ciphertext carries a real image */
-    for (size_t b = 0; b < p->batch && !st; b++) {
-        const double *img = images + (b % n) * per;
+    for (size_t b = 0; b < p->batch * t.m && !st; b++) {
+        const double *img = images + (b / t.m % n) * per;
         for (size_t j = 0; j < p->slots; j++) {
             size_t ch, row, col;
-            v[j] = slot_decode(s, &t, j, &ch, &row, &col) ? img[(ch * in->h + row) * in->w + col] : 0.0;
+            v[j] = slot_decode(s, &t, b % t.m * p->slots + j, &ch, &row, &col) ? img[(ch * in->h + row) * in->w + col] : 0.0;
         }
         st = ckks_encode_real(p->ctx, pt, v, p->slots, p->slots, INPUT_LEVEL, p->scale);
         if (!st) st = pk ? ckks_encrypt_pk(p->ctx, cts[b], pt, pk) : ckks_encrypt_sk(p->ctx, cts[b], pt, sk);
@@ -777,17 +822,22 @@ static hecnn_status single_decrypt(const hecnn_plan *p, double *scores, size_t n
                                    const ckks_secret_key *sk, bool flooded, const ckks_flood_options *flood)
 {
     const single *s = p->impl;
-    double *v = hecnn_alloc(p->slots * sizeof *v);
+    const size_t m = s->m_out;
+    double *v = hecnn_alloc(m * p->slots * sizeof *v);
     ckks_plaintext *pt = NULL;
     hecnn_status st = v ? ckks_plaintext_new(&pt, p->ctx) : hecnn_fail(HECNN_ERR_NO_MEMORY, "slots");
     for (size_t i = 0; i < n && !st; i++) {
-        if (ckks_ciphertext_slots(cts[i]) != p->slots) {
-            st = hecnn_fail(HECNN_ERR_BAD_FORMAT, "score ciphertext %zu holds %zu slots, the plan %zu", i,
-                            ckks_ciphertext_slots(cts[i]), p->slots);
-            break;
+        for (size_t k = 0; k < m && !st; k++) {
+            const ckks_ciphertext *ct = cts[i * m + k];
+            if (ckks_ciphertext_slots(ct) != p->slots) {
+                st = hecnn_fail(HECNN_ERR_BAD_FORMAT, "score ciphertext %zu holds %zu slots, the plan %zu", i * m + k,
+                                ckks_ciphertext_slots(ct), p->slots);
+                break;
+            }
+            st = flooded ? ckks_decrypt_flooded(p->ctx, pt, ct, sk, flood) : ckks_decrypt(p->ctx, pt, ct, sk);
+            if (!st) st = ckks_decode_real(p->ctx, v + k * p->slots, pt);
         }
-        st = flooded ? ckks_decrypt_flooded(p->ctx, pt, cts[i], sk, flood) : ckks_decrypt(p->ctx, pt, cts[i], sk);
-        if (!st) st = ckks_decode_real(p->ctx, v, pt);
+        /* position v of the layout: ciphertext v / slots, slot v % slots (v < slots when m = 1) */
         const size_t hw = (size_t)s->out_h * s->out_w;
         for (size_t o = 0; o < p->classes && !st; o++) {
             const size_t ch = o / hw, row = o % hw / s->out_w, col = o % s->out_w;
@@ -814,8 +864,8 @@ const packing_ops single_packing = {
     .build = single_build,
     .free = single_free,
     .images_per_ciphertext = single_images_per_ciphertext,
-    .input_ciphertexts = single_ciphertexts,
-    .output_ciphertexts = single_ciphertexts,
+    .input_ciphertexts = single_input_ciphertexts,
+    .output_ciphertexts = single_output_ciphertexts,
     .bytes = single_bytes,
     .encrypt = single_encrypt,
     .decrypt = single_decrypt,
