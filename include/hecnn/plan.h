@@ -43,7 +43,7 @@ extern "C" {
 
 /* How a graph is laid into ciphertexts. */
 typedef enum hecnn_plan_layout {
-    HECNN_LAYOUT_AUTO = 0, /* the plan's choice: single for a batch of 1 where the graph fits it, else batched */
+    HECNN_LAYOUT_AUTO = 0, /* the plan's choice: single for a batch of 1 (and no grid) where the graph fits it, else batched */
     HECNN_LAYOUT_BATCHED,  /* one ciphertext per channel, images in slot blocks (above) */
     HECNN_LAYOUT_SINGLE,   /* one ciphertext per image, channels multiplexed in the slots (below) */
 } hecnn_plan_layout;

@@ -109,8 +109,8 @@ hecnn_status hecnn_plan_new(hecnn_plan **out, const hecnn_graph *g, const ckks_c
     }
     if (!st) plan_units(p);
     /* AUTO: a batch of one image takes the single layout where the graph fits it (one ciphertext
-     * per image: the fewest bootstraps), else the batched one */
-    if (!st && opt->layout == HECNN_LAYOUT_AUTO && opt->batch == 1) {
+     * per image: the fewest bootstraps), else the batched one; a grid asks for the batched one */
+    if (!st && opt->layout == HECNN_LAYOUT_AUTO && opt->batch == 1 && !opt->grid) {
         p->ops = &single_packing;
         p->layout = HECNN_LAYOUT_SINGLE;
         if (!(st = single_packing.build(p, opt))) {
