@@ -66,7 +66,7 @@ void hecnn_plan_free(hecnn_plan *p);
 
 hecnn_plan_layout hecnn_plan_layout_of(const hecnn_plan *p); /* never AUTO */
 size_t hecnn_plan_batch(const hecnn_plan *p);
-size_t hecnn_plan_images_per_ciphertext(const hecnn_plan *p); /* at the input */
+size_t hecnn_plan_images_per_ciphertext(const hecnn_plan *p); /* at the input (single: 1, an image may span several) */
 size_t hecnn_plan_input_ciphertexts(const hecnn_plan *p);
 size_t hecnn_plan_output_ciphertexts(const hecnn_plan *p);
 unsigned hecnn_plan_input_level(const hecnn_plan *p);

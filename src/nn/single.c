@@ -7,22 +7,26 @@
  * ch = b g^2 + a g + e of block b has its pixel (r, c) at slot
  *     b H W + (g r + a) W + (g c + e),
  * so a stride-2 layer (gap g to 2g) keeps the map dense: four times the channels in each block at
- * half the resolution. The blocks are padded to a power of two, D = blocks x H x W slots, and the
- * D slots repeat to fill the ciphertext (a rotation then acts modulo D). A tensor must fit:
- * D <= the plan's slots (the bootstrapper's).
+ * half the resolution. The blocks are padded to a power of two, D = blocks x H x W positions. When
+ * D <= the plan's slots S (the bootstrapper's) the D positions repeat to fill the ciphertext (a
+ * rotation then acts modulo D); a larger tensor spans D / S ciphertexts per image, ciphertext k
+ * holding positions k S .. k S + S - 1 (whole blocks: S >= H W), and a layer's output ciphertext
+ * gathers terms from every input ciphertext.
  *
  * Linear layers (convolutions of any stride, 1x1 shortcuts, the dense layer after a global pool):
- * output slot j takes sum over input channels i and taps t of w[o][i][t] x[j + step_t + d], where
- * step_t = g_in (di W + dj) moves the tap's pixel onto the window's origin and d moves input channel
- * i's position onto output channel o's. So out = sum over (t, d) of V_{t,d} (.) rot(x, step_t + d),
- * with V_{t,d} the plaintext vector of the weights (zero where the tap falls into the padding, at
- * unused positions, and for zero weights). Baby-step giant-step over d: d = giant + baby with
- * baby = d mod G (G a power of two chosen per layer to minimise the rotations), the rotations
- * step_t + baby hoisted (one decomposition of x), the products summed per giant step, each sum
- * rotated once by its giant step (the vectors pre-rotated by -giant). One level per layer: the
- * vectors are encoded at scale q_level, so the rescale restores the input's scale exactly. The
- * vectors are encoded during the run, layer by layer (the plan holds none; a plan at N = 2^16 would
- * otherwise hold gigabytes).
+ * output slot j takes sum over input channels i and taps t of w[o][i][t] x[j + u], where the
+ * rotation u = step_t + d moves the tap's pixel onto the window's origin (step_t = g_in (di W + dj))
+ * and channel i's position onto output channel o's (d). Whatever the rotation u brings to slot j is
+ * one input pixel, so one tap of one channel or nothing: out = sum over the distinct u of
+ * V_u (.) rot(x, u), with V_u the plaintext vector of the weights (zero where nothing valid arrives:
+ * padding, unused positions, zero weights), u taken modulo the input's period within a ciphertext.
+ * Baby-step giant-step over u: u = giant + baby with baby = u mod G, aligned (0 .. G-1) or centred
+ * (-G/2 .. G/2-1), G a power of two, whichever gives the layer the fewest rotations; the baby
+ * rotations are hoisted (one decomposition per input ciphertext), the products summed per giant
+ * step, each sum rotated once by its giant step (the vectors pre-rotated by -giant). One level per
+ * layer: the vectors are encoded at scale q_level, so the rescale restores the input's scale
+ * exactly. The vectors are encoded during the run, one giant step at a time (the plan holds none;
+ * a plan at N = 2^16 would otherwise hold gigabytes).
  *
  * Global average pooling: log2(h) + log2(w) rotations and sums, leaving each channel's sum at its
  * position (a 1 x 1 map at the same gap); the 1 / (h w) goes into the unit. A dense layer then is a
@@ -32,9 +36,9 @@
  *
  * Units and ReLUs as in the batched packing (src/nn/batched.c): a layer feeding a ReLU of range B
  * produces values / B; where a producer cannot (a ReLU output that is also a residual operand), one
- * constant multiplication (one level) converts it. A ReLU bootstraps its input, two images' ciphertexts
- * at a time with ckks_bootstrap_pair when the batch holds two (a batch of one bootstraps one real
- * ciphertext), then evaluates the node's polynomial. */
+ * constant multiplication (one level) converts it. A ReLU bootstraps its input's ciphertexts two at a
+ * time with ckks_bootstrap_pair (two images, or the two ciphertexts of one image; a lone ciphertext
+ * is bootstrapped as a real one), then evaluates the node's polynomial. */
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -190,9 +194,10 @@ typedef struct slinear {
     double unit_out;
 } slinear;
 
-/* One term of a layer's output ciphertext: input ciphertext kin rotated by step_t + d. */
+/* One term of a layer's output ciphertext: input ciphertext kin rotated by u. Every (tap, input
+ * channel) pair that the same rotation brings into place shares the term: one product. */
 typedef struct lterm {
-    size_t kin, t, d; /* d in [0, pin) */
+    size_t kin, u; /* u in [0, pin) */
 } lterm;
 
 /* A layer's geometry and the terms of one output ciphertext (kout), shared by the dry and the real run. */
@@ -201,18 +206,12 @@ typedef struct lplan {
     const stensor *x, *y;   /* input, output (shapes) */
     size_t kout;
     size_t pin, pout, span; /* periods within a ciphertext; span = the larger */
-    size_t taps;
-    long *tap_step;         /* per tap: g_in (di W + dj), di = ki - pad */
     size_t n_terms;
     lterm *terms;
-    size_t G;               /* baby/giant split: baby = d mod G */
+    size_t G, half;         /* baby-step split: baby = ((u + half) mod G) - half, giant = u - baby */
 } lplan;
 
-static void lplan_free(lplan *lp)
-{
-    hecnn_free(lp->tap_step);
-    hecnn_free(lp->terms);
-}
+static void lplan_free(lplan *lp) { hecnn_free(lp->terms); }
 
 static size_t mod_pos(long v, size_t m)
 {
@@ -220,52 +219,51 @@ static size_t mod_pos(long v, size_t m)
     return (size_t)(r < 0 ? r + (long)m : r);
 }
 
-/* The weight output slot j (of ciphertext kout) takes from input ciphertext kin rotated by
- * step_t + d, or 0. */
+/* The weight output slot j (of ciphertext kout) takes from input ciphertext kin rotated by u: the
+ * rotated slot holds one input pixel, which is one tap of the window or none. */
 static double term_value(const runner *r, const lplan *lp, const lterm *e, size_t j)
 {
     const single *s = r->s;
     const slinear *L = lp->L;
     size_t o, orow, ocol, i, irow, icol;
     if (!slot_decode(s, lp->y, lp->kout * r->p->slots + j, &o, &orow, &ocol)) return 0;
-    const size_t src = mod_pos((long)j + lp->tap_step[e->t] + (long)e->d, lp->pin);
-    if (!slot_decode(s, lp->x, e->kin * r->p->slots + src, &i, &irow, &icol)) return 0;
-    const long ki = (long)(e->t / L->k), kj = (long)(e->t % L->k);
-    if ((long)irow != (long)(L->stride * orow) + ki - (long)L->pad || (long)icol != (long)(L->stride * ocol) + kj - (long)L->pad)
-        return 0;
-    return L->weight[(o * L->cin + i) * lp->taps + e->t] * L->factor;
+    if (!slot_decode(s, lp->x, e->kin * r->p->slots + (j + e->u) % lp->pin, &i, &irow, &icol)) return 0;
+    const long ki = (long)irow + (long)L->pad - (long)(L->stride * orow), kj = (long)icol + (long)L->pad - (long)(L->stride * ocol);
+    if (ki < 0 || kj < 0 || ki >= (long)L->k || kj >= (long)L->k) return 0;
+    return L->weight[((o * L->cin + i) * L->k + (size_t)ki) * L->k + (size_t)kj] * L->factor;
 }
 
-static size_t baby_of(const lplan *lp, const lterm *e) { return mod_pos(lp->tap_step[e->t] + (long)(e->d % lp->G), lp->pin); }
-static size_t giant_of(const lplan *lp, const lterm *e) { return e->d - e->d % lp->G; }
+/* baby in [-half, G - half), as a rotation in [0, pin); giant = u - baby in [0, pin) */
+static size_t baby_of(const lplan *lp, const lterm *e)
+{
+    const long b = (long)((e->u + lp->half) % lp->G) - (long)lp->half;
+    return mod_pos(b, lp->pin);
+}
+
+static size_t giant_of(const lplan *lp, const lterm *e) { return mod_pos((long)e->u - (long)baby_of(lp, e), lp->pin); }
 
 /* The nonzero terms of output ciphertext kout and the baby/giant split with the fewest rotations. */
 static hecnn_status lplan_build(const runner *r, lplan *lp, const slinear *L, const stensor *x, const stensor *y, size_t kout)
 {
     const single *s = r->s;
-    const size_t S = r->p->slots;
-    *lp = (lplan){.L = L, .x = x, .y = y, .kout = kout, .pin = ct_period(s, x, S), .pout = ct_period(s, y, S),
-                  .taps = (size_t)L->k * L->k};
+    const size_t S = r->p->slots, taps = (size_t)L->k * L->k;
+    *lp = (lplan){.L = L, .x = x, .y = y, .kout = kout, .pin = ct_period(s, x, S), .pout = ct_period(s, y, S)};
     lp->span = lp->pin > lp->pout ? lp->pin : lp->pout;
-    const size_t cells = x->m * lp->taps * lp->pin;
-    lp->tap_step = hecnn_alloc(lp->taps * sizeof *lp->tap_step);
+    const size_t cells = x->m * lp->pin;
     uint8_t *mark = hecnn_calloc(cells, 1);
-    hecnn_status st = lp->tap_step && mark ? HECNN_OK : hecnn_fail(HECNN_ERR_NO_MEMORY, "layer tables");
-    for (size_t t = 0; t < lp->taps && !st; t++)
-        lp->tap_step[t] = (long)x->gap * (((long)(t / L->k) - (long)L->pad) * (long)s->w0 + ((long)(t % L->k) - (long)L->pad));
-    /* every output slot of one span, every input channel and tap: which ciphertext and d bring it */
+    hecnn_status st = mark ? HECNN_OK : hecnn_fail(HECNN_ERR_NO_MEMORY, "layer tables");
+    /* every output slot of one span, every tap and input channel: which ciphertext and rotation bring it */
     for (size_t j = 0; j < lp->span && !st; j++) {
         size_t o, orow, ocol;
         if (!slot_decode(s, y, kout * S + j, &o, &orow, &ocol)) continue;
-        for (size_t t = 0; t < lp->taps; t++) {
-            const long ki = (long)(t / L->k), kj = (long)(t % L->k);
-            const long ir = (long)(L->stride * orow) + ki - (long)L->pad, ic = (long)(L->stride * ocol) + kj - (long)L->pad;
+        for (size_t t = 0; t < taps; t++) {
+            const long ir = (long)(L->stride * orow) + (long)(t / L->k) - (long)L->pad;
+            const long ic = (long)(L->stride * ocol) + (long)(t % L->k) - (long)L->pad;
             if (ir < 0 || ic < 0 || ir >= (long)x->h || ic >= (long)x->w) continue;
             for (size_t i = 0; i < L->cin; i++) {
-                if (L->weight[(o * L->cin + i) * lp->taps + t] == 0) continue;
+                if (L->weight[(o * L->cin + i) * taps + t] == 0) continue;
                 const size_t src = channel_pos(s, x->gap, i) + (size_t)x->gap * ((size_t)ir * s->w0 + (size_t)ic);
-                const size_t kin = src / S, d = mod_pos((long)(src % lp->pin) - (long)j - lp->tap_step[t], lp->pin);
-                mark[(kin * lp->taps + t) * lp->pin + d] = 1;
+                mark[src / S * lp->pin + mod_pos((long)(src % lp->pin) - (long)j, lp->pin)] = 1;
             }
         }
     }
@@ -273,34 +271,39 @@ static hecnn_status lplan_build(const runner *r, lplan *lp, const slinear *L, co
     for (size_t k = 0; k < cells && !st; k++) n += mark[k];
     if (!st && !(lp->terms = hecnn_alloc((n ? n : 1) * sizeof *lp->terms))) st = hecnn_fail(HECNN_ERR_NO_MEMORY, "layer terms");
     for (size_t k = 0; k < cells && !st; k++)
-        if (mark[k]) lp->terms[lp->n_terms++] = (lterm){.kin = k / (lp->taps * lp->pin), .t = k / lp->pin % lp->taps, .d = k % lp->pin};
+        if (mark[k]) lp->terms[lp->n_terms++] = (lterm){.kin = k / lp->pin, .u = k % lp->pin};
     hecnn_free(mark);
-    /* the split: distinct baby rotations (per input ciphertext) plus distinct giant steps */
+    /* the split: distinct nonzero baby rotations (per input ciphertext) plus distinct nonzero giant
+     * steps, over G a power of two and babies aligned (0 .. G-1) or centred (-G/2 .. G/2-1) */
     size_t *seen = st ? NULL : hecnn_calloc((x->m + 1) * lp->pin, sizeof *seen);
     if (!st && !seen) st = hecnn_fail(HECNN_ERR_NO_MEMORY, "layer split");
-    size_t best = SIZE_MAX, best_g = 1, stamp = 0;
-    for (size_t G = 1; G <= lp->pin && !st; G *= 2) {
-        stamp++;
-        lp->G = G;
-        size_t cost = 0;
-        for (size_t k = 0; k < lp->n_terms; k++) {
-            const lterm *e = &lp->terms[k];
-            const size_t b = baby_of(lp, e), g = giant_of(lp, e);
-            if (seen[e->kin * lp->pin + b] != stamp) {
-                seen[e->kin * lp->pin + b] = stamp;
-                cost += b != 0;
+    size_t best = SIZE_MAX, best_g = 1, best_half = 0, stamp = 0;
+    for (size_t G = 1; G <= lp->pin && !st; G *= 2)
+        for (size_t half = 0; half <= G / 2; half += G / 2 ? G / 2 : 1) {
+            stamp++;
+            lp->G = G;
+            lp->half = half;
+            size_t cost = 0;
+            for (size_t k = 0; k < lp->n_terms; k++) {
+                const lterm *e = &lp->terms[k];
+                const size_t b = baby_of(lp, e), g = giant_of(lp, e);
+                if (seen[e->kin * lp->pin + b] != stamp) {
+                    seen[e->kin * lp->pin + b] = stamp;
+                    cost += b != 0;
+                }
+                if (seen[x->m * lp->pin + g] != stamp) {
+                    seen[x->m * lp->pin + g] = stamp;
+                    cost += g != 0;
+                }
             }
-            if (seen[x->m * lp->pin + g] != stamp) {
-                seen[x->m * lp->pin + g] = stamp;
-                cost += g != 0;
+            if (cost < best) {
+                best = cost;
+                best_g = G;
+                best_half = half;
             }
         }
-        if (cost < best) {
-            best = cost;
-            best_g = G;
-        }
-    }
     lp->G = best_g;
+    lp->half = best_half;
     hecnn_free(seen);
     if (st) lplan_free(lp);
     return st;
