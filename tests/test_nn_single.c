@@ -60,6 +60,16 @@ static int make_context(ckks_context **ctx, ckks_bootstrapper **bt)
     return bt && ckks_bootstrapper_new(bt, *ctx, &bp) ? -1 : 0;
 }
 
+/* A bootstrapper of 2^log_slots slots on the same chain. */
+static int make_sparse_bootstrapper(const ckks_context *ctx, ckks_bootstrapper **bt, unsigned log_slots)
+{
+    ckks_params_literal lit;
+    ckks_boot_params bp;
+    if (ckks_boot_preset_params(&lit, &bp, CKKS_BOOT_TEST_N12_DEEP)) return -1;
+    bp.log_slots = log_slots;
+    return ckks_bootstrapper_new(bt, ctx, &bp) ? -1 : 0;
+}
+
 /* Encrypt, run, decrypt `n` images through plan; got[n][outputs]. */
 static hecnn_status run_plan(const hecnn_plan *plan, const ckks_context *ctx, const ckks_secret_key *sk,
                              const ckks_boot_keys *boot_keys, const double *images, size_t n, double *got,
@@ -330,6 +340,31 @@ static void test_end_to_end(void)
     }
     fprintf(stderr, "single: batched layout agrees to %.1f bits\n", precision_bits(bat, got, BATCH * 3));
     hecnn_plan_free(plan);
+
+    /* one image at the fewest slots: 128 (a 3 x 8 x 8 input and the 4 x 8 x 8 stage span two
+     * ciphertexts, which each ReLU of the stage bootstraps together; the later stages fit one) */
+    ckks_bootstrapper *bt7 = NULL;
+    ckks_boot_keys *boot7 = NULL;
+    REQUIRE_VOID(make_sparse_bootstrapper(ctx, &bt7, 7) == 0);
+    REQUIRE_VOID(ckks_boot_keys_generate(&boot7, bt7, sk) == HECNN_OK);
+    st = hecnn_plan_new(&plan, g, ctx, bt7, &one);
+    CHECK_MSG(st == HECNN_OK, "%s: %s", hecnn_status_name(st), hecnn_last_error_detail());
+    if (!st) {
+        CHECK(hecnn_plan_layout_of(plan) == HECNN_LAYOUT_SINGLE && hecnn_plan_input_ciphertexts(plan) == 2);
+        CHECK(hecnn_plan_node_info(plan, 2, &info) == HECNN_OK && info.ciphertexts == 2 && info.bootstraps == 1);
+        CHECK_MSG(hecnn_plan_bootstraps(plan) == relus, "%zu bootstraps", hecnn_plan_bootstraps(plan));
+        double one_img[3];
+        st = run_plan(plan, ctx, sk, boot7, images, 1, one_img, &stats);
+        CHECK_MSG(st == HECNN_OK, "%s: %s", hecnn_status_name(st), hecnn_last_error_detail());
+        const double bits1 = precision_bits(one_img, want, 3);
+        CHECK_MSG(bits1 > 14, "single at 128 slots: %.1f bits against the simulation", bits1);
+        CHECK(argmax(one_img, 3) == argmax(want, 3));
+        fprintf(stderr, "single: one image at 128 slots: %.1f bits against the simulation, %zu bootstraps, %zu rotations\n",
+                bits1, stats.bootstraps, stats.rotations);
+        hecnn_plan_free(plan);
+    }
+    ckks_boot_keys_free(boot7);
+    ckks_bootstrapper_free(bt7);
 
     ckks_boot_keys_free(boot_keys);
     ckks_secret_key_free(sk);
