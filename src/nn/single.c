@@ -341,58 +341,99 @@ static hecnn_status add_bias(runner *r, stensor *y, const double *bias)
     return st;
 }
 
-/* Output ciphertext lp->kout of every image: sum over giant steps of the rotated sums of products. */
-static hecnn_status run_linear_ct(runner *r, stensor *out, const stensor *x, const lplan *lp)
+/* A layer's baby rotations, shared by its output ciphertexts: per input ciphertext, each distinct
+ * rotation once (one hoisted decomposition per input ciphertext and image). */
+typedef struct babies {
+    size_t *idx;           /* per (kin, rotation in [0, pin)): the baby's index, or SIZE_MAX */
+    size_t *kin;           /* per baby, grouped by kin */
+    int *step;
+    size_t n;
+    ckks_ciphertext **rot; /* batch x n; NULL in the dry run */
+} babies;
+
+static void babies_free(babies *bb, size_t batch)
+{
+    for (size_t i = 0; bb->rot && i < batch * bb->n; i++) ckks_ciphertext_free(bb->rot[i]);
+    hecnn_free(bb->rot);
+    hecnn_free(bb->idx);
+    hecnn_free(bb->kin);
+    hecnn_free(bb->step);
+}
+
+/* The union of the output ciphertexts' babies; in the real run, every image's rotations. */
+static hecnn_status babies_build(runner *r, babies *bb, const stensor *x, const lplan *lps, size_t n_lp)
 {
     hecnn_plan *p = r->p;
-    const size_t nt = lp->n_terms, batch = p->batch, cells = x->m * lp->pin;
-    /* the distinct baby rotations (per input ciphertext) and giant steps */
-    size_t *bidx = hecnn_alloc(cells * sizeof *bidx), *gidx = hecnn_alloc(lp->pin * sizeof *gidx);
-    size_t *bkin = hecnn_alloc((nt ? nt : 1) * sizeof *bkin), *gval = hecnn_alloc((nt ? nt : 1) * sizeof *gval);
-    int *bstep = hecnn_alloc((nt ? nt : 1) * sizeof *bstep);
-    size_t nb = 0, ng = 0;
-    hecnn_status st = bidx && gidx && bkin && gval && bstep ? HECNN_OK : hecnn_fail(HECNN_ERR_NO_MEMORY, "layer steps");
-    for (size_t j = 0; j < cells && !st; j++) bidx[j] = SIZE_MAX;
-    for (size_t j = 0; j < lp->pin && !st; j++) gidx[j] = SIZE_MAX;
-    /* babies grouped by input ciphertext (one hoisted decomposition each) */
+    const size_t pin = lps[0].pin, cells = x->m * pin, batch = p->batch;
+    size_t total = 0;
+    for (size_t k = 0; k < n_lp; k++) total += lps[k].n_terms;
+    *bb = (babies){0};
+    bb->idx = hecnn_alloc(cells * sizeof *bb->idx);
+    bb->kin = hecnn_alloc((total ? total : 1) * sizeof *bb->kin);
+    bb->step = hecnn_alloc((total ? total : 1) * sizeof *bb->step);
+    hecnn_status st = bb->idx && bb->kin && bb->step ? HECNN_OK : hecnn_fail(HECNN_ERR_NO_MEMORY, "layer steps");
+    for (size_t j = 0; j < cells && !st; j++) bb->idx[j] = SIZE_MAX;
     for (size_t kin = 0; kin < x->m && !st; kin++)
-        for (size_t k = 0; k < nt; k++) {
-            const lterm *e = &lp->terms[k];
-            const size_t b = baby_of(lp, e), g = giant_of(lp, e);
-            if (e->kin == kin && bidx[kin * lp->pin + b] == SIZE_MAX) {
-                bidx[kin * lp->pin + b] = nb;
-                bkin[nb] = kin;
-                bstep[nb++] = normalize_step(p, (long)b);
+        for (size_t k = 0; k < n_lp; k++)
+            for (size_t t = 0; t < lps[k].n_terms; t++) {
+                const lterm *e = &lps[k].terms[t];
+                const size_t b = baby_of(&lps[k], e);
+                if (e->kin != kin || bb->idx[kin * pin + b] != SIZE_MAX) continue;
+                bb->idx[kin * pin + b] = bb->n;
+                bb->kin[bb->n] = kin;
+                bb->step[bb->n++] = normalize_step(p, (long)b);
             }
-            if (kin == 0 && gidx[g] == SIZE_MAX) {
-                gidx[g] = ng;
-                gval[ng++] = g;
-            }
+    for (size_t n = 0; n < batch && !st; n++)
+        for (size_t b = 0; b < bb->n && !st; b++)
+            if (bb->step[b]) st = note_rotation(r, bb->step[b], x->level);
+    if (st || r->dry) return st;
+    bb->rot = hecnn_calloc(batch * (bb->n ? bb->n : 1), sizeof *bb->rot);
+    if (!bb->rot) return hecnn_fail(HECNN_ERR_NO_MEMORY, "baby rotations");
+    for (size_t i = 0; i < batch * bb->n && !st; i++) st = ckks_ciphertext_new(&bb->rot[i], p->ctx);
+    for (size_t n = 0; n < batch && !st; n++)
+        for (size_t b0 = 0; b0 < bb->n && !st;) {
+            size_t b1 = b0;
+            while (b1 < bb->n && bb->kin[b1] == bb->kin[b0]) b1++;
+            st = ckks_rotate_hoisted(r->ev, bb->rot + n * bb->n + b0, x->ct[n * x->m + bb->kin[b0]], bb->step + b0, b1 - b0);
+            b0 = b1;
         }
-    for (size_t n = 0; n < batch && !st; n++) {
-        for (size_t b = 0; b < nb && !st; b++)
-            if (bstep[b]) st = note_rotation(r, bstep[b], x->level);
+    return st;
+}
+
+/* Output ciphertext lp->kout of every image: sum over giant steps of the rotated sums of products
+ * of the babies and the weight vectors. */
+static hecnn_status run_linear_ct(runner *r, stensor *out, const stensor *x, const lplan *lp, const babies *bb)
+{
+    hecnn_plan *p = r->p;
+    const size_t nt = lp->n_terms, batch = p->batch;
+    /* the distinct giant steps */
+    size_t *gidx = hecnn_alloc(lp->pin * sizeof *gidx), *gval = hecnn_alloc((nt ? nt : 1) * sizeof *gval);
+    size_t ng = 0;
+    hecnn_status st = gidx && gval ? HECNN_OK : hecnn_fail(HECNN_ERR_NO_MEMORY, "layer steps");
+    for (size_t j = 0; j < lp->pin && !st; j++) gidx[j] = SIZE_MAX;
+    for (size_t k = 0; k < nt && !st; k++) {
+        const size_t g = giant_of(lp, &lp->terms[k]);
+        if (gidx[g] == SIZE_MAX) {
+            gidx[g] = ng;
+            gval[ng++] = g;
+        }
+    }
+    for (size_t n = 0; n < batch && !st; n++)
         for (size_t g = 0; g < ng && !st; g++)
             if (gval[g]) st = note_rotation(r, normalize_step(p, (long)gval[g]), x->level);
+    if (st || r->dry) {
+        hecnn_free(gidx);
+        hecnn_free(gval);
+        return st;
     }
-    if (st || r->dry) goto done;
 
-    ckks_ciphertext **rot = hecnn_calloc(batch * (nb ? nb : 1), sizeof *rot), **acc = hecnn_calloc(batch, sizeof *acc), *tmp = NULL;
+    ckks_ciphertext **acc = hecnn_calloc(batch, sizeof *acc), *tmp = NULL;
     ckks_plaintext **pts = hecnn_calloc(nt ? nt : 1, sizeof *pts);
     size_t *order = hecnn_alloc((nt ? nt : 1) * sizeof *order);
     bool *started = hecnn_calloc(batch, sizeof *started);
-    if (!rot || !acc || !pts || !order || !started) st = hecnn_fail(HECNN_ERR_NO_MEMORY, "layer workspace");
-    for (size_t i = 0; i < batch * nb && !st; i++) st = ckks_ciphertext_new(&rot[i], p->ctx);
+    if (!acc || !pts || !order || !started) st = hecnn_fail(HECNN_ERR_NO_MEMORY, "layer workspace");
     for (size_t i = 0; i < batch && !st; i++) st = ckks_ciphertext_new(&acc[i], p->ctx);
     if (!st) st = ckks_ciphertext_new(&tmp, p->ctx);
-    /* every image's baby rotations, one hoisted decomposition per input ciphertext */
-    for (size_t n = 0; n < batch && !st; n++)
-        for (size_t b0 = 0; b0 < nb && !st;) {
-            size_t b1 = b0;
-            while (b1 < nb && bkin[b1] == bkin[b0]) b1++;
-            st = ckks_rotate_hoisted(r->ev, rot + n * nb + b0, x->ct[n * x->m + bkin[b0]], bstep + b0, b1 - b0);
-            b0 = b1;
-        }
     /* the terms grouped by giant step; a group's vectors are encoded once for the batch */
     size_t m = 0;
     for (size_t g = 0; g < ng && !st; g++)
@@ -426,7 +467,7 @@ static hecnn_status run_linear_ct(runner *r, stensor *out, const stensor *x, con
             ckks_ciphertext *y = out->ct[n * out->m + lp->kout];
             for (size_t q = k0; q < k1 && !st; q++) {
                 const lterm *e = &lp->terms[order[q]];
-                const ckks_ciphertext *src = rot[n * nb + bidx[e->kin * lp->pin + baby_of(lp, e)]];
+                const ckks_ciphertext *src = bb->rot[n * bb->n + bb->idx[e->kin * lp->pin + baby_of(lp, e)]];
                 if (q == k0) st = ckks_mul_plain(r->ev, acc[n], src, pts[q]);
                 else {
                     st = ckks_mul_plain(r->ev, tmp, src, pts[q]);
@@ -452,21 +493,15 @@ static hecnn_status run_linear_ct(runner *r, stensor *out, const stensor *x, con
             if (!st) st = ckks_mul_plain(r->ev, out->ct[n * out->m + lp->kout], x->ct[n * x->m], pz);
             ckks_plaintext_free(pz);
         }
-    for (size_t i = 0; rot && i < batch * nb; i++) ckks_ciphertext_free(rot[i]);
     for (size_t i = 0; acc && i < batch; i++) ckks_ciphertext_free(acc[i]);
     for (size_t q = 0; pts && q < nt; q++) ckks_plaintext_free(pts[q]);
     ckks_ciphertext_free(tmp);
-    hecnn_free(rot);
     hecnn_free(acc);
     hecnn_free(pts);
     hecnn_free(order);
     hecnn_free(started);
-done:
-    hecnn_free(bidx);
     hecnn_free(gidx);
-    hecnn_free(bkin);
     hecnn_free(gval);
-    hecnn_free(bstep);
     return st;
 }
 
@@ -482,13 +517,19 @@ static hecnn_status run_linear(runner *r, stensor *out, const stensor *x, const 
                      .w = (x->w + 2 * L->pad - L->k) / L->stride + 1, .gap = x->gap * L->stride,
                      .unit = L->unit_out, .level = x->level - 1, .scale = x->scale};
     hecnn_status st = shape(r, out, id);
+    if (st) return st;
+    lplan *lps = hecnn_calloc(out->m, sizeof *lps);
+    size_t built = 0;
+    babies bb = {0};
+    if (!lps) st = hecnn_fail(HECNN_ERR_NO_MEMORY, "layer plans");
+    for (; built < out->m && !st; built++)
+        if ((st = lplan_build(r, &lps[built], L, x, out, built))) break;
     if (!st) st = stensor_alloc(r, out);
-    for (size_t kout = 0; kout < out->m && !st; kout++) {
-        lplan lp;
-        if ((st = lplan_build(r, &lp, L, x, out, kout))) break;
-        st = run_linear_ct(r, out, x, &lp);
-        lplan_free(&lp);
-    }
+    if (!st) st = babies_build(r, &bb, x, lps, out->m);
+    for (size_t kout = 0; kout < out->m && !st; kout++) st = run_linear_ct(r, out, x, &lps[kout], &bb);
+    babies_free(&bb, r->p->batch);
+    for (size_t k = 0; lps && k < built; k++) lplan_free(&lps[k]);
+    hecnn_free(lps);
     for (size_t i = 0; !r->dry && i < out->n_ct && !st; i++) st = ckks_rescale(r->ev, out->ct[i], out->ct[i]);
     if (!st) st = add_bias(r, out, L->bias);
     if (!st && !r->dry && fabs(ckks_ciphertext_scale(out->ct[0]) / out->scale - 1) > 1e-9)
