@@ -22,10 +22,10 @@
  * padding, unused positions, zero weights), u taken modulo the input's period within a ciphertext.
  * Baby-step giant-step over u: u = giant + baby with baby = u mod G, aligned (0 .. G-1) or centred
  * (-G/2 .. G/2-1), G a power of two, whichever gives the layer the fewest rotations; the baby
- * rotations are hoisted (one decomposition per input ciphertext), the products summed per giant
- * step, each sum rotated once by its giant step (the vectors pre-rotated by -giant). One level per
- * layer: the vectors are encoded at scale q_level, so the rescale restores the input's scale
- * exactly. The vectors are encoded during the run, one giant step at a time (the plan holds none;
+ * rotations are hoisted (one decomposition per input ciphertext, shared by the output ciphertexts),
+ * the products summed per giant step, each sum rotated once by its giant step (the vectors
+ * pre-rotated by -giant). One level per layer: the vectors are encoded at scale q_level, so the
+ * rescale restores the input's scale exactly. The vectors are encoded during the run, one giant step at a time (the plan holds none;
  * a plan at N = 2^16 would otherwise hold gigabytes).
  *
  * Global average pooling: log2(h) + log2(w) rotations and sums, leaving each channel's sum at its
