@@ -1,5 +1,5 @@
-/* Graph models in the batched packing: data owner (model keygen, encrypt, decrypt), server (model
- * infer), and bench resnet, which runs the three in one process. See cmd_resnet.h; the files are
+/* Graph models in a plan's packing (batched or single): data owner (model keygen, encrypt,
+ * decrypt), server (model infer), and bench resnet, which runs the three in one process. See cmd_resnet.h; the files are
  * in docs/FORMATS.md ("Model key directory", "Plan batch file", "Model owner record"). */
 #include "cmd_resnet.h"
 
@@ -70,9 +70,11 @@ static int preset_context(ckks_boot_preset p, ckks_params_literal *lit, ckks_con
 
 /* Read `path` (at most TEXT_MAX_BYTES): its first line must be `magic`, then exactly the `n` keys
  * in order, each "key value" (value without spaces, < KV_VALUE bytes). 0 on success, else reported. */
+/* keys[required..n-1] may be absent at the end (their values then read ""). */
 static int kv_read(const char *path, const char *what, const char *magic, const char *const *keys, size_t n,
-                   char vals[][KV_VALUE])
+                   size_t required, char vals[][KV_VALUE])
 {
+    for (size_t i = required; i < n; i++) vals[i][0] = 0;
     cli_input in;
     if (cli_input_open(&in, path, false)) return -1;
     char buf[TEXT_MAX_BYTES + 1];
@@ -90,6 +92,7 @@ static int kv_read(const char *path, const char *what, const char *magic, const 
     buf[got] = 0;
     char *line = buf;
     for (size_t i = 0; i <= n; i++) {
+        if (i > required && !*line) break;
         char *nl = strchr(line, '\n');
         if (!nl) {
             cli_error("%s '%s' is truncated: %s missing", what, path, i ? keys[i - 1] : "its first line");
@@ -158,8 +161,9 @@ static bool parse_size(const char *s, size_t lo, size_t hi, size_t *out)
 /* ---- the plan record (DIR/plan, DIR/server/plan) ------------------------------------------- */
 
 #define PLAN_MAGIC "hecnn-plan-record 1"
-static const char *const plan_keys[] = {"preset", "parameter-id", "model-sha256", "batch", "grid"};
-enum { PLAN_FIELDS = sizeof plan_keys / sizeof *plan_keys };
+/* "layout" is optional (records before the single layout have none: batched); written for single only */
+static const char *const plan_keys[] = {"preset", "parameter-id", "model-sha256", "batch", "grid", "layout"};
+enum { PLAN_FIELDS = sizeof plan_keys / sizeof *plan_keys, PLAN_REQUIRED = PLAN_FIELDS - 1 };
 
 typedef struct plan_record {
     ckks_boot_preset preset;
@@ -167,7 +171,21 @@ typedef struct plan_record {
     uint8_t model[32];
     size_t batch;
     uint32_t grid;
+    hecnn_plan_layout layout; /* AUTO until the plan chose */
 } plan_record;
+
+/* --layout NAME: single or batched ("" or auto: the plan's choice). */
+static int layout_by_name(const char *s, hecnn_plan_layout *out)
+{
+    if (!*s || !strcmp(s, "auto")) *out = HECNN_LAYOUT_AUTO;
+    else if (!strcmp(s, "single")) *out = HECNN_LAYOUT_SINGLE;
+    else if (!strcmp(s, "batched")) *out = HECNN_LAYOUT_BATCHED;
+    else {
+        cli_error("--layout %.32s: choose single (one image a ciphertext) or batched", s);
+        return -1;
+    }
+    return 0;
+}
 
 static void plan_record_write(FILE *f, const plan_record *r)
 {
@@ -175,12 +193,13 @@ static void plan_record_write(FILE *f, const plan_record *r)
     hex(r->model, 32, d);
     fprintf(f, "%s\npreset %s\nparameter-id %016llx\nmodel-sha256 %s\nbatch %zu\ngrid %u\n", PLAN_MAGIC, preset_name(r->preset),
             (unsigned long long)r->param_id, d, r->batch, r->grid);
+    if (r->layout == HECNN_LAYOUT_SINGLE) fprintf(f, "layout %s\n", hecnn_plan_layout_name(r->layout));
 }
 
 static int plan_record_read(const char *path, plan_record *r)
 {
     char v[KV_MAX][KV_VALUE];
-    if (kv_read(path, "plan record", PLAN_MAGIC, plan_keys, PLAN_FIELDS, v)) return -1;
+    if (kv_read(path, "plan record", PLAN_MAGIC, plan_keys, PLAN_FIELDS, PLAN_REQUIRED, v)) return -1;
     size_t grid = 0;
     const char *bad = NULL;
     if (!strcmp(v[0], "n16")) r->preset = CKKS_BOOT_N16_FULL;
@@ -190,6 +209,9 @@ static int plan_record_read(const char *path, plan_record *r)
     if (!bad && !parse_hex(v[2], r->model, 32)) bad = plan_keys[2];
     if (!bad && !parse_size(v[3], 1, MAX_BATCH, &r->batch)) bad = plan_keys[3];
     if (!bad && !parse_size(v[4], 1, HECNN_GRAPH_MAX_DIM, &grid)) bad = plan_keys[4];
+    if (!bad && (!*v[5] || !strcmp(v[5], "batched"))) r->layout = HECNN_LAYOUT_BATCHED;
+    else if (!bad && !strcmp(v[5], "single")) r->layout = HECNN_LAYOUT_SINGLE;
+    else if (!bad) bad = plan_keys[5];
     if (bad) {
         cli_error("plan record '%s': bad %s", path, bad);
         return -1;
@@ -271,11 +293,13 @@ static int setup_plan(setup *s, const ckks_boot_params *bp)
         cli_status_error(st, "cannot build the bootstrapper");
         return -1;
     }
-    const hecnn_plan_options opt = {.batch = s->rec.batch, .grid = s->rec.grid};
+    const hecnn_plan_options opt = {.batch = s->rec.batch, .grid = s->rec.grid, .layout = s->rec.layout};
     if ((st = hecnn_plan_new(&s->plan, s->g, s->ctx, s->bt, &opt))) {
-        cli_status_error(st, "cannot lay the model out for batches of %zu", s->rec.batch);
+        cli_status_error(st, "cannot lay the model out for batches of %zu (layout %s)", s->rec.batch,
+                         hecnn_plan_layout_name(s->rec.layout));
         return -1;
     }
+    s->rec.layout = hecnn_plan_layout_of(s->plan);
     return 0;
 }
 
@@ -603,7 +627,7 @@ static void owner_record_write(FILE *f, const owner_record *r)
 static int owner_record_read(const char *path, owner_record *r)
 {
     char v[KV_MAX][KV_VALUE];
-    if (kv_read(path, "owner record", OWNER_MAGIC, owner_keys, OWNER_FIELDS, v)) return -1;
+    if (kv_read(path, "owner record", OWNER_MAGIC, owner_keys, OWNER_FIELDS, OWNER_FIELDS, v)) return -1;
     const char *bad = NULL;
     if (!parse_u64_hex(v[0], &r->param_id)) bad = owner_keys[0];
     else if (!parse_hex(v[1], r->model, 32)) bad = owner_keys[1];
@@ -690,6 +714,10 @@ static int plan_memory(setup *s, const char *budget_s, const char *scratch, uint
 
 static void print_memory(FILE *f, const char *budget_s, const hecnn_memory_schedule *m)
 {
+    if (!m->run_bytes) {
+        fprintf(f, "memory: the run is not estimated for this layout; %.2f GiB held\n", m->fixed_bytes / 1073741824.0);
+        return;
+    }
     fprintf(f, "memory%s%s: %zu of %zu image groups at a time, stage outputs %s; estimated peak %.2f GiB (%.2f held, %.2f for the run)\n",
             budget_s ? " budget " : "", budget_s ? budget_s : "", m->chunk_groups, m->groups, m->spill ? "spilled" : "in memory",
             m->peak_bytes / 1073741824.0, m->fixed_bytes / 1073741824.0, m->run_bytes / 1073741824.0);
@@ -709,7 +737,7 @@ enum { KF_PARAMS, KF_SECRET, KF_PLAN, KF_S_PARAMS, KF_S_PLAN, KF_S_BOOT, KF_S_NE
 int cmd_model_keygen(int argc, char **argv)
 {
     cli_protect_secrets(); /* it makes a secret key */
-    const char *model = NULL, *out_dir = NULL, *preset_s = "n16";
+    const char *model = NULL, *out_dir = NULL, *preset_s = "n16", *layout_s = "";
     size_t batch = 0;
     unsigned grid = 0;
     bool force = false;
@@ -718,17 +746,19 @@ int cmd_model_keygen(int argc, char **argv)
         {"batch", CLI_OPT_SIZE, &batch, "B", "images per run", NULL},
         {"out-dir", CLI_OPT_STRING, &out_dir, "DIR", "key directory (DIR/server: what the server gets)", NULL},
         {"preset", CLI_OPT_STRING, &preset_s, "NAME", "n16 (128-bit, N = 2^16, default) or test (insecure N = 2^12, for tests)", NULL},
-        {"grid", CLI_OPT_UINT, &grid, "G", "side of one image's slot block (default: the image width)", NULL},
+        {"grid", CLI_OPT_UINT, &grid, "G", "batched: side of one image's slot block (default: the image width)", NULL},
+        {"layout", CLI_OPT_STRING, &layout_s, "NAME", "single (one image a ciphertext) or batched (default: the plan's choice, "
+         "single for --batch 1 where the model fits)", NULL},
         {"force", CLI_OPT_FLAG, &force, NULL, "replace existing keys", NULL},
         {0},
     };
     const cli_command cmd = {
-        "model keygen", "--model FILE --batch B --out-dir DIR [--preset n16|test]",
-        "Data owner: keys for running a model on batches of B encrypted images (batched packing). Writes\n"
+        "model keygen", "--model FILE --batch B --out-dir DIR [--preset n16|test] [--layout single|batched]",
+        "Data owner: keys for running a model on batches of B encrypted images (batched or single layout). Writes\n"
         "DIR/params.hecnn, DIR/secret.key (keep it) and DIR/plan, and for the server DIR/server/params.hecnn,\n"
         "DIR/server/plan, DIR/server/boot.keys (bootstrapping) and DIR/server/network.keys (relinearization and\n"
         "exactly the rotations the model uses, each at its level). The plan record pins the model (SHA-256),\n"
-        "the batch and the parameters for the other roles.",
+        "the batch, the layout and the parameters for the other roles.",
         opts, 0};
     int rc = cli_parse(&cmd, argc, argv, NULL, NULL);
     if (rc) return rc == CLI_PARSE_HELP ? CLI_EXIT_OK : CLI_EXIT_USAGE;
@@ -738,7 +768,8 @@ int cmd_model_keygen(int argc, char **argv)
         return CLI_EXIT_USAGE;
     }
     ckks_boot_preset preset;
-    if (preset_by_name(preset_s, &preset)) return CLI_EXIT_USAGE;
+    hecnn_plan_layout layout;
+    if (preset_by_name(preset_s, &preset) || layout_by_name(layout_s, &layout)) return CLI_EXIT_USAGE;
     setup s = {0};
     ckks_secret_key *sk = NULL;
     ckks_boot_keys *boot = NULL;
@@ -755,7 +786,7 @@ int cmd_model_keygen(int argc, char **argv)
         goto done;
     }
     if (preset_context(preset, &lit, &s.ctx)) goto done;
-    s.rec = (plan_record){.preset = preset, .param_id = ckks_context_param_id(s.ctx), .batch = batch, .grid = grid};
+    s.rec = (plan_record){.preset = preset, .param_id = ckks_context_param_id(s.ctx), .batch = batch, .grid = grid, .layout = layout};
     memcpy(s.rec.model, s.digest, 32);
     const double t0 = now_s();
     if (setup_plan(&s, &bp)) goto done;
@@ -805,9 +836,10 @@ int cmd_model_keygen(int argc, char **argv)
     for (int i = 0; i < KF_COUNT; i++)
         if (cli_output_commit(&outs[i])) goto done;
     const hecnn_plan *p = s.plan;
-    printf("model %s: batches of %zu images (%zu per ciphertext, %zu input ciphertexts), preset %s, %zu bootstraps and %zu rotations a batch\n",
-           model, batch, hecnn_plan_images_per_ciphertext(p), hecnn_plan_input_ciphertexts(p), preset_s, hecnn_plan_bootstraps(p),
-           hecnn_plan_rotations(p));
+    printf("model %s: batches of %zu images, %s layout (%zu per ciphertext, %zu input ciphertexts), preset %s, %zu bootstraps and "
+           "%zu rotations a batch\n",
+           model, batch, hecnn_plan_layout_name(hecnn_plan_layout_of(p)), hecnn_plan_images_per_ciphertext(p),
+           hecnn_plan_input_ciphertexts(p), preset_s, hecnn_plan_bootstraps(p), hecnn_plan_rotations(p));
     printf("keys generated in %.1f s: bootstrapping %zu keys, %.1f MiB in memory; network %zu keys, %.1f MiB in memory\n", keygen_s,
            ckks_boot_keys_count(boot), (double)ckks_boot_keys_memory_bytes(boot) / 1048576.0, ckks_eval_keys_count(net),
            (double)eval_keys_memory(net) / 1048576.0);
@@ -1275,7 +1307,7 @@ static hecnn_status measure_t_boot(const setup *s, const ckks_boot_keys *keys, c
 int cmd_bench_resnet(int argc, char **argv)
 {
     cli_protect_secrets(); /* it makes a secret key */
-    const char *model = NULL, *data = NULL, *preset_s = "n16";
+    const char *model = NULL, *data = NULL, *preset_s = "n16", *layout_s = "";
     size_t batch = 0, offset = 0;
     unsigned threads = 0;
     const char *budget_s = NULL, *scratch = ".";
@@ -1292,11 +1324,14 @@ int cmd_bench_resnet(int argc, char **argv)
         {"threads", CLI_OPT_UINT, &threads, "T", "threads (default: all cores)", NULL},
         {"json", CLI_OPT_FLAG, &json, NULL, "print JSON", NULL},
         {"preset", CLI_OPT_STRING, &preset_s, "NAME", "n16 (default: 128-bit, N = 2^16) or test (insecure N = 2^12)", NULL},
+        {"layout", CLI_OPT_STRING, &layout_s, "NAME", "single or batched (default: the plan's choice, single for --batch 1 "
+         "where the model fits)", NULL},
         {0},
     };
     const cli_command cmd = {
-        "bench resnet", "--model FILE --data CIFAR_BIN --batch B [--offset K] [--threads T] [--json] [--progress] [--memory-budget SIZE [--scratch DIR]] [--plan-only] [--preset n16|test]",
-        "Encrypted inference of one batch of CIFAR images in the batched packing, all roles in one process:\n"
+        "bench resnet", "--model FILE --data CIFAR_BIN --batch B [--offset K] [--threads T] [--json] [--progress] [--preset n16|test] "
+        "[--layout single|batched] [--memory-budget SIZE [--scratch DIR]] [--plan-only]",
+        "Encrypted inference of one batch of CIFAR images (batched or single layout), all roles in one process:\n"
         "seconds per image (run time / batch) and its split, bootstraps and rotations per image, peak RSS,\n"
         "key memory, t_boot (median of 3 plain bootstraps at the same thread count) and s/image / t_boot,\n"
         "and accuracy: encrypted argmax against the labels, against the plaintext simulation (argmax\n"
@@ -1310,7 +1345,8 @@ int cmd_bench_resnet(int argc, char **argv)
         return CLI_EXIT_USAGE;
     }
     ckks_boot_preset preset;
-    if (preset_by_name(preset_s, &preset)) return CLI_EXIT_USAGE;
+    hecnn_plan_layout layout;
+    if (preset_by_name(preset_s, &preset) || layout_by_name(layout_s, &layout)) return CLI_EXIT_USAGE;
     if (threads) hecnn_set_threads((int)threads);
     setup s = {0};
     cifar_batch cb = {0};
@@ -1333,7 +1369,7 @@ int cmd_bench_resnet(int argc, char **argv)
     }
     double t0 = now_s();
     if (preset_context(preset, &lit, &s.ctx)) goto done;
-    s.rec = (plan_record){.preset = preset, .batch = batch};
+    s.rec = (plan_record){.preset = preset, .batch = batch, .layout = layout};
     if (setup_plan(&s, &bp)) goto done;
     const double setup_s = now_s() - t0;
     if (plan_only) {
@@ -1344,7 +1380,7 @@ int cmd_bench_resnet(int argc, char **argv)
                batch, hecnn_plan_images_per_ciphertext(s.plan), (double)hecnn_plan_bootstraps(s.plan) / (double)batch,
                (double)hecnn_plan_rotations(s.plan) / (double)batch, hecnn_plan_bytes(s.plan) / 1048576.0);
         print_memory(stdout, NULL, &m);
-        for (int spill = 0; spill < 2; spill++) {
+        for (int spill = 0; spill < 2 && m.run_bytes; spill++) {
             const hecnn_memory_options mo = {.budget = 1, .scratch_dir = spill ? scratch : NULL};
             if (hecnn_plan_set_memory(s.plan, &mo, &least) != HECNN_ERR_NO_MEMORY) goto done;
             printf("smallest budget %s spilling: %.2f GiB plus the keys\n", spill ? "with" : "without",
@@ -1424,7 +1460,7 @@ int cmd_bench_resnet(int argc, char **argv)
         json_string(model);
         printf(", \"cpu\": ");
         json_string(cpu);
-        printf(", \"model_sha256\": \"%s\", \"preset\": \"%s\", \"log_n\": %u, \"batch\": %zu, \"offset\": %zu, "
+        printf(", \"model_sha256\": \"%s\", \"preset\": \"%s\", \"layout\": \"%s\", \"log_n\": %u, \"batch\": %zu, \"offset\": %zu, "
                "\"threads\": %d, \"images_per_ciphertext\": %zu, \"input_ciphertexts\": %zu, "
                "\"setup_s\": %.3f, \"keygen_s\": %.3f, \"encrypt_s\": %.3f, \"run_s\": %.3f, \"seconds_per_image\": %.4f, "
                "\"split_s\": {\"linear\": %.3f, \"activation\": %.3f, \"bootstrap\": %.3f, \"other\": %.3f}, "
@@ -1433,14 +1469,14 @@ int cmd_bench_resnet(int argc, char **argv)
                "\"per_image_over_t_boot\": %.4f, \"accuracy_encrypted\": %.6f, \"accuracy_exact\": %.6f, "
                "\"argmax_agreement\": %.6f, \"max_logit_diff\": %.6g, \"max_logit\": %.6g, "
                "\"memory_budget\": \"%s\", \"chunk_groups\": %zu, \"groups\": %zu, \"spill\": %s, \"estimated_peak_mib\": %.1f}\n",
-               d, preset_s, lit.log_n, batch, offset, hecnn_get_threads(), hecnn_plan_images_per_ciphertext(s.plan), n_in,
+               d, preset_s, hecnn_plan_layout_name(hecnn_plan_layout_of(s.plan)), lit.log_n, batch, offset, hecnn_get_threads(), hecnn_plan_images_per_ciphertext(s.plan), n_in,
                setup_s, keygen_s, encrypt_s, run_s, per_image, stats.seconds_linear, stats.seconds_activation, stats.seconds_bootstrap,
                stats.seconds_other, (double)stats.bootstraps / nb, (double)stats.rotations / nb, rss, boot_bytes + net_bytes,
                boot_bytes, net_bytes, t_boot, per_image / t_boot, ok_enc / nb, ok_exact / nb, agree / nb, max_diff, max_logit,
                budget_s ? budget_s : "", mem.chunk_groups, mem.groups, mem.spill ? "true" : "false", mem.peak_bytes / 1048576.0);
     } else {
-        printf("ResNet batch: %s, preset %s (N = 2^%u), batch %zu (images %zu..%zu of %s), %d threads, CPU %s\n", model, preset_s,
-               lit.log_n, batch, offset, offset + batch - 1, data, hecnn_get_threads(), cpu);
+        printf("ResNet batch: %s, preset %s (N = 2^%u), %s layout, batch %zu (images %zu..%zu of %s), %d threads, CPU %s\n", model,
+               preset_s, lit.log_n, hecnn_plan_layout_name(hecnn_plan_layout_of(s.plan)), batch, offset, offset + batch - 1, data, hecnn_get_threads(), cpu);
         printf("  setup %.1f s, keygen %.1f s, encrypt %.2f s; keys %.1f MiB in memory (bootstrapping %.1f, network %.1f)\n", setup_s,
                keygen_s, encrypt_s, (double)(boot_bytes + net_bytes) / 1048576.0, (double)boot_bytes / 1048576.0,
                (double)net_bytes / 1048576.0);

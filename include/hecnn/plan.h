@@ -13,7 +13,15 @@
  * ciphertext (ckks_bootstrap_pair), and evaluates the node's polynomial on y = x / range: inputs are
  * normalised by folding 1 / range into the producing layer's weights, so the server never needs a
  * decryption to range them. The plan is built by running the network once without ciphertexts (a dry run of the same
- * code): it knows every level, every rotation and the exact key list before any key exists. */
+ * code): it knows every level, every rotation and the exact key list before any key exists.
+ *
+ * The single packing (src/nn/single.c, low latency): one ciphertext per image, every channel
+ * multiplexed into the slots (Lee et al., ICML 2022): at gap g a block of H x W slots holds g^2
+ * channels interleaved, channel a g + e of the block at (g r + a, g c + e), so a stride-2 layer keeps
+ * the map dense. A convolution is hoisted rotations for its taps and channel offsets (baby steps)
+ * and one rotation per giant step, with per-slot plaintext weight vectors (encoded during the run);
+ * one level per linear layer, units and ReLUs as above, two images per bootstrap when the batch has
+ * two. A tensor must fit the bootstrapper's slots (16 x 32 x 32 needs 2^14). */
 #ifndef HECNN_PLAN_H
 #define HECNN_PLAN_H
 
@@ -35,9 +43,9 @@ extern "C" {
 
 /* How a graph is laid into ciphertexts. */
 typedef enum hecnn_plan_layout {
-    HECNN_LAYOUT_AUTO = 0, /* the plan's choice: batched */
+    HECNN_LAYOUT_AUTO = 0, /* the plan's choice: single for a batch of 1 (and no grid) where the graph fits it, else batched */
     HECNN_LAYOUT_BATCHED,  /* one ciphertext per channel, images in slot blocks (above) */
-    HECNN_LAYOUT_SINGLE,   /* one image, channels multiplexed in the slots (not yet available) */
+    HECNN_LAYOUT_SINGLE,   /* one ciphertext per image, channels multiplexed in the slots (below) */
 } hecnn_plan_layout;
 const char *hecnn_plan_layout_name(hecnn_plan_layout layout);
 
@@ -58,16 +66,18 @@ void hecnn_plan_free(hecnn_plan *p);
 
 hecnn_plan_layout hecnn_plan_layout_of(const hecnn_plan *p); /* never AUTO */
 size_t hecnn_plan_batch(const hecnn_plan *p);
-size_t hecnn_plan_images_per_ciphertext(const hecnn_plan *p); /* at the input */
+size_t hecnn_plan_images_per_ciphertext(const hecnn_plan *p); /* at the input (single: 1, an image may span several) */
 size_t hecnn_plan_input_ciphertexts(const hecnn_plan *p);
 size_t hecnn_plan_output_ciphertexts(const hecnn_plan *p);
 unsigned hecnn_plan_input_level(const hecnn_plan *p);
 size_t hecnn_plan_classes(const hecnn_plan *p);
-/* Bootstraps per batch (each refreshes two real ciphertexts) and rotations per batch. */
+/* Bootstraps per batch (each refreshes two real ciphertexts; a single-layout batch of one image
+ * refreshes one) and rotations per batch. */
 size_t hecnn_plan_bootstraps(const hecnn_plan *p);
 size_t hecnn_plan_rotations(const hecnn_plan *p);
 /* What the plan does at node `id` of the graph: the level and scale its output is at, the unit
- * its ciphertexts hold values in (value / unit), the layout (gap, groups, ciphertexts), and the
+ * its ciphertexts hold values in (value / unit), the layout (gap, groups, ciphertexts; single
+ * layout: groups = the channel blocks of H x W slots, ciphertexts = one per image), and the
  * bootstraps (each of two ciphertexts) and rotations it costs per batch. */
 typedef struct hecnn_plan_node {
     unsigned level;
@@ -77,7 +87,7 @@ typedef struct hecnn_plan_node {
     size_t bootstraps, rotations;
 } hecnn_plan_node;
 hecnn_status hecnn_plan_node_info(const hecnn_plan *p, size_t id, hecnn_plan_node *out);
-/* Bytes of the plan's encoded masks. */
+/* Bytes of the plan's encoded masks (single layout: 0, its weight vectors are encoded during the run). */
 size_t hecnn_plan_bytes(const hecnn_plan *p);
 
 /* The network's keys (bootstrapping keys aside): the relinearization key (galois 0) at the level
@@ -118,7 +128,7 @@ typedef struct hecnn_memory_schedule {
     size_t groups;            /* groups of images at the input */
     size_t chunk_groups;      /* groups that go through a stage at once (groups: all) */
     bool spill;               /* stage outputs go to the scratch directory */
-    uint64_t run_bytes;       /* the run's estimated peak: its ciphertexts and workspaces */
+    uint64_t run_bytes;       /* the run's estimated peak: its ciphertexts and workspaces (0: not estimated) */
     uint64_t fixed_bytes;     /* held + the plan's plaintexts + the bootstrapper + allocator cache + process */
     uint64_t peak_bytes;      /* fixed_bytes + run_bytes */
     uint64_t min_budget;      /* the smallest budget that some schedule fits */

@@ -13,6 +13,7 @@ static const packing_ops *packing_of(hecnn_plan_layout layout)
     switch (layout) {
     case HECNN_LAYOUT_AUTO:
     case HECNN_LAYOUT_BATCHED: return &batched_packing;
+    case HECNN_LAYOUT_SINGLE: return &single_packing;
     default: return NULL;
     }
 }
@@ -107,10 +108,31 @@ hecnn_status hecnn_plan_new(hecnn_plan **out, const hecnn_graph *g, const ckks_c
             else st = ckks_poly_new(&p->poly[id], nd->coeff, nd->degree, -1.0, 1.0);
         }
     }
-    if (!st) {
-        plan_units(p);
-        st = ops->build(p, opt);
+    if (!st) plan_units(p);
+    /* AUTO: a batch of one image takes the single layout where the graph fits it (one ciphertext
+     * per image: the fewest bootstraps), else the batched one; a grid asks for the batched one */
+    if (!st && opt->layout == HECNN_LAYOUT_AUTO && opt->batch == 1 && !opt->grid) {
+        p->ops = &single_packing;
+        p->layout = HECNN_LAYOUT_SINGLE;
+        if (!(st = single_packing.build(p, opt))) {
+            *out = p;
+            return HECNN_OK;
+        }
+        if (st == HECNN_ERR_NO_MEMORY) {
+            hecnn_plan_free(p);
+            return st;
+        }
+        if (p->impl) single_packing.free(p->impl);
+        p->impl = NULL;
+        p->n_keys = 0;
+        memset(p->nodes, 0, count * sizeof *p->nodes);
+        p->bootstraps = p->rotations = p->classes = p->slots = 0;
+        p->input_level = 0;
+        p->ops = ops;
+        p->layout = HECNN_LAYOUT_BATCHED;
+        st = HECNN_OK;
     }
+    if (!st) st = ops->build(p, opt);
     if (st) {
         hecnn_plan_free(p);
         return st;
@@ -215,12 +237,13 @@ hecnn_status hecnn_plan_decrypt_flooded(const hecnn_plan *p, double *scores, siz
 hecnn_status hecnn_plan_set_memory(hecnn_plan *p, const hecnn_memory_options *opt, hecnn_memory_schedule *out)
 {
     if (!p || !opt) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
-    if (!p->ops->schedule) {
-        if (opt->budget) return hecnn_fail(HECNN_ERR_UNSUPPORTED, "the %s packing has no memory schedules", p->ops->name);
-        return HECNN_OK;
-    }
     const uint64_t fixed = opt->held + hecnn_plan_bytes(p) + (p->bt ? ckks_bootstrapper_bytes(p->bt) : 0) +
                            hecnn_alloc_cache_limit() + PROCESS_BASELINE_BYTES;
+    if (!p->ops->schedule) { /* one schedule, not estimated: run_bytes 0 */
+        if (opt->budget) return hecnn_fail(HECNN_ERR_UNSUPPORTED, "the %s packing has no memory schedules", p->ops->name);
+        if (out) *out = (hecnn_memory_schedule){.groups = 1, .chunk_groups = 1, .fixed_bytes = fixed, .peak_bytes = fixed};
+        return HECNN_OK;
+    }
     const size_t groups = p->ops->groups(p);
     /* candidates, fastest first: all groups, then halves, ...; without spilling, then with */
     hecnn_memory_schedule best = {0}, smallest = {0};
