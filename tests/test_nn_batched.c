@@ -7,46 +7,12 @@
 #include <string.h>
 
 #include "common/check.h"
+#include "common/nn_graphs.h"
 #include "hecnn/graph.h"
 #include "hecnn/plan.h"
 
 #define SIDE 8
 #define BATCH 40
-
-static double relu(double x, void *arg)
-{
-    (void)arg;
-    return x > 0 ? x : 0;
-}
-
-static void random_fill(double *v, size_t n, double scale)
-{
-    for (size_t i = 0; i < n; i++) v[i] = test_rng_uniform(-scale, scale);
-}
-
-static size_t conv(hecnn_graph *g, size_t in, uint32_t cin, uint32_t cout, uint32_t k, uint32_t stride)
-{
-    double w[8 * 8 * 9], b[8];
-    random_fill(w, (size_t)cout * cin * k * k, 1.0 / sqrt((double)cin * k * k));
-    random_fill(b, cout, 0.1);
-    size_t id = 0;
-    CHECK(hecnn_graph_conv2d(g, &id, in, cout, k, stride, k / 2, w, b) == HECNN_OK);
-    return id;
-}
-
-static size_t relu_node(hecnn_graph *g, size_t in)
-{
-    size_t id = 0;
-    CHECK(hecnn_graph_relu(g, &id, in) == HECNN_OK);
-    return id;
-}
-
-static size_t add(hecnn_graph *g, size_t a, size_t b)
-{
-    size_t id = 0;
-    CHECK(hecnn_graph_add(g, &id, a, b) == HECNN_OK);
-    return id;
-}
 
 /* input 3x8x8 -> conv 4 -> relu -> [conv relu conv + id] relu -> [conv/2 relu conv + 1x1/2] relu ->
  * pool -> dense 3 */
@@ -54,48 +20,18 @@ static hecnn_graph *small_resnet(void)
 {
     hecnn_graph *g = NULL;
     if (hecnn_graph_new(&g, 3, SIDE, SIDE)) return NULL;
-    size_t x = relu_node(g, conv(g, 0, 3, 4, 3, 1));
-    size_t y = relu_node(g, conv(g, x, 4, 4, 3, 1));
-    x = relu_node(g, add(g, conv(g, y, 4, 4, 3, 1), x));
-    y = relu_node(g, conv(g, x, 4, 8, 3, 2));
-    x = relu_node(g, add(g, conv(g, y, 8, 8, 3, 1), conv(g, x, 4, 8, 1, 2)));
+    size_t x = test_relu_node(g, test_conv(g, 0, 3, 4, 3, 1));
+    size_t y = test_relu_node(g, test_conv(g, x, 4, 4, 3, 1));
+    x = test_relu_node(g, test_add(g, test_conv(g, y, 4, 4, 3, 1), x));
+    y = test_relu_node(g, test_conv(g, x, 4, 8, 3, 2));
+    x = test_relu_node(g, test_add(g, test_conv(g, y, 8, 8, 3, 1), test_conv(g, x, 4, 8, 1, 2)));
     size_t p = 0, d = 0;
     CHECK(hecnn_graph_avgpool(g, &p, x, SIDE / 2) == HECNN_OK);
     double w[3 * 8], b[3];
-    random_fill(w, 24, 0.5);
-    random_fill(b, 3, 0.1);
+    test_random_fill(w, 24, 0.5);
+    test_random_fill(b, 3, 0.1);
     CHECK(hecnn_graph_dense(g, &d, p, 3, w, b) == HECNN_OK);
     return g;
-}
-
-/* Ranges from the exact run (margin 1.5) and a degree-7 Chebyshev ReLU on [-1, 1]. */
-static void calibrate(hecnn_graph *g, const double *images, size_t n)
-{
-    const size_t count = hecnn_graph_node_count(g);
-    double *absmax = calloc(count, sizeof *absmax), *out = calloc(n * 3, sizeof *out);
-    hecnn_infer_stats stats = {.absmax = absmax};
-    CHECK(hecnn_graph_infer(g, HECNN_INFER_EXACT, images, n, out, &stats) == HECNN_OK);
-    ckks_poly *p = NULL;
-    CHECK(ckks_poly_interpolate(&p, relu, NULL, -1, 1, 7) == HECNN_OK);
-    for (size_t id = 0; id < count && p; id++)
-        if (hecnn_graph_node(g, id)->op == HECNN_OP_RELU) {
-            CHECK(absmax[id] > 0);
-            CHECK(hecnn_graph_set_relu_range(g, id, 1.5 * absmax[id]) == HECNN_OK);
-            CHECK(hecnn_graph_set_relu_approx(g, id, ckks_poly_coeffs(p), ckks_poly_degree(p)) == HECNN_OK);
-        }
-    ckks_poly_free(p);
-    free(absmax);
-    free(out);
-}
-
-/* The N = 2^12 bootstrapping test chain with six residual levels (CKKS_BOOT_TEST_N12_DEEP). */
-static int make_context(ckks_context **ctx, ckks_bootstrapper **bt)
-{
-    ckks_params_literal lit;
-    ckks_boot_params bp;
-    if (ckks_boot_preset_params(&lit, &bp, CKKS_BOOT_TEST_N12_DEEP)) return -1;
-    if (ckks_context_new(ctx, &lit)) return -1;
-    return ckks_bootstrapper_new(bt, *ctx, &bp) ? -1 : 0;
 }
 
 static void test_end_to_end(void)
@@ -105,12 +41,12 @@ static void test_end_to_end(void)
     REQUIRE_VOID(g);
     const size_t per = 3 * SIDE * SIDE;
     double *images = malloc(BATCH * per * sizeof *images);
-    random_fill(images, BATCH * per, 1.5);
-    calibrate(g, images, BATCH);
+    test_random_fill(images, BATCH * per, 1.5);
+    test_calibrate(g, images, BATCH);
 
     ckks_context *ctx = NULL;
     ckks_bootstrapper *bt = NULL;
-    REQUIRE_VOID(make_context(&ctx, &bt) == 0);
+    REQUIRE_VOID(test_boot_context(&ctx, &bt) == 0);
     hecnn_plan *plan = NULL;
     const hecnn_plan_options opt = {.batch = BATCH, .grid = SIDE};
     REQUIRE_VOID(hecnn_plan_new(&plan, g, ctx, bt, &opt) == HECNN_OK);
@@ -203,12 +139,12 @@ static void test_refusals(void)
 {
     ckks_context *ctx = NULL;
     ckks_bootstrapper *bt = NULL;
-    REQUIRE_VOID(make_context(&ctx, &bt) == 0);
+    REQUIRE_VOID(test_boot_context(&ctx, &bt) == 0);
     hecnn_graph *g = NULL;
     hecnn_plan *plan = NULL;
     const hecnn_plan_options opt = {.batch = 4, .grid = SIDE};
     REQUIRE_VOID(hecnn_graph_new(&g, 1, SIDE, SIDE) == HECNN_OK);
-    size_t r = relu_node(g, conv(g, 0, 1, 2, 3, 1));
+    size_t r = test_relu_node(g, test_conv(g, 0, 1, 2, 3, 1));
     /* an uncalibrated ReLU */
     CHECK(hecnn_plan_new(&plan, g, ctx, bt, &opt) == HECNN_ERR_INVALID_ARGUMENT);
     CHECK(strstr(hecnn_last_error_detail(), "not calibrated") != NULL);
@@ -219,7 +155,7 @@ static void test_refusals(void)
     CHECK(hecnn_plan_new(&plan, g, ctx, bt, &opt) == HECNN_ERR_UNSUPPORTED);
     /* linear layers in a row run out of levels: the ReLU (degree 1) leaves 5, eight layers need 8 */
     size_t c2 = r;
-    for (int i = 0; i < 8; i++) c2 = conv(g, c2, 2, 2, 3, 1);
+    for (int i = 0; i < 8; i++) c2 = test_conv(g, c2, 2, 2, 3, 1);
     CHECK(hecnn_plan_new(&plan, g, ctx, bt, &opt) == HECNN_ERR_LEVEL_MISMATCH);
     /* a batch of zero, a grid too small */
     const hecnn_plan_options zero = {.batch = 0, .grid = SIDE}, small = {.batch = 1, .grid = SIDE / 2};

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "common/check.h"
+#include "common/nn_graphs.h"
 #include "hecnn/graph.h"
 #include "hecnn/plan.h"
 #include "nn/plan_internal.h"
@@ -21,17 +22,6 @@
 #define BATCH 40 /* 32 images per ciphertext: two groups */
 #define CLASSES 3
 
-static double relu(double x, void *arg)
-{
-    (void)arg;
-    return x > 0 ? x : 0;
-}
-
-static void random_fill(double *v, size_t n, double scale)
-{
-    for (size_t i = 0; i < n; i++) v[i] = test_rng_uniform(-scale, scale);
-}
-
 /* input 2x8x8 -> conv 4 -> relu -> conv/2 8 -> relu -> pool -> dense 3 */
 static hecnn_graph *two_stage_net(void)
 {
@@ -39,37 +29,19 @@ static hecnn_graph *two_stage_net(void)
     if (hecnn_graph_new(&g, 2, SIDE, SIDE)) return NULL;
     double w[8 * 4 * 9], b[8];
     size_t c1 = 0, r1 = 0, c2 = 0, r2 = 0, p = 0, d = 0;
-    random_fill(w, 4 * 2 * 9, 0.3);
-    random_fill(b, 4, 0.1);
+    test_random_fill(w, 4 * 2 * 9, 0.3);
+    test_random_fill(b, 4, 0.1);
     CHECK(hecnn_graph_conv2d(g, &c1, 0, 4, 3, 1, 1, w, b) == HECNN_OK);
     CHECK(hecnn_graph_relu(g, &r1, c1) == HECNN_OK);
-    random_fill(w, 8 * 4 * 9, 0.2);
-    random_fill(b, 8, 0.1);
+    test_random_fill(w, 8 * 4 * 9, 0.2);
+    test_random_fill(b, 8, 0.1);
     CHECK(hecnn_graph_conv2d(g, &c2, r1, 8, 3, 2, 1, w, b) == HECNN_OK);
     CHECK(hecnn_graph_relu(g, &r2, c2) == HECNN_OK);
     CHECK(hecnn_graph_avgpool(g, &p, r2, SIDE / 2) == HECNN_OK);
-    random_fill(w, CLASSES * 8, 0.5);
-    random_fill(b, CLASSES, 0.1);
+    test_random_fill(w, CLASSES * 8, 0.5);
+    test_random_fill(b, CLASSES, 0.1);
     CHECK(hecnn_graph_dense(g, &d, p, CLASSES, w, b) == HECNN_OK);
     return g;
-}
-
-static void calibrate(hecnn_graph *g, const double *images, size_t n)
-{
-    const size_t count = hecnn_graph_node_count(g);
-    double *absmax = calloc(count, sizeof *absmax), *out = calloc(n * CLASSES, sizeof *out);
-    hecnn_infer_stats stats = {.absmax = absmax};
-    CHECK(hecnn_graph_infer(g, HECNN_INFER_EXACT, images, n, out, &stats) == HECNN_OK);
-    ckks_poly *p = NULL;
-    CHECK(ckks_poly_interpolate(&p, relu, NULL, -1, 1, 7) == HECNN_OK);
-    for (size_t id = 0; id < count && p; id++)
-        if (hecnn_graph_node(g, id)->op == HECNN_OP_RELU) {
-            CHECK(hecnn_graph_set_relu_range(g, id, 1.5 * absmax[id]) == HECNN_OK);
-            CHECK(hecnn_graph_set_relu_approx(g, id, ckks_poly_coeffs(p), ckks_poly_degree(p)) == HECNN_OK);
-        }
-    ckks_poly_free(p);
-    free(absmax);
-    free(out);
 }
 
 static size_t count_entries(const char *dir)
@@ -110,8 +82,8 @@ int main(void)
     REQUIRE(g);
     const size_t per = 2 * SIDE * SIDE;
     double *images = malloc(BATCH * per * sizeof *images);
-    random_fill(images, BATCH * per, 1.5);
-    calibrate(g, images, BATCH);
+    test_random_fill(images, BATCH * per, 1.5);
+    test_calibrate(g, images, BATCH);
 
     ckks_params_literal lit;
     ckks_boot_params bp;

@@ -9,56 +9,12 @@
 #include <string.h>
 
 #include "common/check.h"
+#include "common/nn_graphs.h"
 #include "hecnn/graph.h"
 #include "hecnn/plan.h"
 
 #define SIDE 8
 #define BATCH 2
-
-static double relu(double x, void *arg)
-{
-    (void)arg;
-    return x > 0 ? x : 0;
-}
-
-static void random_fill(double *v, size_t n, double scale)
-{
-    for (size_t i = 0; i < n; i++) v[i] = test_rng_uniform(-scale, scale);
-}
-
-static size_t conv(hecnn_graph *g, size_t in, uint32_t cin, uint32_t cout, uint32_t k, uint32_t stride)
-{
-    double w[16 * 16 * 25], b[16];
-    random_fill(w, (size_t)cout * cin * k * k, 1.0 / sqrt((double)cin * k * k));
-    random_fill(b, cout, 0.1);
-    size_t id = 0;
-    CHECK(hecnn_graph_conv2d(g, &id, in, cout, k, stride, k / 2, w, b) == HECNN_OK);
-    return id;
-}
-
-static size_t relu_node(hecnn_graph *g, size_t in)
-{
-    size_t id = 0;
-    CHECK(hecnn_graph_relu(g, &id, in) == HECNN_OK);
-    return id;
-}
-
-static size_t add(hecnn_graph *g, size_t a, size_t b)
-{
-    size_t id = 0;
-    CHECK(hecnn_graph_add(g, &id, a, b) == HECNN_OK);
-    return id;
-}
-
-/* The N = 2^12 bootstrapping test chain with six residual levels (CKKS_BOOT_TEST_N12_DEEP). */
-static int make_context(ckks_context **ctx, ckks_bootstrapper **bt)
-{
-    ckks_params_literal lit;
-    ckks_boot_params bp;
-    if (ckks_boot_preset_params(&lit, &bp, CKKS_BOOT_TEST_N12_DEEP)) return -1;
-    if (ckks_context_new(ctx, &lit)) return -1;
-    return bt && ckks_bootstrapper_new(bt, *ctx, &bp) ? -1 : 0;
-}
 
 /* A bootstrapper of 2^log_slots slots on the same chain. */
 static int make_sparse_bootstrapper(const ckks_context *ctx, ckks_bootstrapper **bt, unsigned log_slots)
@@ -110,7 +66,7 @@ static void check_layer(const char *what, hecnn_graph *g, const ckks_context *ct
     const size_t out_id = hecnn_graph_output(g), outs = hecnn_graph_node_size(g, out_id);
     const size_t per = hecnn_graph_node_size(g, 0);
     double *images = malloc(per * sizeof *images), *got = malloc(outs * sizeof *got), *want = malloc(outs * sizeof *want);
-    random_fill(images, per, 1.0);
+    test_random_fill(images, per, 1.0);
     hecnn_plan *plan = NULL;
     const hecnn_plan_options opt = {.batch = 1, .layout = HECNN_LAYOUT_SINGLE};
     hecnn_status st = hecnn_plan_new(&plan, g, ctx, NULL, &opt);
@@ -139,29 +95,29 @@ static void test_layers(void)
 {
     test_rng_seed(3);
     ckks_context *ctx = NULL;
-    REQUIRE_VOID(make_context(&ctx, NULL) == 0);
+    REQUIRE_VOID(test_boot_context(&ctx, NULL) == 0);
     uint8_t seed[CKKS_SEED_BYTES] = {3};
     ckks_secret_key *sk = NULL;
     REQUIRE_VOID(ckks_secret_key_generate_derand(&sk, ctx, seed) == HECNN_OK);
     hecnn_graph *g = NULL;
     /* stride 1, 3 -> 5 channels (blocks padded to 4 then 8): 9 tap rotations and the channel moves */
     REQUIRE_VOID(hecnn_graph_new(&g, 3, SIDE, SIDE) == HECNN_OK);
-    conv(g, 0, 3, 5, 3, 1);
+    test_conv(g, 0, 3, 5, 3, 1);
     check_layer("conv 3x3 stride 1, 3 -> 5", g, ctx, sk, 40);
     hecnn_graph_free(g);
     /* stride 2, 4 -> 8: gap 1 -> 2, four channels a block */
     REQUIRE_VOID(hecnn_graph_new(&g, 4, SIDE, SIDE) == HECNN_OK);
-    conv(g, 0, 4, 8, 3, 2);
+    test_conv(g, 0, 4, 8, 3, 2);
     check_layer("conv 3x3 stride 2, 4 -> 8", g, ctx, sk, 60);
     hecnn_graph_free(g);
     /* 5x5 stride 1 with 16 channels */
     REQUIRE_VOID(hecnn_graph_new(&g, 16, SIDE, SIDE) == HECNN_OK);
-    conv(g, 0, 16, 6, 5, 1);
+    test_conv(g, 0, 16, 6, 5, 1);
     check_layer("conv 5x5 stride 1, 16 -> 6", g, ctx, sk, 200);
     hecnn_graph_free(g);
     /* the option-B shortcut: 1x1 stride 2 */
     REQUIRE_VOID(hecnn_graph_new(&g, 4, SIDE, SIDE) == HECNN_OK);
-    conv(g, 0, 4, 8, 1, 2);
+    test_conv(g, 0, 4, 8, 1, 2);
     check_layer("shortcut B: 1x1 stride 2, 4 -> 8", g, ctx, sk, 20);
     hecnn_graph_free(g);
     /* the option-A shortcut: out[o] = in[o - 2] on the even lattice, zero channels around */
@@ -180,19 +136,19 @@ static void test_layers(void)
         CHECK(hecnn_graph_avgpool(g, &p, 0, SIDE) == HECNN_OK);
         check_layer("global average pool, 6 x 8 x 8", g, ctx, sk, 6);
         double w[10 * 6], b[10];
-        random_fill(w, 60, 0.5);
-        random_fill(b, 10, 0.1);
+        test_random_fill(w, 60, 0.5);
+        test_random_fill(b, 10, 0.1);
         CHECK(hecnn_graph_dense(g, NULL, p, 10, w, b) == HECNN_OK);
         check_layer("pool and dense 6 -> 10", g, ctx, sk, 40);
     }
     hecnn_graph_free(g);
     /* CIFAR-sized maps in 2048 slots: 4 channels of 32 x 32 span two ciphertexts an image */
     REQUIRE_VOID(hecnn_graph_new(&g, 3, 32, 32) == HECNN_OK);
-    conv(g, 0, 3, 4, 3, 1);
+    test_conv(g, 0, 3, 4, 3, 1);
     check_layer("conv 3x3 stride 1 on 32x32, 3 -> 4: two ciphertexts", g, ctx, sk, 60);
     hecnn_graph_free(g);
     REQUIRE_VOID(hecnn_graph_new(&g, 4, 32, 32) == HECNN_OK);
-    conv(g, 0, 4, 8, 3, 2);
+    test_conv(g, 0, 4, 8, 3, 2);
     check_layer("conv 3x3 stride 2 on 32x32, 4 -> 8: two ciphertexts into one", g, ctx, sk, 120);
     hecnn_graph_free(g);
     REQUIRE_VOID(hecnn_graph_new(&g, 4, 32, 32) == HECNN_OK);
@@ -200,8 +156,8 @@ static void test_layers(void)
         size_t p = 0;
         CHECK(hecnn_graph_avgpool(g, &p, 0, 32) == HECNN_OK);
         double w[10 * 4], b[10];
-        random_fill(w, 40, 0.5);
-        random_fill(b, 10, 0.1);
+        test_random_fill(w, 40, 0.5);
+        test_random_fill(b, 10, 0.1);
         CHECK(hecnn_graph_dense(g, NULL, p, 10, w, b) == HECNN_OK);
         check_layer("pool and dense on two ciphertexts, 4 x 32 x 32 -> 10", g, ctx, sk, 60);
     }
@@ -217,44 +173,24 @@ static hecnn_graph *small_resnet(void)
 {
     hecnn_graph *g = NULL;
     if (hecnn_graph_new(&g, 3, SIDE, SIDE)) return NULL;
-    size_t x = relu_node(g, conv(g, 0, 3, 4, 3, 1));
-    size_t y = relu_node(g, conv(g, x, 4, 4, 3, 1));
-    x = relu_node(g, add(g, conv(g, y, 4, 4, 3, 1), x));
-    y = relu_node(g, conv(g, x, 4, 8, 3, 2));
-    x = relu_node(g, add(g, conv(g, y, 8, 8, 3, 1), conv(g, x, 4, 8, 1, 2)));
-    y = relu_node(g, conv(g, x, 8, 8, 3, 2));
+    size_t x = test_relu_node(g, test_conv(g, 0, 3, 4, 3, 1));
+    size_t y = test_relu_node(g, test_conv(g, x, 4, 4, 3, 1));
+    x = test_relu_node(g, test_add(g, test_conv(g, y, 4, 4, 3, 1), x));
+    y = test_relu_node(g, test_conv(g, x, 4, 8, 3, 2));
+    x = test_relu_node(g, test_add(g, test_conv(g, y, 8, 8, 3, 1), test_conv(g, x, 4, 8, 1, 2)));
+    y = test_relu_node(g, test_conv(g, x, 8, 8, 3, 2));
     double wa[8 * 8] = {0};
     for (size_t o = 0; o < 8; o++) wa[o * 8 + o] = 1;
     size_t a = 0;
     CHECK(hecnn_graph_conv2d(g, &a, x, 8, 1, 2, 0, wa, NULL) == HECNN_OK);
-    x = relu_node(g, add(g, conv(g, y, 8, 8, 3, 1), a));
+    x = test_relu_node(g, test_add(g, test_conv(g, y, 8, 8, 3, 1), a));
     size_t p = 0, d = 0;
     CHECK(hecnn_graph_avgpool(g, &p, x, SIDE / 4) == HECNN_OK);
     double w[3 * 8], b[3];
-    random_fill(w, 24, 0.5);
-    random_fill(b, 3, 0.1);
+    test_random_fill(w, 24, 0.5);
+    test_random_fill(b, 3, 0.1);
     CHECK(hecnn_graph_dense(g, &d, p, 3, w, b) == HECNN_OK);
     return g;
-}
-
-/* Ranges from the exact run (margin 1.5) and a degree-7 Chebyshev ReLU on [-1, 1]. */
-static void calibrate(hecnn_graph *g, const double *images, size_t n)
-{
-    const size_t count = hecnn_graph_node_count(g);
-    double *absmax = calloc(count, sizeof *absmax), *out = calloc(n * 3, sizeof *out);
-    hecnn_infer_stats stats = {.absmax = absmax};
-    CHECK(hecnn_graph_infer(g, HECNN_INFER_EXACT, images, n, out, &stats) == HECNN_OK);
-    ckks_poly *p = NULL;
-    CHECK(ckks_poly_interpolate(&p, relu, NULL, -1, 1, 7) == HECNN_OK);
-    for (size_t id = 0; id < count && p; id++)
-        if (hecnn_graph_node(g, id)->op == HECNN_OP_RELU) {
-            CHECK(absmax[id] > 0);
-            CHECK(hecnn_graph_set_relu_range(g, id, 1.5 * absmax[id]) == HECNN_OK);
-            CHECK(hecnn_graph_set_relu_approx(g, id, ckks_poly_coeffs(p), ckks_poly_degree(p)) == HECNN_OK);
-        }
-    ckks_poly_free(p);
-    free(absmax);
-    free(out);
 }
 
 static size_t argmax(const double *v, size_t n)
@@ -272,12 +208,12 @@ static void test_end_to_end(void)
     REQUIRE_VOID(g);
     const size_t per = 3 * SIDE * SIDE, relus = 7;
     double images[BATCH * 3 * SIDE * SIDE];
-    random_fill(images, BATCH * per, 1.5);
-    calibrate(g, images, BATCH);
+    test_random_fill(images, BATCH * per, 1.5);
+    test_calibrate(g, images, BATCH);
 
     ckks_context *ctx = NULL;
     ckks_bootstrapper *bt = NULL;
-    REQUIRE_VOID(make_context(&ctx, &bt) == 0);
+    REQUIRE_VOID(test_boot_context(&ctx, &bt) == 0);
     /* AUTO: single for one image, batched for more */
     hecnn_plan *plan = NULL;
     const hecnn_plan_options one = {.batch = 1}, two = {.batch = BATCH, .grid = SIDE};
@@ -377,7 +313,7 @@ static void test_end_to_end(void)
 static void test_refusals(void)
 {
     ckks_context *ctx = NULL;
-    REQUIRE_VOID(make_context(&ctx, NULL) == 0);
+    REQUIRE_VOID(test_boot_context(&ctx, NULL) == 0);
     hecnn_graph *g = NULL;
     hecnn_plan *plan = NULL;
     const hecnn_plan_options opt = {.batch = 1, .layout = HECNN_LAYOUT_SINGLE};
@@ -392,12 +328,12 @@ static void test_refusals(void)
     hecnn_graph_free(g);
     /* a non-power-of-two input */
     REQUIRE_VOID(hecnn_graph_new(&g, 1, 6, 6) == HECNN_OK);
-    conv(g, 0, 1, 2, 3, 1);
+    test_conv(g, 0, 1, 2, 3, 1);
     CHECK(hecnn_plan_new(&plan, g, ctx, NULL, &opt) == HECNN_ERR_UNSUPPORTED);
     hecnn_graph_free(g);
     /* two linear layers in a row from the input's single level */
     REQUIRE_VOID(hecnn_graph_new(&g, 1, SIDE, SIDE) == HECNN_OK);
-    conv(g, conv(g, 0, 1, 2, 3, 1), 2, 2, 3, 1);
+    test_conv(g, test_conv(g, 0, 1, 2, 3, 1), 2, 2, 3, 1);
     CHECK(hecnn_plan_new(&plan, g, ctx, NULL, &opt) == HECNN_ERR_LEVEL_MISMATCH);
     CHECK(plan == NULL);
     hecnn_graph_free(g);

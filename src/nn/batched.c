@@ -734,16 +734,8 @@ static hecnn_status load_input(runner *r, tensor *t, ckks_ciphertext *const *in,
     hecnn_status st = tensor_alloc(r, t, level);
     for (size_t k = 0; k < n * n0->c && !st && !r->dry; k++) {
         const size_t i = g0 * n0->c + k;
-        if (ckks_ciphertext_level(in[i]) != level)
-            st = hecnn_fail(HECNN_ERR_LEVEL_MISMATCH, "input ciphertext %zu at level %u, the plan takes %u", i,
-                            ckks_ciphertext_level(in[i]), level);
-        else if (fabs(ckks_ciphertext_scale(in[i]) / p->scale - 1) > 1e-9)
-            st = hecnn_fail(HECNN_ERR_SCALE_MISMATCH, "input ciphertext %zu at scale 2^%.2f, the plan takes 2^%.2f", i,
-                            log2(ckks_ciphertext_scale(in[i])), log2(p->scale));
-        else if (ckks_ciphertext_slots(in[i]) != p->slots)
-            st = hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "input ciphertext %zu holds %zu slots, the plan %zu", i,
-                            ckks_ciphertext_slots(in[i]), p->slots);
-        else st = ckks_ciphertext_copy(t->ct[k], in[i]);
+        st = plan_check_input(p, in[i], i);
+        if (!st) st = ckks_ciphertext_copy(t->ct[k], in[i]);
     }
     return st;
 }

@@ -1,6 +1,7 @@
 /* Plans (include/hecnn/plan.h): the packing-independent half — the graph's units and ReLU
  * polynomials, the key list, the per-node records — and the dispatch to the chosen packing
  * (src/nn/plan_internal.h). */
+#include <math.h>
 #include <string.h>
 
 #include "nn/plan_internal.h"
@@ -45,6 +46,20 @@ hecnn_status plan_need_key(hecnn_plan *p, uint64_t galois, unsigned level)
         p->cap_keys = cap;
     }
     p->keys[p->n_keys++] = (ckks_key_need){.galois = galois, .max_level = level};
+    return HECNN_OK;
+}
+
+hecnn_status plan_check_input(const hecnn_plan *p, const ckks_ciphertext *ct, size_t i)
+{
+    if (ckks_ciphertext_level(ct) != p->input_level)
+        return hecnn_fail(HECNN_ERR_LEVEL_MISMATCH, "input ciphertext %zu at level %u, the plan takes %u", i,
+                          ckks_ciphertext_level(ct), p->input_level);
+    if (fabs(ckks_ciphertext_scale(ct) / p->scale - 1) > 1e-9)
+        return hecnn_fail(HECNN_ERR_SCALE_MISMATCH, "input ciphertext %zu at scale 2^%.2f, the plan takes 2^%.2f", i,
+                          log2(ckks_ciphertext_scale(ct)), log2(p->scale));
+    if (ckks_ciphertext_slots(ct) != p->slots)
+        return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "input ciphertext %zu holds %zu slots, the plan %zu", i,
+                          ckks_ciphertext_slots(ct), p->slots);
     return HECNN_OK;
 }
 

@@ -55,6 +55,9 @@ struct hecnn_plan {
 /* Record that the plan uses the key for `galois` (0: relinearization) at `level`. */
 hecnn_status plan_need_key(hecnn_plan *p, uint64_t galois, unsigned level);
 
+/* Input ciphertext i of a run: at the plan's input level and scale, over its slots. */
+hecnn_status plan_check_input(const hecnn_plan *p, const ckks_ciphertext *ct, size_t i);
+
 extern const packing_ops batched_packing;
 extern const packing_ops single_packing;
 

@@ -688,16 +688,8 @@ static hecnn_status run_graph(runner *r, ckks_ciphertext *const *in, ckks_cipher
     if (!st && !r->dry) {
         if ((st = stensor_alloc(r, &t[0]))) goto done;
         for (size_t i = 0; i < t[0].n_ct && !st; i++) {
-            if (ckks_ciphertext_level(in[i]) != INPUT_LEVEL)
-                st = hecnn_fail(HECNN_ERR_LEVEL_MISMATCH, "input ciphertext %zu at level %u, the plan takes %u", i,
-                                ckks_ciphertext_level(in[i]), INPUT_LEVEL);
-            else if (fabs(ckks_ciphertext_scale(in[i]) / p->scale - 1) > 1e-9)
-                st = hecnn_fail(HECNN_ERR_SCALE_MISMATCH, "input ciphertext %zu at scale 2^%.2f, the plan takes 2^%.2f", i,
-                                log2(ckks_ciphertext_scale(in[i])), log2(p->scale));
-            else if (ckks_ciphertext_slots(in[i]) != p->slots)
-                st = hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "input ciphertext %zu holds %zu slots, the plan %zu", i,
-                                ckks_ciphertext_slots(in[i]), p->slots);
-            else st = ckks_ciphertext_copy(t[0].ct[i], in[i]);
+            st = plan_check_input(p, in[i], i);
+            if (!st) st = ckks_ciphertext_copy(t[0].ct[i], in[i]);
         }
     }
     for (size_t id = 1; id < count && !st; id++) {
