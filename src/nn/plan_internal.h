@@ -52,5 +52,6 @@ struct hecnn_plan {
 hecnn_status plan_need_key(hecnn_plan *p, uint64_t galois, unsigned level);
 
 extern const packing_ops batched_packing;
+extern const packing_ops rows_packing;
 
 #endif
