@@ -124,10 +124,12 @@ hecnn_status hecnn_plan_run(const hecnn_plan *p, const ckks_eval_keys *keys, con
  * HECNN_LAYOUT_ROWS lays the MNIST network of the Volley Revolver seed (hecnn_mnist_to_graph: conv
  * 4x3x3 no padding, trained cubic, dense 2704 -> 64, cubic, dense 64 -> 10) into ciphertexts of
  * one image per matrix row and runs it with the fused kernels of docs/MNIST.md; other graphs are
- * refused (HECNN_ERR_UNSUPPORTED). The batch rounds up to the images a ciphertext holds (a power of
- * two: 256 at N = 2^14 for batches of 129..256, at least 16); hecnn_plan_batch says how many. Its
- * input is hecnn_plan_input_ciphertexts column blocks, its output one ciphertext of scores; the
- * rows after the images encrypted are zero.
+ * refused (HECNN_ERR_UNSUPPORTED). Its batch (hecnn_plan_batch) is the images a ciphertext holds:
+ * the smallest power of two >= the batch asked, from 16 to S/32 (256 at N = 2^14), which fixes the
+ * row width S / batch; more images run as several batches (hecnn_plan_run_batches). Its input is
+ * hecnn_plan_input_ciphertexts column blocks, its output one ciphertext of scores; the rows after
+ * the images encrypted are zero; its run stats count the first activation, fused into the
+ * convolution, as linear time. Weights borrow their plan and must not outlive it.
  *
  * Weights prepared for a plan: plain (encoded from the plan's graph), or encrypted under the data
  * owner's public key by the model provider (a plan with encrypted_weights). The batched packing
