@@ -16,6 +16,7 @@
 #include "cmd_mnist.h"
 #include "util_bench.h"
 #include "hecnn/hecnn.h"
+#include "hecnn/plan.h"
 #include "util_cli.h"
 #include "util_idx.h"
 
@@ -163,7 +164,75 @@ static int parse_mode(const char *s, hecnn_mnist_mode *mode, bool *both)
     return 0;
 }
 
-static size_t width_of(const ckks_context *ctx, size_t batch) { return hecnn_mnist_width_for_batch(ckks_context_max_slots(ctx), batch); }
+/* ---- the network as a plan ------------------------------------------------------------------------ *
+ * The MNIST model's graph (hecnn_mnist_to_graph) laid out by the rows packing (include/hecnn/plan.h).
+ * The data owner's commands need the network's shape only: its graph then carries zero weights. */
+typedef struct mnist_plan {
+    hecnn_graph *g;
+    hecnn_plan *plan;
+    size_t rows, width, per_batch; /* images per batch, slots per row, ciphertexts per batch */
+} mnist_plan;
+
+static void mnist_plan_free(mnist_plan *mp)
+{
+    hecnn_plan_free(mp->plan);
+    hecnn_graph_free(mp->g);
+    memset(mp, 0, sizeof *mp);
+}
+
+static hecnn_status mnist_plan_new(mnist_plan *mp, const ckks_context *ctx, const hecnn_mnist_model *model, size_t batch,
+                                   bool encrypted_weights)
+{
+    memset(mp, 0, sizeof *mp);
+    hecnn_mnist_model *zero = model ? NULL : calloc(1, sizeof *zero);
+    if (!model && !zero) return HECNN_ERR_NO_MEMORY;
+    hecnn_status st = hecnn_mnist_to_graph(&mp->g, model ? model : zero);
+    free(zero);
+    const hecnn_plan_options opt = {.batch = batch ? batch : 1, .layout = HECNN_LAYOUT_ROWS, .encrypted_weights = encrypted_weights};
+    if (!st) st = hecnn_plan_new(&mp->plan, mp->g, ctx, NULL, &opt);
+    if (st) {
+        mnist_plan_free(mp);
+        return st;
+    }
+    mp->rows = hecnn_plan_images_per_ciphertext(mp->plan);
+    mp->width = ckks_context_max_slots(ctx) / mp->rows;
+    mp->per_batch = hecnn_plan_input_ciphertexts(mp->plan);
+    return HECNN_OK;
+}
+
+/* The plan for batches in rows of `width` slots (from a file's header), or a message. */
+static int mnist_plan_for_width(mnist_plan *mp, const ckks_context *ctx, const hecnn_mnist_model *model, size_t width,
+                                bool encrypted_weights, const char *file)
+{
+    const size_t slots = ckks_context_max_slots(ctx);
+    hecnn_status st = width && width <= slots ? mnist_plan_new(mp, ctx, model, slots / width, encrypted_weights) : HECNN_ERR_INVALID_ARGUMENT;
+    if (!st && mp->width == width) return 0;
+    if (!st) mnist_plan_free(mp);
+    cli_error("'%s': %s: rows of %zu slots; the network's rows are a power of two from 32 to %zu slots", file,
+              hecnn_status_name(HECNN_ERR_INVALID_ARGUMENT), width, slots / 16 < 1024 ? slots / 16 : 1024);
+    return -1;
+}
+
+/* The plan's keys (hecnn_plan_key_needs), each only up to the level it is used at; held whole in
+ * memory (hecnn_plan_keys_generate compacts the rotation keys: smaller, slower to use). */
+static hecnn_status mnist_keys_generate(ckks_eval_keys **out, const hecnn_plan *plan, const ckks_context *ctx, const ckks_secret_key *sk)
+{
+    ckks_key_need need[256];
+    const size_t n = hecnn_plan_key_needs(plan, need, 256);
+    if (n > 256) return HECNN_ERR_UNSUPPORTED;
+    hecnn_status st = ckks_eval_keys_new(out, ctx);
+    for (size_t i = 0; !st && i < n; i++) {
+        ckks_switching_key *k = NULL;
+        st = need[i].galois ? ckks_galois_key_generate(&k, sk, need[i].galois, need[i].max_level)
+                            : ckks_relin_key_generate(&k, sk, need[i].max_level);
+        if (!st) st = ckks_eval_keys_add(*out, k);
+    }
+    if (st) {
+        ckks_eval_keys_free(*out);
+        *out = NULL;
+    }
+    return st;
+}
 
 /* ---- owner record -------------------------------------------------------------------------------- *
  * encrypt-images writes what the data owner must later check the server's scores against: the
@@ -323,14 +392,14 @@ int cmd_mnist_keygen(int argc, char **argv)
     ckks_secret_key *sk = NULL;
     ckks_public_key *pk = NULL;
     ckks_eval_keys *keys = NULL;
-    hecnn_mnist_net *net = NULL;
+    mnist_plan mp = {0};
     char *paths[CLI_KEY_FILES] = {0};
     rc = CLI_EXIT_FAIL;
     hecnn_status st = ckks_context_new(&ctx, &lit);
-    if (!st) st = hecnn_mnist_net_new(&net, ctx, width_of(ctx, batch), mode);
+    if (!st) st = mnist_plan_new(&mp, ctx, NULL, batch, mode == HECNN_MNIST_ENCRYPTED_MODEL);
     if (!st) st = ckks_secret_key_generate(&sk, ctx);
     if (!st) st = ckks_public_key_generate(&pk, sk);
-    if (!st) st = hecnn_mnist_eval_keys_generate(&keys, net, sk);
+    if (!st) st = mnist_keys_generate(&keys, mp.plan, ctx, sk);
     if (st) {
         cli_status_error(st, "cannot generate the keys");
         goto done;
@@ -338,14 +407,13 @@ int cmd_mnist_keygen(int argc, char **argv)
     if (cli_key_dir_prepare(paths, out_dir, force)) goto done;
     if (cli_key_dir_write(paths, &lit, pk, keys, true, sk)) goto done;
     printf("MNIST keys for batches of %zu images (rows of %zu slots), %s model: relinearization, conjugation + %zu rotation keys\n",
-           hecnn_mnist_net_layout(net)->rows, hecnn_mnist_net_layout(net)->width,
-           mode == HECNN_MNIST_PLAIN_MODEL ? "plaintext" : "encrypted", ckks_eval_keys_count(keys) - 2);
+           mp.rows, mp.width, mode == HECNN_MNIST_PLAIN_MODEL ? "plaintext" : "encrypted", ckks_eval_keys_count(keys) - 2);
     for (int i = 0; i < CLI_KEY_FILES; i++)
         printf("wrote %-32s %12llu bytes%s\n", paths[i], cli_file_size(paths[i]), i == CLI_KEY_SECRET ? " (keep it private)" : "");
     rc = CLI_EXIT_OK;
 done:
     for (int i = 0; i < CLI_KEY_FILES; i++) free(paths[i]);
-    hecnn_mnist_net_free(net);
+    mnist_plan_free(&mp);
     ckks_eval_keys_free(keys);
     ckks_public_key_free(pk);
     ckks_secret_key_free(sk);
@@ -393,7 +461,7 @@ int cmd_mnist_encrypt(int argc, char **argv)
     }
     double *px = NULL;
     size_t n_all = 0;
-    hecnn_mnist_net *net = NULL;
+    mnist_plan mp = {0};
     ckks_ciphertext **cts = NULL;
     size_t per = 0;
     cli_output o = {0}, ro[2] = {{0}};
@@ -415,17 +483,17 @@ int cmd_mnist_encrypt(int argc, char **argv)
         goto done;
     }
     hecnn_status st;
-    if ((st = hecnn_mnist_net_new(&net, k.ctx, width_of(k.ctx, batch), HECNN_MNIST_PLAIN_MODEL))) {
+    if ((st = mnist_plan_new(&mp, k.ctx, NULL, batch, false))) {
         cli_status_error(st, "batch of %zu", batch);
         goto done;
     }
-    const size_t m = hecnn_mnist_net_layout(net)->rows, nb = (count + m - 1) / m;
-    per = hecnn_mnist_net_input_blocks(net);
+    const size_t m = mp.rows, nb = (count + m - 1) / m;
+    per = mp.per_batch;
     cts = calloc(per, sizeof *cts);
     for (size_t i = 0; cts && i < per; i++)
         if (ckks_ciphertext_new(&cts[i], k.ctx)) goto done;
     if (!cts || cli_output_open(&o, out, false)) goto done;
-    const hecnn_vr_file_header h = {HECNN_VR_FILE_IMAGES, hecnn_mnist_net_layout(net)->width, count, nb, per};
+    const hecnn_vr_file_header h = {HECNN_VR_FILE_IMAGES, mp.width, count, nb, per};
     if ((st = hecnn_vr_file_write_header(o.f, k.ctx, &h))) {
         cli_status_error(st, "cannot write '%s'", out);
         goto done;
@@ -433,7 +501,7 @@ int cmd_mnist_encrypt(int argc, char **argv)
     const double t0 = now_s();
     for (size_t b = 0; b < nb; b++) {
         const size_t first = b * m, n = count - first < m ? count - first : m;
-        st = hecnn_mnist_encrypt_images(net, cts, px + first * HECNN_MNIST_PIXELS, n, k.sk ? NULL : k.pk, k.sk);
+        st = hecnn_plan_encrypt(mp.plan, cts, px + first * HECNN_MNIST_PIXELS, n, k.sk ? NULL : k.pk, k.sk);
         for (size_t i = 0; !st && i < per; i++) st = ckks_ciphertext_save(cts[i], o.f);
         if (st) {
             cli_status_error(st, "cannot encrypt batch %zu", b);
@@ -464,7 +532,7 @@ done:
     }
     for (size_t i = 0; cts && i < per; i++) ckks_ciphertext_free(cts[i]);
     free(cts);
-    hecnn_mnist_net_free(net);
+    mnist_plan_free(&mp);
     free(px);
     free(own_images);
     keyset_free(&k);
@@ -529,7 +597,7 @@ int cmd_mnist_decrypt(int argc, char **argv)
     keyset k;
     if (keyset_load(&k, dir, params, sk_path, NULL, NULL, NEED_SK)) return CLI_EXIT_FAIL;
     rc = CLI_EXIT_FAIL;
-    hecnn_mnist_net *net = NULL;
+    mnist_plan mp = {0};
     ckks_ciphertext *ct = NULL;
     double *logits = NULL;
     uint8_t *labels = NULL;
@@ -564,7 +632,8 @@ int cmd_mnist_decrypt(int argc, char **argv)
         fprintf(stderr, "%s: note: no owner record (--record FILE from encrypt-images): the scores' layout is not checked\n",
                 cli_command_prefix());
     }
-    if ((st = hecnn_mnist_net_new(&net, k.ctx, h.width, HECNN_MNIST_PLAIN_MODEL)) || (st = ckks_ciphertext_new(&ct, k.ctx))) {
+    if (mnist_plan_for_width(&mp, k.ctx, NULL, h.width, false, in)) goto done;
+    if ((st = ckks_ciphertext_new(&ct, k.ctx))) {
         cli_status_error(st, "'%s'", in);
         goto done;
     }
@@ -576,7 +645,7 @@ int cmd_mnist_decrypt(int argc, char **argv)
             goto done;
         }
     }
-    const size_t m = hecnn_mnist_net_layout(net)->rows;
+    const size_t m = mp.rows;
     /* grown batch by batch: memory follows the ciphertexts actually read, not the header's counts
      * (a pipe cannot be checked against its size) */
     size_t cap = 0;
@@ -594,9 +663,9 @@ int cmd_mnist_decrypt(int argc, char **argv)
             cap = nc;
         }
         st = ckks_ciphertext_load(k.ctx, ct, fin.f);
-        if (!st && no_flood) st = hecnn_mnist_decrypt_scores(net, logits + b * m * 10, n, ct, k.sk);
+        if (!st && no_flood) st = hecnn_plan_decrypt(mp.plan, logits + b * m * 10, n, &ct, k.sk);
         else if (!st) {
-            st = hecnn_mnist_decrypt_scores_flooded(net, logits + b * m * 10, n, ct, k.sk, &flood);
+            st = hecnn_plan_decrypt_flooded(mp.plan, logits + b * m * 10, n, &ct, k.sk, &flood);
             flood_sd = fmax(flood_sd, ckks_flood_slot_stddev(k.ctx, ct, &flood));
         }
         if (st) {
@@ -622,7 +691,7 @@ done:
     if (rc && out) cli_output_abort(&o);
     if (opened) cli_input_close(&fin);
     ckks_ciphertext_free(ct);
-    hecnn_mnist_net_free(net);
+    mnist_plan_free(&mp);
     free(logits);
     free(labels);
     free(own_record);
@@ -663,8 +732,8 @@ int cmd_encrypt_model(int argc, char **argv)
     }
     rc = CLI_EXIT_FAIL;
     hecnn_mnist_model *model = NULL;
-    hecnn_mnist_net *net = NULL;
-    hecnn_mnist_prepared *prep = NULL;
+    mnist_plan mp = {0};
+    hecnn_plan_weights *w = NULL;
     cli_output o = {0};
     if (check_mnist_context(k.ctx)) goto done;
     hecnn_status st = hecnn_mnist_model_load(&model, model_path);
@@ -673,25 +742,25 @@ int cmd_encrypt_model(int argc, char **argv)
         goto done;
     }
     const double t0 = now_s();
-    st = hecnn_mnist_net_new(&net, k.ctx, width_of(k.ctx, batch), HECNN_MNIST_ENCRYPTED_MODEL);
-    if (!st) st = hecnn_mnist_encrypt_model(&prep, net, model, k.pk);
+    st = mnist_plan_new(&mp, k.ctx, model, batch, true);
+    if (!st) st = hecnn_plan_weights_encrypt(&w, mp.plan, k.pk);
     if (st) {
         cli_status_error(st, "cannot encrypt the model");
         goto done;
     }
     if (cli_output_open(&o, out, false)) goto done;
-    if ((st = hecnn_mnist_prepared_save(prep, o.f))) {
+    if ((st = hecnn_plan_weights_save(w, o.f))) {
         cli_status_error(st, "cannot write '%s'", out);
         goto done;
     }
     if (cli_output_commit(&o)) goto done;
     printf("encrypted %s into %zu ciphertexts for batches of %zu in %.2f s: %s, %llu bytes\n", model_path,
-           hecnn_mnist_prepared_ciphertexts(prep), hecnn_mnist_net_layout(net)->rows, now_s() - t0, out, cli_file_size(out));
+           hecnn_plan_weights_ciphertexts(w), mp.rows, now_s() - t0, out, cli_file_size(out));
     rc = CLI_EXIT_OK;
 done:
     if (rc) cli_output_abort(&o);
-    hecnn_mnist_prepared_free(prep);
-    hecnn_mnist_net_free(net);
+    hecnn_plan_weights_free(w);
+    mnist_plan_free(&mp);
     hecnn_mnist_model_free(model);
     free(own);
     keyset_free(&k);
@@ -714,6 +783,38 @@ static void progress_cb(void *user, const char *stage, double done)
     fprintf(stderr, "\r%s: batch %zu/%zu  %-10s %3.0f%%  %6.1f s", cli_command_prefix(), p->batch + 1, p->batches, stage, 100 * done,
             now_s() - p->t0);
     fflush(stderr);
+}
+
+/* hecnn_plan_run_batches' reader and writer for infer: the batches streamed from and to the files. */
+typedef struct infer_io {
+    const ckks_context *ctx;
+    FILE *fin, *fout;
+    size_t per;
+    progress_state *ps;
+    bool quiet, read_failed;
+    double tb;
+} infer_io;
+
+static hecnn_status infer_read(void *user, size_t batch, ckks_ciphertext *const *cts)
+{
+    infer_io *io = user;
+    io->ps->batch = batch;
+    hecnn_status st = HECNN_OK;
+    for (size_t i = 0; !st && i < io->per; i++) st = ckks_ciphertext_load(io->ctx, cts[i], io->fin);
+    io->read_failed = st != HECNN_OK;
+    io->tb = now_s();
+    return st;
+}
+
+static hecnn_status infer_write(void *user, size_t batch, ckks_ciphertext *const *cts)
+{
+    infer_io *io = user;
+    const hecnn_status st = ckks_ciphertext_save(cts[0], io->fout);
+    if (!st && !io->quiet) {
+        if (io->ps->on) fputc('\r', stderr);
+        fprintf(stderr, "%s: batch %zu/%zu done in %.1f s%-30s\n", cli_command_prefix(), batch + 1, io->ps->batches, now_s() - io->tb, "");
+    }
+    return st;
 }
 
 int cmd_infer(int argc, char **argv)
@@ -750,20 +851,30 @@ int cmd_infer(int argc, char **argv)
         ckks_params_literal lit;
         hecnn_mnist_params(&lit);
         ckks_context *ctx = NULL;
-        hecnn_mnist_net *net = NULL;
+        mnist_plan mp = {0};
         hecnn_status st = ckks_context_new(&ctx, &lit);
-        if (!st) st = hecnn_mnist_net_new(&net, ctx, width_of(ctx, batch), mode);
+        if (!st) st = mnist_plan_new(&mp, ctx, NULL, batch, mode == HECNN_MNIST_ENCRYPTED_MODEL);
         if (st) {
             cli_status_error(st, "cannot plan the network");
             ckks_context_free(ctx);
             return CLI_EXIT_FAIL;
         }
-        int steps[256];
-        unsigned levels[256];
-        const size_t n = hecnn_vr_required_rotations(net, steps, levels, 256);
-        for (size_t i = 0; i < n && i < 256; i++) printf("%s%d", i ? "," : "", steps[i]);
+        /* the plan's keys are Galois elements: back to rotation steps in (-S/2, S/2] */
+        ckks_key_need need[256];
+        const size_t n = hecnn_plan_key_needs(mp.plan, need, 256), slots = ckks_context_max_slots(ctx);
+        const uint64_t conj = ckks_galois_element_conjugate(ctx);
+        bool first = true;
+        for (size_t i = 0; i < n && i < 256; i++) {
+            if (!need[i].galois || need[i].galois == conj) continue;
+            for (size_t r = 1; r < slots; r++)
+                if (ckks_galois_element_rotation(ctx, (int)r) == need[i].galois) {
+                    printf("%s%ld", first ? "" : ",", r > slots / 2 ? (long)r - (long)slots : (long)r);
+                    first = false;
+                    break;
+                }
+        }
         printf("\n");
-        hecnn_mnist_net_free(net);
+        mnist_plan_free(&mp);
         ckks_context_free(ctx);
         return CLI_EXIT_OK;
     }
@@ -776,11 +887,8 @@ int cmd_infer(int argc, char **argv)
     if (keyset_load(&k, dir, params, NULL, NULL, evk_path, NEED_EVK)) return CLI_EXIT_FAIL;
     rc = CLI_EXIT_FAIL;
     hecnn_mnist_model *model = NULL;
-    hecnn_mnist_net *net = NULL;
-    hecnn_mnist_prepared *prep = NULL;
-    ckks_evaluator *ev = NULL;
-    ckks_ciphertext **cts = NULL, *res = NULL;
-    size_t per = 0;
+    mnist_plan mp = {0};
+    hecnn_plan_weights *w = NULL;
     cli_input fin = {0}, fm = {0};
     bool in_open = false;
     cli_output o = {0};
@@ -793,31 +901,27 @@ int cmd_infer(int argc, char **argv)
         cli_status_error(st, "cannot read images '%s'", in);
         goto done;
     }
-    const hecnn_mnist_mode mode = enc_model ? HECNN_MNIST_ENCRYPTED_MODEL : HECNN_MNIST_PLAIN_MODEL;
-    if ((st = hecnn_mnist_net_new(&net, k.ctx, h.width, mode))) {
-        cli_status_error(st, "'%s'", in);
-        goto done;
-    }
-    per = hecnn_mnist_net_input_blocks(net);
-    if (h.per_batch != per) {
-        cli_error("'%s': %zu ciphertexts per batch, the network reads %zu", in, h.per_batch, per);
-        goto done;
-    }
     const double t_load = now_s();
+    if (model_path && (st = hecnn_mnist_model_load(&model, model_path))) {
+        cli_status_error(st, "cannot load model '%s'", model_path);
+        goto done;
+    }
+    /* an encrypted model brings its weights: the plan needs the network's shape only */
+    if (mnist_plan_for_width(&mp, k.ctx, model, h.width, enc_model != NULL, in)) goto done;
+    if (h.per_batch != mp.per_batch) {
+        cli_error("'%s': %zu ciphertexts per batch, the network reads %zu", in, h.per_batch, mp.per_batch);
+        goto done;
+    }
     if (model_path) {
-        if ((st = hecnn_mnist_model_load(&model, model_path))) {
-            cli_status_error(st, "cannot load model '%s'", model_path);
-            goto done;
-        }
-        st = hecnn_mnist_prepare_plain(&prep, net, model);
+        st = hecnn_plan_weights_plain(&w, mp.plan);
     } else {
         if (cli_input_open(&fm, enc_model, false)) goto done;
-        st = hecnn_mnist_prepared_load(&prep, net, fm.f);
+        st = hecnn_plan_weights_load(&w, mp.plan, fm.f);
         const bool trailing = !st && fgetc(fm.f) != EOF;
         cli_input_close(&fm);
         if (trailing) {
             cli_error("cannot load the model '%s': %s: trailing bytes after its %zu ciphertexts", enc_model,
-                      hecnn_status_name(HECNN_ERR_BAD_FORMAT), hecnn_mnist_prepared_ciphertexts(prep));
+                      hecnn_status_name(HECNN_ERR_BAD_FORMAT), hecnn_plan_weights_ciphertexts(w));
             goto done;
         }
     }
@@ -826,35 +930,13 @@ int cmd_infer(int argc, char **argv)
         goto done;
     }
     /* every key the plan needs must be present: say which is missing before hours of work */
-    int steps[256];
-    unsigned levels[256];
-    const size_t nrot = hecnn_vr_required_rotations(net, steps, levels, 256);
-    for (size_t i = 0; i < nrot && i < 256; i++) {
-        const ckks_switching_key *key = ckks_eval_keys_galois(k.evk, ckks_galois_element_rotation(k.ctx, steps[i]));
-        if (!key || ckks_switching_key_max_level(key) < levels[i]) {
-            cli_error("the evaluation keys lack a rotation by %d (level %u) for batches of %zu: make them with "
-                      "'hecnn keygen-mnist --batch %zu' or 'hecnn keygen --rotations $(hecnn infer --print-rotations --batch %zu)'",
-                      steps[i], levels[i], hecnn_mnist_net_layout(net)->rows, hecnn_mnist_net_layout(net)->rows,
-                      hecnn_mnist_net_layout(net)->rows);
-            goto done;
-        }
-    }
-    if (!ckks_eval_keys_relin(k.evk)) {
-        cli_error("the evaluation keys lack the relinearization key");
+    if ((st = hecnn_plan_check_keys(mp.plan, k.evk))) {
+        cli_error("the evaluation keys lack a rotation or the relinearization key for batches of %zu (%s): make them with "
+                  "'hecnn keygen-mnist --batch %zu' or 'hecnn keygen --rotations $(hecnn infer --print-rotations --batch %zu)'",
+                  mp.rows, hecnn_last_error_detail(), mp.rows, mp.rows);
         goto done;
     }
-    if ((st = ckks_evaluator_new(&ev, k.ctx, k.evk)) || (st = ckks_ciphertext_new(&res, k.ctx))) {
-        cli_status_error(st, "evaluator");
-        goto done;
-    }
-    if (h.batches > 1 && (st = hecnn_mnist_prepared_expand(prep, ev))) {
-        cli_status_error(st, "cannot expand the encrypted model");
-        goto done;
-    }
-    cts = calloc(per, sizeof *cts);
-    for (size_t i = 0; cts && i < per; i++)
-        if (ckks_ciphertext_new(&cts[i], k.ctx)) goto done;
-    if (!cts || cli_output_open(&o, out, false)) goto done;
+    if (cli_output_open(&o, out, false)) goto done;
     hecnn_vr_file_header ho = {HECNN_VR_FILE_SCORES, h.width, h.images, h.batches, 1};
     if ((st = hecnn_vr_file_write_header(o.f, k.ctx, &ho))) {
         cli_status_error(st, "cannot write '%s'", out);
@@ -862,29 +944,14 @@ int cmd_infer(int argc, char **argv)
     }
     progress_state ps = {.on = !quiet && isatty(2), .batches = h.batches, .t0 = now_s()};
     const double prep_s = ps.t0 - t_load;
-    for (size_t b = 0; b < h.batches; b++) {
-        ps.batch = b;
-        if (cli_job_cancelled()) {
-            cli_error("cancelled before batch %zu", b);
-            goto done;
-        }
-        for (size_t i = 0; i < per; i++)
-            if ((st = ckks_ciphertext_load(k.ctx, cts[i], fin.f))) {
-                cli_status_error(st, "cannot read batch %zu of '%s'", b, in);
-                goto done;
-            }
-        const double tb = now_s();
-        st = hecnn_mnist_infer(net, prep, ev, res, cts, progress_cb, &ps);
-        if (!st) st = ckks_ciphertext_save(res, o.f);
-        if (st) {
-            if (ps.on) fputc('\n', stderr);
-            cli_status_error(st, "inference failed on batch %zu", b);
-            goto done;
-        }
-        if (!quiet) {
-            if (ps.on) fputc('\r', stderr);
-            fprintf(stderr, "%s: batch %zu/%zu done in %.1f s%-30s\n", cli_command_prefix(), b + 1, h.batches, now_s() - tb, "");
-        }
+    infer_io io = {.ctx = k.ctx, .fin = fin.f, .fout = o.f, .per = mp.per_batch, .ps = &ps, .quiet = quiet};
+    /* the library's loop: keys checked, weights prepared once, one batch read, run, written at a time */
+    st = hecnn_plan_run_batches(mp.plan, w, k.evk, NULL, h.batches, infer_read, infer_write, &io, progress_cb, &ps, cli_job_cancel_flag(), NULL);
+    if (st) {
+        if (ps.on) fputc('\n', stderr);
+        if (io.read_failed) cli_status_error(st, "cannot read batch %zu of '%s'", ps.batch, in);
+        else cli_status_error(st, "inference failed on batch %zu", ps.batch);
+        goto done;
     }
     if (fgetc(fin.f) != EOF) {
         cli_error("'%s': trailing bytes after %zu batches", in, h.batches);
@@ -899,12 +966,8 @@ int cmd_infer(int argc, char **argv)
 done:
     if (rc) cli_output_abort(&o);
     if (in_open) cli_input_close(&fin);
-    for (size_t i = 0; cts && i < per; i++) ckks_ciphertext_free(cts[i]);
-    free(cts);
-    ckks_ciphertext_free(res);
-    ckks_evaluator_free(ev);
-    hecnn_mnist_prepared_free(prep);
-    hecnn_mnist_net_free(net);
+    hecnn_plan_weights_free(w);
+    mnist_plan_free(&mp);
     hecnn_mnist_model_free(model);
     keyset_free(&k);
     return rc;
@@ -917,17 +980,15 @@ typedef struct pipeline {
     ckks_secret_key *sk;
     ckks_public_key *pk;
     ckks_eval_keys *keys;
-    ckks_evaluator *ev;
-    hecnn_mnist_net *net;
-    hecnn_mnist_prepared *prep;
+    mnist_plan mp;
+    hecnn_plan_weights *w;
     double keygen_s, model_s;
 } pipeline;
 
 static void pipeline_free(pipeline *p)
 {
-    hecnn_mnist_prepared_free(p->prep);
-    hecnn_mnist_net_free(p->net);
-    ckks_evaluator_free(p->ev);
+    hecnn_plan_weights_free(p->w);
+    mnist_plan_free(&p->mp);
     ckks_eval_keys_free(p->keys);
     ckks_public_key_free(p->pk);
     ckks_secret_key_free(p->sk);
@@ -935,60 +996,94 @@ static void pipeline_free(pipeline *p)
     memset(p, 0, sizeof *p);
 }
 
-static hecnn_status pipeline_new(pipeline *p, const hecnn_mnist_model *model, hecnn_mnist_mode mode, size_t batch, bool expand)
+static hecnn_status pipeline_new(pipeline *p, const hecnn_mnist_model *model, hecnn_mnist_mode mode, size_t batch)
 {
     memset(p, 0, sizeof *p);
     ckks_params_literal lit;
     hecnn_mnist_params(&lit);
     double t = now_s();
     hecnn_status st = ckks_context_new(&p->ctx, &lit);
-    if (!st) st = hecnn_mnist_net_new(&p->net, p->ctx, width_of(p->ctx, batch), mode);
+    if (!st) st = mnist_plan_new(&p->mp, p->ctx, model, batch, mode == HECNN_MNIST_ENCRYPTED_MODEL);
     if (!st) st = ckks_secret_key_generate(&p->sk, p->ctx);
     if (!st) st = ckks_public_key_generate(&p->pk, p->sk);
-    if (!st) st = hecnn_mnist_eval_keys_generate(&p->keys, p->net, p->sk);
-    if (!st) st = ckks_evaluator_new(&p->ev, p->ctx, p->keys);
+    if (!st) st = mnist_keys_generate(&p->keys, p->mp.plan, p->ctx, p->sk);
     p->keygen_s = now_s() - t;
     t = now_s();
-    if (!st) st = mode == HECNN_MNIST_PLAIN_MODEL ? hecnn_mnist_prepare_plain(&p->prep, p->net, model)
-                                                  : hecnn_mnist_encrypt_model(&p->prep, p->net, model, p->pk);
-    /* the server's one-time expansion of the encrypted model (a no-op for the plain one) */
-    if (!st && expand) st = hecnn_mnist_prepared_expand(p->prep, p->ev);
+    if (!st) st = mode == HECNN_MNIST_PLAIN_MODEL ? hecnn_plan_weights_plain(&p->w, p->mp.plan)
+                                                  : hecnn_plan_weights_encrypt(&p->w, p->mp.plan, p->pk);
     p->model_s = now_s() - t;
     if (st) pipeline_free(p);
     return st;
 }
 
-/* Encrypt, infer, decrypt `n` images batch by batch; logits[n][10]. Returns server seconds (wall
- * and, if server_cpu, CPU). */
-static hecnn_status pipeline_run_cpu(pipeline *p, const double *px, size_t n, double *logits, double *server_s, double *server_cpu,
-                                     bool progress)
+/* The data owner's side of hecnn_plan_run_batches in one process: batch b's images encrypted when
+ * the library reads it, its scores decrypted when it writes them; their time is kept apart. */
+typedef struct pipeline_io {
+    pipeline *p;
+    const double *px;
+    size_t n, n_batches;
+    bool repeat;  /* every batch encrypts the first images again (benchmark) */
+    double *logits;
+    progress_state *ps;
+    double owner_s, owner_cpu;
+} pipeline_io;
+
+static size_t pipeline_first(const pipeline_io *io, size_t batch) { return io->repeat ? 0 : batch * io->p->mp.rows; }
+
+static size_t pipeline_count(const pipeline_io *io, size_t batch)
 {
-    const size_t m = hecnn_mnist_net_layout(p->net)->rows, per = hecnn_mnist_net_input_blocks(p->net);
-    ckks_ciphertext **cts = calloc(per, sizeof *cts), *res = NULL;
-    hecnn_status st = cts ? ckks_ciphertext_new(&res, p->ctx) : HECNN_ERR_NO_MEMORY;
-    for (size_t i = 0; !st && i < per; i++) st = ckks_ciphertext_new(&cts[i], p->ctx);
-    *server_s = 0;
-    progress_state ps = {.on = progress && isatty(2), .batches = (n + m - 1) / m, .t0 = now_s()};
-    for (size_t first = 0; !st && first < n; first += m) {
-        const size_t cnt = n - first < m ? n - first : m;
-        ps.batch = first / m;
-        st = hecnn_mnist_encrypt_images(p->net, cts, px + first * HECNN_MNIST_PIXELS, cnt, NULL, p->sk);
-        const double t = now_s(), c = bench_cpu_seconds();
-        if (!st) st = hecnn_mnist_infer(p->net, p->prep, p->ev, res, cts, progress_cb, &ps);
-        *server_s += now_s() - t;
-        if (server_cpu) *server_cpu += bench_cpu_seconds() - c;
-        if (!st) st = hecnn_mnist_decrypt_scores(p->net, logits + first * 10, cnt, res, p->sk);
-    }
+    const size_t first = pipeline_first(io, batch), m = io->p->mp.rows;
+    return io->n - first < m ? io->n - first : m;
+}
+
+static hecnn_status pipeline_read(void *user, size_t batch, ckks_ciphertext *const *cts)
+{
+    pipeline_io *io = user;
+    const double t = now_s(), c = bench_cpu_seconds();
+    io->ps->batch = batch;
+    const hecnn_status st = hecnn_plan_encrypt(io->p->mp.plan, cts, io->px + pipeline_first(io, batch) * HECNN_MNIST_PIXELS,
+                                               pipeline_count(io, batch), NULL, io->p->sk);
+    io->owner_s += now_s() - t;
+    io->owner_cpu += bench_cpu_seconds() - c;
+    return st;
+}
+
+static hecnn_status pipeline_write(void *user, size_t batch, ckks_ciphertext *const *cts)
+{
+    pipeline_io *io = user;
+    const double t = now_s(), c = bench_cpu_seconds();
+    const size_t out = io->repeat ? 0 : batch * io->p->mp.rows;
+    const hecnn_status st = hecnn_plan_decrypt(io->p->mp.plan, io->logits + out * 10, pipeline_count(io, batch), cts, io->p->sk);
+    io->owner_s += now_s() - t;
+    io->owner_cpu += bench_cpu_seconds() - c;
+    return st;
+}
+
+/* Encrypt, infer, decrypt `n` images (or, with `repeat`, the first batch of them `batches` times:
+ * logits of the last) through the library's batch loop; logits[n][10]. Returns the server's
+ * seconds (wall and, if server_cpu, CPU): the run less the data owner's encryption and decryption
+ * and the weights' one-time preparation for many batches (added to model_s). */
+static hecnn_status pipeline_run_cpu(pipeline *p, const double *px, size_t n, size_t batches, bool repeat, double *logits,
+                                     double *server_s, double *server_cpu, bool progress)
+{
+    const size_t m = p->mp.rows;
+    if (!repeat) batches = (n + m - 1) / m;
+    progress_state ps = {.on = progress && isatty(2), .batches = batches, .t0 = now_s()};
+    pipeline_io io = {.p = p, .px = px, .n = n, .n_batches = batches, .repeat = repeat, .logits = logits, .ps = &ps};
+    hecnn_run_stats stats = {0};
+    const double t = now_s(), c = bench_cpu_seconds();
+    const hecnn_status st = hecnn_plan_run_batches(p->mp.plan, p->w, p->keys, NULL, batches, pipeline_read, pipeline_write, &io,
+                                                   progress_cb, &ps, NULL, &stats);
+    *server_s = now_s() - t - io.owner_s - stats.seconds_other;
+    if (server_cpu) *server_cpu = bench_cpu_seconds() - c - io.owner_cpu - stats.seconds_other * hecnn_get_threads();
+    p->model_s += stats.seconds_other;
     if (ps.on) fprintf(stderr, "\r%60s\r", "");
-    for (size_t i = 0; cts && i < per; i++) ckks_ciphertext_free(cts[i]);
-    free(cts);
-    ckks_ciphertext_free(res);
     return st;
 }
 
 static hecnn_status pipeline_run(pipeline *p, const double *px, size_t n, double *logits, double *server_s, bool progress)
 {
-    return pipeline_run_cpu(p, px, n, logits, server_s, NULL, progress);
+    return pipeline_run_cpu(p, px, n, 0, false, logits, server_s, NULL, progress);
 }
 
 static int argmax10(const double *s)
@@ -1062,7 +1157,7 @@ int cmd_demo(int argc, char **argv)
         const hecnn_mnist_mode md = both ? (pass ? HECNN_MNIST_ENCRYPTED_MODEL : HECNN_MNIST_PLAIN_MODEL) : mode;
         if (!both && pass) break;
         pipeline p;
-        if ((st = pipeline_new(&p, model, md, count, false))) {
+        if ((st = pipeline_new(&p, model, md, count))) {
             cli_status_error(st, "setup");
             goto done;
         }
@@ -1075,7 +1170,7 @@ int cmd_demo(int argc, char **argv)
         size_t correct = 0, agree = 0;
         double err = 0;
         printf("\n%s model: batches of %zu images (%zu rotation keys), keys %.2f s, %s %.2f s\n",
-               md == HECNN_MNIST_PLAIN_MODEL ? "plaintext" : "encrypted", hecnn_mnist_net_layout(p.net)->rows,
+               md == HECNN_MNIST_PLAIN_MODEL ? "plaintext" : "encrypted", p.mp.rows,
                ckks_eval_keys_count(p.keys) - 2, p.keygen_s, md == HECNN_MNIST_PLAIN_MODEL ? "model prepared" : "model encrypted",
                p.model_s);
         printf("predictions:");
@@ -1128,18 +1223,12 @@ static bench_result bench_one(const hecnn_mnist_model *model, hecnn_mnist_mode m
         hecnn_set_threads(threads);
         bench_result c = {0};
         pipeline p;
-        if (!pipeline_new(&p, model, mode, batch, n_batches > 1)) {
-            const size_t m = hecnn_mnist_net_layout(p.net)->rows, n = batch < m ? batch : m;
+        if (!pipeline_new(&p, model, mode, batch)) {
+            const size_t m = p.mp.rows, n = batch < m ? batch : m;
             double *px = calloc(n * HECNN_MNIST_PIXELS, sizeof *px), *lg = malloc(n * 10 * sizeof *lg);
             for (size_t i = 0; px && i < n * HECNN_MNIST_PIXELS; i++) px[i] = (double)((i * 2654435761u) % 256) / 255.0;
             double total = 0, cpu = 0;
-            bool ok = px && lg;
-            for (size_t b = 0; ok && b < n_batches; b++) {
-                double s, sc = 0;
-                ok = !pipeline_run_cpu(&p, px, n, lg, &s, &sc, false);
-                total += s;
-                cpu += sc;
-            }
+            const bool ok = px && lg && !pipeline_run_cpu(&p, px, n, n_batches, true, lg, &total, &cpu, false);
             c = (bench_result){.s_per_image = total / (double)(n * n_batches), .cpu_per_image = cpu / (double)(n * n_batches),
                                .total_s = total, .peak_mib = bench_peak_rss_mib(),
                                .keygen_s = p.keygen_s, .model_s = p.model_s, .images = n * n_batches, .batches = n_batches,
@@ -1172,7 +1261,7 @@ static acc_result bench_accuracy(const hecnn_mnist_model *model, hecnn_mnist_mod
 {
     acc_result a = {.n = n};
     pipeline p;
-    if (pipeline_new(&p, model, mode, DEFAULT_BATCH, true)) return a;
+    if (pipeline_new(&p, model, mode, DEFAULT_BATCH)) return a;
     double *lg = malloc(n * 10 * sizeof *lg), *pl = malloc(n * 10 * sizeof *pl);
     if (lg && pl && !pipeline_run(&p, px, n, lg, &a.seconds, progress)) {
         hecnn_mnist_infer_plain(model, px, n, pl);

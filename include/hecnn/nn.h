@@ -20,6 +20,7 @@
 #include <stdio.h>
 
 #include "hecnn/ckks.h"
+#include "hecnn/graph.h"
 #include "hecnn/status.h"
 
 #ifdef __cplusplus
@@ -150,6 +151,11 @@ hecnn_status hecnn_mnist_model_save(const hecnn_mnist_model *model, const char *
 void hecnn_mnist_model_free(hecnn_mnist_model *model);
 /* Plaintext reference inference in double precision; pixels in [0, 1]; logits[n][10]. */
 void hecnn_mnist_infer_plain(const hecnn_mnist_model *model, const double *pixels, size_t n, double *logits);
+/* The network as a graph (include/hecnn/graph.h): INPUT 1x28x28, CONV2D 4 kernels k3 stride 1 pad 0,
+ * POLY (act1, degree 3), DENSE 64, POLY (act2), DENSE 10; inputs are the pixels in [0, 1] (no input
+ * normalisation). hecnn_graph_infer on it computes hecnn_mnist_infer_plain; the rows packing
+ * (HECNN_LAYOUT_ROWS, include/hecnn/plan.h) runs it encrypted. */
+hecnn_status hecnn_mnist_to_graph(hecnn_graph **out, const hecnn_mnist_model *model);
 
 /* Network geometry: the CKKS parameters (128-bit secure, N = 2^14, 10 ciphertext primes of
  * 50 + 9 x 36 bits, one 60-bit special prime, scale 2^36) and the

@@ -28,6 +28,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "hecnn/circuits.h"
 #include "hecnn/ckks.h"
@@ -46,6 +47,7 @@ typedef enum hecnn_plan_layout {
     HECNN_LAYOUT_AUTO = 0, /* the plan's choice: single for a batch of 1 (and no grid) where the graph fits it, else batched */
     HECNN_LAYOUT_BATCHED,  /* one ciphertext per channel, images in slot blocks (above) */
     HECNN_LAYOUT_SINGLE,   /* one ciphertext per image, channels multiplexed in the slots (below) */
+    HECNN_LAYOUT_ROWS,     /* Volley Revolver: one image per matrix row (the MNIST network, below) */
 } hecnn_plan_layout;
 const char *hecnn_plan_layout_name(hecnn_plan_layout layout);
 
@@ -53,6 +55,8 @@ typedef struct hecnn_plan_options {
     size_t batch;              /* images per run (>= 1) */
     uint32_t grid;             /* batched: side of the slot block holding one image (0 = the input's width; power of two) */
     hecnn_plan_layout layout;
+    bool encrypted_weights;    /* rows: the weights will come encrypted from the model provider (such a
+                                  plan runs plain weights too; its key list serves both) */
 } hecnn_plan_options;
 
 typedef struct hecnn_plan hecnn_plan;
@@ -152,6 +156,49 @@ typedef struct hecnn_run_stats {
 hecnn_status hecnn_plan_run(const hecnn_plan *p, const ckks_eval_keys *keys, const ckks_boot_keys *boot_keys,
                             ckks_ciphertext *const *in, ckks_ciphertext *const *out, hecnn_progress_fn progress,
                             void *user, const volatile int *cancel, hecnn_run_stats *stats);
+
+/* ---- the rows packing and prepared weights ------------------------------------------------- *
+ * HECNN_LAYOUT_ROWS lays the MNIST network of the Volley Revolver seed (hecnn_mnist_to_graph: conv
+ * 4x3x3 no padding, trained cubic, dense 2704 -> 64, cubic, dense 64 -> 10) into ciphertexts of
+ * one image per matrix row and runs it with the fused kernels of docs/MNIST.md; other graphs are
+ * refused (HECNN_ERR_UNSUPPORTED). Its batch (hecnn_plan_batch) is the images a ciphertext holds:
+ * the smallest power of two >= the batch asked, from 16 to S/32 (256 at N = 2^14), which fixes the
+ * row width S / batch; more images run as several batches (hecnn_plan_run_batches). Its input is
+ * hecnn_plan_input_ciphertexts column blocks, its output one ciphertext of scores; the rows after
+ * the images encrypted are zero; its run stats count the first activation, fused into the
+ * convolution, as linear time. Weights borrow their plan and must not outlive it.
+ *
+ * Weights prepared for a plan: plain (encoded from the plan's graph), or encrypted under the data
+ * owner's public key by the model provider (a plan with encrypted_weights). The batched packing
+ * keeps its weights in the plan and takes NULL weights only. */
+typedef struct hecnn_plan_weights hecnn_plan_weights;
+hecnn_status hecnn_plan_weights_plain(hecnn_plan_weights **out, const hecnn_plan *p);
+hecnn_status hecnn_plan_weights_encrypt(hecnn_plan_weights **out, const hecnn_plan *p, const ckks_public_key *pk);
+void hecnn_plan_weights_free(hecnn_plan_weights *w);
+bool hecnn_plan_weights_encrypted(const hecnn_plan_weights *w);
+size_t hecnn_plan_weights_ciphertexts(const hecnn_plan_weights *w); /* 0 for plain weights */
+/* Encrypted weights only: the encrypted MNIST model file of docs/MNIST.md ("HECNNEMD", version 2,
+ * every ciphertext and the whole checksummed). The loader checks the parameter id, the row width
+ * against the plan and every checksum. */
+hecnn_status hecnn_plan_weights_save(const hecnn_plan_weights *w, FILE *f);
+hecnn_status hecnn_plan_weights_load(hecnn_plan_weights **out, const hecnn_plan *p, FILE *f);
+
+/* hecnn_plan_run with prepared weights (NULL: the plan's plain weights, which a rows plan encodes on
+ * every call: prepare them once for several batches). */
+hecnn_status hecnn_plan_run_with(const hecnn_plan *p, const hecnn_plan_weights *w, const ckks_eval_keys *keys,
+                                 const ckks_boot_keys *boot_keys, ckks_ciphertext *const *in, ckks_ciphertext *const *out,
+                                 hecnn_progress_fn progress, void *user, const volatile int *cancel, hecnn_run_stats *stats);
+
+/* Many batches, one after the other, the keys checked and the weights prepared once (rows,
+ * encrypted weights: the FC1 tiles' giant steps rotated once for all batches). For batch b,
+ * `read` fills the hecnn_plan_input_ciphertexts ciphertexts `in` and `write` takes the output
+ * ciphertexts; a nonzero status from either stops the run with it. `progress` gets the fraction of
+ * all batches done; stats (may be NULL) add up over the batches. */
+typedef hecnn_status (*hecnn_batch_io_fn)(void *io, size_t batch, ckks_ciphertext *const *cts);
+hecnn_status hecnn_plan_run_batches(const hecnn_plan *p, const hecnn_plan_weights *w, const ckks_eval_keys *keys,
+                                    const ckks_boot_keys *boot_keys, size_t batches, hecnn_batch_io_fn read,
+                                    hecnn_batch_io_fn write, void *io, hecnn_progress_fn progress, void *user,
+                                    const volatile int *cancel, hecnn_run_stats *stats);
 
 #pragma GCC visibility pop
 

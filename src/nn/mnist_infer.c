@@ -21,6 +21,7 @@ typedef struct run {
     hecnn_status st;
     hecnn_progress_fn progress;
     void *user;
+    const volatile int *cancel;
 } run;
 
 static void fail(run *r, hecnn_status st)
@@ -30,9 +31,11 @@ static void fail(run *r, hecnn_status st)
     if (!r->st) r->st = st;
 }
 
+/* Progress, and the cancel flag read at the same points: the loops stop at their next item. */
 static void report(run *r, const char *stage, double done)
 {
     if (r->progress) r->progress(r->user, stage, done);
+    if (r->cancel && *r->cancel) fail(r, hecnn_fail(HECNN_ERR_CANCELLED, "cancelled during %s", stage));
 }
 
 /* out = c0 + c1 x + c2 x^2 + c3 x^3 at level(x) - 2 with x's scale (x at level l, scale D):
@@ -390,8 +393,9 @@ static hecnn_status fc2(run *r, ckks_ciphertext *const *X, ckks_ciphertext *resu
     return r->st;
 }
 
-hecnn_status hecnn_mnist_infer(const hecnn_mnist_net *n, const hecnn_mnist_prepared *p, const ckks_evaluator *ev,
-                               ckks_ciphertext *result, ckks_ciphertext *const *blocks, hecnn_progress_fn progress, void *user)
+hecnn_status mnist_infer_run(const hecnn_mnist_net *n, const hecnn_mnist_prepared *p, const ckks_evaluator *ev,
+                             ckks_ciphertext *result, ckks_ciphertext *const *blocks, hecnn_progress_fn progress, void *user,
+                             const volatile int *cancel, double seconds[3])
 {
     if (!n || !p || !ev || !result || !blocks) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
     if (p->net != n && (p->net->w != n->w || p->mode != n->mode))
@@ -405,20 +409,33 @@ hecnn_status hecnn_mnist_infer(const hecnn_mnist_net *n, const hecnn_mnist_prepa
             return hecnn_fail(HECNN_ERR_BAD_FORMAT, "input block %zu: level %u, scale 2^%.2f; expected a fresh encryption (level %u, 2^%.2f)",
                               j, ckks_ciphertext_level(blocks[j]), log2(ckks_ciphertext_scale(blocks[j])), n->lv_in, log2(n->scale));
     }
-    run r = {.n = n, .p = p, .ev = ev, .progress = progress, .user = user};
+    run r = {.n = n, .p = p, .ev = ev, .progress = progress, .user = user, .cancel = cancel};
+    if (cancel && *cancel) return hecnn_fail(HECNN_ERR_CANCELLED, "cancelled before the run");
     const bool prof = hecnn_log_enabled();
-    double t0 = omp_get_wtime();
+    double t0 = omp_get_wtime(), t[3] = {0};
     ckks_ciphertext **A = NULL, **X = NULL;
     hecnn_status st = vr_ct_array_new(n->ctx, &A, n->n_a);
     if (!st) st = vr_ct_array_new(n->ctx, &X, n->n_x2);
     if (!st) st = conv_act(&r, blocks, A);
-    if (prof) hecnn_log("[profile] conv+act1 %.3f s", omp_get_wtime() - t0), t0 = omp_get_wtime();
+    t[0] = omp_get_wtime() - t0, t0 = omp_get_wtime();
+    if (prof) hecnn_log("[profile] conv+act1 %.3f s", t[0]);
     if (!st) st = fc1(&r, A, X);
-    if (prof) hecnn_log("[profile] fc1 %.3f s", omp_get_wtime() - t0), t0 = omp_get_wtime();
+    const double t_fc1 = omp_get_wtime() - t0;
+    t[0] += t_fc1, t0 = omp_get_wtime();
+    if (prof) hecnn_log("[profile] fc1 %.3f s", t_fc1);
     vr_ct_array_free(A, n->n_a);
     for (size_t blk = 0; !st && blk < n->n_x2; blk++) st = act_poly(ev, X[blk], X[blk], p->act2);
+    t[1] = omp_get_wtime() - t0, t0 = omp_get_wtime();
     if (!st) st = fc2(&r, X, result);
-    if (prof) hecnn_log("[profile] act2+fc2 %.3f s", omp_get_wtime() - t0), t0 = omp_get_wtime();
+    t[2] = omp_get_wtime() - t0;
+    if (prof) hecnn_log("[profile] act2+fc2 %.3f s", t[1] + t[2]);
     vr_ct_array_free(X, n->n_x2);
+    if (seconds) memcpy(seconds, t, sizeof t);
     return st;
+}
+
+hecnn_status hecnn_mnist_infer(const hecnn_mnist_net *n, const hecnn_mnist_prepared *p, const ckks_evaluator *ev,
+                               ckks_ciphertext *result, ckks_ciphertext *const *blocks, hecnn_progress_fn progress, void *user)
+{
+    return mnist_infer_run(n, p, ev, result, blocks, progress, user, NULL, NULL);
 }

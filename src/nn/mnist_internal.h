@@ -58,5 +58,10 @@ void mnist_fc2_tile(const hecnn_mnist_net *n, const hecnn_mnist_model *mdl, size
 void mnist_fc2_bias(const hecnn_mnist_net *n, const hecnn_mnist_model *mdl, double *out);
 int mnist_step(const hecnn_mnist_net *n, long step);
 size_t mnist_fc1_bin(size_t nb, size_t w);
+/* hecnn_mnist_infer with a cancel flag (read at each progress report: HECNN_ERR_CANCELLED) and the
+ * seconds of its stages: conv + act1 + FC1, act2, FC2 (seconds may be NULL). */
+hecnn_status mnist_infer_run(const hecnn_mnist_net *n, const hecnn_mnist_prepared *p, const ckks_evaluator *ev,
+                             ckks_ciphertext *result, ckks_ciphertext *const *blocks, hecnn_progress_fn progress, void *user,
+                             const volatile int *cancel, double seconds[3]);
 
 #endif

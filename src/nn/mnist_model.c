@@ -207,3 +207,23 @@ void hecnn_mnist_infer_plain(const hecnn_mnist_model *m, const double *pixels, s
     }
     hecnn_free(h1);
 }
+
+hecnn_status hecnn_mnist_to_graph(hecnn_graph **out, const hecnn_mnist_model *m)
+{
+    if (!out || !m) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
+    *out = NULL;
+    hecnn_graph *g = NULL;
+    size_t id = 0;
+    hecnn_status st = hecnn_graph_new(&g, 1, HECNN_MNIST_SIDE, HECNN_MNIST_SIDE);
+    if (!st) st = hecnn_graph_conv2d(g, &id, 0, HECNN_MNIST_KERNELS, HECNN_MNIST_KSIZE, 1, 0, &m->conv_w[0][0][0], m->conv_b);
+    if (!st) st = hecnn_graph_poly(g, &id, id, m->act1, 3);
+    if (!st) st = hecnn_graph_dense(g, &id, id, HECNN_MNIST_FC1_OUT, &m->fc1_w[0][0], m->fc1_b);
+    if (!st) st = hecnn_graph_poly(g, &id, id, m->act2, 3);
+    if (!st) st = hecnn_graph_dense(g, &id, id, HECNN_MNIST_CLASSES, &m->fc2_w[0][0], m->fc2_b);
+    if (st) {
+        hecnn_graph_free(g);
+        return st;
+    }
+    *out = g;
+    return HECNN_OK;
+}

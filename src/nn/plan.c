@@ -15,6 +15,7 @@ static const packing_ops *packing_of(hecnn_plan_layout layout)
     case HECNN_LAYOUT_AUTO:
     case HECNN_LAYOUT_BATCHED: return &batched_packing;
     case HECNN_LAYOUT_SINGLE: return &single_packing;
+    case HECNN_LAYOUT_ROWS: return &rows_packing;
     default: return NULL;
     }
 }
@@ -25,6 +26,7 @@ const char *hecnn_plan_layout_name(hecnn_plan_layout layout)
     case HECNN_LAYOUT_AUTO: return "auto";
     case HECNN_LAYOUT_BATCHED: return "batched";
     case HECNN_LAYOUT_SINGLE: return "single";
+    case HECNN_LAYOUT_ROWS: return "rows";
     }
     return "unknown";
 }

@@ -60,5 +60,6 @@ hecnn_status plan_check_input(const hecnn_plan *p, const ckks_ciphertext *ct, si
 
 extern const packing_ops batched_packing;
 extern const packing_ops single_packing;
+extern const packing_ops rows_packing;
 
 #endif
