@@ -963,6 +963,13 @@ hecnn_status ckks_switching_key_load(const ckks_context *ctx, ckks_switching_key
  * The set's digest covers its header, its count and its keys' digests (each key covers its own
  * bytes): every byte is hashed once, and the keys stay loadable one by one. */
 
+size_t eval_keys_serialized_bytes(const ckks_eval_keys *keys, bool seeded)
+{
+    size_t b = HEADER_BYTES + META_EVAL_KEYS + DIGEST_BYTES;
+    for (size_t i = 0; i < ckks_eval_keys_count(keys); i++) b += ckks_switching_key_bytes(ckks_eval_keys_at(keys, i), seeded);
+    return b;
+}
+
 hecnn_status ckks_eval_keys_save(const ckks_eval_keys *keys, bool seeded, FILE *f)
 {
     if (!keys || !f) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
