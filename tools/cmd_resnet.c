@@ -17,6 +17,7 @@
 #include "hecnn/hecnn.h"
 #include "hecnn/graph.h"
 #include "hecnn/plan.h"
+#include "util/fileheader.h"
 #include "util_bench.h"
 #include "util_cifar.h"
 #include "util_cli.h"
@@ -331,8 +332,10 @@ done:
  * count, SHA-256 of the header; the ciphertexts; SHA-256 of the header's checksum followed by every
  * ciphertext's own checksum (the last 32 bytes of each object). */
 
-#define PBF_MAGIC "HECNNPBF"
 #define PBF_VERSION 1u
+static const file_format PBF_FORMAT = {.magic = "HECNNPBF", .magic_bytes = 8, .version_bytes = 4, .version = PBF_VERSION,
+                                       .what = "a plan batch file (from 'hecnn model encrypt' or 'model infer')",
+                                       .name = "batch file"};
 #define PBF_HEADER 104u
 #define PBF_MAX_CTS 65536u
 
@@ -374,8 +377,7 @@ typedef struct pbf_writer {
 static int pbf_write_header(pbf_writer *w, FILE *f, const pbf_header *h, const char *path)
 {
     uint8_t b[PBF_HEADER + 32] = {0};
-    memcpy(b, PBF_MAGIC, 8);
-    put_le(b + 8, PBF_VERSION, 4);
+    file_header_put(b, &PBF_FORMAT);
     put_le(b + 12, h->kind, 4);
     put_le(b + 16, h->param_id, 8);
     memcpy(b + 24, h->model, 32);
@@ -450,16 +452,12 @@ static int pbf_open(pbf_reader *r, const char *path, const ckks_context *ctx, ui
     const char *bad = hecnn_status_name(HECNN_ERR_BAD_FORMAT);
     uint8_t b[PBF_HEADER + 32], d[32];
     const size_t got = fread(b, 1, sizeof b, r->in.f);
-    if (got >= 8 && memcmp(b, PBF_MAGIC, 8)) {
-        cli_error("cannot read '%s': %s: not a plan batch file (from 'hecnn model encrypt' or 'model infer')", path, bad);
+    if (file_header_check(b, got, &PBF_FORMAT, NULL)) {
+        cli_error("cannot read '%s': %s: %s", path, bad, hecnn_last_error_detail());
         return -1;
     }
     if (got < sizeof b) {
         cli_error("cannot read '%s': %s: truncated in its header (%zu of %u bytes)", path, bad, got, PBF_HEADER + 32);
-        return -1;
-    }
-    if (get_le(b + 8, 4) != PBF_VERSION) {
-        cli_error("cannot read '%s': %s: batch file version %u, this build reads %u", path, bad, (unsigned)get_le(b + 8, 4), PBF_VERSION);
         return -1;
     }
     sha256(b, PBF_HEADER, d);
