@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Installs what hecnn needs to build on Debian 12 (compiler, CMake, pkg-config, OpenSSL and zlib headers, OpenMP
-# runtime; libmicrohttpd, SQLite, libcurl and json-c for `hecnn serve` and `hecnn remote`),
+# Installs what hecnn needs to build on Debian 12 (compiler, CMake, pkg-config, OpenSSL, zlib and json-c
+# headers (json-c: the tool's --json output), OpenMP runtime; libmicrohttpd, SQLite and libcurl for
+# `hecnn serve` and `hecnn remote`), valgrind (the constant-time test),
 # and what the test command's fuzzing smoke run needs: clang with its libFuzzer and sanitizer runtimes
 # (libclang-rt-dev: only recommended by clang, so named here) and clang's OpenMP runtime (libomp-dev).
 # Python/PyTorch are only needed to retrain models: pass --with-training to install them too.
 set -euo pipefail
-packages=(build-essential cmake pkg-config libssl-dev zlib1g-dev python3 clang libclang-rt-dev libomp-dev
-          libmicrohttpd-dev libsqlite3-dev libcurl4-openssl-dev libjson-c-dev)
+packages=(build-essential cmake pkg-config libssl-dev zlib1g-dev libjson-c-dev python3 clang libclang-rt-dev libomp-dev valgrind
+          libmicrohttpd-dev libsqlite3-dev libcurl4-openssl-dev)
 [[ "${1:-}" == "--with-training" ]] && packages+=(python3-torch python3-numpy)
 missing=()
 for p in "${packages[@]}"; do

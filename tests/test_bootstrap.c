@@ -448,6 +448,10 @@ static void test_compact_keys(void)
         FILE *tmp = tmpfile();
         REQUIRE_VOID(tmp);
         CHECK(ckks_boot_keys_save(full, seeded, tmp) == HECNN_OK);
+        /* the announced size is the file's, framing included */
+        const long written = ftell(tmp);
+        CHECK_MSG(written >= 0 && (size_t)written == ckks_boot_keys_bytes(full, seeded), "%s boot keys: %ld bytes written, %zu announced",
+                  seeded ? "seeded" : "unseeded", written, ckks_boot_keys_bytes(full, seeded));
         rewind(tmp);
         ckks_boot_keys *loaded = NULL;
         CHECK(ckks_boot_keys_load_compact(f.ctx, &loaded, tmp) == HECNN_OK);

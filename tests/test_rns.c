@@ -129,8 +129,9 @@ static void test_samplers(void)
     sample_ternary(&p, w, M);
     prng_free(&p);
     CHECK_MSG(!memcmp(v, w, M), "same seed, same samples");
-    /* known answer: the first ternary values of seed 0..31 (AES-256-CTR keystream, fixed forever) */
-    static const int8_t kat[8] = {0, 0, 0, -1, 0, 1, 1, 0}; /* checked with the openssl CLI */
+    /* known answer: the first ternary values of seed 0..31, floor(3 w / 2^64) - 1 of the AES-256-CTR
+     * keystream's 64-bit words w (the constant-time sampler; checked with the openssl CLI) */
+    static const int8_t kat[8] = {-1, 0, -1, -1, -1, 1, -1, 0};
     CHECK_MSG(!memcmp(v, kat, 8), "ternary known answer: %d %d %d %d %d %d %d %d", v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]);
     size_t count[3] = {0};
     for (size_t i = 0; i < M; i++) count[v[i] + 1]++;
@@ -143,6 +144,20 @@ static void test_samplers(void)
     for (size_t i = 0; i < M; i++) nonzero += v[i] != 0, plus += v[i] == 1;
     CHECK(nonzero == 192);
     CHECK(plus > 60 && plus < 132);
+    size_t low = 0; /* positions spread over the whole vector */
+    for (size_t i = 0; i < M / 2; i++) low += v[i] != 0;
+    CHECK_MSG(low > 60 && low < 132, "sparse ternary: %zu of 192 in the lower half", low);
+    /* a length that is not a power of two (the sorting network pads it), every coefficient, none */
+    static const size_t hs[3] = {0, 37, 100};
+    for (int t = 0; t < 3; t++) {
+        int8_t small[100];
+        REQUIRE_VOID(prng_init(&p, seed, DOMAIN_SECRET, 2 + (uint64_t)t) == 0);
+        sample_sparse_ternary(&p, small, 100, hs[t]);
+        prng_free(&p);
+        size_t nz = 0, bad = 0;
+        for (size_t i = 0; i < 100; i++) nz += small[i] != 0, bad += small[i] < -1 || small[i] > 1;
+        CHECK_MSG(nz == hs[t] && !bad, "sparse ternary, n = 100, h = %zu: %zu nonzero", hs[t], nz);
+    }
 
     REQUIRE_VOID(prng_init(&p, seed, DOMAIN_ERROR, 0) == 0);
     sample_gaussian(&p, v, M, 3.2);

@@ -2,6 +2,7 @@
  * N = 2^16, 25 limbs (60 + 24 x 50 bits), 8 special primes of 60 bits, dnum = 3. */
 #include "cmd_bench_ckks.h"
 #include "util_bench.h"
+#include "util_json.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -201,14 +202,21 @@ int cmd_bench_ckks(int argc, char **argv)
     for (int r = 0; r < runs; r++)
         if (run(&params, thread_list[r], reps, &f[r])) return 1;
     if (json) {
-        printf("{\"params\": {\"log_n\": %u, \"limbs\": %u, \"special_primes\": %u, \"dnum\": %u}, \"simd\": \"%s\"",
-               params.log_n, params.n_q, params.n_p, params.dnum, hecnn_simd_name());
+        json_object *root = cli_json_object(), *p = cli_json_object();
+        cli_json_add_uint(p, "log_n", params.log_n);
+        cli_json_add_uint(p, "limbs", params.n_q);
+        cli_json_add_uint(p, "special_primes", params.n_p);
+        cli_json_add_uint(p, "dnum", params.dnum);
+        cli_json_add(root, "params", p);
+        cli_json_add_string(root, "simd", hecnn_simd_name());
         for (int r = 0; r < runs; r++) {
-            printf(", \"threads_%d\": {", thread_list[r]);
-            for (int i = 0; i < f[r].count; i++) printf("%s\"%s\": %.4f", i ? ", " : "", f[r].name[i], f[r].value[i]);
-            printf("}");
+            json_object *t = cli_json_object();
+            for (int i = 0; i < f[r].count; i++) cli_json_add_number(t, f[r].name[i], "%.4f", f[r].value[i]);
+            char key[32];
+            snprintf(key, sizeof key, "threads_%d", thread_list[r]);
+            cli_json_add(root, key, t);
         }
-        printf("}\n");
+        if (cli_json_print(stdout, root, false)) return 1;
     } else {
         printf("CKKS primitives: N = 2^%u, %u limbs, %u special primes, dnum %u, SIMD %s, median of %d\n",
                params.log_n, params.n_q, params.n_p, params.dnum, hecnn_simd_name(), reps);

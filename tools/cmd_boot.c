@@ -1,6 +1,7 @@
 /* `hecnn bench boot`: CKKS bootstrapping, the figures of issue 4 (see docs/BOOTSTRAPPING.md). */
 #include "cmd_boot.h"
 #include "util_bench.h"
+#include "util_json.h"
 
 #include <math.h>
 #include <stdbool.h>
@@ -166,24 +167,45 @@ int cmd_bench_boot(int argc, char **argv)
     const unsigned out_level = ckks_bootstrapper_output_level(bt), depth = ckks_bootstrapper_depth(bt);
     const double fail_log2 = ckks_bootstrapper_log2_failure(bt), log_qp = ckks_context_log_qp(ctx);
 
+    rc = 0;
     if (json) {
-        printf("{\"preset\": \"%s\", \"log_n\": %u, \"slots\": %zu, \"log_qp\": %.1f, \"log_qp_bound\": %u, "
-               "\"secret\": \"ternary\", \"ephemeral_hamming_weight\": %u, \"simd\": \"%s\", \"clock\": \"%s\", "
-               "\"reps\": %d, \"levels_left\": %u, \"depth\": %u, \"log2_failure\": %.1f, \"keys\": %zu, \"compact_keys\": %s, "
-               "\"key_bytes\": %.0f, \"key_bytes_seeded\": %.0f, \"precomputed_bytes\": %.0f, \"keygen_s\": %.3f, "
-               "\"setup_s\": %.3f, \"peak_rss_mib\": %.1f",
-               preset_name, params.log_n, n, log_qp, ckks_max_log_qp_128(params.log_n), bp.ephemeral_hamming_weight,
-               hecnn_simd_name(), boot_clock == CLOCK_MONOTONIC ? "wall" : "cpu", reps, out_level, depth, fail_log2, nkeys,
-               compact ? "true" : "false", key_mib * 1048576.0, key_seeded_mib * 1048576.0, pre_mib * 1048576.0, keygen_s, setup_s, rss);
+        json_object *root = cli_json_object();
+        cli_json_add_string(root, "preset", preset_name);
+        cli_json_add_uint(root, "log_n", params.log_n);
+        cli_json_add_uint(root, "slots", n);
+        cli_json_add_number(root, "log_qp", "%.1f", log_qp);
+        cli_json_add_uint(root, "log_qp_bound", ckks_max_log_qp_128(params.log_n));
+        cli_json_add_string(root, "secret", "ternary");
+        cli_json_add_uint(root, "ephemeral_hamming_weight", bp.ephemeral_hamming_weight);
+        cli_json_add_string(root, "simd", hecnn_simd_name());
+        cli_json_add_string(root, "clock", boot_clock == CLOCK_MONOTONIC ? "wall" : "cpu");
+        cli_json_add_int(root, "reps", reps);
+        cli_json_add_uint(root, "levels_left", out_level);
+        cli_json_add_uint(root, "depth", depth);
+        cli_json_add_number(root, "log2_failure", "%.1f", fail_log2);
+        cli_json_add_uint(root, "keys", nkeys);
+        cli_json_add_bool(root, "compact_keys", compact);
+        cli_json_add_number(root, "key_bytes", "%.0f", key_mib * 1048576.0);
+        cli_json_add_number(root, "key_bytes_seeded", "%.0f", key_seeded_mib * 1048576.0);
+        cli_json_add_number(root, "precomputed_bytes", "%.0f", pre_mib * 1048576.0);
+        cli_json_add_number(root, "keygen_s", "%.3f", keygen_s);
+        cli_json_add_number(root, "setup_s", "%.3f", setup_s);
+        cli_json_add_number(root, "peak_rss_mib", "%.1f", rss);
         for (int r = 0; r < runs; r++) {
-            printf(", \"threads_%d\": {\"seconds\": %.3f, \"mean_bits\": %.2f, \"worst_bits\": %.2f", res[r].threads,
-                   res[r].seconds, res[r].mean_bits, res[r].worst_bits);
-            if (pair)
-                printf(", \"pair_seconds\": %.3f, \"pair_mean_bits\": %.2f, \"pair_worst_bits\": %.2f", res[r].pair_seconds,
-                       res[r].pair_mean_bits, res[r].pair_worst_bits);
-            printf("}");
+            json_object *t = cli_json_object();
+            cli_json_add_number(t, "seconds", "%.3f", res[r].seconds);
+            cli_json_add_number(t, "mean_bits", "%.2f", res[r].mean_bits);
+            cli_json_add_number(t, "worst_bits", "%.2f", res[r].worst_bits);
+            if (pair) {
+                cli_json_add_number(t, "pair_seconds", "%.3f", res[r].pair_seconds);
+                cli_json_add_number(t, "pair_mean_bits", "%.2f", res[r].pair_mean_bits);
+                cli_json_add_number(t, "pair_worst_bits", "%.2f", res[r].pair_worst_bits);
+            }
+            char key[32];
+            snprintf(key, sizeof key, "threads_%d", res[r].threads);
+            cli_json_add(root, key, t);
         }
-        printf("}\n");
+        if (cli_json_print(stdout, root, false)) rc = 1;
     } else {
         printf("CKKS bootstrapping, preset %s: N = 2^%u, %zu slots, log QP %.1f (128-bit bound %u), SIMD %s\n", preset_name,
                params.log_n, n, log_qp, ckks_max_log_qp_128(params.log_n), hecnn_simd_name());
@@ -217,5 +239,5 @@ int cmd_bench_boot(int argc, char **argv)
     ckks_secret_key_free(sk);
     ckks_bootstrapper_free(bt);
     ckks_context_free(ctx);
-    return 0;
+    return rc;
 }

@@ -19,6 +19,7 @@
 #include "hecnn/plan.h"
 #include "util_cli.h"
 #include "util_idx.h"
+#include "util_json.h"
 
 #define SAMPLE_IMAGES "mnist-sample-64-images-idx3-ubyte"
 #define SAMPLE_LABELS "mnist-sample-64-labels-idx1-ubyte"
@@ -684,7 +685,7 @@ int cmd_mnist_decrypt(int argc, char **argv)
     }
     const cli_score_print how = {.flood_bits = no_flood ? 0 : flood_bits, .flood_stddev = flood_sd,
                                  .step = score_step(logits, h.images)};
-    cli_print_scores(f, json, logits, h.images, 10, labels, offset, &how);
+    if (cli_print_scores(f, json, logits, h.images, 10, labels, offset, &how)) goto done;
     if (out && cli_output_commit(&o)) goto done;
     rc = CLI_EXIT_OK;
 done:
@@ -1331,11 +1332,16 @@ int cmd_bench_mnist(int argc, char **argv)
     hecnn_mnist_mode modes[2] = {mode, HECNN_MNIST_ENCRYPTED_MODEL};
     const int nm = both ? 2 : 1;
     FILE *o = stdout;
-    if (json) fprintf(o, "{\n  \"benchmark\": \"mnist\",\n  \"simd\": \"%s\",\n  \"runs\": [", hecnn_simd_name());
-    else printf("MNIST CNN (Volley Revolver), N = 2^14, 10 primes, 128-bit; server seconds per image, peak RSS per configuration\n"
+    json_object *root = NULL, *runs = NULL;
+    if (json) {
+        root = cli_json_object();
+        cli_json_add_string(root, "benchmark", "mnist");
+        cli_json_add_string(root, "simd", hecnn_simd_name());
+        runs = cli_json_array();
+        cli_json_add(root, "runs", runs);
+    } else printf("MNIST CNN (Volley Revolver), N = 2^14, 10 primes, 128-bit; server seconds per image, peak RSS per configuration\n"
                 "%-10s %-7s %-6s %-8s %-10s %-10s %-10s %-9s %-8s %-8s\n", "model", "threads", "images", "batches", "s/image",
                 "cpu s/img", "total s", "peak MiB", "rot keys", "model s");
-    bool first = true;
     rc = CLI_EXIT_OK;
     for (int mi = 0; mi < nm && !skip_speed; mi++)
         for (int ti = 0; ti < nt; ti++)
@@ -1348,20 +1354,26 @@ int cmd_bench_mnist(int argc, char **argv)
                     rc = CLI_EXIT_FAIL;
                     continue;
                 }
-                if (json)
-                    fprintf(o,
-                            "%s\n    {\"model\": \"%s\", \"threads\": %d, \"images\": %zu, \"batch_rows\": %zu, \"batches\": %zu, "
-                            "\"s_per_image\": %.4f, \"cpu_s_per_image\": %.4f, \"total_s\": %.3f, \"peak_rss_mib\": %.1f, "
-                            "\"rotation_keys\": %zu, \"keygen_s\": %.2f, \"model_prep_s\": %.2f}",
-                            first ? "" : ",", mname, tlist[ti], r.images, r.per_batch, r.batches, r.s_per_image, r.cpu_per_image, r.total_s,
-                            r.peak_mib, r.keys - 2, r.keygen_s, r.model_s);
-                else
+                if (json) {
+                    json_object *j = cli_json_object();
+                    cli_json_add_string(j, "model", mname);
+                    cli_json_add_int(j, "threads", tlist[ti]);
+                    cli_json_add_uint(j, "images", r.images);
+                    cli_json_add_uint(j, "batch_rows", r.per_batch);
+                    cli_json_add_uint(j, "batches", r.batches);
+                    cli_json_add_number(j, "s_per_image", "%.4f", r.s_per_image);
+                    cli_json_add_number(j, "cpu_s_per_image", "%.4f", r.cpu_per_image);
+                    cli_json_add_number(j, "total_s", "%.3f", r.total_s);
+                    cli_json_add_number(j, "peak_rss_mib", "%.1f", r.peak_mib);
+                    cli_json_add_uint(j, "rotation_keys", r.keys - 2);
+                    cli_json_add_number(j, "keygen_s", "%.2f", r.keygen_s);
+                    cli_json_add_number(j, "model_prep_s", "%.2f", r.model_s);
+                    cli_json_append(runs, j);
+                } else
                     printf("%-10s %-7d %-6zu %-8zu %-10.4f %-10.4f %-10.2f %-9.0f %-8zu %-8.2f\n", mname, tlist[ti], r.images, r.batches,
                            r.s_per_image, r.cpu_per_image, r.total_s, r.peak_mib, r.keys - 2, r.model_s);
                 fflush(o);
-                first = false;
             }
-    if (json) fprintf(o, "\n  ]");
     if (accuracy) {
         char *ip = cli_path_join(data, "t10k-images-idx3-ubyte.gz"), *lp = cli_path_join(data, "t10k-labels-idx1-ubyte.gz");
         if (ip && !cli_file_exists(ip)) ip[strlen(ip) - 3] = 0;
@@ -1379,8 +1391,11 @@ int cmd_bench_mnist(int argc, char **argv)
             cli_error("cannot read the test set in '%s' (see --help: where to get it)", data);
             rc = CLI_EXIT_FAIL;
         } else {
-            if (json) fprintf(o, ",\n  \"accuracy\": [");
-            else printf("\naccuracy over %zu test images (batches of 256, %d threads)\n%-10s %-9s %-9s %-9s %-12s %-8s\n", ni,
+            json_object *accs = NULL;
+            if (json) {
+                accs = cli_json_array();
+                cli_json_add(root, "accuracy", accs);
+            } else printf("\naccuracy over %zu test images (batches of 256, %d threads)\n%-10s %-9s %-9s %-9s %-12s %-8s\n", ni,
                         hecnn_get_threads(), "model", "accuracy", "plain", "agree", "max |err|", "s/image");
             for (int mi = 0; mi < nm; mi++) {
                 const acc_result a = bench_accuracy(model, modes[mi], px, lab, ni, !json);
@@ -1390,25 +1405,28 @@ int cmd_bench_mnist(int argc, char **argv)
                     rc = CLI_EXIT_FAIL;
                     continue;
                 }
-                if (json)
-                    fprintf(o,
-                            "%s\n    {\"model\": \"%s\", \"images\": %zu, \"accuracy\": %.6f, \"plaintext_accuracy\": %.6f, "
-                            "\"agreement\": %.6f, \"max_logit_error\": %.3e, \"s_per_image\": %.4f}",
-                            mi ? "," : "", mname, a.n, (double)a.correct / (double)a.n, (double)a.plain_correct / (double)a.n,
-                            (double)a.agree / (double)a.n, a.max_err, a.seconds / (double)a.n);
-                else
+                if (json) {
+                    json_object *j = cli_json_object();
+                    cli_json_add_string(j, "model", mname);
+                    cli_json_add_uint(j, "images", a.n);
+                    cli_json_add_number(j, "accuracy", "%.6f", (double)a.correct / (double)a.n);
+                    cli_json_add_number(j, "plaintext_accuracy", "%.6f", (double)a.plain_correct / (double)a.n);
+                    cli_json_add_number(j, "agreement", "%.6f", (double)a.agree / (double)a.n);
+                    cli_json_add_number(j, "max_logit_error", "%.3e", a.max_err);
+                    cli_json_add_number(j, "s_per_image", "%.4f", a.seconds / (double)a.n);
+                    cli_json_append(accs, j);
+                } else
                     printf("%-10s %-9.4f %-9.4f %-9.4f %-12.3e %-8.4f\n", mname, (double)a.correct / (double)a.n,
                            (double)a.plain_correct / (double)a.n, (double)a.agree / (double)a.n, a.max_err, a.seconds / (double)a.n);
                 fflush(o);
             }
-            if (json) fprintf(o, "\n  ]");
         }
         free(px);
         free(lab);
         free(ip);
         free(lp);
     }
-    if (json) fprintf(o, "\n}\n");
+    if (json && cli_json_print(o, root, true)) rc = CLI_EXIT_FAIL;
     hecnn_mnist_model_free(model);
     return rc;
 }

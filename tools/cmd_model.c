@@ -16,6 +16,7 @@
 #include "util_bench.h"
 #include "util_cifar.h"
 #include "util_cli.h"
+#include "util_json.h"
 #include "util_resnet.h"
 
 #define CHUNK 50 /* images per hecnn_graph_infer call: bounded memory, stats accumulate */
@@ -120,19 +121,6 @@ static int pick_dataset(const char *name, size_t classes, bool *coarse, cifar_ki
         return -1;
     }
     return 0;
-}
-
-/* A JSON string literal of s (quotes, backslashes and control characters escaped). */
-static void json_string(const char *s)
-{
-    putchar('"');
-    for (; s && *s; s++) {
-        const unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\') printf("\\%c", ch);
-        else if (ch < 0x20) printf("\\u%04x", ch);
-        else putchar(ch);
-    }
-    putchar('"');
 }
 
 /* ---- import ------------------------------------------------------------------------------- */
@@ -383,38 +371,59 @@ int cmd_model_eval(int argc, char **argv)
         }
     const double n_d = (double)count;
     if (json) {
-        printf("{\n  \"model\": ");
-        json_string(path);
-        printf(",\n  \"data\": ");
-        json_string(data);
-        printf(",\n  \"dataset\": \"%s%s\",\n  \"offset\": %zu,\n  \"images\": %zu,\n  \"mode\": \"%s\",\n", cifar_kind_name(kind),
-               coarse ? " coarse" : "", offset, count, mode_s);
-        printf("  \"exact\": {\"correct\": %zu, \"accuracy\": %.6f, \"seconds\": %.3f}", correct_e, correct_e / n_d, t_exact);
+        json_object *root = cli_json_object();
+        cli_json_add_string(root, "model", path);
+        cli_json_add_string(root, "data", data);
+        char dataset[64];
+        snprintf(dataset, sizeof dataset, "%s%s", cifar_kind_name(kind), coarse ? " coarse" : "");
+        cli_json_add_string(root, "dataset", dataset);
+        cli_json_add_uint(root, "offset", offset);
+        cli_json_add_uint(root, "images", count);
+        cli_json_add_string(root, "mode", mode_s);
+        json_object *e = cli_json_object();
+        cli_json_add_uint(e, "correct", correct_e);
+        cli_json_add_number(e, "accuracy", "%.6f", correct_e / n_d);
+        cli_json_add_number(e, "seconds", "%.3f", t_exact);
+        cli_json_add(root, "exact", e);
         if (approx) {
-            printf(",\n  \"approx\": {\"correct\": %zu, \"accuracy\": %.6f, \"seconds\": %.3f},\n", correct_a, correct_a / n_d, t_approx);
-            printf("  \"agreement\": {\"images\": %zu, \"fraction\": %.6f},\n  \"max_logit_diff\": %.6g,\n", agree, agree / n_d, max_diff);
-            printf("  \"out_of_range_total\": %zu,\n  \"out_of_range_max\": %zu,\n  \"out_of_range\": [", oor_total, oor_max);
+            json_object *a = cli_json_object(), *ag = cli_json_object(), *ranges = cli_json_array();
+            cli_json_add_uint(a, "correct", correct_a);
+            cli_json_add_number(a, "accuracy", "%.6f", correct_a / n_d);
+            cli_json_add_number(a, "seconds", "%.3f", t_approx);
+            cli_json_add(root, "approx", a);
+            cli_json_add_uint(ag, "images", agree);
+            cli_json_add_number(ag, "fraction", "%.6f", agree / n_d);
+            cli_json_add(root, "agreement", ag);
+            cli_json_add_number(root, "max_logit_diff", "%.6g", max_diff);
+            cli_json_add_uint(root, "out_of_range_total", oor_total);
+            cli_json_add_uint(root, "out_of_range_max", oor_max);
             size_t r = 0;
             for (size_t i = 0; i < nodes; i++) {
                 const hecnn_node *nd = hecnn_graph_node(g, i);
                 if (nd->op != HECNN_OP_RELU) continue;
-                printf("%s\n    {\"relu\": %zu, \"node\": %zu, \"range\": %.6g, \"absmax\": %.6g, \"images\": %zu}", r ? "," : "", r + 1, i,
-                       nd->range, absmax[i], oor[i]);
-                r++;
+                json_object *o = cli_json_object();
+                cli_json_add_uint(o, "relu", ++r);
+                cli_json_add_uint(o, "node", i);
+                cli_json_add_number(o, "range", "%.6g", nd->range);
+                cli_json_add_number(o, "absmax", "%.6g", absmax[i]);
+                cli_json_add_uint(o, "images", oor[i]);
+                cli_json_append(ranges, o);
             }
-            printf("\n  ]");
+            cli_json_add(root, "out_of_range", ranges);
         }
         if (per_class) {
-            printf(",\n  \"per_class\": [");
-            for (unsigned c = 0; c < ncls; c++)
-            {
-                printf("%s\n    {\"class\": %u, \"name\": ", c ? "," : "", c);
-                json_string(names ? names[c] : "");
-                printf(", \"images\": %zu, \"correct\": %zu}", class_n[c], class_ok[c]);
+            json_object *pc = cli_json_array();
+            for (unsigned c = 0; c < ncls; c++) {
+                json_object *o = cli_json_object();
+                cli_json_add_uint(o, "class", c);
+                cli_json_add_string(o, "name", names ? names[c] : "");
+                cli_json_add_uint(o, "images", class_n[c]);
+                cli_json_add_uint(o, "correct", class_ok[c]);
+                cli_json_append(pc, o);
             }
-            printf("\n  ]");
+            cli_json_add(root, "per_class", pc);
         }
-        printf("\n}\n");
+        if (cli_json_print(stdout, root, true)) goto done;
     } else {
         printf("%s, %zu images from %zu (%s%s)\n", data, count, offset, cifar_kind_name(kind), coarse ? ", coarse labels" : "");
         printf("exact:  %zu/%zu correct (%.2f %%), %.1f s (%.2f ms/image)\n", correct_e, count, 100.0 * correct_e / n_d, t_exact,

@@ -17,9 +17,11 @@
 #include "hecnn/hecnn.h"
 #include "hecnn/graph.h"
 #include "hecnn/plan.h"
+#include "util/fileheader.h"
 #include "util_bench.h"
 #include "util_cifar.h"
 #include "util_cli.h"
+#include "util_json.h"
 
 #define SERVER_DIR "server"
 #define PLAN_FILE "plan"
@@ -354,8 +356,10 @@ done:
  * count, SHA-256 of the header; the ciphertexts; SHA-256 of the header's checksum followed by every
  * ciphertext's own checksum (the last 32 bytes of each object). */
 
-#define PBF_MAGIC "HECNNPBF"
 #define PBF_VERSION 1u
+static const file_format PBF_FORMAT = {.magic = "HECNNPBF", .magic_bytes = 8, .version_bytes = 4, .version = PBF_VERSION,
+                                       .what = "a plan batch file (from 'hecnn model encrypt' or 'model infer')",
+                                       .name = "batch file"};
 #define PBF_HEADER 104u
 #define PBF_MAX_CTS 65536u
 
@@ -397,8 +401,7 @@ typedef struct pbf_writer {
 static int pbf_write_header(pbf_writer *w, FILE *f, const pbf_header *h, const char *path)
 {
     uint8_t b[PBF_HEADER + 32] = {0};
-    memcpy(b, PBF_MAGIC, 8);
-    put_le(b + 8, PBF_VERSION, 4);
+    file_header_put(b, &PBF_FORMAT);
     put_le(b + 12, h->kind, 4);
     put_le(b + 16, h->param_id, 8);
     memcpy(b + 24, h->model, 32);
@@ -473,16 +476,12 @@ static int pbf_open(pbf_reader *r, const char *path, const ckks_context *ctx, ui
     const char *bad = hecnn_status_name(HECNN_ERR_BAD_FORMAT);
     uint8_t b[PBF_HEADER + 32], d[32];
     const size_t got = fread(b, 1, sizeof b, r->in.f);
-    if (got >= 8 && memcmp(b, PBF_MAGIC, 8)) {
-        cli_error("cannot read '%s': %s: not a plan batch file (from 'hecnn model encrypt' or 'model infer')", path, bad);
+    if (file_header_check(b, got, &PBF_FORMAT, NULL)) {
+        cli_error("cannot read '%s': %s: %s", path, bad, hecnn_last_error_detail());
         return -1;
     }
     if (got < sizeof b) {
         cli_error("cannot read '%s': %s: truncated in its header (%zu of %u bytes)", path, bad, got, PBF_HEADER + 32);
-        return -1;
-    }
-    if (get_le(b + 8, 4) != PBF_VERSION) {
-        cli_error("cannot read '%s': %s: batch file version %u, this build reads %u", path, bad, (unsigned)get_le(b + 8, 4), PBF_VERSION);
         return -1;
     }
     sha256(b, PBF_HEADER, d);
@@ -1218,7 +1217,7 @@ int cmd_model_decrypt(int argc, char **argv)
     }
     const cli_score_print how = {.flood_bits = flood_given ? flood_bits : 0,
                                  .flood_stddev = flood_given && n_out ? ckks_flood_slot_stddev(s.ctx, cts[0], &flood) : 0};
-    cli_print_scores(f, json, scores, h.images, s.classes, data ? cb.labels : NULL, offset, &how);
+    if (cli_print_scores(f, json, scores, h.images, s.classes, data ? cb.labels : NULL, offset, &how)) goto done;
     if (out && cli_output_commit(&o)) goto done;
     rc = CLI_EXIT_OK;
 done:
@@ -1234,19 +1233,6 @@ done:
 }
 
 /* ---- bench resnet ------------------------------------------------------------------------- */
-
-/* A JSON string literal of s (quotes, backslashes and control characters escaped). */
-static void json_string(const char *s)
-{
-    putchar('"');
-    for (; s && *s; s++) {
-        const unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\') printf("\\%c", ch);
-        else if (ch < 0x20) printf("\\u%04x", ch);
-        else putchar(ch);
-    }
-    putchar('"');
-}
 
 /* "model name" of /proc/cpuinfo, or "unknown". */
 static void cpu_model(char *out, size_t cap)
@@ -1456,24 +1442,47 @@ int cmd_bench_resnet(int argc, char **argv)
     if (json) {
         char d[65];
         hex(s.digest, 32, d);
-        printf("{\"model\": ");
-        json_string(model);
-        printf(", \"cpu\": ");
-        json_string(cpu);
-        printf(", \"model_sha256\": \"%s\", \"preset\": \"%s\", \"layout\": \"%s\", \"log_n\": %u, \"batch\": %zu, \"offset\": %zu, "
-               "\"threads\": %d, \"images_per_ciphertext\": %zu, \"input_ciphertexts\": %zu, "
-               "\"setup_s\": %.3f, \"keygen_s\": %.3f, \"encrypt_s\": %.3f, \"run_s\": %.3f, \"seconds_per_image\": %.4f, "
-               "\"split_s\": {\"linear\": %.3f, \"activation\": %.3f, \"bootstrap\": %.3f, \"other\": %.3f}, "
-               "\"bootstraps_per_image\": %.4f, \"rotations_per_image\": %.4f, \"peak_rss_mib\": %.1f, "
-               "\"key_bytes\": %zu, \"boot_key_bytes\": %zu, \"network_key_bytes\": %zu, \"t_boot_s\": %.3f, "
-               "\"per_image_over_t_boot\": %.4f, \"accuracy_encrypted\": %.6f, \"accuracy_exact\": %.6f, "
-               "\"argmax_agreement\": %.6f, \"max_logit_diff\": %.6g, \"max_logit\": %.6g, "
-               "\"memory_budget\": \"%s\", \"chunk_groups\": %zu, \"groups\": %zu, \"spill\": %s, \"estimated_peak_mib\": %.1f}\n",
-               d, preset_s, hecnn_plan_layout_name(hecnn_plan_layout_of(s.plan)), lit.log_n, batch, offset, hecnn_get_threads(), hecnn_plan_images_per_ciphertext(s.plan), n_in,
-               setup_s, keygen_s, encrypt_s, run_s, per_image, stats.seconds_linear, stats.seconds_activation, stats.seconds_bootstrap,
-               stats.seconds_other, (double)stats.bootstraps / nb, (double)stats.rotations / nb, rss, boot_bytes + net_bytes,
-               boot_bytes, net_bytes, t_boot, per_image / t_boot, ok_enc / nb, ok_exact / nb, agree / nb, max_diff, max_logit,
-               budget_s ? budget_s : "", mem.chunk_groups, mem.groups, mem.spill ? "true" : "false", mem.peak_bytes / 1048576.0);
+        json_object *root = cli_json_object(), *split = cli_json_object();
+        cli_json_add_string(root, "model", model);
+        cli_json_add_string(root, "cpu", cpu);
+        cli_json_add_string(root, "model_sha256", d);
+        cli_json_add_string(root, "preset", preset_s);
+        cli_json_add_string(root, "layout", hecnn_plan_layout_name(hecnn_plan_layout_of(s.plan)));
+        cli_json_add_uint(root, "log_n", lit.log_n);
+        cli_json_add_uint(root, "batch", batch);
+        cli_json_add_uint(root, "offset", offset);
+        cli_json_add_int(root, "threads", hecnn_get_threads());
+        cli_json_add_uint(root, "images_per_ciphertext", hecnn_plan_images_per_ciphertext(s.plan));
+        cli_json_add_uint(root, "input_ciphertexts", n_in);
+        cli_json_add_number(root, "setup_s", "%.3f", setup_s);
+        cli_json_add_number(root, "keygen_s", "%.3f", keygen_s);
+        cli_json_add_number(root, "encrypt_s", "%.3f", encrypt_s);
+        cli_json_add_number(root, "run_s", "%.3f", run_s);
+        cli_json_add_number(root, "seconds_per_image", "%.4f", per_image);
+        cli_json_add_number(split, "linear", "%.3f", stats.seconds_linear);
+        cli_json_add_number(split, "activation", "%.3f", stats.seconds_activation);
+        cli_json_add_number(split, "bootstrap", "%.3f", stats.seconds_bootstrap);
+        cli_json_add_number(split, "other", "%.3f", stats.seconds_other);
+        cli_json_add(root, "split_s", split);
+        cli_json_add_number(root, "bootstraps_per_image", "%.4f", (double)stats.bootstraps / nb);
+        cli_json_add_number(root, "rotations_per_image", "%.4f", (double)stats.rotations / nb);
+        cli_json_add_number(root, "peak_rss_mib", "%.1f", rss);
+        cli_json_add_uint(root, "key_bytes", boot_bytes + net_bytes);
+        cli_json_add_uint(root, "boot_key_bytes", boot_bytes);
+        cli_json_add_uint(root, "network_key_bytes", net_bytes);
+        cli_json_add_number(root, "t_boot_s", "%.3f", t_boot);
+        cli_json_add_number(root, "per_image_over_t_boot", "%.4f", per_image / t_boot);
+        cli_json_add_number(root, "accuracy_encrypted", "%.6f", ok_enc / nb);
+        cli_json_add_number(root, "accuracy_exact", "%.6f", ok_exact / nb);
+        cli_json_add_number(root, "argmax_agreement", "%.6f", agree / nb);
+        cli_json_add_number(root, "max_logit_diff", "%.6g", max_diff);
+        cli_json_add_number(root, "max_logit", "%.6g", max_logit);
+        cli_json_add_string(root, "memory_budget", budget_s);
+        cli_json_add_uint(root, "chunk_groups", mem.chunk_groups);
+        cli_json_add_uint(root, "groups", mem.groups);
+        cli_json_add_bool(root, "spill", mem.spill);
+        cli_json_add_number(root, "estimated_peak_mib", "%.1f", mem.peak_bytes / 1048576.0);
+        if (cli_json_print(stdout, root, false)) goto done;
     } else {
         printf("ResNet batch: %s, preset %s (N = 2^%u), %s layout, batch %zu (images %zu..%zu of %s), %d threads, CPU %s\n", model,
                preset_s, lit.log_n, hecnn_plan_layout_name(hecnn_plan_layout_of(s.plan)), batch, offset, offset + batch - 1, data, hecnn_get_threads(), cpu);

@@ -1,6 +1,7 @@
 /* Shared helpers of the hecnn commands: messages, option parsing, value files, atomic writes,
  * loading and saving objects. See util_cli.h for the conventions. */
 #include "util_cli.h"
+#include "util_json.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -986,44 +987,50 @@ size_t cli_argmax(const double *v, size_t n)
     return best;
 }
 
-void cli_print_scores(FILE *f, bool json, const double *scores, size_t n, size_t classes, const uint8_t *labels,
-                      size_t offset, const cli_score_print *how)
+int cli_print_scores(FILE *f, bool json, const double *scores, size_t n, size_t classes, const uint8_t *labels,
+                     size_t offset, const cli_score_print *how)
 {
     const double step = how ? how->step : 0;
     size_t correct = 0;
+    for (size_t i = 0; labels && i < n; i++) correct += labels[i] == cli_argmax(scores + i * classes, classes);
     if (json) {
-        fprintf(f, "{\n  \"images\": %zu,\n  \"classes\": %zu,\n", n, classes);
-        if (how && how->flood_bits > 0)
-            fprintf(f, "  \"flood_bits\": %g,\n  \"flood_stddev\": %.6g,\n", how->flood_bits, how->flood_stddev);
-        else fprintf(f, "  \"flood_bits\": 0,\n");
-        fprintf(f, "  \"rounding\": %.6g,\n  \"predictions\": [\n", step);
-    } else {
-        fprintf(f, "%-6s %-5s %-5s  scores (logits) for classes 0..%zu\n", "image", "pred", labels ? "label" : "",
-                classes ? classes - 1 : 0);
+        json_object *root = cli_json_object(), *preds = cli_json_array();
+        cli_json_add_uint(root, "images", n);
+        cli_json_add_uint(root, "classes", classes);
+        if (how && how->flood_bits > 0) {
+            cli_json_add_number(root, "flood_bits", "%g", how->flood_bits);
+            cli_json_add_number(root, "flood_stddev", "%.6g", how->flood_stddev);
+        } else {
+            cli_json_add_int(root, "flood_bits", 0);
+        }
+        cli_json_add_number(root, "rounding", "%.6g", step);
+        for (size_t i = 0; i < n; i++) {
+            const double *s = scores + i * classes;
+            json_object *p = cli_json_object(), *sc = cli_json_array();
+            cli_json_add_uint(p, "image", offset + i);
+            cli_json_add_uint(p, "prediction", cli_argmax(s, classes));
+            if (labels) cli_json_add_int(p, "label", labels[i]);
+            for (size_t c = 0; c < classes; c++) cli_json_append(sc, cli_json_number("%.6f", step > 0 ? round(s[c] / step) * step : s[c]));
+            cli_json_add(p, "scores", sc);
+            cli_json_append(preds, p);
+        }
+        cli_json_add(root, "predictions", preds);
+        if (labels) {
+            cli_json_add_uint(root, "correct", correct);
+            cli_json_add_number(root, "accuracy", "%.6f", n ? (double)correct / (double)n : 0.0);
+        }
+        return cli_json_print(f, root, true);
     }
+    fprintf(f, "%-6s %-5s %-5s  scores (logits) for classes 0..%zu\n", "image", "pred", labels ? "label" : "", classes ? classes - 1 : 0);
     for (size_t i = 0; i < n; i++) {
         const double *s = scores + i * classes;
         const size_t best = cli_argmax(s, classes);
-        if (labels) correct += labels[i] == best;
-        if (json) {
-            fprintf(f, "    {\"image\": %zu, \"prediction\": %zu", offset + i, best);
-            if (labels) fprintf(f, ", \"label\": %d", labels[i]);
-            fprintf(f, ", \"scores\": [");
-            for (size_t c = 0; c < classes; c++) fprintf(f, "%s%.6f", c ? ", " : "", step > 0 ? round(s[c] / step) * step : s[c]);
-            fprintf(f, "]}%s\n", i + 1 < n ? "," : "");
-        } else {
-            fprintf(f, "%-6zu %-5zu ", offset + i, best);
-            if (labels) fprintf(f, "%-5d", labels[i]);
-            else fprintf(f, "%-5s", "");
-            for (size_t c = 0; c < classes; c++) fprintf(f, " %8.3f", step > 0 ? round(s[c] / step) * step : s[c]);
-            fprintf(f, "%s\n", labels && labels[i] != best ? "  (wrong)" : "");
-        }
+        fprintf(f, "%-6zu %-5zu ", offset + i, best);
+        if (labels) fprintf(f, "%-5d", labels[i]);
+        else fprintf(f, "%-5s", "");
+        for (size_t c = 0; c < classes; c++) fprintf(f, " %8.3f", step > 0 ? round(s[c] / step) * step : s[c]);
+        fprintf(f, "%s\n", labels && labels[i] != best ? "  (wrong)" : "");
     }
-    if (json) {
-        fprintf(f, "  ]");
-        if (labels) fprintf(f, ",\n  \"correct\": %zu,\n  \"accuracy\": %.6f", correct, n ? (double)correct / (double)n : 0.0);
-        fprintf(f, "\n}\n");
-    } else if (labels) {
-        fprintf(f, "accuracy: %zu / %zu = %.2f %%\n", correct, n, n ? 100.0 * (double)correct / (double)n : 0.0);
-    }
+    if (labels) fprintf(f, "accuracy: %zu / %zu = %.2f %%\n", correct, n, n ? 100.0 * (double)correct / (double)n : 0.0);
+    return 0;
 }

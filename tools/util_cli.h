@@ -98,9 +98,10 @@ typedef struct cli_score_print {
     double flood_bits, flood_stddev, step;
 } cli_score_print;
 /* Scores of n images (classes each, predicted class = first largest score), with labels and
- * accuracy when labels are given; a table, or JSON. */
-void cli_print_scores(FILE *f, bool json, const double *scores, size_t n, size_t classes, const uint8_t *labels,
-                      size_t offset, const cli_score_print *how);
+ * accuracy when labels are given; a table, or JSON. 0, or -1 when the JSON could not be built or
+ * written (reported). */
+int cli_print_scores(FILE *f, bool json, const double *scores, size_t n, size_t classes, const uint8_t *labels,
+                     size_t offset, const cli_score_print *how);
 
 /* A required option: 0 when `value` is set, else a usage error naming the option (and its
  * metavar from cmd's table) and -1. */

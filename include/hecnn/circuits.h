@@ -211,7 +211,9 @@ void ckks_boot_keys_free(ckks_boot_keys *keys);
 /* The relinearization and Galois keys (owned by `keys`): usable for an evaluator. */
 const ckks_eval_keys *ckks_boot_keys_eval_keys(const ckks_boot_keys *keys);
 size_t ckks_boot_keys_count(const ckks_boot_keys *keys);
-size_t ckks_boot_keys_bytes(const ckks_boot_keys *keys, bool seeded); /* serialized size */
+/* Bytes ckks_boot_keys_save writes (seeded: for keys whose seeds regenerate their uniform halves,
+ * as generated or loaded keys do). */
+size_t ckks_boot_keys_bytes(const ckks_boot_keys *keys, bool seeded);
 size_t ckks_boot_keys_memory_bytes(const ckks_boot_keys *keys);
 /* Hold the Galois and sparse-to-dense keys compactly (ckks_switching_key_compact): 42 % of the key
  * memory at N = 2^16, about 0.5 s more per bootstrap at one thread. */

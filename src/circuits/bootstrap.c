@@ -556,8 +556,7 @@ size_t ckks_boot_keys_count(const ckks_boot_keys *keys)
 
 size_t ckks_boot_keys_bytes(const ckks_boot_keys *keys, bool seeded)
 {
-    size_t b = 0;
-    for (size_t i = 0; i < ckks_eval_keys_count(keys->evk); i++) b += ckks_switching_key_bytes(ckks_eval_keys_at(keys->evk, i), seeded);
+    size_t b = 1 + eval_keys_serialized_bytes(keys->evk, seeded); /* the flags byte, the key set */
     if (keys->to_sparse) b += ckks_switching_key_bytes(keys->to_sparse, seeded);
     if (keys->to_dense) b += ckks_switching_key_bytes(keys->to_dense, seeded);
     return b;

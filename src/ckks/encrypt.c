@@ -1,6 +1,9 @@
 /* Public-key and secret-key encryption, decryption. */
 #include <math.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "ckks/internal.h"
 
@@ -179,13 +182,79 @@ double ckks_flood_slot_stddev(const ckks_context *ctx, const ckks_ciphertext *ct
     return exp2(ckks_flood_sigma_log2(ctx, ct, opt)) * sqrt((double)ct->slots) / ct->scale;
 }
 
-/* A standard normal pair by Box-Muller from two 53-bit uniforms (u1 in (0, 1]: tails to 8.6 sigma). */
+/* The flooding noise is secret until added: its sampler does not branch on it nor index memory by it
+ * (tests/ct_secret.c), so it uses its own logarithm and sine/cosine (fixed polynomials, no tables)
+ * instead of libm's, which do both. */
+
+/* log(u) for u in [2^-53, 1]: u = m 2^e with m in [sqrt(1/2), sqrt(2)) (the exponent's bits, a
+ * masked halving), log(m) = 2 atanh(s), s = (m - 1) / (m + 1), |s| < 0.1716: its series to s^25
+ * (the next term is below 2^-66). */
+static double ct_log(double u)
+{
+    uint64_t bits;
+    memcpy(&bits, &u, 8);
+    uint64_t mb = (bits & 0x000fffffffffffffull) | 0x3ff0000000000000ull; /* m in [1, 2) */
+    const uint64_t big = mb > 0x3ff6a09e667f3bcdull;                            /* m > sqrt(2): 0 or 1 */
+    mb -= big << 52;                                                             /* then m / 2 */
+    const double e = (double)((int64_t)(bits >> 52 & 0x7ff) - 1023 + (int64_t)big);
+    double m;
+    memcpy(&m, &mb, 8);
+    const double sx = (m - 1) / (m + 1), w = sx * sx;
+    double poly = 1.0 / 25;
+    for (int k = 23; k >= 1; k -= 2) poly = poly * w + 1.0 / k;
+    return e * M_LN2 + 2 * sx * poly;
+}
+
+/* cos(x) and sin(x) for |x| <= pi: Taylor series to x^30 and x^29 (the next terms are below 2^-61). */
+static void ct_sincos(double x, double *c, double *sn)
+{
+    const double w = x * x;
+    double pc = 1, ps = 1;
+    for (int k = 30; k >= 2; k -= 2) pc = 1 - pc * w / (double)(k * (k - 1));
+    for (int k = 29; k >= 3; k -= 2) ps = 1 - ps * w / (double)(k * (k - 1));
+    *c = pc;
+    *sn = x * ps;
+}
+
+/* sqrt(x) for x >= 0 by the instruction: the libm call's error path (x < 0) is a branch on x. */
+static double ct_sqrt(double x)
+{
+#if defined(__SSE2__)
+    return _mm_cvtsd_f64(_mm_sqrt_sd(_mm_setzero_pd(), _mm_set_sd(x)));
+#else
+    return sqrt(x);
+#endif
+}
+
+/* A standard normal pair by Box-Muller from two 53-bit uniforms (u1 in (0, 1]: tails to 8.6 sigma),
+ * the angle taken in [-pi, pi) (a half turn from [0, 2 pi): the same pair, negated). */
 static void normal_pair(prng *p, double *z0, double *z1)
 {
     const double u1 = (double)((prng_u64(p) >> 11) + 1) * 0x1p-53, u2 = (double)(prng_u64(p) >> 11) * 0x1p-53;
-    const double r = sqrt(-2 * log(u1)), t = 2 * M_PI * u2;
-    *z0 = r * cos(t);
-    *z1 = r * sin(t);
+    const double r = ct_sqrt(-2 * ct_log(u1));
+    double c, sn;
+    ct_sincos(2 * M_PI * (u2 - 0.5), &c, &sn);
+    *z0 = r * c;
+    *z1 = r * sn;
+}
+
+/* round(x) half away from zero for |x| < 2^62, without a branch: x + copysign(1/2, x) truncated, or
+ * x itself from 2^52 on (already an integer, where adding 1/2 could round). */
+static int64_t ct_round(double x)
+{
+    const double ax = fabs(x);
+    const int64_t small = (int64_t)(x + copysign(0.5, x)), large = (int64_t)x;
+    const int64_t is_large = -(int64_t)(ax >= 0x1p52);
+    return small ^ ((small ^ large) & is_large);
+}
+
+/* v mod q in [0, q) for |v| < 2^63, without a branch or a division: |v| by its sign mask, Barrett,
+ * then q - r selected for a negative v. */
+static uint64_t ct_from_signed(int64_t v, const modulus *m)
+{
+    const uint64_t sign = (uint64_t)(v >> 63), a = ((uint64_t)v ^ sign) - sign;
+    const uint64_t r = reduce64(a, m);
+    return r ^ ((r ^ neg_mod(r, m->q)) & sign);
 }
 
 hecnn_status ckks_decrypt_flooded_derand(const ckks_context *ctx, ckks_plaintext *pt, const ckks_ciphertext *ct,
@@ -219,11 +288,11 @@ hecnn_status ckks_decrypt_flooded_derand(const ckks_context *ctx, ckks_plaintext
         for (size_t i = 0; i < n; i += 2) {
             double z0, z1;
             normal_pair(&p, &z0, &z1);
-            noise[i] = (int64_t)llround(z0 * sigma);
-            noise[i + 1] = (int64_t)llround(z1 * sigma);
+            noise[i] = ct_round(z0 * sigma);
+            noise[i + 1] = ct_round(z1 * sigma);
         }
         for (size_t k = 0; k < limbs; k++)
-            for (size_t i = 0; i < n; i++) poly[k * n + i] = from_signed(noise[i], ctx->tables[k].mod.q);
+            for (size_t i = 0; i < n; i++) poly[k * n + i] = ct_from_signed(noise[i], &ctx->tables[k].mod);
         rns_basis b;
         ctx_basis_q(ctx, &b, ct->level);
         rns_ntt(&b, poly);

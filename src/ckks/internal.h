@@ -190,6 +190,8 @@ hecnn_status secret_key_refresh_ntt(ckks_secret_key *sk);
  * files that hold ciphertexts and seal them as a whole (the encrypted MNIST model). */
 hecnn_status ckks_ciphertext_save_digest(const ckks_ciphertext *ct, FILE *f, uint8_t digest[32]);
 hecnn_status ckks_ciphertext_load_digest(const ckks_context *ctx, ckks_ciphertext *ct, FILE *f, uint8_t digest[32]);
+/* Bytes ckks_eval_keys_save writes: the keys (ckks_switching_key_bytes) and the set's framing. */
+size_t eval_keys_serialized_bytes(const ckks_eval_keys *keys, bool seeded);
 hecnn_status switching_key_alloc(ckks_switching_key **out, const ckks_context *ctx, uint64_t galois, unsigned max_level,
                                  unsigned n_special);
 /* ckks_switching_key_compact without checking the a halves against the seed: for keys known to

@@ -14,6 +14,7 @@
 #include <openssl/evp.h>
 
 #include "ckks/internal.h"
+#include "util/fileheader.h"
 #include "util/le.h"
 
 /* Version 3: every object ends with a SHA-256 of its bytes (a key set: of its header, count and
@@ -22,7 +23,9 @@
 #define FORMAT_VERSION 3
 #define HEADER_BYTES 32
 #define DIGEST_BYTES 32
-static const uint8_t MAGIC[6] = {'H', 'E', 'C', 'N', 'N', 0};
+/* magic "HECNN\0" and a 16-bit version (util/fileheader.h), then type, reserved bytes, parameter id, size */
+static const file_format FORMAT = {.magic = "HECNN", .magic_bytes = 6, .version_bytes = 2, .version = FORMAT_VERSION,
+                                   .oldest = 1, .what = "a hecnn object", .name = "object format"};
 
 enum object_type {
     OBJ_PARAMS = 1,
@@ -104,8 +107,7 @@ static hecnn_status w_end(writer *w, uint8_t digest[DIGEST_BYTES])
 static void w_header(writer *w, unsigned type, uint64_t param_id, uint64_t size)
 {
     uint8_t h[HEADER_BYTES] = {0};
-    memcpy(h, MAGIC, 6);
-    le_put16(h + 6, FORMAT_VERSION);
+    file_header_put(h, &FORMAT);
     le_put16(h + 8, (uint16_t)type);
     /* bytes 10..15 reserved, zero */
     le_put64(h + 16, param_id);
@@ -258,14 +260,10 @@ static hecnn_status r_header(reader *r, header *h, unsigned want_type, const ckk
     uint8_t b[HEADER_BYTES];
     hecnn_status st = r_bytes(r, b, sizeof b, "header");
     if (st) return st;
-    if (memcmp(b, MAGIC, 6)) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "bad magic: not a hecnn object");
-    unsigned version = le_get16(b + 6);
-    if (version == 1 || version == 2)
-        return hecnn_fail(HECNN_ERR_BAD_FORMAT, "format version %u, written by an earlier build: this build reads version %u "
-                          "(%s); write the object again", version, FORMAT_VERSION,
-                          version == 1 ? "packed polynomials, seeds expanded per limb, checksums" : "every object checksummed");
-    if (version != FORMAT_VERSION)
-        return hecnn_fail(HECNN_ERR_BAD_FORMAT, "format version %u: this build reads version %u", version, FORMAT_VERSION);
+    st = file_header_check(b, sizeof b, &FORMAT,
+                           le_get16(b + 6) == 1 ? " (packed polynomials, seeds expanded per limb, checksums); write the object again"
+                                                : " (every object checksummed); write the object again");
+    if (st) return st;
     h->type = le_get16(b + 8);
     if (h->type != want_type)
         return hecnn_fail(HECNN_ERR_BAD_FORMAT, "object is a %s (type %u), expected a %s", type_name(h->type), h->type,
@@ -962,6 +960,13 @@ hecnn_status ckks_switching_key_load(const ckks_context *ctx, ckks_switching_key
 /* ---- evaluation key sets ---- *
  * The set's digest covers its header, its count and its keys' digests (each key covers its own
  * bytes): every byte is hashed once, and the keys stay loadable one by one. */
+
+size_t eval_keys_serialized_bytes(const ckks_eval_keys *keys, bool seeded)
+{
+    size_t b = HEADER_BYTES + META_EVAL_KEYS + DIGEST_BYTES;
+    for (size_t i = 0; i < ckks_eval_keys_count(keys); i++) b += ckks_switching_key_bytes(ckks_eval_keys_at(keys, i), seeded);
+    return b;
+}
 
 hecnn_status ckks_eval_keys_save(const ckks_eval_keys *keys, bool seeded, FILE *f)
 {

@@ -20,15 +20,26 @@ void modulus_init(modulus *m, uint64_t q);
 
 static inline uint64_t mulhi64(uint64_t a, uint64_t b) { return (uint64_t)(((u128)a * b) >> 64); }
 
-static inline uint64_t add_mod(uint64_t a, uint64_t b, uint64_t q)
+/* The reductions below never branch on the values (which may be secret: keys, errors, messages):
+ * a conditional subtraction selects with the borrow's mask (tests/ct_secret.c checks under valgrind).
+ *
+ * x - q when x >= q, else x; for q < 2^62 and x < q + 2^63 (the borrow is the top bit of x - q). */
+static inline uint64_t csub_mod(uint64_t x, uint64_t q)
 {
-    uint64_t s = a + b;
-    return s >= q ? s - q : s;
+    const uint64_t d = x - q;
+    return d + (q & (0 - (d >> 63)));
 }
 
-static inline uint64_t sub_mod(uint64_t a, uint64_t b, uint64_t q) { return a >= b ? a - b : a + q - b; }
+static inline uint64_t add_mod(uint64_t a, uint64_t b, uint64_t q) { return csub_mod(a + b, q); }
 
-static inline uint64_t neg_mod(uint64_t a, uint64_t q) { return a ? q - a : 0; }
+static inline uint64_t sub_mod(uint64_t a, uint64_t b, uint64_t q)
+{
+    const uint64_t d = a - b;
+    return d + (q & (0 - (d >> 63)));
+}
+
+/* q - a, or 0 for a = 0: (a | -a) has its top bit set exactly when a != 0 (a < 2^63). */
+static inline uint64_t neg_mod(uint64_t a, uint64_t q) { return (q - a) & (0 - ((a | (0 - a)) >> 63)); }
 
 /* x (< 2^128) mod q by Barrett with floor(2^128/q). */
 static inline uint64_t reduce128(u128 x, const modulus *m)
@@ -41,18 +52,14 @@ static inline uint64_t reduce128(u128 x, const modulus *m)
     u128 carry = (t >> 64) + (uint64_t)mid1 + (uint64_t)mid2;
     uint64_t qhat = (uint64_t)(carry >> 64) + (uint64_t)(mid1 >> 64) + (uint64_t)(mid2 >> 64) +
                     xhi * m->barrett_hi;
-    uint64_t r = xlo - qhat * m->q;
-    if (r >= m->q) r -= m->q;
-    if (r >= m->q) r -= m->q;
-    return r;
+    return csub_mod(csub_mod(xlo - qhat * m->q, m->q), m->q);
 }
 
 /* x (< 2^64) mod q. */
 static inline uint64_t reduce64(uint64_t x, const modulus *m)
 {
     uint64_t qhat = mulhi64(x, m->barrett_hi);
-    uint64_t r = x - qhat * m->q;
-    return r >= m->q ? r - m->q : r;
+    return csub_mod(x - qhat * m->q, m->q);
 }
 
 /* a * b mod q for a, b < q: Barrett with the quotient estimated from the top bits+1 bits of the
@@ -63,10 +70,7 @@ static inline uint64_t mul_mod(uint64_t a, uint64_t b, const modulus *m)
     const unsigned L = m->bits;
     const uint64_t top = (uint64_t)(x >> (L - 1));
     const uint64_t qhat = (uint64_t)(((u128)top * m->mu) >> (L + 1));
-    uint64_t r = (uint64_t)x - qhat * m->q;
-    if (r >= m->q) r -= m->q;
-    if (r >= m->q) r -= m->q;
-    return r;
+    return csub_mod(csub_mod((uint64_t)x - qhat * m->q, m->q), m->q);
 }
 
 /* Montgomery reduction: x * 2^-64 mod q in [0, q), for x < q * 2^64 (odd q < 2^63). Two multiplications
@@ -79,8 +83,7 @@ static inline uint64_t redc128(u128 x, const modulus *m)
 {
     const uint64_t t = (uint64_t)x * m->mont_neg_inv;
     const u128 s = x + (u128)t * m->q;   /* < 2 q 2^64: no overflow for q < 2^63 */
-    uint64_t r = (uint64_t)(s >> 64);
-    return r >= m->q ? r - m->q : r;
+    return csub_mod((uint64_t)(s >> 64), m->q);
 }
 
 /* Shoup: w' = floor(w * 2^64 / q) for a fixed operand w < q. */
@@ -94,8 +97,7 @@ static inline uint64_t mul_shoup_lazy(uint64_t a, uint64_t w, uint64_t wp, uint6
 
 static inline uint64_t mul_shoup(uint64_t a, uint64_t w, uint64_t wp, uint64_t q)
 {
-    uint64_t r = mul_shoup_lazy(a, w, wp, q);
-    return r >= q ? r - q : r;
+    return csub_mod(mul_shoup_lazy(a, w, wp, q), q);
 }
 
 uint64_t pow_mod(uint64_t base, uint64_t exp, const modulus *m);
@@ -109,6 +111,9 @@ static inline uint64_t from_signed(int64_t v, uint64_t q)
 }
 
 /* Centered representative of a in (-q/2, q/2]. */
-static inline int64_t to_centered(uint64_t a, uint64_t q) { return a > q / 2 ? (int64_t)a - (int64_t)q : (int64_t)a; }
+static inline int64_t to_centered(uint64_t a, uint64_t q)
+{
+    return (int64_t)a - (int64_t)(q & (0 - ((q / 2 - a) >> 63)));
+}
 
 #endif

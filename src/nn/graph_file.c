@@ -14,10 +14,12 @@
 #include "nn/graph_internal.h"
 #include "util/alloc.h"
 #include "util/error.h"
+#include "util/fileheader.h"
 #include "util/le.h"
 
-#define GRF_MAGIC "HECNNGRF"
 #define GRF_VERSION 1u
+static const file_format GRF_FORMAT = {.magic = "HECNNGRF", .magic_bytes = 8, .version_bytes = 4, .version = GRF_VERSION,
+                                       .what = "a hecnn graph file", .name = "graph file"};
 #define GRF_HEADER 32u
 #define GRF_RECORD 56u
 #define GRF_DIGEST 32u
@@ -80,8 +82,7 @@ static hecnn_status serialize(const hecnn_graph *g, uint8_t **out, size_t *size)
     const size_t total = file_size(g), c = g->nodes[0].c;
     uint8_t *buf = hecnn_alloc(total);
     if (!buf) return hecnn_fail(HECNN_ERR_NO_MEMORY, "model buffer (%zu bytes)", total);
-    memcpy(buf, GRF_MAGIC, 8);
-    le_put32(buf + 8, GRF_VERSION);
+    file_header_put(buf, &GRF_FORMAT);
     le_put32(buf + 12, GRF_HEADER);
     le_put32(buf + 16, (uint32_t)g->n);
     le_put32(buf + 20, g->nodes[0].c);
@@ -135,11 +136,10 @@ hecnn_status hecnn_graph_digest(const hecnn_graph *g, uint8_t digest[32])
 /* Header fields; the count of nodes (input included) and the input channels. */
 static hecnn_status check_header(const uint8_t *h, uint32_t *count, uint32_t *channels)
 {
-    if (memcmp(h, GRF_MAGIC, 8) != 0) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "not a hecnn graph file (bad magic)");
-    const uint32_t version = le_get32(h + 8), hsize = le_get32(h + 12), n = le_get32(h + 16);
+    const hecnn_status st = file_header_check(h, GRF_HEADER, &GRF_FORMAT, NULL);
+    if (st) return st;
+    const uint32_t hsize = le_get32(h + 12), n = le_get32(h + 16);
     const uint32_t c = le_get32(h + 20), hh = le_get32(h + 24), w = le_get32(h + 28);
-    if (version != GRF_VERSION)
-        return hecnn_fail(HECNN_ERR_BAD_FORMAT, "graph file version %u, this build reads %u", version, GRF_VERSION);
     if (hsize != GRF_HEADER) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "graph header size %u, expected %u", hsize, GRF_HEADER);
     if (n < 1 || n > HECNN_GRAPH_MAX_NODES)
         return hecnn_fail(HECNN_ERR_BAD_FORMAT, "graph of %u nodes, must be in [1, %u]", n, HECNN_GRAPH_MAX_NODES);

@@ -4,9 +4,11 @@
 
 #include "hecnn/nn.h"
 #include "util/error.h"
+#include "util/fileheader.h"
 
-#define VRB_MAGIC "HECNNVRB"
 #define VRB_VERSION 1u
+static const file_format VRB_FORMAT = {.magic = "HECNNVRB", .magic_bytes = 8, .version_bytes = 4, .version = VRB_VERSION,
+                                       .what = "a hecnn batch file", .name = "batch file"};
 
 static int put32(FILE *f, uint32_t v)
 {
@@ -25,8 +27,10 @@ hecnn_status hecnn_vr_file_write_header(FILE *f, const ckks_context *ctx, const 
 {
     if (!f || !ctx || !h) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
     const uint64_t pid = ckks_context_param_id(ctx);
-    int bad = fwrite(VRB_MAGIC, 1, 8, f) != 8;
-    bad |= put32(f, VRB_VERSION) | put32(f, (uint32_t)h->kind) | put32(f, (uint32_t)pid) | put32(f, (uint32_t)(pid >> 32));
+    uint8_t head[12];
+    file_header_put(head, &VRB_FORMAT);
+    int bad = fwrite(head, 1, sizeof head, f) != sizeof head;
+    bad |= put32(f, (uint32_t)h->kind) | put32(f, (uint32_t)pid) | put32(f, (uint32_t)(pid >> 32));
     bad |= put32(f, (uint32_t)h->width) | put32(f, (uint32_t)h->images) | put32(f, (uint32_t)h->batches) |
            put32(f, (uint32_t)h->per_batch);
     return bad ? hecnn_fail(HECNN_ERR_IO, "cannot write the batch file header") : HECNN_OK;
@@ -35,13 +39,13 @@ hecnn_status hecnn_vr_file_write_header(FILE *f, const ckks_context *ctx, const 
 hecnn_status hecnn_vr_file_read_header(FILE *f, const ckks_context *ctx, hecnn_vr_file_kind kind, hecnn_vr_file_header *h)
 {
     if (!f || !ctx || !h) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
-    char magic[8];
+    uint8_t head[12];
     uint32_t v[8];
-    if (fread(magic, 1, 8, f) != 8 || memcmp(magic, VRB_MAGIC, 8) != 0)
-        return hecnn_fail(HECNN_ERR_BAD_FORMAT, "not a hecnn batch file (bad magic)");
-    for (int i = 0; i < 8; i++)
+    const hecnn_status st = file_header_check(head, fread(head, 1, sizeof head, f), &VRB_FORMAT, NULL);
+    if (st) return st;
+    v[0] = VRB_VERSION;
+    for (int i = 1; i < 8; i++)
         if (get32(f, &v[i])) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "batch file truncated in its header");
-    if (v[0] != VRB_VERSION) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "batch file version %u, this build reads %u", v[0], VRB_VERSION);
     if (v[1] != (uint32_t)kind)
         return hecnn_fail(HECNN_ERR_BAD_FORMAT, "batch file holds %s, expected %s", v[1] == HECNN_VR_FILE_IMAGES ? "images" : "scores",
                           kind == HECNN_VR_FILE_IMAGES ? "encrypted images" : "encrypted scores");

@@ -13,10 +13,12 @@
 #include "hecnn/nn.h"
 #include "util/alloc.h"
 #include "util/error.h"
+#include "util/fileheader.h"
 #include "util/le.h"
 
-#define MODEL_MAGIC "HECNNMDL"
 #define MODEL_VERSION 1u
+static const file_format MODEL_FORMAT = {.magic = "HECNNMDL", .magic_bytes = 8, .version_bytes = 4, .version = MODEL_VERSION,
+                                         .what = "a hecnn model file", .name = "model format"};
 #define MODEL_ARCH_VR_MNIST 1u
 #define MODEL_HEADER 64u
 #define MODEL_DTYPE_F32 1u
@@ -60,10 +62,9 @@ hecnn_status hecnn_mnist_model_read(hecnn_mnist_model **out, const uint8_t *data
     if (size < MODEL_HEADER + 32)
         return hecnn_fail(HECNN_ERR_BAD_FORMAT, "model file truncated: %zu bytes, a header alone is %u", size,
                           MODEL_HEADER + 32);
-    if (memcmp(data, MODEL_MAGIC, 8) != 0) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "not a hecnn model file (bad magic)");
-    const uint32_t version = le_get32(data + 8), arch = le_get32(data + 12), hsize = le_get32(data + 16), dtype = le_get32(data + 20);
-    if (version != MODEL_VERSION)
-        return hecnn_fail(HECNN_ERR_BAD_FORMAT, "model format version %u, this build reads %u", version, MODEL_VERSION);
+    const hecnn_status hst = file_header_check(data, size, &MODEL_FORMAT, NULL);
+    if (hst) return hst;
+    const uint32_t arch = le_get32(data + 12), hsize = le_get32(data + 16), dtype = le_get32(data + 20);
     if (arch != MODEL_ARCH_VR_MNIST) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "unknown model architecture %u", arch);
     if (hsize != MODEL_HEADER) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "header size %u, expected %u", hsize, MODEL_HEADER);
     if (dtype != MODEL_DTYPE_F32 && dtype != MODEL_DTYPE_F64) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "unknown weight type %u", dtype);
@@ -144,8 +145,7 @@ hecnn_status hecnn_mnist_model_save(const hecnn_mnist_model *model, const char *
     const size_t total = MODEL_HEADER + (size_t)MODEL_PARAMS * 8 + 32;
     uint8_t *buf = hecnn_calloc(total, 1);
     if (!buf) return hecnn_fail(HECNN_ERR_NO_MEMORY, "model buffer");
-    memcpy(buf, MODEL_MAGIC, 8);
-    le_put32(buf + 8, MODEL_VERSION);
+    file_header_put(buf, &MODEL_FORMAT);
     le_put32(buf + 12, MODEL_ARCH_VR_MNIST);
     le_put32(buf + 16, MODEL_HEADER);
     le_put32(buf + 20, MODEL_DTYPE_F64);

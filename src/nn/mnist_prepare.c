@@ -13,10 +13,12 @@
 #include "nn/mnist_internal.h"
 #include "util/alloc.h"
 #include "util/error.h"
+#include "util/fileheader.h"
 #include "util/le.h"
 
-#define PREP_MAGIC "HECNNEMD"
 #define PREP_VERSION 2u /* 2: the header and the whole file checksummed; 1 refused by name */
+static const file_format PREP_FORMAT = {.magic = "HECNNEMD", .magic_bytes = 8, .version_bytes = 4, .version = PREP_VERSION,
+                                        .oldest = 1, .what = "an encrypted hecnn MNIST model", .name = "encrypted model format"};
 #define PREP_HEADER 96u
 #define PREP_DIGEST 32u
 
@@ -358,8 +360,7 @@ hecnn_status hecnn_mnist_prepared_save(const hecnn_mnist_prepared *cp, FILE *f)
     size_t count = st ? 0 : prep_slots(p, slots, levels, scales);
     uint8_t h[PREP_HEADER + PREP_DIGEST] = {0}, d[PREP_DIGEST];
     if (!st) {
-        memcpy(h, PREP_MAGIC, 8);
-        le_put32(h + 8, PREP_VERSION);
+        file_header_put(h, &PREP_FORMAT);
         le_put32(h + 12, (uint32_t)p->net->w);
         le_put64(h + 16, ckks_context_param_id(p->net->ctx));
         le_put32(h + 24, (uint32_t)count);
@@ -396,14 +397,8 @@ hecnn_status hecnn_mnist_prepared_load(hecnn_mnist_prepared **out, const hecnn_m
     uint8_t h[PREP_HEADER + PREP_DIGEST], d[PREP_DIGEST];
     const size_t got = fread(h, 1, sizeof h, f);
     if (ferror(f)) return hecnn_fail(HECNN_ERR_IO, "cannot read the encrypted model");
-    if (got < 8 || memcmp(h, PREP_MAGIC, 8) != 0)
-        return hecnn_fail(HECNN_ERR_BAD_FORMAT, "not an encrypted hecnn MNIST model (bad magic)");
-    if (got < 12) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "encrypted model truncated in its header");
-    const uint32_t version = le_get32(h + 8);
-    if (version == 1)
-        return hecnn_fail(HECNN_ERR_BAD_FORMAT, "encrypted model format version 1, written by an earlier build: this build reads "
-                          "version %u (checksummed); encrypt the model again", PREP_VERSION);
-    if (version != PREP_VERSION) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "encrypted model version %u, this build reads %u", version, PREP_VERSION);
+    const hecnn_status hst = file_header_check(h, got, &PREP_FORMAT, " (checksummed); encrypt the model again");
+    if (hst) return hst;
     if (got != sizeof h) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "encrypted model truncated in its header");
     /* the header's own digest before any field is used: damage there reads as damage */
     if (EVP_Digest(h, PREP_HEADER, d, NULL, EVP_sha256(), NULL) != 1) return hecnn_fail(HECNN_ERR_UNSUPPORTED, "SHA-256 failed");

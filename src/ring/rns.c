@@ -204,7 +204,10 @@ void rns_from_small(const rns_basis *b, uint64_t *out, const int8_t *small)
     const size_t n = b->n;
     for (size_t k = 0; k < b->limbs; k++) {
         const uint64_t q = b->tab[k]->mod.q;
-        for (size_t i = 0; i < n; i++) out[k * n + i] = small[i] < 0 ? q + (uint64_t)(int64_t)small[i] : (uint64_t)small[i];
+        for (size_t i = 0; i < n; i++) { /* + q for a negative value, by its sign mask (no branch: secrets) */
+            const int64_t v = small[i];
+            out[k * n + i] = (uint64_t)v + (q & (uint64_t)(v >> 63));
+        }
     }
 }
 
@@ -304,43 +307,55 @@ void rns_permute(const rns_basis *b, uint64_t *out, const uint64_t *in, const si
     for (size_t k = 0; k < b->limbs; k++) kern->permute(out + k * n, in + k * n, perm, n);
 }
 
+/* The samplers never branch on, nor index memory by, what they draw (tests/ct_secret.c checks
+ * under valgrind): secrets and errors come out of them. */
+
 void sample_ternary(prng *p, int8_t *out, size_t n)
 {
-    /* Rejection on bytes >= 255 keeps the three values exactly equiprobable. */
-    for (size_t i = 0; i < n;) {
-        uint8_t byte;
-        prng_bytes(p, &byte, 1);
-        if (byte == 255) continue;
-        out[i++] = (int8_t)(byte % 3) - 1;
-    }
+    /* floor(3 r / 2^64) of a 64-bit word r: each value has probability 1/3 within 2^-64 (no
+     * rejection, so no branch on the stream). */
+    for (size_t i = 0; i < n; i++) out[i] = (int8_t)((int)mulhi64(prng_u64(p), 3) - 1);
 }
 
-static uint64_t uniform_below(prng *p, uint64_t bound)
+/* Compare-exchange of two sort keys without a branch: the borrow of b - a, as a mask, swaps. */
+static inline void cswap_u64(uint64_t *a, uint64_t *b)
 {
-    uint64_t mask = bound - 1;
-    mask |= mask >> 1, mask |= mask >> 2, mask |= mask >> 4, mask |= mask >> 8, mask |= mask >> 16,
-        mask |= mask >> 32;
-    for (;;) {
-        uint64_t v = prng_u64(p) & mask;
-        if (v < bound) return v;
-    }
+    const uint64_t x = *a, y = *b, swap = (uint64_t)(((u128)y - x) >> 64), t = (x ^ y) & swap;
+    *a = x ^ t, *b = y ^ t;
 }
 
 void sample_sparse_ternary(prng *p, int8_t *out, size_t n, size_t h)
 {
-    /* Partial Fisher–Yates: the first h positions of a random permutation get +-1. */
-    memset(out, 0, n);
-    size_t *idx = hecnn_alloc(n * sizeof *idx);
-    if (!idx) return;
-    for (size_t i = 0; i < n; i++) idx[i] = i;
-    for (size_t i = 0; i < h && i < n; i++) {
-        size_t j = i + (size_t)uniform_below(p, n - i);
-        size_t t = idx[i];
-        idx[i] = idx[j];
-        idx[j] = t;
-        out[idx[i]] = (prng_u64(p) & 1) ? 1 : -1;
+    /* Exactly min(h, n) nonzero coefficients at uniformly random positions, in constant time: key k
+     * is 61 random bits above a 2-bit code (+1 or -1 from a random bit for k < h, 0 after), and a
+     * bitonic sorting network (compare-exchanges at fixed positions) sorts the keys: the codes come
+     * out in a uniformly random order (keys tie with probability below n^2 2^-62). The array is
+     * padded to a power of two with keys that sort last. */
+    size_t m = 1;
+    while (m < n) m <<= 1;
+    uint64_t *key = hecnn_alloc(m * sizeof *key);
+    if (!key) {
+        memset(out, 0, n);
+        return;
     }
-    hecnn_secure_free(idx, n * sizeof *idx);
+    for (size_t k = 0; k < n; k++) {
+        const uint64_t r = prng_u64(p), code = k < h ? 1 + (r & 1) : 0; /* 1: +1, 2: -1 */
+        key[k] = r >> 3 << 2 | code; /* 61 random bits above the code, top bit clear: below the padding */
+    }
+    for (size_t k = n; k < m; k++) key[k] = UINT64_MAX;
+    for (size_t size = 2; size <= m; size <<= 1)
+        for (size_t stride = size >> 1; stride; stride >>= 1)
+            for (size_t i = 0; i < m; i++) {
+                const size_t j = i ^ stride;
+                if (j <= i) continue;
+                if (i & size) cswap_u64(key + j, key + i); /* descending run */
+                else cswap_u64(key + i, key + j);
+            }
+    for (size_t k = 0; k < n; k++) {
+        const uint64_t code = key[k] & 3;
+        out[k] = (int8_t)((int)(code & 1) - (int)(code >> 1));
+    }
+    hecnn_secure_free(key, m * sizeof *key);
 }
 
 void sample_gaussian(prng *p, int8_t *out, size_t n, double sigma)

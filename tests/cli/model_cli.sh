@@ -65,6 +65,14 @@ grep -Eq "^exact: +[0-9]+/10 correct" "$T/out" && ok || bad "eval: $(cat "$T/out
 run "$HECNN" model eval --model "$T/m.hg" --data "$T/test10.bin" --json --per-class
 grep -q '"images": 24' "$T/out" && grep -q '"name": "truck"' "$T/out" && ok || bad "eval --json: $(cat "$T/out")"
 python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$T/out" && ok || bad "eval --json is not JSON"
+# paths are escaped in the JSON: a model and data set under a name with a quote, a backslash, a
+# newline and a tab must come back unchanged from a JSON parser
+q=$T/$'we"ird\\na\tme\nx'
+mkdir -p "$q" && cp "$T/m.hg" "$T/test10.bin" "$q/"
+run "$HECNN" model eval --model "$q/m.hg" --data "$q/test10.bin" --count 2 --json
+/usr/bin/python3 -m json.tool "$T/out" >/dev/null && ok || bad "eval --json with an odd path is not JSON: $(cat "$T/out")"
+/usr/bin/python3 -c 'import json, sys; r = json.load(open(sys.argv[1])); sys.exit(r["model"] != sys.argv[2] + "/m.hg" or r["data"] != sys.argv[2] + "/test10.bin")' \
+    "$T/out" "$q" && ok || bad "eval --json does not give the paths back: $(cat "$T/out")"
 expect 1 "lack a range.*calibrate" "$HECNN" model eval --model "$T/m.hg" --data "$T/test10.bin" --mode approx
 
 # calibrate: two training files, a table of 19 ReLUs; the --absmax route gives the same model

@@ -52,7 +52,7 @@ grep -q "estimated peak" "$T/err" && ok || bad "infer --memory-budget printed no
 cmp -s "$T/sc.pbf" "$T/sc2.pbf" && ok || bad "scores under a memory budget differ"
 run "$HECNN" model decrypt --keys "$K" --model "$T/m.hg" --in "$T/sc.pbf" --data "$T/test.bin" --json
 cp "$T/out" "$T/dec.json"
-grep -q '"images": 4' "$T/dec.json" && grep -q '"accuracy"' "$T/dec.json" && grep -q '"image": 2, ' "$T/dec.json" && ok ||
+grep -q '"images": 4' "$T/dec.json" && grep -q '"accuracy"' "$T/dec.json" && grep -q '"image": 2,' "$T/dec.json" && ok ||
     bad "decrypt JSON: $(cat "$T/dec.json")"
 
 # the decrypted classes are the plaintext simulation's: label images 2..5 with them, then the
@@ -67,7 +67,7 @@ for i, p in enumerate(pred):
 open(t + "/relabel.bin", "wb").write(bytes(data))
 PY
 run "$HECNN" model eval --model "$T/m.hg" --data "$T/relabel.bin" --offset 2 --count 4 --mode approx --json
-grep -q '"approx": {"correct": 4,' "$T/out" && ok || bad "decrypted classes differ from the simulation: $(cat "$T/out") / $(cat "$T/dec.json")"
+python3 -c 'import json, sys; sys.exit(json.load(open(sys.argv[1]))["approx"]["correct"] != 4)' "$T/out" && ok || bad "decrypted classes differ from the simulation: $(cat "$T/out") / $(cat "$T/dec.json")"
 run "$HECNN" model decrypt --keys "$K" --model "$T/m.hg" --in "$T/sc.pbf"
 grep -Eq "^2 +[0-9]" "$T/out" && ok || bad "decrypt table: $(cat "$T/out")"
 run "$HECNN" model decrypt --keys "$K" --model "$T/m.hg" --in "$T/sc.pbf" --flood 20
