@@ -230,7 +230,8 @@ static double ct_sqrt(double x)
  * the angle taken in [-pi, pi) (a half turn from [0, 2 pi): the same pair, negated). */
 static void normal_pair(prng *p, double *z0, double *z1)
 {
-    const double u1 = (double)((prng_u64(p) >> 11) + 1) * 0x1p-53, u2 = (double)(prng_u64(p) >> 11) * 0x1p-53;
+    /* through int64_t: an unsigned conversion may test the top bit with a branch */
+    const double u1 = (double)(int64_t)((prng_u64(p) >> 11) + 1) * 0x1p-53, u2 = (double)(int64_t)(prng_u64(p) >> 11) * 0x1p-53;
     const double r = ct_sqrt(-2 * ct_log(u1));
     double c, sn;
     ct_sincos(2 * M_PI * (u2 - 0.5), &c, &sn);

@@ -75,7 +75,8 @@ void ntt_table_free(ntt_table *t)
     *t = (ntt_table){0};
 }
 
-/* Harvey's lazy Cooley–Tukey: values stay in [0, 4q) between stages. */
+/* Harvey's lazy Cooley–Tukey: values stay in [0, 4q) between stages (the conditional subtractions by
+ * masks: no branch on the values, which may be secret). */
 void ntt_forward_portable(const ntt_table *t, uint64_t *a)
 {
     const uint64_t q = t->mod.q, two_q = 2 * q;
@@ -87,19 +88,15 @@ void ntt_forward_portable(const ntt_table *t, uint64_t *a)
             const uint64_t w = t->fwd[m + i], wp = t->fwd_shoup[m + i];
             uint64_t *x = a + 2 * i * gap, *y = x + gap;
             for (size_t j = 0; j < gap; j++) {
-                uint64_t u = x[j];
-                if (u >= two_q) u -= two_q;
-                uint64_t v = mul_shoup_lazy(y[j], w, wp, q);
+                const uint64_t u = csub_mod(x[j], two_q);
+                const uint64_t v = mul_shoup_lazy(y[j], w, wp, q);
                 x[j] = u + v;
                 y[j] = u - v + two_q;
             }
         }
     }
     for (size_t j = 0; j < n; j++) {
-        uint64_t u = a[j];
-        if (u >= two_q) u -= two_q;
-        if (u >= q) u -= q;
-        a[j] = u;
+        a[j] = csub_mod(csub_mod(a[j], two_q), q);
     }
 }
 
@@ -115,9 +112,7 @@ void ntt_inverse_portable(const ntt_table *t, uint64_t *a)
             uint64_t *x = a + 2 * i * gap, *y = x + gap;
             for (size_t j = 0; j < gap; j++) {
                 uint64_t u = x[j], v = y[j];
-                uint64_t s = u + v;
-                if (s >= two_q) s -= two_q;
-                x[j] = s;
+                x[j] = csub_mod(u + v, two_q);
                 y[j] = mul_shoup_lazy(u - v + two_q, w, wp, q);
             }
         }
