@@ -7,6 +7,7 @@
 #include "hecnn/nn.h"
 #include "hecnn/circuits.h"
 #include "hecnn/graph.h"
+#include "hecnn/plan.h"
 
 #define HECNN_VERSION_MAJOR 0
 #define HECNN_VERSION_MINOR 1
