@@ -59,7 +59,6 @@ typedef struct batched {
     size_t chunk;
     bool spill;
     char *scratch;
-    uint64_t run_bytes;       /* the schedule's estimated peak of ciphertext bytes */
 } batched;
 
 /* One execution (or dry run) of the network. */
@@ -998,7 +997,6 @@ static hecnn_status batched_build(hecnn_plan *p, const hecnn_plan_options *opt)
     if (!st) st = run_graph(&r, NULL, NULL, NULL, NULL, NULL);
     p->bootstraps = r.stats.bootstraps;
     p->rotations = r.stats.rotations;
-    b->run_bytes = r.peak;
     return st;
 }
 
@@ -1122,7 +1120,6 @@ static hecnn_status batched_schedule(hecnn_plan *p, size_t chunk, bool spill, co
         if (!st) {
             hecnn_free(b->scratch);
             b->scratch = dir;
-            b->run_bytes = r.peak;
             return HECNN_OK;
         }
     }
