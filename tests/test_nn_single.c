@@ -217,9 +217,19 @@ static void test_end_to_end(void)
     /* AUTO: single for one image, batched for more */
     hecnn_plan *plan = NULL;
     const hecnn_plan_options one = {.batch = 1}, two = {.batch = BATCH, .grid = SIDE};
+    /* the bootstrapper's slots: the single layout's largest tensor (4 channels of 8 x 8 at gap 1 fill
+     * four blocks of 64), the batched layout every slot */
+    const hecnn_plan_options single_two = {.batch = BATCH, .layout = HECNN_LAYOUT_SINGLE};
+    CHECK(hecnn_plan_boot_slots(g, &one, 2048) == 4 * SIDE * SIDE);
+    CHECK(hecnn_plan_boot_slots(g, &single_two, 2048) == 4 * SIDE * SIDE);
+    CHECK(hecnn_plan_boot_slots(g, &one, 128) == 128);
+    CHECK(hecnn_plan_boot_slots(g, &two, 2048) == 2048);
     REQUIRE_VOID(hecnn_plan_new(&plan, g, ctx, bt, &one) == HECNN_OK);
     CHECK(hecnn_plan_layout_of(plan) == HECNN_LAYOUT_SINGLE);
-    CHECK_MSG(hecnn_plan_bootstraps(plan) == relus, "%zu bootstraps", hecnn_plan_bootstraps(plan));
+    /* a deep input (encrypted as high as a bootstrap's output, plus the first convolution's level)
+     * spares the first ReLU's bootstrap */
+    CHECK_MSG(hecnn_plan_bootstraps(plan) == relus - 1, "%zu bootstraps", hecnn_plan_bootstraps(plan));
+    CHECK(hecnn_plan_input_level(plan) == ckks_bootstrapper_output_level(bt) + 1);
     hecnn_plan_free(plan);
     REQUIRE_VOID(hecnn_plan_new(&plan, g, ctx, bt, &two) == HECNN_OK);
     CHECK(hecnn_plan_layout_of(plan) == HECNN_LAYOUT_BATCHED);
@@ -230,11 +240,12 @@ static void test_end_to_end(void)
     REQUIRE_VOID(st == HECNN_OK);
     CHECK(hecnn_plan_input_ciphertexts(plan) == BATCH && hecnn_plan_output_ciphertexts(plan) == BATCH);
     CHECK(hecnn_plan_classes(plan) == 3);
-    /* two images: each ReLU bootstraps both in one paired bootstrap */
-    CHECK_MSG(hecnn_plan_bootstraps(plan) == relus, "%zu bootstraps", hecnn_plan_bootstraps(plan));
-    /* node info: the first ReLU (node 2) at gap 1, the stride-2 convolutions at gaps 2 and 4 */
+    /* two images: each ReLU but the deep input's first bootstraps both in one paired bootstrap */
+    CHECK_MSG(hecnn_plan_bootstraps(plan) == relus - 1, "%zu bootstraps", hecnn_plan_bootstraps(plan));
+    /* node info: the first ReLU (node 2) at gap 1 with no bootstrap, the stride-2 convolutions at gaps 2 and 4 */
     hecnn_plan_node info;
-    CHECK(hecnn_plan_node_info(plan, 2, &info) == HECNN_OK && info.bootstraps == 1 && info.gap == 1 && info.ciphertexts == BATCH);
+    CHECK(hecnn_plan_node_info(plan, 2, &info) == HECNN_OK && info.bootstraps == 0 && info.gap == 1 && info.ciphertexts == BATCH);
+    CHECK(hecnn_plan_node_info(plan, 4, &info) == HECNN_OK && info.bootstraps == 1);
     CHECK(hecnn_plan_node_info(plan, 8, &info) == HECNN_OK && info.gap == 2 && info.rotations > 0);
     size_t rot_sum = 0, boot_sum = 0;
     for (size_t id = 0; id < hecnn_graph_node_count(g); id++) {
@@ -287,8 +298,8 @@ static void test_end_to_end(void)
     CHECK_MSG(st == HECNN_OK, "%s: %s", hecnn_status_name(st), hecnn_last_error_detail());
     if (!st) {
         CHECK(hecnn_plan_layout_of(plan) == HECNN_LAYOUT_SINGLE && hecnn_plan_input_ciphertexts(plan) == 2);
-        CHECK(hecnn_plan_node_info(plan, 2, &info) == HECNN_OK && info.ciphertexts == 2 && info.bootstraps == 1);
-        CHECK_MSG(hecnn_plan_bootstraps(plan) == relus, "%zu bootstraps", hecnn_plan_bootstraps(plan));
+        CHECK(hecnn_plan_node_info(plan, 2, &info) == HECNN_OK && info.ciphertexts == 2 && info.bootstraps == 0);
+        CHECK_MSG(hecnn_plan_bootstraps(plan) == relus - 1, "%zu bootstraps", hecnn_plan_bootstraps(plan));
         double one_img[3];
         st = run_plan(plan, ctx, sk, boot7, images, 1, one_img, &stats);
         CHECK_MSG(st == HECNN_OK, "%s: %s", hecnn_status_name(st), hecnn_last_error_detail());

@@ -22,7 +22,7 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: hecnn bench boot [--json] [--threads T] [--reps R] [--preset full|sparse|test-full|test-sparse]\n"
-            "                        [--cpu-time] [--whole-keys] [--pair]\n"
+            "                        [--cpu-time] [--whole-keys] [--pair] [--log-slots L]\n"
             "  Bootstraps random ciphertexts (values in the unit square) and reports the median time per\n"
             "  bootstrap at 1 and 2 threads (or T), the precision (mean and worst bits, the weaker of the\n"
             "  real and imaginary parts), levels left, keys (count, bytes in memory and seeded), peak RSS,\n"
@@ -32,7 +32,8 @@ static void usage(FILE *out)
             "  halves re-expanded from their seeds at each use, the other halves packed): 42 %% of the\n"
             "  memory of whole keys; --whole-keys holds them whole, for comparison. --pair also bootstraps\n"
             "  two real ciphertexts (the real parts, and a second real vector) as one with\n"
-            "  ckks_bootstrap_pair and reports its time and precision (real parts of both halves).\n");
+            "  ckks_bootstrap_pair and reports its time and precision (real parts of both halves).\n"
+            "  --log-slots L bootstraps 2^L slots on the preset's parameters (a sparse packing).\n");
 }
 
 typedef struct run_result {
@@ -66,6 +67,7 @@ int cmd_bench_boot(int argc, char **argv)
     ckks_boot_params bp;
     hecnn_status st = ckks_boot_preset_params(&params, &bp, preset);
     if (st) return fail("preset", st);
+    if (o.log_slots) bp.log_slots = (unsigned)o.log_slots;
     ckks_context *ctx = NULL;
     ckks_bootstrapper *bt = NULL;
     ckks_secret_key *sk = NULL;

@@ -163,9 +163,10 @@ static bool parse_size(const char *s, size_t lo, size_t hi, size_t *out)
 /* ---- the plan record (DIR/plan, DIR/server/plan) ------------------------------------------- */
 
 #define PLAN_MAGIC "hecnn-plan-record 1"
-/* "layout" is optional (records before the single layout have none: batched); written for single only */
-static const char *const plan_keys[] = {"preset", "parameter-id", "model-sha256", "batch", "grid", "layout"};
-enum { PLAN_FIELDS = sizeof plan_keys / sizeof *plan_keys, PLAN_REQUIRED = PLAN_FIELDS - 1 };
+/* "layout" is optional (records before the single layout have none: batched); written for single only.
+ * "boot-log-slots" is optional (absent: the preset's); written where the plan bootstraps fewer slots. */
+static const char *const plan_keys[] = {"preset", "parameter-id", "model-sha256", "batch", "grid", "layout", "boot-log-slots"};
+enum { PLAN_FIELDS = sizeof plan_keys / sizeof *plan_keys, PLAN_REQUIRED = 5 };
 
 typedef struct plan_record {
     ckks_boot_preset preset;
@@ -174,6 +175,7 @@ typedef struct plan_record {
     size_t batch;
     uint32_t grid;
     hecnn_plan_layout layout; /* AUTO until the plan chose */
+    unsigned boot_log_slots;  /* the bootstrapper's slots (0 until chosen: hecnn_plan_boot_slots) */
 } plan_record;
 
 /* --layout NAME: single or batched ("" or auto: the plan's choice). */
@@ -196,6 +198,10 @@ static void plan_record_write(FILE *f, const plan_record *r)
     fprintf(f, "%s\npreset %s\nparameter-id %016llx\nmodel-sha256 %s\nbatch %zu\ngrid %u\n", PLAN_MAGIC, preset_name(r->preset),
             (unsigned long long)r->param_id, d, r->batch, r->grid);
     if (r->layout == HECNN_LAYOUT_SINGLE) fprintf(f, "layout %s\n", hecnn_plan_layout_name(r->layout));
+    ckks_params_literal lit;
+    ckks_boot_params bp;
+    if (!ckks_boot_preset_params(&lit, &bp, r->preset) && r->boot_log_slots != bp.log_slots)
+        fprintf(f, "boot-log-slots %u\n", r->boot_log_slots);
 }
 
 static int plan_record_read(const char *path, plan_record *r)
@@ -214,6 +220,9 @@ static int plan_record_read(const char *path, plan_record *r)
     if (!bad && (!*v[5] || !strcmp(v[5], "batched"))) r->layout = HECNN_LAYOUT_BATCHED;
     else if (!bad && !strcmp(v[5], "single")) r->layout = HECNN_LAYOUT_SINGLE;
     else if (!bad) bad = plan_keys[5];
+    size_t log_slots = 0; /* absent: the preset's (setup_from_dir) */
+    if (!bad && *v[6] && !parse_size(v[6], 1, 20, &log_slots)) bad = plan_keys[6];
+    r->boot_log_slots = (unsigned)log_slots;
     if (bad) {
         cli_error("plan record '%s': bad %s", path, bad);
         return -1;
@@ -287,15 +296,22 @@ static void setup_free(setup *s)
     memset(s, 0, sizeof *s);
 }
 
-/* Bootstrapper and plan for s->g on s->ctx (batch, grid from s->rec). */
+/* Bootstrapper and plan for s->g on s->ctx (batch, grid, layout and, once chosen, the bootstrapper's
+ * slots from s->rec; the preset's parameters bp otherwise). */
 static int setup_plan(setup *s, const ckks_boot_params *bp)
 {
-    hecnn_status st = ckks_bootstrapper_new(&s->bt, s->ctx, bp);
+    const hecnn_plan_options opt = {.batch = s->rec.batch, .grid = s->rec.grid, .layout = s->rec.layout};
+    if (!s->rec.boot_log_slots) {
+        const size_t slots = hecnn_plan_boot_slots(s->g, &opt, (size_t)1 << bp->log_slots);
+        while (((size_t)1 << s->rec.boot_log_slots) < slots) s->rec.boot_log_slots++;
+    }
+    ckks_boot_params plan_bp = *bp;
+    plan_bp.log_slots = s->rec.boot_log_slots;
+    hecnn_status st = ckks_bootstrapper_new(&s->bt, s->ctx, &plan_bp);
     if (st) {
-        cli_status_error(st, "cannot build the bootstrapper");
+        cli_status_error(st, "cannot build the bootstrapper (2^%u slots)", plan_bp.log_slots);
         return -1;
     }
-    const hecnn_plan_options opt = {.batch = s->rec.batch, .grid = s->rec.grid, .layout = s->rec.layout};
     if ((st = hecnn_plan_new(&s->plan, s->g, s->ctx, s->bt, &opt))) {
         cli_status_error(st, "cannot lay the model out for batches of %zu (layout %s)", s->rec.batch,
                          hecnn_plan_layout_name(s->rec.layout));
@@ -332,6 +348,7 @@ static int setup_from_dir(setup *s, const char *dir, const char *model)
         cli_status_error(HECNN_ERR_INVALID_ARGUMENT, "preset %s", preset_name(s->rec.preset));
         goto done;
     }
+    if (!s->rec.boot_log_slots) s->rec.boot_log_slots = bp.log_slots;
     if (lit.log_n != want.log_n || lit.n_q != want.n_q || lit.n_p != want.n_p) {
         cli_error("'%s' does not hold the %s preset's parameters (N = 2^%u, %u primes; expected 2^%u, %u)", params_path,
                   preset_name(s->rec.preset), lit.log_n, lit.n_q, want.log_n, want.n_q);
@@ -1254,10 +1271,12 @@ static void cpu_model(char *out, size_t cap)
     fclose(f);
 }
 
-/* Median of three plain bootstraps of a full-slot ciphertext of random values in the unit square. */
-static hecnn_status measure_t_boot(const setup *s, const ckks_boot_keys *keys, const ckks_secret_key *sk, double *t_boot)
+/* Median of three plain bootstraps with bt of a ciphertext of random values in the unit square
+ * (every slot of bt). */
+static hecnn_status measure_bootstrap(const setup *s, const ckks_bootstrapper *bt, const ckks_boot_keys *keys,
+                                      const ckks_secret_key *sk, double *t_boot)
 {
-    const size_t n = ckks_bootstrapper_slots(s->bt);
+    const size_t n = ckks_bootstrapper_slots(bt);
     double complex *v = malloc(n * sizeof *v);
     ckks_plaintext *pt = NULL;
     ckks_ciphertext *ct = NULL, *out = NULL;
@@ -1279,7 +1298,7 @@ static hecnn_status measure_t_boot(const setup *s, const ckks_boot_keys *keys, c
     double t[3];
     for (int r = 0; r < 3 && !st; r++) {
         const double t0 = now_s();
-        st = ckks_bootstrap(s->bt, keys, out, ct);
+        st = ckks_bootstrap(bt, keys, out, ct);
         t[r] = now_s() - t0;
     }
     if (!st) *t_boot = bench_median(t, 3);
@@ -1287,6 +1306,21 @@ static hecnn_status measure_t_boot(const setup *s, const ckks_boot_keys *keys, c
     ckks_plaintext_free(pt);
     ckks_ciphertext_free(ct);
     ckks_ciphertext_free(out);
+    return st;
+}
+
+/* t_boot, the unit of the targets: the preset's bootstrap of every slot (bp), whatever the plan's
+ * bootstrapper refreshes; a plan that bootstraps fewer slots has the reference built for the
+ * measurement (its keys freed before the plan's are made). */
+static hecnn_status measure_t_boot(const setup *s, const ckks_boot_params *bp, const ckks_secret_key *sk, double *t_boot)
+{
+    ckks_bootstrapper *bt = NULL;
+    ckks_boot_keys *keys = NULL;
+    hecnn_status st = ckks_bootstrapper_new(&bt, s->ctx, bp);
+    if (!st) st = ckks_boot_keys_generate_compact(&keys, bt, sk);
+    if (!st) st = measure_bootstrap(s, bt, keys, sk, t_boot);
+    ckks_boot_keys_free(keys);
+    ckks_bootstrapper_free(bt);
     return st;
 }
 
@@ -1375,16 +1409,24 @@ int cmd_bench_resnet(int argc, char **argv)
         rc = CLI_EXIT_OK;
         goto done;
     }
+    if ((st = ckks_secret_key_generate(&sk, s.ctx))) {
+        cli_status_error(st, "cannot generate the keys");
+        goto done;
+    }
+    double t_boot = 0;
+    const bool sparse = s.rec.boot_log_slots != bp.log_slots;
+    if (sparse && (st = measure_t_boot(&s, &bp, sk, &t_boot))) {
+        cli_status_error(st, "cannot measure t_boot");
+        goto done;
+    }
     t0 = now_s();
-    if ((st = ckks_secret_key_generate(&sk, s.ctx)) || (st = ckks_boot_keys_generate_compact(&boot, s.bt, sk)) ||
-        (st = hecnn_plan_keys_generate(&net, s.plan, sk))) {
+    if ((st = ckks_boot_keys_generate_compact(&boot, s.bt, sk)) || (st = hecnn_plan_keys_generate(&net, s.plan, sk))) {
         cli_status_error(st, "cannot generate the keys");
         goto done;
     }
     const double keygen_s = now_s() - t0;
     const size_t boot_bytes = ckks_boot_keys_memory_bytes(boot), net_bytes = eval_keys_memory(net);
-    double t_boot = 0;
-    if ((st = measure_t_boot(&s, boot, sk, &t_boot))) {
+    if (!sparse && (st = measure_bootstrap(&s, s.bt, boot, sk, &t_boot))) {
         cli_status_error(st, "cannot measure t_boot");
         goto done;
     }
@@ -1465,6 +1507,7 @@ int cmd_bench_resnet(int argc, char **argv)
         cli_json_add_number(split, "other", "%.3f", stats.seconds_other);
         cli_json_add(root, "split_s", split);
         cli_json_add_number(root, "bootstraps_per_image", "%.4f", (double)stats.bootstraps / nb);
+        cli_json_add_uint(root, "bootstrap_slots", ckks_bootstrapper_slots(s.bt));
         cli_json_add_number(root, "rotations_per_image", "%.4f", (double)stats.rotations / nb);
         cli_json_add_number(root, "peak_rss_mib", "%.1f", rss);
         cli_json_add_uint(root, "key_bytes", boot_bytes + net_bytes);
@@ -1491,9 +1534,10 @@ int cmd_bench_resnet(int argc, char **argv)
                (double)net_bytes / 1048576.0);
         printf("  run %.2f s = %.3f s/image amortized: linear %.2f s, activations %.2f s, bootstrapping %.2f s, other %.2f s\n", run_s,
                per_image, stats.seconds_linear, stats.seconds_activation, stats.seconds_bootstrap, stats.seconds_other);
-        printf("  per image: %.3f bootstraps, %.2f rotations; peak RSS %.0f MiB\n", (double)stats.bootstraps / nb,
-               (double)stats.rotations / nb, rss);
-        printf("  t_boot %.3f s (median of 3, %d threads): s/image / t_boot = %.3f\n", t_boot, hecnn_get_threads(), per_image / t_boot);
+        printf("  per image: %.3f bootstraps of %zu slots, %.2f rotations; peak RSS %.0f MiB\n", (double)stats.bootstraps / nb,
+               ckks_bootstrapper_slots(s.bt), (double)stats.rotations / nb, rss);
+        printf("  t_boot %.3f s (median of 3 bootstraps of %u slots, %d threads): s/image / t_boot = %.3f\n", t_boot,
+               1u << bp.log_slots, hecnn_get_threads(), per_image / t_boot);
         printf("  accuracy: encrypted %zu/%zu = %.2f %%, exact float %zu/%zu = %.2f %%; encrypted vs simulation: argmax agreement "
                "%zu/%zu, largest |logit difference| %.3g (logits up to %.3g)\n",
                ok_enc, batch, 100.0 * ok_enc / nb, ok_exact, batch, 100.0 * ok_exact / nb, agree, batch, max_diff, max_logit);

@@ -50,6 +50,7 @@ int bench_parse_options(bench_options *o, int argc, char **argv, const char *nam
         else if (!strcmp(argv[i], "--threads") && has_value) o->threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--reps") && has_value) o->reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--preset") && has_value) o->preset = argv[++i];
+        else if (!strcmp(argv[i], "--log-slots") && has_value) o->log_slots = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
             return 0;
@@ -59,8 +60,8 @@ int bench_parse_options(bench_options *o, int argc, char **argv, const char *nam
             return 2;
         }
     }
-    if (o->reps < 1 || o->reps > 1000 || o->threads < 0 || o->threads > 1024) {
-        fprintf(stderr, "hecnn %s: --reps must be 1..1000 and --threads 0..1024\n", name);
+    if (o->reps < 1 || o->reps > 1000 || o->threads < 0 || o->threads > 1024 || o->log_slots < 0 || o->log_slots > 20) {
+        fprintf(stderr, "hecnn %s: --reps must be 1..1000, --threads 0..1024 and --log-slots 1..20\n", name);
         usage(stderr);
         return 2;
     }

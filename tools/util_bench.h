@@ -23,6 +23,7 @@ typedef struct bench_options {
     const char *preset;    /* NULL unless given */
     bool whole_keys;       /* --whole-keys (bench boot): keys with their uniform halves, unpacked */
     bool pair;             /* --pair (bench boot): also two real ciphertexts through one bootstrap */
+    int log_slots;         /* --log-slots L (bench boot): 2^L slots instead of the preset's (0: the preset's) */
 } bench_options;
 
 /* Returns -1 to go on, else the exit code (0 after --help, 2 after a usage error, reported). */

@@ -158,6 +158,15 @@ hecnn_status hecnn_plan_new(hecnn_plan **out, const hecnn_graph *g, const ckks_c
     return HECNN_OK;
 }
 
+size_t hecnn_plan_boot_slots(const hecnn_graph *g, const hecnn_plan_options *opt, size_t max_slots)
+{
+    if (!g || !opt || !hecnn_graph_node_count(g)) return max_slots;
+    const bool single = opt->layout == HECNN_LAYOUT_SINGLE ||
+                        (opt->layout == HECNN_LAYOUT_AUTO && opt->batch == 1 && !opt->grid);
+    const size_t need = single ? single_slots_needed(g) : 0;
+    return need && need < max_slots ? need : max_slots;
+}
+
 hecnn_plan_layout hecnn_plan_layout_of(const hecnn_plan *p) { return p->layout; }
 size_t hecnn_plan_batch(const hecnn_plan *p) { return p->batch; }
 size_t hecnn_plan_images_per_ciphertext(const hecnn_plan *p) { return p->ops->images_per_ciphertext(p); }

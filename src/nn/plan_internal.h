@@ -58,6 +58,10 @@ hecnn_status plan_need_key(hecnn_plan *p, uint64_t galois, unsigned level);
 /* Input ciphertext i of a run: at the plan's input level and scale, over its slots. */
 hecnn_status plan_check_input(const hecnn_plan *p, const ckks_ciphertext *ct, size_t i);
 
+/* The fewest slots (a power of two, at least the input's H x W) that hold every tensor of g in the
+ * single layout's multiplexed packing: one ciphertext per image throughout. */
+size_t single_slots_needed(const hecnn_graph *g);
+
 extern const packing_ops batched_packing;
 extern const packing_ops single_packing;
 extern const packing_ops rows_packing;

@@ -48,7 +48,7 @@
 #include "util/alloc.h"
 #include "util/error.h"
 
-#define INPUT_LEVEL 1
+#define INPUT_LEVEL 1 /* the lowest input level: enough for the first layer */
 
 /* A tensor of every image in the batch: m ciphertexts per image (image-major). */
 typedef struct stensor {
@@ -67,6 +67,7 @@ typedef struct single {
     uint32_t h0, w0;     /* the input's side: the slot block */
     size_t area;         /* h0 * w0 */
     size_t m_in;         /* ciphertexts per image at the input */
+    unsigned input_level; /* INPUT_LEVEL, or high enough that the first ReLU needs no bootstrap */
     uint32_t out_gap, out_h, out_w; /* the output node's layout */
     size_t out_blocks, m_out;
 } single;
@@ -575,6 +576,22 @@ static hecnn_status run_relu(runner *r, stensor *out, const stensor *x, size_t i
     out->unit = nd->range;
     out->level = top - used;
     out->scale = p->scale;
+    /* an input still as high as a bootstrap would leave it (a deep input's first ReLU): the
+     * polynomial alone, ending no lower than after a bootstrap */
+    const unsigned used_here = x->level >= used ? ckks_poly_levels_used(p->ctx, p->poly[id], x->level, x->scale) : x->level + 1;
+    if (used_here <= x->level && x->level - used_here >= top - used) {
+        out->level = x->level - used_here;
+        if (r->dry) {
+            out->ct = NULL;
+            return plan_need_key(p, 0, x->level);
+        }
+        hecnn_status st = stensor_alloc(r, out);
+        const double t0 = omp_get_wtime();
+        for (size_t i = 0; i < out->n_ct && !st; i++) st = ckks_poly_evaluate(r->ev, out->ct[i], x->ct[i], p->poly[id], p->scale);
+        r->stats.seconds_activation += omp_get_wtime() - t0;
+        if (st) stensor_clear(out);
+        return st;
+    }
     const size_t n = p->batch * x->m, pairs = (n + 1) / 2;
     r->stats.bootstraps += pairs;
     if (r->dry) {
@@ -678,10 +695,11 @@ static hecnn_status run_graph(runner *r, ckks_ciphertext *const *in, ckks_cipher
     stensor *t = hecnn_calloc(count, sizeof *t);
     if (!t) return hecnn_fail(HECNN_ERR_NO_MEMORY, "tensor table");
     const hecnn_node *n0 = hecnn_graph_node(p->g, 0);
-    t[0] = (stensor){.c = n0->c, .h = n0->h, .w = n0->w, .gap = 1, .unit = 1, .level = INPUT_LEVEL, .scale = p->scale};
+    const unsigned input_level = r->s->input_level;
+    t[0] = (stensor){.c = n0->c, .h = n0->h, .w = n0->w, .gap = 1, .unit = 1, .level = input_level, .scale = p->scale};
     hecnn_status st = shape(r, &t[0], 0);
     if (!st && r->dry) {
-        p->nodes[0] = (hecnn_plan_node){.level = INPUT_LEVEL, .scale = p->scale, .unit = 1, .gap = 1,
+        p->nodes[0] = (hecnn_plan_node){.level = input_level, .scale = p->scale, .unit = 1, .gap = 1,
                                         .groups = t[0].blocks, .ciphertexts = batch * t[0].m};
         ((single *)p->impl)->m_in = t[0].m;
     }
@@ -790,6 +808,25 @@ done:
 
 /* ---- the packing's operations ------------------------------------------------------------------ */
 
+size_t single_slots_needed(const hecnn_graph *g)
+{
+    const size_t count = hecnn_graph_node_count(g);
+    const hecnn_node *in = hecnn_graph_node(g, 0);
+    const size_t area = (size_t)in->h * in->w;
+    uint32_t *gap = hecnn_calloc(count, sizeof *gap);
+    if (!gap) return 0;
+    size_t need = area;
+    for (size_t id = 0; id < count; id++) {
+        const hecnn_node *nd = hecnn_graph_node(g, id);
+        /* a stride-2 layer doubles the gap; every other node keeps its input's */
+        gap[id] = id == 0 ? 1 : gap[nd->in[0]] * (nd->op == HECNN_OP_CONV2D && nd->stride == 2 ? 2 : 1);
+        const size_t d = blocks_for(nd->c, gap[id]) * area;
+        if (d > need) need = d;
+    }
+    hecnn_free(gap);
+    return need;
+}
+
 static void single_free(void *impl) { hecnn_free(impl); }
 
 static hecnn_status single_build(hecnn_plan *p, const hecnn_plan_options *opt)
@@ -803,12 +840,24 @@ static hecnn_status single_build(hecnn_plan *p, const hecnn_plan_options *opt)
         return hecnn_fail(HECNN_ERR_INVALID_PARAMS, "the context has no level for a layer");
     single *s = hecnn_calloc(1, sizeof *s);
     if (!s) return hecnn_fail(HECNN_ERR_NO_MEMORY, "plan");
-    *s = (single){.h0 = in->h, .w0 = in->w, .area = (size_t)in->h * in->w};
+    *s = (single){.h0 = in->h, .w0 = in->w, .area = (size_t)in->h * in->w, .input_level = INPUT_LEVEL};
     p->impl = s;
     p->slots = slots;
-    p->input_level = INPUT_LEVEL;
+    /* the input's level: the lowest deep input (as high as a bootstrap's output, plus what the
+     * layers before the first ReLU use) that spares the first ReLU's bootstrap, if one does */
+    runner shallow = {.p = p, .s = s, .dry = true};
+    hecnn_status st = run_graph(&shallow, NULL, NULL, NULL, NULL, NULL);
+    for (unsigned extra = 1; p->bt && !st && extra <= 2; extra++) {
+        s->input_level = ckks_bootstrapper_output_level(p->bt) + extra;
+        if (s->input_level > ckks_context_max_level(p->ctx)) break;
+        runner deep = {.p = p, .s = s, .dry = true};
+        if (!run_graph(&deep, NULL, NULL, NULL, NULL, NULL) && deep.stats.bootstraps < shallow.stats.bootstraps) break;
+        s->input_level = INPUT_LEVEL;
+    }
+    p->n_keys = 0; /* the trial runs noted keys: the plan's run below notes its own */
+    p->input_level = s->input_level;
     runner r = {.p = p, .s = s, .dry = true};
-    hecnn_status st = run_graph(&r, NULL, NULL, NULL, NULL, NULL);
+    if (!st) st = run_graph(&r, NULL, NULL, NULL, NULL, NULL);
     p->bootstraps = r.stats.bootstraps;
     p->rotations = r.stats.rotations;
     return st;
@@ -846,7 +895,7 @@ static hecnn_status single_encrypt(const hecnn_plan *p, ckks_ciphertext *const *
             size_t ch, row, col;
             v[j] = slot_decode(s, &t, b % t.m * p->slots + j, &ch, &row, &col) ? img[(ch * in->h + row) * in->w + col] : 0.0;
         }
-        st = ckks_encode_real(p->ctx, pt, v, p->slots, p->slots, INPUT_LEVEL, p->scale);
+        st = ckks_encode_real(p->ctx, pt, v, p->slots, p->slots, s->input_level, p->scale);
         if (!st) st = pk ? ckks_encrypt_pk(p->ctx, cts[b], pt, pk) : ckks_encrypt_sk(p->ctx, cts[b], pt, sk);
     }
     ckks_plaintext_free(pt);

@@ -49,8 +49,17 @@ must_fail "." "$HECNN" model infer --keys "$T/k3/server" --model "$T/m.hg" --in 
 expect 2 "layout" "$HECNN" model keygen --model "$T/m.hg" --batch 1 --layout diagonal --out-dir "$T/k4" --preset test
 sed -i 's/^layout single$/layout diagonal/' "$T/k2/server/plan"
 expect 1 "bad layout" "$HECNN" model infer --keys "$T/k2/server" --model "$T/m.hg" --in "$T/img.pbf" --out "$T/x"
+# the bootstrapper's slots: absent, the preset's; out of range refused; others than the keys' refused
+cp "$T/k2/plan" "$T/plan.orig"
+printf 'boot-log-slots 99\n' >>"$T/k2/plan"
+expect 1 "bad boot-log-slots" "$HECNN" model encrypt --keys "$T/k2" --model "$T/m.hg" --data "$T/test.bin" --out "$T/x"
+cp "$K/server/plan" "$T/srvplan.orig"
+printf 'boot-log-slots 10\n' >>"$K/server/plan"
+must_fail "." "$HECNN" model infer --keys "$K/server" --model "$T/m.hg" --in "$T/img.pbf" --out "$T/x"
+cp "$T/srvplan.orig" "$K/server/plan"
+cp "$T/plan.orig" "$T/k2/plan"
 printf 'layout single\n' >>"$T/k2/plan"
-expect 1 "unexpected text" "$HECNN" model encrypt --keys "$T/k2" --model "$T/m.hg" --data "$T/test.bin" --out "$T/x"
+expect 1 "should be 'boot-log-slots VALUE'" "$HECNN" model encrypt --keys "$T/k2" --model "$T/m.hg" --data "$T/test.bin" --out "$T/x"
 
 run "$HECNN" bench resnet --model "$T/m.hg" --data "$T/test.bin" --batch 1 --layout single --threads 2 --preset test --json
 python3 - "$T/out" <<'PY' && ok || bad "bench resnet JSON: $(cat "$T/out")"
@@ -59,7 +68,8 @@ r = json.load(open(sys.argv[1]))
 assert r["layout"] == "single" and r["batch"] == 1 and r["images_per_ciphertext"] == 1, r
 assert r["argmax_agreement"] == 1.0, r["argmax_agreement"]
 assert r["max_logit_diff"] < 1e-3 * r["max_logit"], (r["max_logit_diff"], r["max_logit"])
-assert r["bootstraps_per_image"] == 1, r["bootstraps_per_image"]
+# the model's one ReLU runs on the deep input (encrypted at a bootstrap's output level + 1): no bootstrap
+assert r["bootstraps_per_image"] == 0, r["bootstraps_per_image"]
 PY
 expect 2 "layout" "$HECNN" bench resnet --model "$T/m.hg" --data "$T/test.bin" --batch 1 --layout x --preset test
 
