@@ -49,7 +49,7 @@ static void public_ciphertext(const ckks_ciphertext *ct)
 
 static void public_switching_key(const ckks_switching_key *k)
 {
-    PUBLIC(k->data, (size_t)k->digits * 2 * k->limbs * N * 8);
+    PUBLIC(k->rlwe.data, (size_t)k->rlwe.digits * 2 * k->rlwe.limbs * N * 8);
 }
 
 static void test_samplers(void)
@@ -101,7 +101,7 @@ static void test_keys_encrypt_decrypt(void)
     lit.log_q[0] = 40, lit.log_q[1] = 30, lit.log_q[2] = 30, lit.log_p[0] = 40;
     ckks_context *ctx = NULL;
     REQUIRE_VOID(ckks_context_new(&ctx, &lit) == HECNN_OK);
-    const size_t limbs = ctx->n_q + ctx->n_p, slots = N / 2;
+    const size_t limbs = ctx->rlwe.n_q + ctx->rlwe.n_p, slots = N / 2;
 
     /* secret keys from secret seeds; the key itself is marked secret again in case a step of its
      * making declassified it */
@@ -111,18 +111,18 @@ static void test_keys_encrypt_decrypt(void)
     ckks_secret_key *sk = NULL, *sparse = NULL;
     REQUIRE_VOID(ckks_secret_key_generate_derand(&sk, ctx, sk_seed) == HECNN_OK);
     REQUIRE_VOID(ckks_secret_key_generate_sparse_derand(&sparse, ctx, SPARSE_H, sparse_seed) == HECNN_OK);
-    SECRET(sk->small, N);
-    SECRET(sk->ntt, limbs * N * 8);
+    SECRET(sk->rlwe.small, N);
+    SECRET(sk->rlwe.ntt, limbs * N * 8);
 
     /* public key and relinearization key: public once made */
     const uint8_t pk_seed[CKKS_SEED_BYTES] = {3}, rk_seed[CKKS_SEED_BYTES] = {4};
     ckks_public_key *pk = NULL;
     ckks_switching_key *rk = NULL, *to_sparse = NULL;
     REQUIRE_VOID(ckks_public_key_generate_derand(&pk, sk, pk_seed) == HECNN_OK);
-    PUBLIC(pk->b, (size_t)ctx->n_q * N * 8);
-    REQUIRE_VOID(ckks_switching_key_generate_derand(&rk, sk, 0, ctx->n_q - 1, rk_seed) == HECNN_OK);
+    PUBLIC(pk->b, (size_t)ctx->rlwe.n_q * N * 8);
+    REQUIRE_VOID(ckks_switching_key_generate_derand(&rk, sk, 0, ctx->rlwe.n_q - 1, rk_seed) == HECNN_OK);
     public_switching_key(rk);
-    REQUIRE_VOID(ckks_switching_key_generate_between_derand(&to_sparse, sk, sparse, ctx->n_q - 1, rk_seed) == HECNN_OK);
+    REQUIRE_VOID(ckks_switching_key_generate_between_derand(&to_sparse, sk, sparse, ctx->rlwe.n_q - 1, rk_seed) == HECNN_OK);
     public_switching_key(to_sparse);
 
     /* the message is secret too: encoded in the clear (floating point), then marked */
@@ -133,7 +133,7 @@ static void test_keys_encrypt_decrypt(void)
     ckks_ciphertext *ct_pk = NULL, *ct_sk = NULL;
     REQUIRE_VOID(!ckks_plaintext_new(&pt, ctx) && !ckks_plaintext_new(&dec, ctx) && !ckks_ciphertext_new(&ct_pk, ctx) &&
                  !ckks_ciphertext_new(&ct_sk, ctx));
-    REQUIRE_VOID(ckks_encode(ctx, pt, msg, slots, slots, ctx->n_q - 1, ckks_context_default_scale(ctx)) == HECNN_OK);
+    REQUIRE_VOID(ckks_encode(ctx, pt, msg, slots, slots, ctx->rlwe.n_q - 1, ckks_context_default_scale(ctx)) == HECNN_OK);
     SECRET(pt->data, (size_t)(pt->level + 1) * N * 8);
 
     /* public-key encryption: its seed names the ephemeral ternary and both errors, all secret */

@@ -300,7 +300,7 @@ static void test_rotations(fixture *f)
 static bool ct_same(const ckks_ciphertext *x, const ckks_ciphertext *y)
 {
     if (x->level != y->level || x->degree != y->degree || x->scale != y->scale || x->slots != y->slots) return false;
-    const size_t words = ((size_t)x->degree + 1) * ((size_t)x->level + 1) * x->ctx->n;
+    const size_t words = ((size_t)x->degree + 1) * ((size_t)x->level + 1) * x->ctx->rlwe.n;
     return !memcmp(x->data, y->data, words * 8);
 }
 
@@ -557,17 +557,17 @@ static void test_secret_switch_and_mod_raise(fixture *f)
         memcpy(top0, pt->data, N * 8);
         memcpy(top1, pt->data + N, N * 8);
         memcpy(low0, p0->data, N * 8);
-        ntt_inverse(&ctx->tables[0], top0);
-        ntt_inverse(&ctx->tables[1], top1);
-        ntt_inverse(&ctx->tables[0], low0);
-        const uint64_t q0 = ctx->tables[0].mod.q, q1 = ctx->tables[1].mod.q;
+        ntt_inverse(&ctx->rlwe.tables[0], top0);
+        ntt_inverse(&ctx->rlwe.tables[1], top1);
+        ntt_inverse(&ctx->rlwe.tables[0], low0);
+        const uint64_t q0 = ctx->rlwe.tables[0].mod.q, q1 = ctx->rlwe.tables[1].mod.q;
         int exact = 1, lifted = 1, nonzero_i = 0;
         for (size_t i = 0; i < N; i++) {
             exact &= top0[i] == low0[i];
             const int64_t v = to_centered(low0[i], q0);
             int found = 0;
             for (int64_t m = -17; m <= 17 && !found; m++) {
-                const uint64_t want = add_mod(from_signed(v, q1), mul_mod(from_signed(m, q1), q0 % q1, &ctx->tables[1].mod), q1);
+                const uint64_t want = add_mod(from_signed(v, q1), mul_mod(from_signed(m, q1), q0 % q1, &ctx->rlwe.tables[1].mod), q1);
                 if (want == top1[i]) found = 1, nonzero_i |= m != 0;
             }
             lifted &= found;
@@ -590,8 +590,8 @@ static void test_secret_switch_and_mod_raise(fixture *f)
      * precisely; the key round-trips through a file; the loader takes such keys between secrets only. */
     ckks_switching_key *narrow = NULL, *back = NULL;
     REQUIRE_VOID(switching_key_generate_level0(&narrow, f->sk, sparse) == HECNN_OK);
-    CHECK(narrow->limbs == 1 + f->ctx->special[KS_LEVEL0_P].n_p && ckks_switching_key_max_level(narrow) == 0);
-    CHECK(f->ctx->special[KS_LEVEL0_P].n_p <= f->ctx->n_p);
+    CHECK(narrow->rlwe.limbs == 1 + f->ctx->rlwe.special[KS_LEVEL0_P].n_p && ckks_switching_key_max_level(narrow) == 0);
+    CHECK(f->ctx->rlwe.special[KS_LEVEL0_P].n_p <= f->ctx->rlwe.n_p);
     ckks_ciphertext *c0 = encrypt(f, a, 0, ldexp((double)ckks_context_q(f->ctx, 0), -8)), *n1, *n2;
     ckks_ciphertext_new(&n1, f->ctx);
     ckks_ciphertext_new(&n2, f->ctx);
@@ -616,7 +616,7 @@ static void test_secret_switch_and_mod_raise(fixture *f)
     for (int i = 0; i < 8; i++) buf[32 + i] = (char)(i == 0 ? 5 : 0); /* Galois element 5 (LE): such a key needs every special prime */
     mem = fmemopen(buf, len, "rb");
     ckks_switching_key *odd = NULL;
-    CHECK(f->ctx->special[KS_LEVEL0_P].n_p == f->ctx->n_p || ckks_switching_key_load(f->ctx, &odd, mem) == HECNN_ERR_BAD_FORMAT);
+    CHECK(f->ctx->rlwe.special[KS_LEVEL0_P].n_p == f->ctx->rlwe.n_p || ckks_switching_key_load(f->ctx, &odd, mem) == HECNN_ERR_BAD_FORMAT);
     fclose(mem);
     ckks_switching_key_free(odd);
     free(buf);
@@ -655,12 +655,12 @@ static void test_compact_keys(fixture *f)
     CHECK(ckks_switching_key_compact(compact_g) == HECNN_OK); /* idempotent */
     /* no a halves, and each b coefficient in the bytes its prime needs */
     size_t packed = 0;
-    for (size_t t = 0; t < compact_g->limbs; t++)
-        packed += ckks_context_n(f->ctx) * ((swk_limb_table(compact_g, t)->mod.bits + 7) / 8);
+    for (size_t t = 0; t < compact_g->rlwe.limbs; t++)
+        packed += ckks_context_n(f->ctx) * ((swk_limb_table(&compact_g->rlwe, t)->mod.bits + 7) / 8);
     const size_t compact_bytes = ckks_switching_key_memory_bytes(compact_g);
-    CHECK_MSG(compact_bytes >= compact_g->digits * packed && compact_bytes <= compact_g->digits * packed + 64 &&
+    CHECK_MSG(compact_bytes >= compact_g->rlwe.digits * packed && compact_bytes <= compact_g->rlwe.digits * packed + 64 &&
                   2 * compact_bytes < full_bytes,
-              "compact key: %zu bytes, packed b halves %zu, whole key %zu", compact_bytes, compact_g->digits * packed, full_bytes);
+              "compact key: %zu bytes, packed b halves %zu, whole key %zu", compact_bytes, compact_g->rlwe.digits * packed, full_bytes);
     ckks_eval_keys *kf, *kc;
     ckks_eval_keys_new(&kf, f->ctx);
     ckks_eval_keys_new(&kc, f->ctx);
@@ -704,7 +704,7 @@ static void test_compact_keys(fixture *f)
         CHECK(ckks_switching_key_load(f->ctx, &back, tmp) == HECNN_OK);
         fclose(tmp);
         if (!back) continue;
-        CHECK_MSG(!memcmp(back->data, full_g->data, full_bytes), "compact key reloads to the full key (seeded %d)", seeded);
+        CHECK_MSG(!memcmp(back->rlwe.data, full_g->rlwe.data, full_bytes), "compact key reloads to the full key (seeded %d)", seeded);
         ckks_switching_key_free(back);
     }
     /* a key set loaded compact: every key compact (the relinearization key too, if asked), and
@@ -731,7 +731,7 @@ static void test_compact_keys(fixture *f)
     /* a key whose uniform half was altered cannot be compacted */
     ckks_switching_key *odd;
     REQUIRE_VOID(ckks_switching_key_generate_derand(&odd, f->sk, g, top, seed) == HECNN_OK);
-    swk_part(odd, 0, 1)[5] ^= 1;
+    swk_part(&odd->rlwe, 0, 1)[5] ^= 1;
     CHECK(ckks_switching_key_compact(odd) == HECNN_ERR_INVALID_ARGUMENT);
     ckks_switching_key_free(odd);
     ckks_ciphertext_free(ca);

@@ -447,18 +447,19 @@ static bool ct_equal(const ckks_ciphertext *a, const ckks_ciphertext *b)
     if (a->level != b->level || a->degree != b->degree || a->slots != b->slots || a->seeded != b->seeded) return false;
     if (memcmp(&a->scale, &b->scale, sizeof a->scale)) return false;
     if (a->seeded && memcmp(a->seed, b->seed, CKKS_SEED_BYTES)) return false;
-    return !memcmp(a->data, b->data, ((size_t)a->degree + 1) * (a->level + 1) * a->ctx->n * 8);
+    return !memcmp(a->data, b->data, ((size_t)a->degree + 1) * (a->level + 1) * a->ctx->rlwe.n * 8);
 }
 
-static bool swk_equal(const ckks_switching_key *a, const ckks_switching_key *b)
+static bool swk_equal(const ckks_switching_key *ka, const ckks_switching_key *kb)
 {
+    const rlwe_switching_key *a = &ka->rlwe, *b = &kb->rlwe;
     return a->galois == b->galois && a->max_level == b->max_level && a->digits == b->digits && a->limbs == b->limbs &&
            !memcmp(a->data, b->data, (size_t)a->digits * 2 * a->limbs * a->ctx->n * 8);
 }
 
 static void test_plaintext(fixture *fx)
 {
-    const size_t n = fx->ctx->n;
+    const size_t n = fx->ctx->rlwe.n;
     double complex v[32], w[32];
     random_values(v, 32);
     ckks_plaintext *pt, *back;
@@ -509,7 +510,7 @@ static void test_plaintext(fixture *fx)
 
 static void test_ciphertext(fixture *fx)
 {
-    const size_t n = fx->ctx->n, slots = fx->slots;
+    const size_t n = fx->ctx->rlwe.n, slots = fx->slots;
     const unsigned top = fx->top;
     double complex *v = malloc(slots * sizeof *v), *v2 = malloc(slots * sizeof *v2);
     random_values(v, slots);
@@ -675,7 +676,7 @@ static void test_ciphertext(fixture *fx)
 
 static void test_secret_key(fixture *fx)
 {
-    const size_t n = fx->ctx->n;
+    const size_t n = fx->ctx->rlwe.n;
     blob b = {0};
     FILE *f = mem_out(&b);
     CHECK(ckks_secret_key_save(fx->sk, f) == HECNN_OK);
@@ -685,8 +686,8 @@ static void test_secret_key(fixture *fx)
     f = mem_in(b.data, b.len);
     CHECK(ckks_secret_key_load(fx->ctx, &sk, f) == HECNN_OK);
     fclose(f);
-    CHECK(!memcmp(sk->small, fx->sk->small, n));
-    CHECK(!memcmp(sk->ntt, fx->sk->ntt, (size_t)(fx->ctx->n_q + fx->ctx->n_p) * n * 8));
+    CHECK(!memcmp(sk->rlwe.small, fx->sk->rlwe.small, n));
+    CHECK(!memcmp(sk->rlwe.ntt, fx->sk->rlwe.ntt, (size_t)(fx->ctx->rlwe.n_q + fx->ctx->rlwe.n_p) * n * 8));
     /* encrypt with the original, decrypt with the reloaded key */
     double complex v[32];
     random_values(v, 32);
@@ -724,7 +725,7 @@ static void test_secret_key(fixture *fx)
 
 static void test_public_key(fixture *fx)
 {
-    const size_t n = fx->ctx->n, nq = fx->ctx->n_q;
+    const size_t n = fx->ctx->rlwe.n, nq = fx->ctx->rlwe.n_q;
     blob b = {0}, b2 = {0};
     FILE *f = mem_out(&b);
     CHECK(ckks_public_key_save(fx->pk, f) == HECNN_OK);
@@ -835,7 +836,7 @@ static void test_switching_keys(fixture *fx)
     f = mem_in(b3.data, b3.len);
     CHECK(ckks_switching_key_load(fx->ctx, &k1, f) == HECNN_OK);
     fclose(f);
-    CHECK(swk_equal(k1, g) && k1->max_level == 1 && ckks_switching_key_galois_element(k1) == gal);
+    CHECK(swk_equal(k1, g) && k1->rlwe.max_level == 1 && ckks_switching_key_galois_element(k1) == gal);
     ckks_switching_key_free(k1);
     ckks_switching_key_free(g);
     free(b3.data);
@@ -854,7 +855,7 @@ static void test_switching_keys(fixture *fx)
     CHECK(ckks_secret_key_load(fx->ctx, &sparse2, f) == HECNN_OK);
     CHECK(ckks_switching_key_load(fx->ctx, &k1, f) == HECNN_OK);
     fclose(f);
-    CHECK(!memcmp(sparse2->small, sparse->small, fx->ctx->n));
+    CHECK(!memcmp(sparse2->rlwe.small, sparse->rlwe.small, fx->ctx->rlwe.n));
     CHECK(swk_equal(k1, g) && ckks_switching_key_galois_element(k1) == CKKS_SWITCH_SECRET);
     {
         /* the reloaded key switches a ciphertext under the sparse secret to the main one */
@@ -880,7 +881,7 @@ static void test_switching_keys(fixture *fx)
     ckks_secret_key_free(sparse2);
     free(b3.data);
 
-    const size_t n = fx->ctx->n;
+    const size_t n = fx->ctx->rlwe.n;
     for (int pass = 0; pass < 2; pass++) {
         blob *x = pass ? &bf : &b;
         expect_header_checks(fx, K_SWK, x, 97);
@@ -986,13 +987,13 @@ static void test_eval_keys(fixture *fx)
         expect_patched64(fx->ctx, K_EVK, x, HDR, count - 1, HECNN_ERR_BAD_FORMAT, "count");
         expect_patched64(fx->ctx, K_EVK, x, HDR, 0, HECNN_ERR_BAD_FORMAT, "count");
         expect_patched64(fx->ctx, K_EVK, x, HDR, UINT64_MAX, HECNN_ERR_BAD_FORMAT, "keys");
-        expect_patched64(fx->ctx, K_EVK, x, HDR, fx->ctx->n + 3, HECNN_ERR_BAD_FORMAT, "keys");
+        expect_patched64(fx->ctx, K_EVK, x, HDR, fx->ctx->rlwe.n + 3, HECNN_ERR_BAD_FORMAT, "keys");
         /* a switching key of another context inside the set */
         expect_patched64(fx->ctx, K_EVK, x, HDR + 8 + 16, 12345, HECNN_ERR_PARAMS_MISMATCH, NULL);
         /* the second key's galois element made equal to the third's: a duplicate */
         const size_t k0 = ckks_switching_key_bytes(ckks_eval_keys_at(fx->keys, 0), pass == 0);
         const size_t k1 = ckks_switching_key_bytes(ckks_eval_keys_at(fx->keys, 1), pass == 0);
-        const uint64_t g2 = ckks_eval_keys_at(fx->keys, 2)->galois;
+        const uint64_t g2 = ckks_eval_keys_at(fx->keys, 2)->rlwe.galois;
         expect_patched64(fx->ctx, K_EVK, x, HDR + 8 + k0 + HDR, g2, HECNN_ERR_BAD_FORMAT, "two keys");
         /* a key's size field growing past the set */
         expect_patched64(fx->ctx, K_EVK, x, HDR + 8 + k0 + k1 + 24, UINT64_MAX, HECNN_ERR_BAD_FORMAT, NULL);

@@ -227,7 +227,7 @@ hecnn_status ckks_bootstrapper_new(ckks_bootstrapper **out, const ckks_context *
 {
     if (!out || !ctx || !bp) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
     *out = NULL;
-    const unsigned log_n = ctx->log_n;
+    const unsigned log_n = ctx->rlwe.log_n;
     if (bp->log_slots < 1 || bp->log_slots > log_n - 1)
         return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "log_slots %u outside 1..%u", bp->log_slots, log_n - 1);
     if (bp->c2s_levels < 1 || bp->c2s_levels > MAX_DFT_LEVELS || bp->s2c_levels < 1 || bp->s2c_levels > MAX_DFT_LEVELS ||
@@ -261,13 +261,13 @@ hecnn_status ckks_bootstrapper_new(ckks_bootstrapper **out, const ckks_context *
     memcpy(bt->bp.s2c_stages, s2c_st, sizeof s2c_st);
     bt->n = (size_t)1 << bp->log_slots;
     bt->full = bp->log_slots == log_n - 1;
-    const size_t n = bt->n, gap = ctx->n / (2 * n);
+    const size_t n = bt->n, gap = ctx->rlwe.n / (2 * n);
     hecnn_status st = evalmod_init(&bt->em, bp);
     if (st) {
         hecnn_free(bt);
         return st;
     }
-    bt->top = ctx->n_q - 1;
+    bt->top = ctx->rlwe.n_q - 1;
     const unsigned depth = bp->c2s_levels + bt->em.depth + bp->s2c_levels;
     if (depth > bt->top) {
         ckks_bootstrapper_free(bt);
@@ -390,7 +390,7 @@ size_t ckks_bootstrapper_bytes(const ckks_bootstrapper *bt)
     for (unsigned i = 0; i < bt->bp.s2c_levels; i++) all[m++] = bt->s2c[i];
     for (size_t i = 0; i < m; i++)
         b += all[i]->coef ? all[i]->n_diags * 2 * all[i]->slots * sizeof(int64_t)
-                          : all[i]->n_diags * (size_t)(all[i]->level + 1) * bt->ctx->n * 8;
+                          : all[i]->n_diags * (size_t)(all[i]->level + 1) * bt->ctx->rlwe.n * 8;
     return b;
 }
 
@@ -489,7 +489,7 @@ static hecnn_status boot_keys_generate(ckks_boot_keys **out, const ckks_bootstra
         st = s.v[i].galois ? ckks_galois_key_generate(&key, sk, s.v[i].galois, s.v[i].max_level)
                            : ckks_relin_key_generate(&key, sk, s.v[i].max_level);
         /* compacted one by one, so that the full key set never sits in memory */
-        if (!st && compact && s.v[i].galois) st = switching_key_compact_trusted(key);
+        if (!st && compact && s.v[i].galois) st = rlwe_switching_key_compact_trusted(&key->rlwe);
         if (!st) st = ckks_eval_keys_add(k->evk, key);
         else ckks_switching_key_free(key);
     }
@@ -500,7 +500,7 @@ static hecnn_status boot_keys_generate(ckks_boot_keys **out, const ckks_bootstra
         /* the sparse secret only ever encrypts under q_0 p_0 p_1 (160 bits): see docs/BOOTSTRAPPING.md */
         if (!st) st = switching_key_generate_level0(&k->to_sparse, sk, eph);
         if (!st) st = ckks_switching_key_generate_between(&k->to_dense, eph, sk, bt->top);
-        if (!st && compact) st = switching_key_compact_trusted(k->to_dense);
+        if (!st && compact) st = rlwe_switching_key_compact_trusted(&k->to_dense->rlwe);
         ckks_secret_key_free(eph);
     }
     if (st) {
@@ -516,7 +516,8 @@ hecnn_status ckks_boot_keys_assemble(ckks_boot_keys **out, ckks_eval_keys *evk, 
 {
     hecnn_status st = HECNN_OK;
     if (!out || !evk) st = hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
-    else if ((to_sparse && to_sparse->galois != CKKS_SWITCH_SECRET) || (to_dense && to_dense->galois != CKKS_SWITCH_SECRET))
+    else if ((to_sparse && ckks_switching_key_galois_element(to_sparse) != CKKS_SWITCH_SECRET) ||
+             (to_dense && ckks_switching_key_galois_element(to_dense) != CKKS_SWITCH_SECRET))
         st = hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "encapsulation keys must switch secrets");
     else if ((to_sparse && to_sparse->ctx->param_id != evk->ctx->param_id) ||
              (to_dense && to_dense->ctx->param_id != evk->ctx->param_id))
@@ -615,10 +616,11 @@ static hecnn_status boot_keys_load(const ckks_context *ctx, ckks_boot_keys **out
     if (flags & 1) st = ckks_switching_key_load(ctx, &k->to_sparse, f);
     if (!st && (flags & 2)) st = ckks_switching_key_load(ctx, &k->to_dense, f);
     /* compacted as ckks_boot_keys_compact does: the Galois keys and the sparse-to-dense key */
-    if (!st && compact && k->to_dense && swk_has_seed(k->to_dense)) st = switching_key_compact_trusted(k->to_dense);
+    if (!st && compact && k->to_dense && swk_has_seed(&k->to_dense->rlwe))
+        st = rlwe_switching_key_compact_trusted(&k->to_dense->rlwe);
     if (!st) st = compact ? ckks_eval_keys_load_compact(ctx, &k->evk, f, false) : ckks_eval_keys_load(ctx, &k->evk, f);
-    if (!st && ((k->to_sparse && k->to_sparse->galois != CKKS_SWITCH_SECRET) ||
-                (k->to_dense && k->to_dense->galois != CKKS_SWITCH_SECRET)))
+    if (!st && ((k->to_sparse && ckks_switching_key_galois_element(k->to_sparse) != CKKS_SWITCH_SECRET) ||
+                (k->to_dense && ckks_switching_key_galois_element(k->to_dense) != CKKS_SWITCH_SECRET)))
         st = hecnn_fail(HECNN_ERR_BAD_FORMAT, "encapsulation key of the wrong kind");
     if (st) {
         ckks_boot_keys_free(k);
@@ -727,7 +729,7 @@ static hecnn_status bootstrap(const ckks_bootstrapper *bt, const ckks_boot_keys 
     if (bt->full && hecnn_get_threads() >= 2) {
         /* the real and imaginary parts on one thread each (inner parallel regions run serially) */
         hecnn_status s1 = HECNN_OK, s2 = HECNN_OK;
-#pragma omp parallel sections num_threads(2) if (ctx->n >= 8192)
+#pragma omp parallel sections num_threads(2) if (ctx->rlwe.n >= 8192)
         {
 #pragma omp section
             s1 = evalmod_eval(ev, ct, ct, &bt->em, factor, s_em);
@@ -818,7 +820,7 @@ hecnn_status ckks_bootstrap_pair(const ckks_bootstrapper *bt, const ckks_boot_ke
     if ((st = ckks_conjugate(ev, c, z))) goto done;
     /* the inputs are read: the outputs may alias them now */
     if (out_b) {
-        const int64_t minus_i = 3 * (int64_t)(ctx->n / 2);
+        const int64_t minus_i = 3 * (int64_t)(ctx->rlwe.n / 2);
         if ((st = ckks_sub(ev, out_b, z, c)) || (st = ckks_mul_monomial(ev, out_b, out_b, minus_i)) ||
             (st = ckks_rescale(ev, out_b, out_b)))
             goto done;

@@ -61,7 +61,7 @@ static void reduce_run(uint64_t *dst, const int64_t *src, size_t count, const mo
 /* Limb of Q_level ∪ P (NTT form, plain, not Montgomery) of a compact diagonal. */
 static void expand_limb(const ckks_context *ctx, uint64_t *dst, const int64_t *coef, size_t slots, const ntt_table *tab)
 {
-    const size_t n = ctx->n, gap = n / (2 * slots);
+    const size_t n = ctx->rlwe.n, gap = n / (2 * slots);
     const modulus *m = &tab->mod;
     if (gap == 1) {
         reduce_run(dst, coef, slots, m);
@@ -91,7 +91,7 @@ static const modulus *qp_mod(const qp_ctx *c, size_t t) { return &c->qp.tab[t]->
 static void inner_product(const qp_ctx *c, uint64_t *r0, uint64_t *r1, const ks_decomposition *dec, const size_t *perm,
                           const ckks_switching_key *key, bool *failed)
 {
-    if (ks_inner_product(c->ctx, r0, r1, dec, perm, key)) *failed = true;
+    if (ks_inner_product(&c->ctx->rlwe, r0, r1, dec, perm, &key->rlwe)) *failed = true;
 }
 
 /* r0[t] += P * c0[t][perm] on the Q limbs (P c0 vanishes modulo the special primes). */
@@ -107,7 +107,7 @@ static void add_p_times(const qp_ctx *c, uint64_t *r0, const uint64_t *c0, const
         for (size_t t = 0; t <= c->level; t++) {
             if (!tmp) continue;
             const modulus *m = qp_mod(c, t);
-            const uint64_t w = c->ctx->special[KS_ALL_P].p_mod_q[t], wp = shoup_precompute(w, m->q);
+            const uint64_t w = c->ctx->rlwe.special[KS_ALL_P].p_mod_q[t], wp = shoup_precompute(w, m->q);
             const uint64_t *x = c0 + t * n;
             if (perm) {
                 kern->permute(tmp, x, perm, n);
@@ -125,12 +125,12 @@ static void add_p_times(const qp_ctx *c, uint64_t *r0, const uint64_t *c0, const
 static hecnn_status decompose_ws(const qp_ctx *c, ks_decomposition *dec, uint64_t *data, uint64_t *scratch,
                                  const uint64_t *d)
 {
-    return ks_decompose_ws(c->ctx, &c->ctx->special[KS_ALL_P], dec, data, scratch, d, c->level);
+    return ks_decompose_ws(&c->ctx->rlwe, &c->ctx->rlwe.special[KS_ALL_P], dec, data, scratch, d, c->level);
 }
 
 static void mod_down_ws(const qp_ctx *c, uint64_t *out, uint64_t *a, uint64_t *conv)
 {
-    ks_mod_down_ws(c->ctx, &c->ctx->special[KS_ALL_P], out, a, c->level, conv);
+    ks_mod_down_ws(&c->ctx->rlwe, &c->ctx->rlwe.special[KS_ALL_P], out, a, c->level, conv);
 }
 
 /* ---- the transform ------------------------------------------------------------------------- */
@@ -146,19 +146,19 @@ void lt_workspace_free(lt_workspace *ws)
 
 int lt_workspace_reserve(lt_workspace *ws, const ckks_context *ctx, size_t babies, size_t limbs, size_t n1)
 {
-    const size_t poly = limbs * ctx->n;
+    const size_t poly = limbs * ctx->rlwe.n;
     /* U (babies x 2 polys), acc, inner, rot (2 each), a decomposition (digits polys), scratch for
      * it and for ModDown (2 polys), and per thread REDC_TERMS expanded diagonal limbs */
-    const size_t digits = (limbs - ctx->n_p + ctx->alpha - 1) / ctx->alpha;
+    const size_t digits = (limbs - ctx->rlwe.n_p + ctx->rlwe.alpha - 1) / ctx->rlwe.alpha;
     const size_t words = (babies ? babies : 1) * 2 * poly + 6 * poly + digits * poly + 2 * poly +
-                         (size_t)omp_get_max_threads() * REDC_TERMS * ctx->n;
+                         (size_t)omp_get_max_threads() * REDC_TERMS * ctx->rlwe.n;
     if (words > ws->words) {
         hecnn_free(ws->buf);
         ws->buf = hecnn_alloc(words * 8);
         ws->words = ws->buf ? words : 0;
         if (!ws->buf) return -1;
     }
-    if (!ws->perm) ws->perm = hecnn_alloc(ctx->n * sizeof *ws->perm);
+    if (!ws->perm) ws->perm = hecnn_alloc(ctx->rlwe.n * sizeof *ws->perm);
     if (n1 > ws->n1) {
         hecnn_free(ws->uidx);
         ws->uidx = hecnn_alloc(n1 * sizeof *ws->uidx);
@@ -182,8 +182,8 @@ hecnn_status lt_apply_fast_ws(const ckks_evaluator *ev, ckks_ciphertext *out, co
     const ckks_context *ctx = lt->ctx;
     if (in->degree != 1) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "linear transform needs a degree-1 ciphertext");
     const unsigned level = in->level < lt->level ? in->level : lt->level;
-    qp_ctx c = {.ctx = ctx, .level = level, .n = ctx->n};
-    ctx_basis_qp(ctx, &c.qp, level);
+    qp_ctx c = {.ctx = ctx, .level = level, .n = ctx->rlwe.n};
+    rlwe_basis_qp(&ctx->rlwe, &c.qp, level);
     c.limbs = c.qp.limbs;
     const size_t n = c.n, limbs = c.limbs, poly = limbs * n, nb = lt->n_babies;
     const ckks_eval_keys *keys = ev->keys;
@@ -202,8 +202,8 @@ hecnn_status lt_apply_fast_ws(const ckks_evaluator *ev, ckks_ciphertext *out, co
         const uint64_t g = ckks_galois_element_rotation(ctx, (int)r);
         const ckks_switching_key *k = keys ? ckks_eval_keys_galois(keys, g) : NULL;
         if (!k) st = hecnn_fail(HECNN_ERR_MISSING_KEY, "no Galois key for rotation %zu (element %llu)", r, (unsigned long long)g);
-        else if (k->max_level < level)
-            st = hecnn_fail(HECNN_ERR_LEVEL_MISMATCH, "Galois key for level %u used at level %u", k->max_level, level);
+        else if (k->rlwe.max_level < level)
+            st = hecnn_fail(HECNN_ERR_LEVEL_MISMATCH, "Galois key for level %u used at level %u", k->rlwe.max_level, level);
         if (i < nb) bkey[lt->babies[i]] = k;
         else gkey[i - nb] = k;
     }
@@ -222,7 +222,7 @@ hecnn_status lt_apply_fast_ws(const ckks_evaluator *ev, ckks_ciphertext *out, co
         return hecnn_fail(HECNN_ERR_NO_MEMORY, "linear transform buffers");
     }
     uint64_t *U = ws->buf, *acc = U + (nb ? nb : 1) * 2 * poly, *inner = acc + 2 * poly, *rot = inner + 2 * poly,
-             *decbuf = rot + 2 * poly, *scratch = decbuf + (size_t)((level + ctx->alpha) / ctx->alpha) * poly,
+             *decbuf = rot + 2 * poly, *scratch = decbuf + (size_t)((level + ctx->rlwe.alpha) / ctx->rlwe.alpha) * poly,
              *dg = scratch + 2 * poly;
     size_t *perm = ws->perm, *uidx = ws->uidx;
     /* 1. babies: U_j = (P sigma_j(c0) + <sigma_j(dec c1), k_j>_0, <sigma_j(dec c1), k_j>_1) over Q_l ∪ P */
@@ -239,7 +239,7 @@ hecnn_status lt_apply_fast_ws(const ckks_evaluator *ev, ckks_ciphertext *out, co
             add_p_times(&c, u1, c1, NULL, &failed);
             continue;
         }
-        galois_ntt_permutation(perm, ctx->log_n, ckks_galois_element_rotation(ctx, (int)j));
+        galois_ntt_permutation(perm, ctx->rlwe.log_n, ckks_galois_element_rotation(ctx, (int)j));
         inner_product(&c, u0, u1, &dec, perm, bkey[j], &failed);
         add_p_times(&c, u0, c0, perm, &failed);
     }
@@ -299,7 +299,7 @@ hecnn_status lt_apply_fast_ws(const ckks_evaluator *ev, ckks_ciphertext *out, co
          * c0 half permuted as it is */
         mod_down_ws(&c, rot, inner + poly, scratch);
         if ((st = decompose_ws(&c, &dec, decbuf, scratch, rot))) break;
-        galois_ntt_permutation(perm, ctx->log_n, ckks_galois_element_rotation(ctx, (int)g));
+        galois_ntt_permutation(perm, ctx->rlwe.log_n, ckks_galois_element_rotation(ctx, (int)g));
         inner_product(&c, rot, rot + poly, &dec, perm, gkey[gi], &failed);
         dec.data = NULL;
         if (failed) {

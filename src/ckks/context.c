@@ -83,11 +83,11 @@ static uint64_t compute_param_id(const ckks_context *ctx)
     size_t len = 0;
     uint64_t words[2 * CKKS_MAX_PRIMES + 8];
     size_t w = 0;
-    words[w++] = ctx->log_n;
-    words[w++] = ctx->n_q;
-    words[w++] = ctx->n_p;
-    for (unsigned i = 0; i < ctx->n_q + ctx->n_p; i++) words[w++] = ctx->tables[i].mod.q;
-    words[w++] = ctx->dnum;
+    words[w++] = ctx->rlwe.log_n;
+    words[w++] = ctx->rlwe.n_q;
+    words[w++] = ctx->rlwe.n_p;
+    for (unsigned i = 0; i < ctx->rlwe.n_q + ctx->rlwe.n_p; i++) words[w++] = ctx->rlwe.tables[i].mod.q;
+    words[w++] = ctx->rlwe.dnum;
     words[w++] = ctx->params.secret;
     words[w++] = ctx->params.hamming_weight;
     uint64_t sigma_bits;
@@ -103,32 +103,6 @@ static uint64_t compute_param_id(const ckks_context *ctx)
     return id;
 }
 
-void ctx_basis_q(const ckks_context *ctx, rns_basis *b, unsigned level)
-{
-    b->n = ctx->n;
-    b->limbs = level + 1;
-    for (unsigned i = 0; i <= level; i++) b->tab[i] = &ctx->tables[i];
-}
-
-void ctx_basis_p(const ckks_context *ctx, rns_basis *b)
-{
-    b->n = ctx->n;
-    b->limbs = ctx->n_p;
-    for (unsigned i = 0; i < ctx->n_p; i++) b->tab[i] = &ctx->tables[ctx->n_q + i];
-}
-
-void ctx_basis_qp_special(const ckks_context *ctx, rns_basis *b, unsigned level, const ks_special *sp)
-{
-    ctx_basis_q(ctx, b, level);
-    for (unsigned i = 0; i < sp->n_p; i++) b->tab[level + 1 + i] = &ctx->tables[ctx->n_q + i];
-    b->limbs = level + 1 + sp->n_p;
-}
-
-void ctx_basis_qp(const ckks_context *ctx, rns_basis *b, unsigned level)
-{
-    ctx_basis_qp_special(ctx, b, level, &ctx->special[KS_ALL_P]);
-}
-
 hecnn_status ckks_context_new(ckks_context **out, const ckks_params_literal *params)
 {
     if (!out || !params) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
@@ -140,38 +114,24 @@ hecnn_status ckks_context_new(ckks_context **out, const ckks_params_literal *par
     if (!ctx) return hecnn_fail(HECNN_ERR_NO_MEMORY, "context");
     ctx->params = *params;
     if (ctx->params.sigma == 0) ctx->params.sigma = 3.2;
-    ctx->log_n = params->log_n;
-    ctx->n = (size_t)1 << params->log_n;
-    ctx->n_q = params->n_q;
-    ctx->n_p = params->n_p;
-    ctx->dnum = params->dnum ? params->dnum : (params->n_q + params->n_p - 1) / params->n_p;
-    if (ctx->dnum > ctx->n_q) ctx->dnum = ctx->n_q;
-    ctx->alpha = (ctx->n_q + ctx->dnum - 1) / ctx->dnum;
-    ctx->dnum = (ctx->n_q + ctx->alpha - 1) / ctx->alpha; /* no empty digit */
-    ctx->params.dnum = ctx->dnum;
     ctx->default_scale = ldexp(1.0, (int)params->log_scale);
 
     /* Primes: for each requested size, the largest unused NTT prime below 2^bits. */
-    const unsigned total = ctx->n_q + ctx->n_p;
+    const unsigned n_q = params->n_q, total = n_q + params->n_p;
+    const uint64_t n = (uint64_t)1 << params->log_n;
     uint64_t primes[2 * CKKS_MAX_PRIMES];
-    ctx->tables = hecnn_calloc(total, sizeof *ctx->tables);
-    if (!ctx->tables) {
-        st = hecnn_fail(HECNN_ERR_NO_MEMORY, "NTT tables");
-        ckks_context_free(ctx);
-        return st;
-    }
     ctx->log_qp = 0;
     for (unsigned i = 0; i < total; i++) {
-        unsigned bits = i < ctx->n_q ? params->log_q[i] : params->log_p[i - ctx->n_q];
-        primes[i] = prime_below((uint64_t)1 << bits, 2 * (uint64_t)ctx->n, primes, i);
-        if (!primes[i] || ntt_table_init(&ctx->tables[i], primes[i], ctx->log_n)) {
-            st = hecnn_fail(HECNN_ERR_INVALID_PARAMS, "no NTT-friendly %u-bit prime left for N=%zu", bits, ctx->n);
+        unsigned bits = i < n_q ? params->log_q[i] : params->log_p[i - n_q];
+        primes[i] = prime_below((uint64_t)1 << bits, 2 * n, primes, i);
+        if (!primes[i]) {
             ckks_context_free(ctx);
-            return st;
+            return hecnn_fail(HECNN_ERR_INVALID_PARAMS, "no NTT-friendly %u-bit prime left for N=%llu", bits,
+                              (unsigned long long)n);
         }
         ctx->log_qp += log2((double)primes[i]);
     }
-    unsigned bound = ckks_max_log_qp_128(ctx->log_n);
+    unsigned bound = ckks_max_log_qp_128(params->log_n);
     if (!params->allow_insecure) {
         if (params->secret != CKKS_SECRET_TERNARY) {
             ckks_context_free(ctx);
@@ -180,66 +140,34 @@ hecnn_status ckks_context_new(ckks_context **out, const ckks_params_literal *par
         }
         if (!bound || ctx->log_qp > bound) {
             st = hecnn_fail(HECNN_ERR_INSECURE_PARAMS, "log QP = %.1f exceeds the 128-bit bound %u for N = 2^%u",
-                              ctx->log_qp, bound, ctx->log_n);
+                              ctx->log_qp, bound, params->log_n);
             ckks_context_free(ctx);
             return st;
         }
     }
-    /* The special modulus must cover the largest digit, or key switching noise explodes. */
-    double log_p = 0, worst_digit = 0;
-    for (unsigned i = 0; i < ctx->n_p; i++) log_p += log2((double)primes[ctx->n_q + i]);
-    for (unsigned d = 0; d < ctx->dnum; d++) {
-        double bits = 0;
-        for (unsigned i = d * ctx->alpha; i < (d + 1) * ctx->alpha && i < ctx->n_q; i++) bits += log2((double)primes[i]);
-        if (bits > worst_digit) worst_digit = bits;
-    }
-    if (log_p + 1 < worst_digit) {
-        st = hecnn_fail(HECNN_ERR_INVALID_PARAMS,
-                          "special primes (%.0f bits) smaller than a key-switching digit (%.0f bits): raise dnum or n_p",
-                          log_p, worst_digit);
+    /* the ring: NTT tables, digits (the special primes must cover the largest), ModDown constants */
+    st = rlwe_context_init(&ctx->rlwe, params->log_n, primes, n_q, params->n_p, params->dnum, ctx->params.sigma);
+    if (st) {
         ckks_context_free(ctx);
         return st;
     }
+    ctx->params.dnum = ctx->rlwe.dnum;
 
-    /* ModDown constants, for all special primes and for the first few, just enough to exceed
-     * q_0 2^30 (the level-0 encapsulation key: its key switch then adds at most 2^-30 q_0 noise) */
-    ctx->roots = hecnn_alloc(2 * ctx->n * sizeof(double complex));
-    ctx->rot_group = hecnn_alloc(ctx->n / 2 * 8);
-    bool ok = ctx->roots && ctx->rot_group;
-    unsigned level0_p = 0;
-    for (double bits = 0; level0_p < ctx->n_p && bits < log2((double)primes[0]) + 30; level0_p++)
-        bits += log2((double)primes[ctx->n_q + level0_p]);
-    for (int v = KS_ALL_P; v <= KS_LEVEL0_P && ok; v++) {
-        ks_special *sp = &ctx->special[v];
-        sp->n_p = v == KS_ALL_P ? ctx->n_p : level0_p;
-        rns_basis bp, bq;
-        ctx_basis_p(ctx, &bp);
-        bp.limbs = sp->n_p;
-        ctx_basis_q(ctx, &bq, ctx->n_q - 1);
-        sp->p_inv_mod_q = hecnn_alloc(ctx->n_q * 8);
-        sp->p_mod_q = hecnn_alloc(ctx->n_q * 8);
-        ok = sp->p_inv_mod_q && sp->p_mod_q && !baseconv_init(&sp->p_to_q, &bp, &bq, false);
-        for (unsigned i = 0; i < ctx->n_q && ok; i++) {
-            const modulus *m = &ctx->tables[i].mod;
-            uint64_t pm = 1;
-            for (unsigned j = 0; j < sp->n_p; j++) pm = mul_mod(pm, primes[ctx->n_q + j] % m->q, m);
-            sp->p_mod_q[i] = pm;
-            sp->p_inv_mod_q[i] = inv_mod(pm, m);
-        }
-    }
-    if (!ok) {
-        st = hecnn_fail(HECNN_ERR_NO_MEMORY, "context tables");
+    /* encoder: exp(2 pi i k / 2N) and the rotation group 5^j mod 2N */
+    ctx->roots = hecnn_alloc(2 * n * sizeof(double complex));
+    ctx->rot_group = hecnn_alloc(n / 2 * 8);
+    if (!ctx->roots || !ctx->rot_group) {
         ckks_context_free(ctx);
-        return st;
+        return hecnn_fail(HECNN_ERR_NO_MEMORY, "context tables");
     }
-    for (size_t k = 0; k < 2 * ctx->n; k++) {
-        double angle = 2 * M_PI * (double)k / (double)(2 * ctx->n);
+    for (size_t k = 0; k < 2 * n; k++) {
+        double angle = 2 * M_PI * (double)k / (double)(2 * n);
         ctx->roots[k] = cos(angle) + I * sin(angle);
     }
     uint64_t g = 1;
-    for (size_t j = 0; j < ctx->n / 2; j++) {
+    for (size_t j = 0; j < n / 2; j++) {
         ctx->rot_group[j] = g;
-        g = (g * 5) & (2 * ctx->n - 1);
+        g = (g * 5) & (2 * n - 1);
     }
     ctx->param_id = compute_param_id(ctx);
     *out = ctx;
@@ -249,31 +177,24 @@ hecnn_status ckks_context_new(ckks_context **out, const ckks_params_literal *par
 void ckks_context_free(ckks_context *ctx)
 {
     if (!ctx) return;
-    if (ctx->tables)
-        for (unsigned i = 0; i < ctx->n_q + ctx->n_p; i++) ntt_table_free(&ctx->tables[i]);
-    hecnn_free(ctx->tables);
-    for (int v = KS_ALL_P; v <= KS_LEVEL0_P; v++) {
-        baseconv_free(&ctx->special[v].p_to_q);
-        hecnn_free(ctx->special[v].p_inv_mod_q);
-        hecnn_free(ctx->special[v].p_mod_q);
-    }
+    rlwe_context_clear(&ctx->rlwe);
     hecnn_free(ctx->roots);
     hecnn_free(ctx->rot_group);
     hecnn_free(ctx);
 }
 
-size_t ckks_context_n(const ckks_context *ctx) { return ctx->n; }
-size_t ckks_context_max_slots(const ckks_context *ctx) { return ctx->n / 2; }
-unsigned ckks_context_max_level(const ckks_context *ctx) { return ctx->n_q - 1; }
+size_t ckks_context_n(const ckks_context *ctx) { return ctx->rlwe.n; }
+size_t ckks_context_max_slots(const ckks_context *ctx) { return ctx->rlwe.n / 2; }
+unsigned ckks_context_max_level(const ckks_context *ctx) { return ctx->rlwe.n_q - 1; }
 double ckks_context_default_scale(const ckks_context *ctx) { return ctx->default_scale; }
 uint64_t ckks_context_param_id(const ckks_context *ctx) { return ctx->param_id; }
-uint64_t ckks_context_q(const ckks_context *ctx, unsigned i) { return i < ctx->n_q ? ctx->tables[i].mod.q : 0; }
+uint64_t ckks_context_q(const ckks_context *ctx, unsigned i) { return i < ctx->rlwe.n_q ? ctx->rlwe.tables[i].mod.q : 0; }
 uint64_t ckks_context_p(const ckks_context *ctx, unsigned i)
 {
-    return i < ctx->n_p ? ctx->tables[ctx->n_q + i].mod.q : 0;
+    return i < ctx->rlwe.n_p ? ctx->rlwe.tables[ctx->rlwe.n_q + i].mod.q : 0;
 }
-unsigned ckks_context_n_p(const ckks_context *ctx) { return ctx->n_p; }
-unsigned ckks_context_dnum(const ckks_context *ctx) { return ctx->dnum; }
+unsigned ckks_context_n_p(const ckks_context *ctx) { return ctx->rlwe.n_p; }
+unsigned ckks_context_dnum(const ckks_context *ctx) { return ctx->rlwe.dnum; }
 double ckks_context_log_qp(const ckks_context *ctx) { return ctx->log_qp; }
 const ckks_params_literal *ckks_context_params(const ckks_context *ctx) { return &ctx->params; }
 

@@ -23,7 +23,7 @@ static void bit_reverse_array(double complex *v, size_t n)
 /* coefficients (as n complex numbers) -> slot values */
 static void special_fft(const ckks_context *ctx, double complex *v, size_t n)
 {
-    const size_t m = 2 * ctx->n;
+    const size_t m = 2 * ctx->rlwe.n;
     bit_reverse_array(v, n);
     for (size_t len = 2; len <= n; len <<= 1) {
         const size_t half = len >> 1, lenq = len << 2, stride = m / lenq;
@@ -40,7 +40,7 @@ static void special_fft(const ckks_context *ctx, double complex *v, size_t n)
 /* slot values -> coefficients (inverse of special_fft, including the 1/n) */
 static void special_ifft(const ckks_context *ctx, double complex *v, size_t n)
 {
-    const size_t m = 2 * ctx->n;
+    const size_t m = 2 * ctx->rlwe.n;
     for (size_t len = n; len >= 2; len >>= 1) {
         const size_t half = len >> 1, lenq = len << 2, stride = m / lenq;
         for (size_t i = 0; i < n; i += len)
@@ -69,14 +69,14 @@ static uint64_t double_to_residue(double x, const modulus *m)
 
 void ckks_const_residues(const ckks_context *ctx, uint64_t *out, double value, unsigned level)
 {
-    for (unsigned k = 0; k <= level; k++) out[k] = double_to_residue(value, &ctx->tables[k].mod);
+    for (unsigned k = 0; k <= level; k++) out[k] = double_to_residue(value, &ctx->rlwe.tables[k].mod);
 }
 
 static hecnn_status check_slots(const ckks_context *ctx, size_t *slots, size_t count)
 {
-    if (*slots == 0) *slots = ctx->n / 2;
-    if (*slots > ctx->n / 2 || (*slots & (*slots - 1)))
-        return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "slots = %zu: need a power of two <= N/2 = %zu", *slots, ctx->n / 2);
+    if (*slots == 0) *slots = ctx->rlwe.n / 2;
+    if (*slots > ctx->rlwe.n / 2 || (*slots & (*slots - 1)))
+        return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "slots = %zu: need a power of two <= N/2 = %zu", *slots, ctx->rlwe.n / 2);
     if (count > *slots) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "%zu values for %zu slots", count, *slots);
     return HECNN_OK;
 }
@@ -86,7 +86,7 @@ hecnn_status ckks_encode(const ckks_context *ctx, ckks_plaintext *pt, const doub
 {
     if (!ctx || !pt || (!values && count)) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
     if (pt->ctx->param_id != ctx->param_id) return hecnn_fail(HECNN_ERR_PARAMS_MISMATCH, "plaintext of another context");
-    if (level >= ctx->n_q) return hecnn_fail(HECNN_ERR_LEVEL_MISMATCH, "level %u > max %u", level, ctx->n_q - 1);
+    if (level >= ctx->rlwe.n_q) return hecnn_fail(HECNN_ERR_LEVEL_MISMATCH, "level %u > max %u", level, ctx->rlwe.n_q - 1);
     if (!(scale > 0) || !isfinite(scale)) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "scale must be > 0");
     hecnn_status st = check_slots(ctx, &slots, count);
     if (st) return st;
@@ -103,10 +103,10 @@ hecnn_status ckks_encode(const ckks_context *ctx, ckks_plaintext *pt, const doub
     memcpy(v, values, count * sizeof *v);
     special_ifft(ctx, v, slots);
 
-    const size_t n = ctx->n, gap = n / (2 * slots);
+    const size_t n = ctx->rlwe.n, gap = n / (2 * slots);
     memset(pt->data, 0, (size_t)(level + 1) * n * 8);
     for (unsigned k = 0; k <= level; k++) {
-        const modulus *m = &ctx->tables[k].mod;
+        const modulus *m = &ctx->rlwe.tables[k].mod;
         uint64_t *limb = pt->data + (size_t)k * n;
         for (size_t i = 0; i < slots; i++) {
             limb[i * gap] = double_to_residue(creal(v[i]) * scale, m);
@@ -115,7 +115,7 @@ hecnn_status ckks_encode(const ckks_context *ctx, ckks_plaintext *pt, const doub
     }
     hecnn_free(v);
     rns_basis b;
-    ctx_basis_q(ctx, &b, level);
+    rlwe_basis_q(&ctx->rlwe, &b, level);
     rns_ntt(&b, pt->data);
     pt->scale = scale;
     pt->slots = slots;
@@ -140,9 +140,9 @@ static long double crt_centered(const uint64_t *res, const ckks_context *ctx, un
 {
     int64_t digit[3];
     uint64_t q[3];
-    for (unsigned j = 0; j < k; j++) q[j] = ctx->tables[j].mod.q;
+    for (unsigned j = 0; j < k; j++) q[j] = ctx->rlwe.tables[j].mod.q;
     for (unsigned j = 0; j < k; j++) {
-        const modulus *m = &ctx->tables[j].mod;
+        const modulus *m = &ctx->rlwe.tables[j].mod;
         uint64_t x = res[j];
         for (unsigned i = 0; i < j; i++) x = mul_mod(sub_mod(x, from_signed(digit[i], q[j]), q[j]), inv[i][j], m);
         digit[j] = to_centered(x, q[j]);
@@ -156,17 +156,17 @@ hecnn_status ckks_decode(const ckks_context *ctx, double complex *out, const ckk
 {
     if (!ctx || !out || !pt) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
     if (pt->ctx->param_id != ctx->param_id) return hecnn_fail(HECNN_ERR_PARAMS_MISMATCH, "plaintext of another context");
-    const size_t n = ctx->n, slots = pt->slots, gap = n / (2 * slots);
+    const size_t n = ctx->rlwe.n, slots = pt->slots, gap = n / (2 * slots);
     const unsigned k = pt->level + 1 < 3 ? pt->level + 1 : 3;
     uint64_t *coef = hecnn_alloc((size_t)k * n * 8);
     if (!coef) return hecnn_fail(HECNN_ERR_NO_MEMORY, "decoder buffer");
     memcpy(coef, pt->data, (size_t)k * n * 8);
     rns_basis b;
-    ctx_basis_q(ctx, &b, k - 1);
+    rlwe_basis_q(&ctx->rlwe, &b, k - 1);
     rns_intt(&b, coef);
     uint64_t inv[3][3] = {{0}};
     for (unsigned i = 0; i < k; i++)
-        for (unsigned j = i + 1; j < k; j++) inv[i][j] = inv_mod(ctx->tables[i].mod.q % ctx->tables[j].mod.q, &ctx->tables[j].mod);
+        for (unsigned j = i + 1; j < k; j++) inv[i][j] = inv_mod(ctx->rlwe.tables[i].mod.q % ctx->rlwe.tables[j].mod.q, &ctx->rlwe.tables[j].mod);
     for (size_t i = 0; i < slots; i++) {
         uint64_t re[3], im[3];
         for (unsigned j = 0; j < k; j++) {

@@ -35,9 +35,9 @@ hecnn_status ckks_encrypt_pk_derand(const ckks_context *ctx, ckks_ciphertext *ct
     if (pk->ctx->param_id != ctx->param_id || ct->ctx->param_id != ctx->param_id)
         return hecnn_fail(HECNN_ERR_PARAMS_MISMATCH, "key or ciphertext of another context");
     const unsigned level = pt->level;
-    const size_t n = ctx->n, limbs = level + 1;
+    const size_t n = ctx->rlwe.n, limbs = level + 1;
     rns_basis b;
-    ctx_basis_q(ctx, &b, level);
+    rlwe_basis_q(&ctx->rlwe, &b, level);
     uint64_t *u = hecnn_alloc(limbs * n * 8), *e = hecnn_alloc(limbs * n * 8);
     prng pu = {0}, pe = {0};
     if (!u || !e) st = hecnn_fail(HECNN_ERR_NO_MEMORY, "encryption");
@@ -87,7 +87,7 @@ hecnn_status ckks_encrypt_sk_derand(const ckks_context *ctx, ckks_ciphertext *ct
     if (prng_derive_seeds(seeds, seed)) return hecnn_fail(HECNN_ERR_RANDOM, "AES-CTR init");
     const unsigned level = pt->level;
     rns_basis b;
-    ctx_basis_q(ctx, &b, level);
+    rlwe_basis_q(&ctx->rlwe, &b, level);
     uint64_t *c0 = NULL, *c1 = NULL;
     prng pe = {0};
     if (!(st = ct_reserve(ct, 1, level))) {
@@ -98,11 +98,11 @@ hecnn_status ckks_encrypt_sk_derand(const ckks_context *ctx, ckks_ciphertext *ct
     if (!st) st = small_ntt(&b, c0, &pe, 1, ctx->params.sigma);
     prng_free(&pe);
     if (!st) {
-        const size_t n = ctx->n;
+        const size_t n = ctx->rlwe.n;
         for (size_t k = 0; k <= level; k++) {
-            const modulus *m = &ctx->tables[k].mod;
+            const modulus *m = &ctx->rlwe.tables[k].mod;
             for (size_t i = k * n; i < (k + 1) * n; i++)
-                c0[i] = add_mod(sub_mod(c0[i], mul_mod(c1[i], sk->ntt[i], m), m->q), pt->data[i], m->q);
+                c0[i] = add_mod(sub_mod(c0[i], mul_mod(c1[i], sk->rlwe.ntt[i], m), m->q), pt->data[i], m->q);
         }
         ct->scale = pt->scale;
         ct->slots = pt->slots;
@@ -131,14 +131,14 @@ hecnn_status ckks_decrypt(const ckks_context *ctx, ckks_plaintext *pt, const ckk
         return hecnn_fail(HECNN_ERR_PARAMS_MISMATCH, "objects of different parameter sets");
     const unsigned level = ct->level;
     rns_basis b;
-    ctx_basis_q(ctx, &b, level);
+    rlwe_basis_q(&ctx->rlwe, &b, level);
     hecnn_status st = pt_reserve(pt, level);
     if (st) return st;
     /* Horner: m = c0 + s (c1 + s c2) */
-    const size_t n = ctx->n;
+    const size_t n = ctx->rlwe.n;
     for (size_t k = 0; k <= level; k++) {
-        const modulus *m = &ctx->tables[k].mod;
-        const uint64_t *s = sk->ntt + k * n;
+        const modulus *m = &ctx->rlwe.tables[k].mod;
+        const uint64_t *s = sk->rlwe.ntt + k * n;
         for (size_t i = 0; i < n; i++) {
             uint64_t acc = ct_comp(ct, ct->degree)[k * n + i];
             for (int c = (int)ct->degree - 1; c >= 0; c--)
@@ -156,16 +156,16 @@ hecnn_status ckks_decrypt(const ckks_context *ctx, ckks_plaintext *pt, const ckk
 double ckks_error_estimate_log2(const ckks_context *ctx, const ckks_ciphertext *ct)
 {
     if (!ctx) return NAN;
-    const double n = (double)ctx->n, sigma = ctx->params.sigma > 0 ? ctx->params.sigma : 3.2;
+    const double n = (double)ctx->rlwe.n, sigma = ctx->params.sigma > 0 ? ctx->params.sigma : 3.2;
     /* a fresh public-key encryption: v e_pk + e0 + e1 s, v and s ternary (variance 2/3) */
-    if (ct && ct->level == ctx->n_q - 1) return log2(sigma * sqrt(4 * n / 3 + 1));
+    if (ct && ct->level == ctx->rlwe.n_q - 1) return log2(sigma * sqrt(4 * n / 3 + 1));
     /* a rescale's rounding: r0 + r1 s, r uniform in [-1/2, 1/2] (variance 1/12) */
     return log2(sqrt((1 + 2 * n / 3) / 12));
 }
 
 double ckks_flood_bits_default(const ckks_context *ctx)
 {
-    return ctx ? CKKS_FLOOD_STAT_SEC / 2.0 + ctx->log_n / 2.0 + 1 : NAN;
+    return ctx ? CKKS_FLOOD_STAT_SEC / 2.0 + ctx->rlwe.log_n / 2.0 + 1 : NAN;
 }
 
 double ckks_flood_sigma_log2(const ckks_context *ctx, const ckks_ciphertext *ct, const ckks_flood_options *opt)
@@ -270,7 +270,7 @@ hecnn_status ckks_decrypt_flooded_derand(const ckks_context *ctx, ckks_plaintext
     if (ct->ctx->param_id != ctx->param_id) return hecnn_fail(HECNN_ERR_PARAMS_MISMATCH, "ciphertext of another context");
     const double log_sigma = ckks_flood_sigma_log2(ctx, ct, opt);
     double log_q = 0;
-    for (unsigned k = 0; k <= ct->level; k++) log_q += log2((double)ctx->tables[k].mod.q);
+    for (unsigned k = 0; k <= ct->level; k++) log_q += log2((double)ctx->rlwe.tables[k].mod.q);
     /* 8 sigma (2^3) must stay under Q/4 so that the noise never wraps; the sampler draws int64 */
     if (log_sigma + 3 > log_q - 2 || log_sigma > 58)
         return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT,
@@ -278,7 +278,7 @@ hecnn_status ckks_decrypt_flooded_derand(const ckks_context *ctx, ckks_plaintext
                           log_sigma, log_q, fmin(log_q - 5, 58));
     hecnn_status st = ckks_decrypt(ctx, pt, ct, sk);
     if (st) return st;
-    const size_t n = ctx->n, limbs = (size_t)ct->level + 1;
+    const size_t n = ctx->rlwe.n, limbs = (size_t)ct->level + 1;
     const double sigma = exp2(log_sigma);
     int64_t *noise = hecnn_alloc(n * sizeof *noise);
     uint64_t *poly = hecnn_alloc(limbs * n * 8);
@@ -293,9 +293,9 @@ hecnn_status ckks_decrypt_flooded_derand(const ckks_context *ctx, ckks_plaintext
             noise[i + 1] = ct_round(z1 * sigma);
         }
         for (size_t k = 0; k < limbs; k++)
-            for (size_t i = 0; i < n; i++) poly[k * n + i] = ct_from_signed(noise[i], &ctx->tables[k].mod);
+            for (size_t i = 0; i < n; i++) poly[k * n + i] = ct_from_signed(noise[i], &ctx->rlwe.tables[k].mod);
         rns_basis b;
-        ctx_basis_q(ctx, &b, ct->level);
+        rlwe_basis_q(&ctx->rlwe, &b, ct->level);
         rns_ntt(&b, poly);
         rns_add(&b, pt->data, pt->data, poly);
     }

@@ -86,7 +86,7 @@ static hecnn_status add_sub(const ckks_evaluator *ev, ckks_ciphertext *out, cons
     ckks_ciphertext tmp, *dst;
     if ((st = begin_output(out, &tmp, &dst, deg, level, out == a || out == b))) return st;
     rns_basis basis;
-    ctx_basis_q(ev->ctx, &basis, level);
+    rlwe_basis_q(&ev->ctx->rlwe, &basis, level);
     for (unsigned c = 0; c <= deg; c++) {
         uint64_t *o = ct_comp(dst, c);
         const bool in_a = c <= a->degree, in_b = c <= b->degree;
@@ -124,7 +124,7 @@ hecnn_status ckks_negate(const ckks_evaluator *ev, ckks_ciphertext *out, const c
     const size_t slots = a->slots;
     if ((st = begin_output(out, &tmp, &dst, a->degree, a->level, out == a))) return st;
     rns_basis basis;
-    ctx_basis_q(ev->ctx, &basis, a->level);
+    rlwe_basis_q(&ev->ctx->rlwe, &basis, a->level);
     for (unsigned c = 0; c <= a->degree; c++) rns_neg(&basis, ct_comp(dst, c), ct_comp(a, c));
     end_output(out, dst, scale, slots);
     return HECNN_OK;
@@ -153,7 +153,7 @@ static hecnn_status plain_op(const ckks_evaluator *ev, ckks_ciphertext *out, con
     ckks_ciphertext tmp, *dst;
     if ((st = begin_output(out, &tmp, &dst, a->degree, a->level, out == a))) return st;
     rns_basis basis;
-    ctx_basis_q(ev->ctx, &basis, a->level);
+    rlwe_basis_q(&ev->ctx->rlwe, &basis, a->level);
     const size_t size = basis.limbs * basis.n * 8;
     for (unsigned c = 0; c <= a->degree; c++) {
         uint64_t *o = ct_comp(dst, c);
@@ -185,7 +185,7 @@ hecnn_status ckks_mul_plain(const ckks_evaluator *ev, ckks_ciphertext *out, cons
  * both parts already multiplied by their scale. Returns NULL on allocation failure. */
 static uint64_t *complex_constant_ntt(const ckks_context *ctx, double re, double im, unsigned level)
 {
-    const size_t n = ctx->n;
+    const size_t n = ctx->rlwe.n;
     uint64_t *poly = hecnn_calloc((size_t)(level + 1) * n, 8);
     if (!poly) return NULL;
     uint64_t r[CKKS_MAX_PRIMES], m[CKKS_MAX_PRIMES];
@@ -196,7 +196,7 @@ static uint64_t *complex_constant_ntt(const ckks_context *ctx, double re, double
         poly[(size_t)k * n + n / 2] = m[k];
     }
     rns_basis b;
-    ctx_basis_q(ctx, &b, level);
+    rlwe_basis_q(&ctx->rlwe, &b, level);
     rns_ntt(&b, poly);
     return poly;
 }
@@ -208,7 +208,7 @@ hecnn_status ckks_add_const(const ckks_evaluator *ev, ckks_ciphertext *out, cons
     if (!isfinite(creal(c)) || !isfinite(cimag(c))) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "constant not finite");
     if (out != a && (st = ckks_ciphertext_copy(out, a))) return st;
     rns_basis basis;
-    ctx_basis_q(ev->ctx, &basis, a->level);
+    rlwe_basis_q(&ev->ctx->rlwe, &basis, a->level);
     if (cimag(c) == 0) {
         uint64_t r[CKKS_MAX_PRIMES];
         ckks_const_residues(ev->ctx, r, creal(c) * out->scale, out->level);
@@ -229,11 +229,11 @@ hecnn_status ckks_mul_const(const ckks_evaluator *ev, ckks_ciphertext *out, cons
     hecnn_status st = check_args(ev, out, a);
     if (st) return st;
     if (!isfinite(creal(c)) || !isfinite(cimag(c))) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "constant not finite");
-    if (const_scale == 0) const_scale = (double)ev->ctx->tables[a->level].mod.q;
+    if (const_scale == 0) const_scale = (double)ev->ctx->rlwe.tables[a->level].mod.q;
     if (!(const_scale > 0) || !isfinite(const_scale)) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "const_scale must be > 0");
     if (out != a && (st = ckks_ciphertext_copy(out, a))) return st;
     rns_basis basis;
-    ctx_basis_q(ev->ctx, &basis, out->level);
+    rlwe_basis_q(&ev->ctx->rlwe, &basis, out->level);
     if (cimag(c) == 0) {
         uint64_t r[CKKS_MAX_PRIMES];
         ckks_const_residues(ev->ctx, r, creal(c) * const_scale, out->level);
@@ -255,9 +255,9 @@ hecnn_status ckks_mul_integer(const ckks_evaluator *ev, ckks_ciphertext *out, co
     if (st) return st;
     if (out != a && (st = ckks_ciphertext_copy(out, a))) return st;
     rns_basis basis;
-    ctx_basis_q(ev->ctx, &basis, out->level);
+    rlwe_basis_q(&ev->ctx->rlwe, &basis, out->level);
     uint64_t r[CKKS_MAX_PRIMES];
-    for (unsigned i = 0; i <= out->level; i++) r[i] = from_signed(k, ev->ctx->tables[i].mod.q);
+    for (unsigned i = 0; i <= out->level; i++) r[i] = from_signed(k, ev->ctx->rlwe.tables[i].mod.q);
     for (unsigned c = 0; c <= out->degree; c++) rns_mul_scalar(&basis, ct_comp(out, c), ct_comp(out, c), r);
     out->seeded = false;
     return HECNN_OK;
@@ -291,11 +291,11 @@ hecnn_status ckks_dot_integer(const ckks_evaluator *ev, ckks_ciphertext *out, co
         out->scale = ref->scale;
         out->slots = ref->slots;
     }
-    const size_t n = ev->ctx->n;
+    const size_t n = ev->ctx->rlwe.n;
     /* Montgomery: weights pre-multiplied by 2^64, sums of REDC_TERMS products reduced once */
     uint64_t w[REDC_TERMS];
     for (unsigned i = 0; i <= ref->level; i++) {
-        const modulus *m = &ev->ctx->tables[i].mod;
+        const modulus *m = &ev->ctx->rlwe.tables[i].mod;
         for (unsigned c = 0; c < 2; c++) {
             uint64_t *o = ct_comp(out, c) + (size_t)i * n;
             if (!accumulate) memset(o, 0, n * 8);
@@ -328,17 +328,17 @@ hecnn_status ckks_mul_monomial(const ckks_evaluator *ev, ckks_ciphertext *out, c
     hecnn_status st = check_args(ev, out, a);
     if (st) return st;
     const ckks_context *ctx = ev->ctx;
-    const size_t n = ctx->n, half = n / 2;
+    const size_t n = ctx->rlwe.n, half = n / 2;
     const int64_t two_n = 2 * (int64_t)n;
     const uint64_t e = (uint64_t)(k % two_n + (k % two_n < 0 ? two_n : 0));
     if (out != a && (st = ckks_ciphertext_copy(out, a))) return st;
     if (e == 0) return HECNN_OK;
-    const unsigned level = out->level, log_n = ctx->log_n;
+    const unsigned level = out->level, log_n = ctx->rlwe.log_n;
     const rns_kernels *kern = rns_kernels_active();
     if (e % half == 0) {
         const bool odd_j = (e / half) & 1;
         for (unsigned l = 0; l <= level; l++) {
-            const ntt_table *t = &ctx->tables[l];
+            const ntt_table *t = &ctx->rlwe.tables[l];
             const uint64_t q = t->mod.q, w0 = pow_mod(t->psi, e, &t->mod), w1 = odd_j ? neg_mod(w0, q) : w0;
             const uint64_t p0 = shoup_precompute(w0, q), p1 = shoup_precompute(w1, q);
             for (unsigned c = 0; c <= out->degree; c++) {
@@ -363,7 +363,7 @@ hecnn_status ckks_mul_monomial(const ckks_evaluator *ev, ckks_ciphertext *out, c
         rev[m] = i;
     }
     for (unsigned l = 0; l <= level; l++) {
-        const ntt_table *t = &ctx->tables[l];
+        const ntt_table *t = &ctx->rlwe.tables[l];
         uint64_t *wl = w + (size_t)l * n;
         uint64_t x = pow_mod(t->psi, e, &t->mod);
         const uint64_t step = mul_mod(x, x, &t->mod);
@@ -373,7 +373,7 @@ hecnn_status ckks_mul_monomial(const ckks_evaluator *ev, ckks_ciphertext *out, c
         }
     }
     rns_basis basis;
-    ctx_basis_q(ctx, &basis, level);
+    rlwe_basis_q(&ctx->rlwe, &basis, level);
     for (unsigned c = 0; c <= out->degree; c++) rns_mul(&basis, ct_comp(out, c), ct_comp(out, c), w);
     hecnn_free(w);
     hecnn_free(rev);
@@ -384,7 +384,7 @@ hecnn_status ckks_mul_monomial(const ckks_evaluator *ev, ckks_ciphertext *out, c
 hecnn_status ckks_mul_i(const ckks_evaluator *ev, ckks_ciphertext *out, const ckks_ciphertext *a)
 {
     if (!ev) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
-    return ckks_mul_monomial(ev, out, a, (int64_t)(ev->ctx->n / 2));
+    return ckks_mul_monomial(ev, out, a, (int64_t)(ev->ctx->rlwe.n / 2));
 }
 
 hecnn_status ckks_mul(const ckks_evaluator *ev, ckks_ciphertext *out, const ckks_ciphertext *a, const ckks_ciphertext *b)
@@ -398,13 +398,13 @@ hecnn_status ckks_mul(const ckks_evaluator *ev, ckks_ciphertext *out, const ckks
     ckks_ciphertext tmp = {.ctx = out->ctx}, *dst = &tmp;
     if (out != a && out != b) dst = out;
     if ((st = ct_reserve(dst, 2, level))) return st;
-    const size_t n = ev->ctx->n;
+    const size_t n = ev->ctx->rlwe.n;
     const uint64_t *a0 = ct_comp(a, 0), *a1 = ct_comp(a, 1), *b0 = ct_comp(b, 0), *b1 = ct_comp(b, 1);
     uint64_t *d0 = ct_comp(dst, 0), *d1 = ct_comp(dst, 1), *d2 = ct_comp(dst, 2);
     const rns_kernels *kern = rns_kernels_active();
 #pragma omp parallel for schedule(static)
     for (unsigned k = 0; k <= level; k++) {
-        const modulus *m = &ev->ctx->tables[k].mod;
+        const modulus *m = &ev->ctx->rlwe.tables[k].mod;
         const size_t i = (size_t)k * n;
         kern->tensor(d0 + i, d1 + i, d2 + i, a0 + i, a1 + i, b0 + i, b1 + i, n, m);
     }
@@ -418,18 +418,18 @@ static hecnn_status switch_component(const ckks_evaluator *ev, ckks_ciphertext *
                                      unsigned from, const ckks_switching_key *key)
 {
     const unsigned level = a->level;
-    const size_t words = (size_t)(level + 1) * ev->ctx->n;
+    const size_t words = (size_t)(level + 1) * ev->ctx->rlwe.n;
     uint64_t *k0 = hecnn_alloc(2 * words * 8);
     if (!k0) return hecnn_fail(HECNN_ERR_NO_MEMORY, "key switching");
     uint64_t *k1 = k0 + words;
-    hecnn_status st = keyswitch(ev->ctx, k0, k1, ct_comp(a, from), level, key);
+    hecnn_status st = keyswitch(&ev->ctx->rlwe, k0, k1, ct_comp(a, from), level, &key->rlwe);
     const double scale = a->scale;
     const size_t slots = a->slots;
     ckks_ciphertext tmp, *dst;
     if (!st) st = begin_output(out, &tmp, &dst, 1, level, false);
     if (!st) {
         rns_basis basis;
-        ctx_basis_q(ev->ctx, &basis, level);
+        rlwe_basis_q(&ev->ctx->rlwe, &basis, level);
         /* a's first two components sit at the same offsets in out when out == a */
         rns_add(&basis, ct_comp(dst, 0), ct_comp(a, 0), k0);
         if (from == 2) rns_add(&basis, ct_comp(dst, 1), ct_comp(a, 1), k1);
@@ -473,15 +473,15 @@ hecnn_status ckks_rescale(const ckks_evaluator *ev, ckks_ciphertext *out, const 
     if (a->level == 0) return hecnn_fail(HECNN_ERR_LEVEL_MISMATCH, "no level left to rescale");
     const ckks_context *ctx = ev->ctx;
     const unsigned level = a->level, deg = a->degree;
-    const size_t n = ctx->n;
-    const uint64_t ql = ctx->tables[level].mod.q;
+    const size_t n = ctx->rlwe.n;
+    const uint64_t ql = ctx->rlwe.tables[level].mod.q;
     const double scale = a->scale / (double)ql;
     const size_t slots = a->slots;
     uint64_t *last = hecnn_alloc(((size_t)deg + 1) * n * 8);
     if (!last) return hecnn_fail(HECNN_ERR_NO_MEMORY, "rescale");
     for (unsigned c = 0; c <= deg; c++) {
         memcpy(last + (size_t)c * n, ct_comp(a, c) + (size_t)level * n, n * 8);
-        ntt_inverse(&ctx->tables[level], last + (size_t)c * n);
+        ntt_inverse(&ctx->rlwe.tables[level], last + (size_t)c * n);
     }
     ckks_ciphertext tmp, *dst;
     if ((st = begin_output(out, &tmp, &dst, deg, level - 1, out == a))) {
@@ -499,7 +499,7 @@ hecnn_status ckks_rescale(const ckks_evaluator *ev, ckks_ciphertext *out, const 
         for (unsigned c = 0; c <= deg; c++)
             for (unsigned k = 0; k < level; k++) {
                 if (!buf) continue;
-                const ntt_table *t = &ctx->tables[k];
+                const ntt_table *t = &ctx->rlwe.tables[k];
                 const uint64_t q = t->mod.q, ql_mod = ql % q;
                 const uint64_t w = inv_mod(ql_mod, &t->mod), wp = shoup_precompute(w, q);
                 kern->rescale_lift(buf, last + (size_t)c * n, n, ql, &t->mod);
@@ -526,7 +526,7 @@ hecnn_status ckks_drop_level(const ckks_evaluator *ev, ckks_ciphertext *out, con
     if (st) return st;
     if (level > a->level) return hecnn_fail(HECNN_ERR_LEVEL_MISMATCH, "cannot raise level %u to %u", a->level, level);
     if (level == a->level) return ckks_ciphertext_copy(out, a);
-    const size_t n = ev->ctx->n, limb_bytes = ((size_t)level + 1) * n * 8;
+    const size_t n = ev->ctx->rlwe.n, limb_bytes = ((size_t)level + 1) * n * 8;
     const double scale = a->scale;
     const size_t slots = a->slots;
     const unsigned deg = a->degree;
@@ -559,7 +559,7 @@ hecnn_status ckks_set_scale(const ckks_evaluator *ev, ckks_ciphertext *out, cons
     if (st) return st;
     if (!(scale > 0) || !isfinite(scale)) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "scale must be > 0");
     if (a->level == 0) return hecnn_fail(HECNN_ERR_LEVEL_MISMATCH, "no level left to set the scale");
-    const double factor = scale * (double)ev->ctx->tables[a->level].mod.q / a->scale;
+    const double factor = scale * (double)ev->ctx->rlwe.tables[a->level].mod.q / a->scale;
     if (factor < 1) return hecnn_fail(HECNN_ERR_SCALE_MISMATCH, "target scale too small for one rescale");
     if ((st = ckks_mul_const(ev, out, a, 1.0, factor))) return st;
     if ((st = ckks_rescale(ev, out, out))) return st;
@@ -574,7 +574,7 @@ static hecnn_status galois_common(const ckks_evaluator *ev, ckks_ciphertext *con
     if (st) return st;
     if (a->degree != 1) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "rotate needs a degree-1 ciphertext");
     const ckks_context *ctx = ev->ctx;
-    const size_t n = ctx->n;
+    const size_t n = ctx->rlwe.n;
     const unsigned level = a->level;
     const ckks_switching_key **keys = hecnn_calloc(count ? count : 1, sizeof *keys);
     if (!keys) return hecnn_fail(HECNN_ERR_NO_MEMORY, "rotation");
@@ -583,15 +583,15 @@ static hecnn_status galois_common(const ckks_evaluator *ev, ckks_ciphertext *con
         else if (outs[i]->ctx->param_id != ctx->param_id) st = hecnn_fail(HECNN_ERR_PARAMS_MISMATCH, "output of another context");
         else if (galois[i] != 1 && !(keys[i] = ckks_eval_keys_galois(ev->keys, galois[i])))
             st = hecnn_fail(HECNN_ERR_MISSING_KEY, "no Galois key for element %llu", (unsigned long long)galois[i]);
-        else if (keys[i] && keys[i]->max_level < level)
-            st = hecnn_fail(HECNN_ERR_LEVEL_MISMATCH, "Galois key for level %u used at level %u", keys[i]->max_level, level);
+        else if (keys[i] && keys[i]->rlwe.max_level < level)
+            st = hecnn_fail(HECNN_ERR_LEVEL_MISMATCH, "Galois key for level %u used at level %u", keys[i]->rlwe.max_level, level);
     }
     if (st) {
         hecnn_free(keys);
         return st;
     }
     rns_basis basis;
-    ctx_basis_q(ctx, &basis, level);
+    rlwe_basis_q(&ctx->rlwe, &basis, level);
     const size_t limb_words = (size_t)(level + 1) * n;
     const rns_kernels *kern = rns_kernels_active();
     ks_decomposition dec = {0};
@@ -604,11 +604,11 @@ static hecnn_status galois_common(const ckks_evaluator *ev, ckks_ciphertext *con
      * decomposition and permutes its digits per rotation instead. */
     const bool permute_first = count == 1 && need_dec;
     if (!st && permute_first) {
-        galois_ntt_permutation(perm, ctx->log_n, galois[0]);
+        galois_ntt_permutation(perm, ctx->rlwe.log_n, galois[0]);
         for (unsigned k = 0; k <= level; k++) kern->permute(scratch + (size_t)k * n, ct_comp(a, 1) + (size_t)k * n, perm, n);
-        st = ks_decompose(ctx, &ctx->special[KS_ALL_P], &dec, scratch, level);
+        st = ks_decompose(&ctx->rlwe, &ctx->rlwe.special[KS_ALL_P], &dec, scratch, level);
     } else if (!st && need_dec) {
-        st = ks_decompose(ctx, &ctx->special[KS_ALL_P], &dec, ct_comp(a, 1), level);
+        st = ks_decompose(&ctx->rlwe, &ctx->rlwe.special[KS_ALL_P], &dec, ct_comp(a, 1), level);
     }
     /* Results go straight to the outputs, or through temporaries when an output is the input. */
     uint64_t *res = !st && alias ? hecnn_alloc(count * 2 * limb_words * 8) : NULL;
@@ -621,12 +621,12 @@ static hecnn_status galois_common(const ckks_evaluator *ev, ckks_ciphertext *con
             memcpy(r0, ct_comp(a, 0), 2 * limb_words * 8);
             continue;
         }
-        if (!permute_first) galois_ntt_permutation(perm, ctx->log_n, galois[i]);
-        if ((st = ks_apply(ctx, r0, r1, &dec, permute_first ? NULL : perm, keys[i]))) break;
+        if (!permute_first) galois_ntt_permutation(perm, ctx->rlwe.log_n, galois[i]);
+        if ((st = ks_apply(&ctx->rlwe, r0, r1, &dec, permute_first ? NULL : perm, &keys[i]->rlwe))) break;
         /* r0 += sigma(c0) */
         for (unsigned k = 0; k <= level; k++) {
             kern->permute(scratch + (size_t)k * n, ct_comp(a, 0) + (size_t)k * n, perm, n);
-            kern->add(r0 + (size_t)k * n, r0 + (size_t)k * n, scratch + (size_t)k * n, n, ctx->tables[k].mod.q);
+            kern->add(r0 + (size_t)k * n, r0 + (size_t)k * n, scratch + (size_t)k * n, n, ctx->rlwe.tables[k].mod.q);
         }
     }
     const double scale = a->scale;
@@ -651,7 +651,7 @@ hecnn_status ckks_apply_galois(const ckks_evaluator *ev, ckks_ciphertext *out, c
 {
     hecnn_status st = check_args(ev, out, a);
     if (st) return st;
-    if (!(galois & 1) || galois >= 2 * ev->ctx->n)
+    if (!(galois & 1) || galois >= 2 * ev->ctx->rlwe.n)
         return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "Galois element %llu invalid", (unsigned long long)galois);
     return galois_common(ev, &out, a, &galois, 1);
 }
@@ -700,15 +700,15 @@ hecnn_status ckks_mod_raise(const ckks_evaluator *ev, ckks_ciphertext *out, cons
     hecnn_status st = check_args(ev, out, a);
     if (st) return st;
     const ckks_context *ctx = ev->ctx;
-    if (level >= ctx->n_q) return hecnn_fail(HECNN_ERR_LEVEL_MISMATCH, "level %u > max %u", level, ctx->n_q - 1);
+    if (level >= ctx->rlwe.n_q) return hecnn_fail(HECNN_ERR_LEVEL_MISMATCH, "level %u > max %u", level, ctx->rlwe.n_q - 1);
     const unsigned deg = a->degree;
-    const size_t n = ctx->n;
-    const uint64_t q0 = ctx->tables[0].mod.q;
+    const size_t n = ctx->rlwe.n;
+    const uint64_t q0 = ctx->rlwe.tables[0].mod.q;
     uint64_t *low = hecnn_alloc(((size_t)deg + 1) * n * 8);
     if (!low) return hecnn_fail(HECNN_ERR_NO_MEMORY, "mod raise");
     for (unsigned c = 0; c <= deg; c++) {
         memcpy(low + (size_t)c * n, ct_comp(a, c), n * 8);
-        ntt_inverse(&ctx->tables[0], low + (size_t)c * n);
+        ntt_inverse(&ctx->rlwe.tables[0], low + (size_t)c * n);
     }
     const double scale = a->scale;
     const size_t slots = a->slots;
@@ -720,7 +720,7 @@ hecnn_status ckks_mod_raise(const ckks_evaluator *ev, ckks_ciphertext *out, cons
 #pragma omp parallel for collapse(2) schedule(static)
     for (unsigned c = 0; c <= deg; c++)
         for (unsigned k = 0; k <= level; k++) {
-            const ntt_table *t = &ctx->tables[k];
+            const ntt_table *t = &ctx->rlwe.tables[k];
             const uint64_t q = t->mod.q;
             uint64_t *o = ct_comp(dst, c) + (size_t)k * n;
             const uint64_t *x = low + (size_t)c * n;

@@ -8,7 +8,7 @@ hecnn_status pt_reserve(ckks_plaintext *pt, unsigned level)
 {
     size_t limbs = (size_t)level + 1;
     if (limbs > pt->capacity) {
-        uint64_t *d = hecnn_alloc(limbs * pt->ctx->n * 8);
+        uint64_t *d = hecnn_alloc(limbs * pt->ctx->rlwe.n * 8);
         if (!d) return hecnn_fail(HECNN_ERR_NO_MEMORY, "plaintext of %zu limbs", limbs);
         hecnn_free(pt->data);
         pt->data = d;
@@ -22,7 +22,7 @@ hecnn_status ct_reserve(ckks_ciphertext *ct, unsigned degree, unsigned level)
 {
     size_t limbs = ((size_t)degree + 1) * ((size_t)level + 1);
     if (limbs > ct->capacity) {
-        uint64_t *d = hecnn_alloc(limbs * ct->ctx->n * 8);
+        uint64_t *d = hecnn_alloc(limbs * ct->ctx->rlwe.n * 8);
         if (!d) return hecnn_fail(HECNN_ERR_NO_MEMORY, "ciphertext of %zu limbs", limbs);
         hecnn_free(ct->data);
         ct->data = d;
@@ -41,7 +41,7 @@ hecnn_status ckks_plaintext_new(ckks_plaintext **out, const ckks_context *ctx)
     if (!*out) return hecnn_fail(HECNN_ERR_NO_MEMORY, "plaintext");
     (*out)->ctx = ctx;
     (*out)->scale = 1;
-    (*out)->slots = ctx->n / 2;
+    (*out)->slots = ctx->rlwe.n / 2;
     return HECNN_OK;
 }
 
@@ -64,7 +64,7 @@ hecnn_status ckks_ciphertext_new(ckks_ciphertext **out, const ckks_context *ctx)
     (*out)->ctx = ctx;
     (*out)->scale = 1;
     (*out)->degree = 1;
-    (*out)->slots = ctx->n / 2;
+    (*out)->slots = ctx->rlwe.n / 2;
     return HECNN_OK;
 }
 
@@ -82,7 +82,7 @@ hecnn_status ckks_ciphertext_copy(ckks_ciphertext *dst, const ckks_ciphertext *s
     if (dst->ctx->param_id != src->ctx->param_id) return hecnn_fail(HECNN_ERR_PARAMS_MISMATCH, "copy across contexts");
     hecnn_status st = ct_reserve(dst, src->degree, src->level);
     if (st) return st;
-    memcpy(dst->data, src->data, ((size_t)src->degree + 1) * (src->level + 1) * src->ctx->n * 8);
+    memcpy(dst->data, src->data, ((size_t)src->degree + 1) * (src->level + 1) * src->ctx->rlwe.n * 8);
     dst->scale = src->scale;
     dst->slots = src->slots;
     dst->seeded = src->seeded;

@@ -373,19 +373,19 @@ static uint64_t max_size(unsigned type, const ckks_context *ctx)
     case OBJ_PARAMS:
         return fixed + 8 * CKKS_MAX_PRIMES;
     case OBJ_PLAINTEXT:
-        ctx_basis_q(ctx, &b, ctx->n_q - 1);
+        rlwe_basis_q(&ctx->rlwe, &b, ctx->rlwe.n_q - 1);
         return fixed + poly_bytes(&b);
     case OBJ_CIPHERTEXT:
-        ctx_basis_q(ctx, &b, ctx->n_q - 1);
+        rlwe_basis_q(&ctx->rlwe, &b, ctx->rlwe.n_q - 1);
         return fixed + 3 * poly_bytes(&b);
     case OBJ_SECRET_KEY:
-        return fixed + ctx->n;
+        return fixed + ctx->rlwe.n;
     case OBJ_PUBLIC_KEY:
-        ctx_basis_q(ctx, &b, ctx->n_q - 1);
+        rlwe_basis_q(&ctx->rlwe, &b, ctx->rlwe.n_q - 1);
         return fixed + 2 * poly_bytes(&b);
     case OBJ_SWITCHING_KEY:
-        ctx_basis_qp(ctx, &b, ctx->n_q - 1);
-        return fixed + 2 * (uint64_t)((ctx->n_q + ctx->alpha - 1) / ctx->alpha) * poly_bytes(&b);
+        rlwe_basis_qp(&ctx->rlwe, &b, ctx->rlwe.n_q - 1);
+        return fixed + 2 * (uint64_t)((ctx->rlwe.n_q + ctx->rlwe.alpha - 1) / ctx->rlwe.alpha) * poly_bytes(&b);
     default:
         return UINT64_MAX;
     }
@@ -487,7 +487,7 @@ hecnn_status ckks_plaintext_save(const ckks_plaintext *pt, FILE *f)
     if (!pt || !f || !pt->data) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL or empty plaintext");
     const ckks_context *ctx = pt->ctx;
     rns_basis b;
-    ctx_basis_q(ctx, &b, pt->level);
+    rlwe_basis_q(&ctx->rlwe, &b, pt->level);
     writer w;
     w_begin(&w, f);
     w_header(&w, OBJ_PLAINTEXT, ctx->param_id, HEADER_BYTES + META_PLAINTEXT + poly_bytes(&b) + DIGEST_BYTES);
@@ -504,13 +504,13 @@ hecnn_status ckks_plaintext_save(const ckks_plaintext *pt, FILE *f)
 static hecnn_status check_level_scale_slots(const ckks_context *ctx, uint32_t level, double scale, uint64_t slots,
                                             const char *what)
 {
-    if (level >= ctx->n_q) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "%s at level %u, context's top level is %u", what, level, ctx->n_q - 1);
+    if (level >= ctx->rlwe.n_q) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "%s at level %u, context's top level is %u", what, level, ctx->rlwe.n_q - 1);
     /* normal, not only finite: a subnormal scale overflows 1 / scale in decoding (NaN values) */
     if (!(scale > 0) || !isnormal(scale))
         return hecnn_fail(HECNN_ERR_BAD_FORMAT, "%s scale %g is not a positive normal number", what, scale);
-    if (!is_pow2(slots) || slots > ctx->n / 2)
+    if (!is_pow2(slots) || slots > ctx->rlwe.n / 2)
         return hecnn_fail(HECNN_ERR_BAD_FORMAT, "%s slots = %llu: need a power of two <= N/2 = %zu", what,
-                          (unsigned long long)slots, ctx->n / 2);
+                          (unsigned long long)slots, ctx->rlwe.n / 2);
     return HECNN_OK;
 }
 
@@ -538,9 +538,9 @@ static hecnn_status plaintext_read(reader *r, const ckks_context *ctx, ct_read *
     if ((st = check_level_scale_slots(ctx, o->level, o->scale, o->slots, "plaintext"))) return st;
     const size_t limbs = (size_t)o->level + 1;
     rns_basis b;
-    ctx_basis_q(ctx, &b, o->level);
+    rlwe_basis_q(&ctx->rlwe, &b, o->level);
     if ((st = check_size(&h, HEADER_BYTES + META_PLAINTEXT + poly_bytes(&b)))) return st;
-    o->data = hecnn_alloc(limbs * ctx->n * 8);
+    o->data = hecnn_alloc(limbs * ctx->rlwe.n * 8);
     if (!o->data) return hecnn_fail(HECNN_ERR_NO_MEMORY, "plaintext of %zu limbs", limbs);
     return r_poly(r, o->data, &b, "plaintext");
 }
@@ -573,7 +573,7 @@ hecnn_status ckks_ciphertext_save_digest(const ckks_ciphertext *ct, FILE *f, uin
     if (!ct || !f || !ct->data) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL or empty ciphertext");
     const ckks_context *ctx = ct->ctx;
     rns_basis b;
-    ctx_basis_q(ctx, &b, ct->level);
+    rlwe_basis_q(&ctx->rlwe, &b, ct->level);
     bool seeded = false;
     hecnn_status st;
     if (ct->seeded && ct->degree == 1 && (st = matches_seed(&seeded, ct_comp(ct, 1), &b, ct->seed, 0))) return st;
@@ -614,9 +614,9 @@ static hecnn_status ciphertext_read(reader *r, const ckks_context *ctx, ct_read 
     if (le_get32(m + 28)) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "ciphertext: reserved field is not zero");
     o->seeded = flags & FLAG_SEEDED;
     if (o->seeded && o->degree != 1) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "seeded ciphertext of degree %u", o->degree);
-    const size_t limb_coeffs = ((size_t)o->level + 1) * ctx->n;
+    const size_t limb_coeffs = ((size_t)o->level + 1) * ctx->rlwe.n;
     rns_basis b;
-    ctx_basis_q(ctx, &b, o->level);
+    rlwe_basis_q(&ctx->rlwe, &b, o->level);
     const uint64_t poly = poly_bytes(&b);
     const uint64_t want = HEADER_BYTES + META_CIPHERTEXT + (o->seeded ? CKKS_SEED_BYTES + poly : ((uint64_t)o->degree + 1) * poly);
     if ((st = check_size(&h, want))) return st;
@@ -625,7 +625,7 @@ static hecnn_status ciphertext_read(reader *r, const ckks_context *ctx, ct_read 
         if (seed_is_zero(o->seed)) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "seeded ciphertext with an all-zero seed");
     }
     const size_t limbs = ((size_t)o->degree + 1) * (o->level + 1);
-    o->data = hecnn_alloc(limbs * ctx->n * 8);
+    o->data = hecnn_alloc(limbs * ctx->rlwe.n * 8);
     if (!o->data) return hecnn_fail(HECNN_ERR_NO_MEMORY, "ciphertext of %zu limbs", limbs);
     for (unsigned c = 0; c <= (o->seeded ? 0 : o->degree) && !st; c++)
         st = r_poly(r, o->data + (size_t)c * limb_coeffs, &b, "ciphertext");
@@ -643,8 +643,8 @@ hecnn_status ckks_ciphertext_load_digest(const ckks_context *ctx, ckks_ciphertex
     st = r_close(&r, ciphertext_read(&r, ctx, &o));
     if (!st && o.seeded) { /* c1 from its seed, once the seed is known to be the one written */
         rns_basis b;
-        ctx_basis_q(ctx, &b, o.level);
-        st = expand_uniform(o.data + ((size_t)o.level + 1) * ctx->n, &b, o.seed, 0);
+        rlwe_basis_q(&ctx->rlwe, &b, o.level);
+        st = expand_uniform(o.data + ((size_t)o.level + 1) * ctx->rlwe.n, &b, o.seed, 0);
     }
     if (st) {
         hecnn_free(o.data);
@@ -676,13 +676,13 @@ hecnn_status ckks_secret_key_save(const ckks_secret_key *sk, FILE *f)
     const ckks_context *ctx = sk->ctx;
     writer w;
     w_begin(&w, f);
-    w_header(&w, OBJ_SECRET_KEY, ctx->param_id, HEADER_BYTES + META_SECRET_KEY + (uint64_t)ctx->n + DIGEST_BYTES);
+    w_header(&w, OBJ_SECRET_KEY, ctx->param_id, HEADER_BYTES + META_SECRET_KEY + (uint64_t)ctx->rlwe.n + DIGEST_BYTES);
     uint8_t m[META_SECRET_KEY];
-    le_put64(m, ctx->n);
+    le_put64(m, ctx->rlwe.n);
     w_bytes(&w, m, sizeof m);
     /* int8 in two's complement: 0x00, 0x01, 0xff; no staging buffer, so no copy to wipe (the
      * digest state is cleansed when freed) */
-    w_bytes(&w, sk->small, ctx->n);
+    w_bytes(&w, sk->rlwe.small, ctx->rlwe.n);
     return w_end(&w, NULL);
 }
 
@@ -694,11 +694,11 @@ static hecnn_status secret_key_read(reader *r, const ckks_context *ctx, ckks_sec
     uint8_t m[META_SECRET_KEY];
     if ((st = r_bytes(r, m, sizeof m, "secret key metadata"))) return st;
     const uint64_t n = le_get64(m);
-    if (n != ctx->n) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "secret key of %llu coefficients, N = %zu", (unsigned long long)n, ctx->n);
+    if (n != ctx->rlwe.n) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "secret key of %llu coefficients, N = %zu", (unsigned long long)n, ctx->rlwe.n);
     if ((st = check_size(&h, HEADER_BYTES + META_SECRET_KEY + n))) return st;
-    if ((st = r_bytes(r, sk->small, ctx->n, "secret key"))) return st;
-    for (size_t i = 0; i < ctx->n; i++)
-        if (sk->small[i] < -1 || sk->small[i] > 1)
+    if ((st = r_bytes(r, sk->rlwe.small, ctx->rlwe.n, "secret key"))) return st;
+    for (size_t i = 0; i < ctx->rlwe.n; i++)
+        if (sk->rlwe.small[i] < -1 || sk->rlwe.small[i] > 1)
             return hecnn_fail(HECNN_ERR_BAD_FORMAT, "secret key coefficient %zu is not in {-1, 0, 1}", i);
     return HECNN_OK;
 }
@@ -710,15 +710,11 @@ hecnn_status ckks_secret_key_load(const ckks_context *ctx, ckks_secret_key **out
     reader r;
     hecnn_status st = r_open(&r, f, "secret key");
     if (st) return st;
-    ckks_secret_key *sk = hecnn_calloc(1, sizeof *sk);
-    if (sk) {
-        sk->ctx = ctx;
-        sk->small = hecnn_alloc(ctx->n);
-        sk->ntt = hecnn_alloc((size_t)(ctx->n_q + ctx->n_p) * ctx->n * 8);
-    }
-    st = !sk || !sk->small || !sk->ntt ? hecnn_fail(HECNN_ERR_NO_MEMORY, "secret key") : secret_key_read(&r, ctx, sk);
+    ckks_secret_key *sk;
+    st = secret_key_alloc(&sk, ctx);
+    if (!st) st = secret_key_read(&r, ctx, sk);
     st = r_close(&r, st);
-    if (!st) st = secret_key_refresh_ntt(sk);
+    if (!st) rlwe_secret_key_refresh_ntt(&sk->rlwe);
     if (st) {
         ckks_secret_key_free(sk); /* wipes what was read */
         return st;
@@ -734,7 +730,7 @@ hecnn_status ckks_public_key_save(const ckks_public_key *pk, FILE *f)
     if (!pk || !f) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
     const ckks_context *ctx = pk->ctx;
     rns_basis b;
-    ctx_basis_q(ctx, &b, ctx->n_q - 1);
+    rlwe_basis_q(&ctx->rlwe, &b, ctx->rlwe.n_q - 1);
     bool seeded;
     hecnn_status st = matches_seed(&seeded, pk->a, &b, pk->seed, 0);
     if (st) return st;
@@ -745,7 +741,7 @@ hecnn_status ckks_public_key_save(const ckks_public_key *pk, FILE *f)
     w_header(&w, OBJ_PUBLIC_KEY, ctx->param_id, size);
     uint8_t m[META_PUBLIC_KEY];
     le_put32(m, seeded ? FLAG_SEEDED : 0);
-    le_put32(m + 4, ctx->n_q);
+    le_put32(m + 4, ctx->rlwe.n_q);
     w_bytes(&w, m, sizeof m);
     if (seeded) w_bytes(&w, pk->seed, CKKS_SEED_BYTES);
     w_poly(&w, pk->b, &b);
@@ -762,11 +758,11 @@ static hecnn_status public_key_read(reader *r, const ckks_context *ctx, ckks_pub
     if ((st = r_bytes(r, m, sizeof m, "public key metadata"))) return st;
     const uint32_t flags = le_get32(m), limbs = le_get32(m + 4);
     if (flags & ~FLAG_SEEDED) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "public key: unknown flags %#x", flags);
-    if (limbs != ctx->n_q) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "public key of %u limbs, context has %u", limbs, ctx->n_q);
+    if (limbs != ctx->rlwe.n_q) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "public key of %u limbs, context has %u", limbs, ctx->rlwe.n_q);
     *seeded = flags & FLAG_SEEDED;
-    const size_t coeffs = (size_t)ctx->n_q * ctx->n;
+    const size_t coeffs = (size_t)ctx->rlwe.n_q * ctx->rlwe.n;
     rns_basis b;
-    ctx_basis_q(ctx, &b, ctx->n_q - 1);
+    rlwe_basis_q(&ctx->rlwe, &b, ctx->rlwe.n_q - 1);
     const uint64_t poly = poly_bytes(&b);
     if ((st = check_size(&h, HEADER_BYTES + META_PUBLIC_KEY + (*seeded ? CKKS_SEED_BYTES + poly : 2 * poly)))) return st;
     ckks_public_key *pk = *out = hecnn_calloc(1, sizeof *pk);
@@ -795,7 +791,7 @@ hecnn_status ckks_public_key_load(const ckks_context *ctx, ckks_public_key **out
     st = r_close(&r, public_key_read(&r, ctx, &pk, &seeded));
     if (!st && seeded) {
         rns_basis b;
-        ctx_basis_q(ctx, &b, ctx->n_q - 1);
+        rlwe_basis_q(&ctx->rlwe, &b, ctx->rlwe.n_q - 1);
         st = expand_uniform(pk->a, &b, pk->seed, 0);
     }
     if (st) {
@@ -811,27 +807,27 @@ hecnn_status ckks_public_key_load(const ckks_context *ctx, ckks_public_key **out
 static uint64_t swk_size(const ckks_switching_key *k, bool seeded)
 {
     rns_basis b;
-    ctx_basis_qp_special(k->ctx, &b, k->max_level, swk_special(k));
+    rlwe_basis_qp_special(&k->ctx->rlwe, &b, k->rlwe.max_level, swk_special(&k->rlwe));
     const uint64_t part = poly_bytes(&b);
-    return HEADER_BYTES + META_SWITCHING_KEY + (seeded ? CKKS_SEED_BYTES + k->digits * part : 2 * (uint64_t)k->digits * part) +
+    return HEADER_BYTES + META_SWITCHING_KEY + (seeded ? CKKS_SEED_BYTES + k->rlwe.digits * part : 2 * (uint64_t)k->rlwe.digits * part) +
            DIGEST_BYTES;
 }
 
 size_t ckks_switching_key_bytes(const ckks_switching_key *key, bool seeded)
 {
     if (!key) return 0;
-    return (size_t)swk_size(key, seeded && !seed_is_zero(key->seed));
+    return (size_t)swk_size(key, seeded && !seed_is_zero(key->rlwe.seed));
 }
 
 /* Whether `key` can be written seeded: its seed is known and regenerates every a_j. */
 static hecnn_status swk_can_seed(bool *out, const ckks_switching_key *k)
 {
-    *out = k->compact; /* compaction checked that the seed regenerates every a_j */
-    if (k->compact || seed_is_zero(k->seed)) return HECNN_OK;
+    *out = k->rlwe.compact; /* compaction checked that the seed regenerates every a_j */
+    if (k->rlwe.compact || seed_is_zero(k->rlwe.seed)) return HECNN_OK;
     rns_basis b;
-    ctx_basis_qp_special(k->ctx, &b, k->max_level, swk_special(k));
-    for (unsigned j = 0; j < k->digits; j++) {
-        hecnn_status st = matches_seed(out, swk_part(k, j, 1), &b, k->seed, j);
+    rlwe_basis_qp_special(&k->ctx->rlwe, &b, k->rlwe.max_level, swk_special(&k->rlwe));
+    for (unsigned j = 0; j < k->rlwe.digits; j++) {
+        hecnn_status st = matches_seed(out, swk_part(&k->rlwe, j, 1), &b, k->rlwe.seed, j);
         if (st || !*out) return st;
     }
     return HECNN_OK;
@@ -845,22 +841,22 @@ static hecnn_status swk_write(FILE *f, const ckks_switching_key *k, bool seeded,
     w_begin(&w, f);
     w_header(&w, OBJ_SWITCHING_KEY, ctx->param_id, swk_size(k, seeded));
     uint8_t m[META_SWITCHING_KEY];
-    le_put64(m, k->galois);
-    le_put32(m + 8, k->max_level);
-    le_put32(m + 12, k->digits);
+    le_put64(m, k->rlwe.galois);
+    le_put32(m + 8, k->rlwe.max_level);
+    le_put32(m + 12, k->rlwe.digits);
     le_put32(m + 16, seeded ? FLAG_SEEDED : 0);
-    le_put32(m + 20, (uint32_t)k->limbs);
+    le_put32(m + 20, (uint32_t)k->rlwe.limbs);
     w_bytes(&w, m, sizeof m);
-    if (seeded) w_bytes(&w, k->seed, CKKS_SEED_BYTES);
+    if (seeded) w_bytes(&w, k->rlwe.seed, CKKS_SEED_BYTES);
     /* limb by limb: a compact key's halves are unpacked or re-expanded into buf */
-    uint64_t *buf = hecnn_alloc(ctx->n * 8);
+    uint64_t *buf = hecnn_alloc(ctx->rlwe.n * 8);
     if (!buf && !w.st) w.st = hecnn_fail(HECNN_ERR_NO_MEMORY, "switching key buffer");
-    for (unsigned j = 0; j < k->digits && !w.st; j++)
+    for (unsigned j = 0; j < k->rlwe.digits && !w.st; j++)
         for (unsigned half = 0; half < (seeded ? 1u : 2u) && !w.st; half++)
-            for (size_t t = 0; t < k->limbs && !w.st; t++) {
-                const uint64_t *limb = half ? swk_a_limb(k, j, t, buf) : swk_b_limb(k, j, t, buf);
+            for (size_t t = 0; t < k->rlwe.limbs && !w.st; t++) {
+                const uint64_t *limb = half ? swk_a_limb(&k->rlwe, j, t, buf) : swk_b_limb(&k->rlwe, j, t, buf);
                 if (!limb) w.st = hecnn_fail(HECNN_ERR_RANDOM, "AES-CTR init");
-                else w_limb(&w, limb, ctx->n, swk_limb_table(k, t));
+                else w_limb(&w, limb, ctx->rlwe.n, swk_limb_table(&k->rlwe, t));
             }
     hecnn_free(buf);
     return w_end(&w, digest);
@@ -887,24 +883,24 @@ static hecnn_status swk_read(reader *r, const ckks_context *ctx, uint64_t limit,
     if ((st = r_bytes(r, m, sizeof m, "switching key metadata"))) return st;
     const uint64_t galois = le_get64(m);
     const uint32_t max_level = le_get32(m + 8), digits = le_get32(m + 12), flags = le_get32(m + 16), limbs = le_get32(m + 20);
-    if (max_level >= ctx->n_q)
-        return hecnn_fail(HECNN_ERR_BAD_FORMAT, "switching key for level %u, context's top level is %u", max_level, ctx->n_q - 1);
+    if (max_level >= ctx->rlwe.n_q)
+        return hecnn_fail(HECNN_ERR_BAD_FORMAT, "switching key for level %u, context's top level is %u", max_level, ctx->rlwe.n_q - 1);
     /* 0: relinearization, CKKS_SWITCH_SECRET: from one secret to another, odd: Galois */
-    if (galois && galois != CKKS_SWITCH_SECRET && (!(galois & 1) || galois >= 2 * (uint64_t)ctx->n))
+    if (galois && galois != CKKS_SWITCH_SECRET && (!(galois & 1) || galois >= 2 * (uint64_t)ctx->rlwe.n))
         return hecnn_fail(HECNN_ERR_BAD_FORMAT, "Galois element %llu is not odd and below 2N = %zu", (unsigned long long)galois,
-                          2 * ctx->n);
-    if (digits != (max_level + ctx->alpha) / ctx->alpha)
+                          2 * ctx->rlwe.n);
+    if (digits != (max_level + ctx->rlwe.alpha) / ctx->rlwe.alpha)
         return hecnn_fail(HECNN_ERR_BAD_FORMAT, "switching key of %u digits, level %u needs %u", digits, max_level,
-                          (max_level + ctx->alpha) / ctx->alpha);
+                          (max_level + ctx->rlwe.alpha) / ctx->rlwe.alpha);
     /* every special prime; or those of a level-0 key between secrets (the encapsulation key) */
-    const bool level0_p = galois == CKKS_SWITCH_SECRET && max_level == 0 && limbs == 1 + ctx->special[KS_LEVEL0_P].n_p;
-    if (limbs != max_level + 1 + ctx->n_p && !level0_p)
+    const bool level0_p = galois == CKKS_SWITCH_SECRET && max_level == 0 && limbs == 1 + ctx->rlwe.special[KS_LEVEL0_P].n_p;
+    if (limbs != max_level + 1 + ctx->rlwe.n_p && !level0_p)
         return hecnn_fail(HECNN_ERR_BAD_FORMAT, "switching key of %u limbs, level %u needs %u", limbs, max_level,
-                          max_level + 1 + ctx->n_p);
+                          max_level + 1 + ctx->rlwe.n_p);
     if (flags & ~FLAG_SEEDED) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "switching key: unknown flags %#x", flags);
     *seeded = flags & FLAG_SEEDED;
     rns_basis b;
-    ctx_basis_qp_special(ctx, &b, max_level, &ctx->special[limbs == max_level + 1 + ctx->n_p ? KS_ALL_P : KS_LEVEL0_P]);
+    rlwe_basis_qp_special(&ctx->rlwe, &b, max_level, &ctx->rlwe.special[limbs == max_level + 1 + ctx->rlwe.n_p ? KS_ALL_P : KS_LEVEL0_P]);
     const uint64_t part = poly_bytes(&b);
     const uint64_t want = HEADER_BYTES + META_SWITCHING_KEY + (*seeded ? CKKS_SEED_BYTES + digits * part : 2 * (uint64_t)digits * part);
     if ((st = check_size(&h, want))) return st;
@@ -915,11 +911,11 @@ static hecnn_status swk_read(reader *r, const ckks_context *ctx, uint64_t limit,
     }
     ckks_switching_key *k;
     if ((st = switching_key_alloc(&k, ctx, galois, max_level, limbs - max_level - 1))) return st;
-    memcpy(k->seed, seed, sizeof seed);
+    memcpy(k->rlwe.seed, seed, sizeof seed);
     *out = k;
     for (unsigned j = 0; j < digits && !st; j++) {
-        st = r_poly(r, swk_part(k, j, 0), &b, "switching key");
-        if (!st && !*seeded) st = r_poly(r, swk_part(k, j, 1), &b, "switching key");
+        st = r_poly(r, swk_part(&k->rlwe, j, 0), &b, "switching key");
+        if (!st && !*seeded) st = r_poly(r, swk_part(&k->rlwe, j, 1), &b, "switching key");
     }
     return st;
 }
@@ -938,8 +934,8 @@ static hecnn_status swk_load(const ckks_context *ctx, ckks_switching_key **out, 
     st = r_close(&r, swk_read(&r, ctx, limit, &k, &seeded));
     if (!st && seeded) {
         rns_basis b;
-        ctx_basis_qp_special(ctx, &b, k->max_level, swk_special(k));
-        for (unsigned j = 0; j < k->digits && !st; j++) st = expand_uniform(swk_part(k, j, 1), &b, k->seed, j);
+        rlwe_basis_qp_special(&ctx->rlwe, &b, k->rlwe.max_level, swk_special(&k->rlwe));
+        for (unsigned j = 0; j < k->rlwe.digits && !st; j++) st = expand_uniform(swk_part(&k->rlwe, j, 1), &b, k->rlwe.seed, j);
     }
     if (st) {
         ckks_switching_key_free(k);
@@ -1023,11 +1019,11 @@ static hecnn_status eval_keys_read(reader *r, const ckks_context *ctx, ckks_eval
         }
         r->left -= size;
         if (EVP_DigestUpdate(r->md, d, sizeof d) != 1) st = hecnn_fail(HECNN_ERR_UNSUPPORTED, "SHA-256 failed");
-        else if ((!k->galois && keys->relin) || (k->galois && ckks_eval_keys_galois(keys, k->galois)))
-            st = hecnn_fail(HECNN_ERR_BAD_FORMAT, "key set holds two keys for Galois element %llu", (unsigned long long)k->galois);
+        else if ((!k->rlwe.galois && keys->relin) || (k->rlwe.galois && ckks_eval_keys_galois(keys, k->rlwe.galois)))
+            st = hecnn_fail(HECNN_ERR_BAD_FORMAT, "key set holds two keys for Galois element %llu", (unsigned long long)k->rlwe.galois);
         /* read from a seeded file, the a halves are the seed's expansion */
-        else if ((k->galois ? compact_galois : compact_relin) && swk_has_seed(k))
-            st = switching_key_compact_trusted(k);
+        else if ((k->rlwe.galois ? compact_galois : compact_relin) && swk_has_seed(&k->rlwe))
+            st = rlwe_switching_key_compact_trusted(&k->rlwe);
         if (st) {
             ckks_switching_key_free(k);
             return st;

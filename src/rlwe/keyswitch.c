@@ -1,10 +1,12 @@
 /* Hybrid key switching (dnum digits, special modulus P) with a hoistable decomposition. */
 #include <string.h>
 
-#include "ckks/internal.h"
 #include "ring/rns_kernels.h"
+#include "rlwe/rlwe.h"
+#include "util/alloc.h"
+#include "util/error.h"
 
-static unsigned digits_at(const ckks_context *ctx, unsigned level) { return (level + ctx->alpha) / ctx->alpha; }
+static unsigned digits_at(const rlwe_context *ctx, unsigned level) { return (level + ctx->alpha) / ctx->alpha; }
 
 void ks_decomposition_free(ks_decomposition *dec)
 {
@@ -12,7 +14,7 @@ void ks_decomposition_free(ks_decomposition *dec)
     dec->data = NULL;
 }
 
-hecnn_status ks_decompose_ws(const ckks_context *ctx, const ks_special *sp, ks_decomposition *dec, uint64_t *data,
+hecnn_status ks_decompose_ws(const rlwe_context *ctx, const ks_special *sp, ks_decomposition *dec, uint64_t *data,
                              uint64_t *scratch, const uint64_t *d, unsigned level)
 {
     const size_t n = ctx->n, limbs = level + 1 + sp->n_p;
@@ -21,8 +23,8 @@ hecnn_status ks_decompose_ws(const ckks_context *ctx, const ks_special *sp, ks_d
     *dec = (ks_decomposition){.level = level, .digits = digits, .limbs = limbs, .sp = sp, .data = data};
     uint64_t *coef = scratch, *conv = scratch + (size_t)(level + 1) * n;
     rns_basis bq, bqp;
-    ctx_basis_q(ctx, &bq, level);
-    ctx_basis_qp_special(ctx, &bqp, level, sp);
+    rlwe_basis_q(ctx, &bq, level);
+    rlwe_basis_qp_special(ctx, &bqp, level, sp);
     memcpy(coef, d, (size_t)(level + 1) * n * 8);
     rns_intt(&bq, coef);
     for (unsigned j = 0; j < digits; j++) {
@@ -54,7 +56,7 @@ hecnn_status ks_decompose_ws(const ckks_context *ctx, const ks_special *sp, ks_d
     return HECNN_OK;
 }
 
-hecnn_status ks_decompose(const ckks_context *ctx, const ks_special *sp, ks_decomposition *dec, const uint64_t *d,
+hecnn_status ks_decompose(const rlwe_context *ctx, const ks_special *sp, ks_decomposition *dec, const uint64_t *d,
                           unsigned level)
 {
     const size_t n = ctx->n, limbs = level + 1 + sp->n_p;
@@ -75,11 +77,11 @@ hecnn_status ks_decompose(const ckks_context *ctx, const ks_special *sp, ks_deco
  * representative: ModDown then rounds to nearest (error 1/2) instead of leaving u (up to n_p - 1),
  * which the secret would multiply into the noise. A sum within 2^-40 of a half may round either
  * way; both choices are valid representatives. a_p: the P limbs in coefficient form. */
-void mod_down_correction(const ckks_context *ctx, const ks_special *sp, uint8_t *alpha, const uint64_t *a_p)
+void mod_down_correction(const rlwe_context *ctx, const ks_special *sp, uint8_t *alpha, const uint64_t *a_p)
 {
     const size_t n = ctx->n;
     const baseconv *bc = &sp->p_to_q;
-    double inv_p[CKKS_MAX_PRIMES];
+    double inv_p[RLWE_MAX_PRIMES];
     for (unsigned j = 0; j < sp->n_p; j++) inv_p[j] = 1.0 / (double)bc->in.tab[j]->mod.q;
 #pragma omp parallel for schedule(static) if (n >= 8192)
     for (size_t i = 0; i < n; i++) {
@@ -92,14 +94,14 @@ void mod_down_correction(const ckks_context *ctx, const ks_special *sp, uint8_t 
     }
 }
 
-void ks_mod_down_ws(const ckks_context *ctx, const ks_special *sp, uint64_t *out, uint64_t *a, unsigned level,
+void ks_mod_down_ws(const rlwe_context *ctx, const ks_special *sp, uint64_t *out, uint64_t *a, unsigned level,
                     uint64_t *scratch)
 {
     const size_t n = ctx->n;
     rns_basis bp, bq;
-    ctx_basis_p(ctx, &bp);
+    rlwe_basis_p(ctx, &bp);
     bp.limbs = sp->n_p;
-    ctx_basis_q(ctx, &bq, level);
+    rlwe_basis_q(ctx, &bq, level);
     uint64_t *pa = a + (size_t)(level + 1) * n, *conv = scratch;
     uint8_t *alpha = (uint8_t *)(scratch + (size_t)(level + 1) * n);
     rns_intt(&bp, pa);
@@ -111,7 +113,7 @@ void ks_mod_down_ws(const ckks_context *ctx, const ks_special *sp, uint64_t *out
 #pragma omp parallel for schedule(static) if (level >= 1 && n >= 8192)
     for (unsigned k = 0; k <= level; k++) {
         const modulus *m = &ctx->tables[k].mod;
-        uint64_t multiple[CKKS_MAX_PRIMES + RNS_LOOKUP_ENTRIES] = {0}; /* alpha <= n_p */
+        uint64_t multiple[RLWE_MAX_PRIMES + RNS_LOOKUP_ENTRIES] = {0}; /* alpha <= n_p */
         for (unsigned j = 0; j <= sp->n_p; j++) multiple[j] = mul_mod(j, sp->p_mod_q[k], m);
         uint64_t *y = conv + (size_t)k * n;
         if (sp->n_p < RNS_LOOKUP_ENTRIES) kern->sub_lookup(y, y, alpha, multiple, n, m->q);
@@ -125,7 +127,7 @@ void ks_mod_down_ws(const ckks_context *ctx, const ks_special *sp, uint64_t *out
     }
 }
 
-hecnn_status ks_mod_down(const ckks_context *ctx, const ks_special *sp, uint64_t *out, uint64_t *a, unsigned level)
+hecnn_status ks_mod_down(const rlwe_context *ctx, const ks_special *sp, uint64_t *out, uint64_t *a, unsigned level)
 {
     uint64_t *scratch = hecnn_alloc(ks_mod_down_scratch_words(ctx, level) * 8);
     if (!scratch) return hecnn_fail(HECNN_ERR_NO_MEMORY, "mod-down buffer");
@@ -134,8 +136,8 @@ hecnn_status ks_mod_down(const ckks_context *ctx, const ks_special *sp, uint64_t
     return HECNN_OK;
 }
 
-hecnn_status ks_inner_product(const ckks_context *ctx, uint64_t *r0, uint64_t *r1, const ks_decomposition *dec,
-                              const size_t *perm, const ckks_switching_key *k)
+hecnn_status ks_inner_product(const rlwe_context *ctx, uint64_t *r0, uint64_t *r1, const ks_decomposition *dec,
+                              const size_t *perm, const rlwe_switching_key *k)
 {
     const size_t n = ctx->n, limbs = dec->limbs;
     const unsigned level = dec->level;
@@ -193,8 +195,8 @@ hecnn_status ks_inner_product(const ckks_context *ctx, uint64_t *r0, uint64_t *r
     return no_random ? hecnn_fail(HECNN_ERR_RANDOM, "AES-CTR init") : HECNN_OK;
 }
 
-hecnn_status ks_apply(const ckks_context *ctx, uint64_t *out0, uint64_t *out1, const ks_decomposition *dec,
-                      const size_t *perm, const ckks_switching_key *k)
+hecnn_status ks_apply(const rlwe_context *ctx, uint64_t *out0, uint64_t *out1, const ks_decomposition *dec,
+                      const size_t *perm, const rlwe_switching_key *k)
 {
     const size_t words = dec->limbs * ctx->n;
     uint64_t *acc = hecnn_alloc(2 * words * 8);
@@ -206,8 +208,8 @@ hecnn_status ks_apply(const ckks_context *ctx, uint64_t *out0, uint64_t *out1, c
     return st;
 }
 
-hecnn_status keyswitch(const ckks_context *ctx, uint64_t *out0, uint64_t *out1, const uint64_t *d, unsigned level,
-                       const ckks_switching_key *k)
+hecnn_status keyswitch(const rlwe_context *ctx, uint64_t *out0, uint64_t *out1, const uint64_t *d, unsigned level,
+                       const rlwe_switching_key *k)
 {
     if (k->max_level < level) return hecnn_fail(HECNN_ERR_LEVEL_MISMATCH, "key for level %u used at level %u", k->max_level, level);
     ks_decomposition dec;
