@@ -30,7 +30,7 @@ usage() { sed -n 's/^# Usage: //p; s/^#   /  /p' "$0" | head -2 >&2; exit 2; }
 HECNN=$(realpath "$1")
 shift
 SRC=$(cd "$(dirname "$0")/.." && pwd)
-CLIENTS=16 JOBS=64 INPUTS=4 WORKERS=4 QUEUE=8 MEMLIMIT= KIND=resnet TIMEOUT=900 MIN429=0 JSON=0
+CLIENTS=16 JOBS=64 INPUTS=4 WORKERS=4 QUEUE=8 MEMLIMIT='' KIND=resnet TIMEOUT=900 MIN429=0 JSON=0
 while [ $# -gt 0 ]; do
     case $1 in
     --clients) CLIENTS=$2 ;;
@@ -60,7 +60,7 @@ export HECNN_MODELS=$SRC/models OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} OMP_WAIT_P
 # with --json the report goes to stderr and only the JSON to stdout
 if [ "$JSON" = 1 ]; then exec 3>&1 1>&2; else exec 3>/dev/null; fi
 T=$(mktemp -d)
-SPID= SAMPLER=
+SPID='' SAMPLER=''
 cleanup() {
     [ -n "$SAMPLER" ] && kill "$SAMPLER" 2>/dev/null
     [ -n "$SPID" ] && kill -9 "$SPID" 2>/dev/null
