@@ -165,7 +165,11 @@ static long request(const remote *rm, const char *method, const char *path, bund
     h = curl_slist_append(h, rm->auth);
     if (body) {
         h = curl_slist_append(h, "Content-Type: " BUNDLE_CONTENT_TYPE);
-        h = curl_slist_append(h, "Expect:");
+        /* the server refuses what it can before the body (401, 413, 415, 429 queue full, ...): it
+         * answers at once instead of "100 Continue" and no byte of the body is sent. Without it, a
+         * refusal sent while the body is still in flight can be lost to the connection's reset
+         * ("Failed sending data to the peer" instead of the 429 to retry on). */
+        h = curl_slist_append(h, "Expect: 100-continue");
     }
     response r = {.curl = c, .out = out};
     curl_easy_setopt(c, CURLOPT_URL, url);

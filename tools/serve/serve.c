@@ -76,6 +76,7 @@ typedef struct token {
 
 typedef struct metrics {
     uint64_t requests, upload_bytes, submitted, done, failed, cancelled, rejected_queue, rejected_memory, rejected_auth;
+    uint64_t responses[500]; /* answers sent, by HTTP status 100..599 */
     double job_seconds;
 } metrics;
 
@@ -581,10 +582,12 @@ static enum MHD_Result finish_job_submit(server *s, struct MHD_Connection *c, re
 
 static enum MHD_Result metrics_reply(server *s, struct MHD_Connection *c)
 {
-    char body[4096];
+    enum { CAP = 4096 + 500 * 48 };
+    char *body = malloc(CAP);
+    if (!body) return reply_error(c, 500, "out of memory");
     pthread_mutex_lock(&s->lock);
     const metrics m = s->m;
-    snprintf(body, sizeof body,
+    int n = snprintf(body, CAP,
              "# HELP hecnn_http_requests_total HTTP requests received.\n# TYPE hecnn_http_requests_total counter\n"
              "hecnn_http_requests_total %" PRIu64 "\n"
              "# HELP hecnn_upload_bytes_total Request body bytes received.\n# TYPE hecnn_upload_bytes_total counter\n"
@@ -609,7 +612,13 @@ static enum MHD_Result metrics_reply(server *s, struct MHD_Connection *c)
              m.requests, m.upload_bytes, m.rejected_auth, m.submitted, m.done, m.failed, m.cancelled, m.rejected_queue, m.rejected_memory,
              m.job_seconds, s->queued, s->running, s->n_workers, s->reserved, s->memory_limit);
     pthread_mutex_unlock(&s->lock);
-    return reply(c, 200, "text/plain; version=0.0.4", body);
+    n += snprintf(body + n, CAP - (size_t)n, "# HELP hecnn_http_responses_total Answers sent, by HTTP status.\n"
+                                             "# TYPE hecnn_http_responses_total counter\n");
+    for (unsigned i = 0; i < 500; i++)
+        if (m.responses[i]) n += snprintf(body + n, CAP - (size_t)n, "hecnn_http_responses_total{code=\"%u\"} %" PRIu64 "\n", i + 100, m.responses[i]);
+    const enum MHD_Result ret = reply(c, 200, "text/plain; version=0.0.4", body);
+    free(body);
+    return ret;
 }
 
 static enum MHD_Result list_reply(server *s, struct MHD_Connection *c, const char *client, bool jobs)
@@ -889,7 +898,15 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 
 static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe)
 {
-    (void)c, (void)cls;
+    server *s = cls;
+    /* every answer of a request that reached handle() by its status (libmicrohttpd's own answers,
+     * such as 431 for headers over the limit, never get here) */
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_HTTP_STATUS);
+    if (ci && ci->http_status >= 100 && ci->http_status < 600) {
+        pthread_mutex_lock(&s->lock);
+        s->m.responses[ci->http_status - 100]++;
+        pthread_mutex_unlock(&s->lock);
+    }
     request *q = *con_cls;
     if (!q) return;
     if (q->have_bundle) bundle_free(&q->b); /* a cut upload leaves nothing behind */
