@@ -5,14 +5,15 @@
 # (`model eval --mode approx`, the same polynomials) and with the label.
 # Usage: bench/single_agreement.sh HECNN MODEL CIFAR_TEST_BIN WORKDIR [COUNT [OFFSET]]
 #   (defaults: 32 images from 0; data: ../shared/data/cifar10/test_batch.bin, see the README).
-# Resumable: WORKDIR/results.tsv gets one line per image done (image, label, encrypted class,
-# simulated class, agreement, seconds of the server's run); a rerun skips those and goes on with the
-# same keys (WORKDIR/keys). A run of N = 2^16 takes about 10 minutes an image on 2 cores: start it
+# CIFAR-10 models (10 classes, 3,073-byte records). Resumable: WORKDIR/results.tsv gets one line
+# per image done (image, label, encrypted class, the simulation's class where it agrees else
+# "other", agreement 1/0, seconds of the server's run); a rerun skips those and goes on with the
+# same keys (WORKDIR/keys), refusing a WORKDIR made for another model or preset. A run of N = 2^16 takes about 10 minutes an image on 2 cores: start it
 # in the background, e.g. `nohup bench/single_agreement.sh build/hecnn ... > agreement.log &`.
 # Threads: OMP_NUM_THREADS (default 2). PRESET=test runs the insecure N = 2^12 preset (a quick check).
 set -euo pipefail
 usage="usage: single_agreement.sh HECNN MODEL CIFAR_TEST_BIN WORKDIR [COUNT [OFFSET]]"
-HECNN=$(realpath "${1:?$usage}")
+HECNN=$(realpath "$(command -v "${1:?$usage}")")
 MODEL=$(realpath "${2:?$usage}")
 DATA=${3:?$usage}
 WORK=${4:?$usage}
@@ -26,6 +27,12 @@ fi
 DATA=$(realpath "$DATA")
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} OMP_WAIT_POLICY=passive
 mkdir -p "$WORK"
+ID="model-sha256 $(sha256sum "$MODEL" | cut -d' ' -f1) preset ${PRESET:-n16}"
+if [ -f "$WORK/run.id" ] && [ "$(cat "$WORK/run.id")" != "$ID" ]; then
+    echo "single_agreement.sh: '$WORK' holds a run of another model or preset ($(cat "$WORK/run.id")): use another WORKDIR" >&2
+    exit 1
+fi
+echo "$ID" >"$WORK/run.id"
 K=$WORK/keys
 R=$WORK/results.tsv
 if [ ! -f "$K/plan" ]; then
@@ -50,13 +57,17 @@ PY
         python3 -c 'import json, sys; print(json.load(sys.stdin)["approx"]["correct"])'
 }
 for ((i = OFFSET; i < OFFSET + COUNT; i++)); do
-    cut -f1 "$R" | grep -qx "$i" && continue
+    awk -F'\t' -v i="$i" '$1 == i { found = 1 } END { exit !found }' "$R" && continue
     "$HECNN" model encrypt --keys "$K" --model "$MODEL" --data "$DATA" --offset "$i" --count 1 --out "$WORK/img.pbf" >/dev/null
     t0=$(date +%s.%N)
     "$HECNN" model infer --keys "$K/server" --model "$MODEL" --in "$WORK/img.pbf" --out "$WORK/scores.pbf" >"$WORK/infer.out"
     secs=$(awk -v a="$(date +%s.%N)" -v b="$t0" 'BEGIN { printf "%.1f", a - b }')
     "$HECNN" model decrypt --keys "$K" --model "$MODEL" --in "$WORK/scores.pbf" --data "$DATA" --offset "$i" --json >"$WORK/dec.json"
-    read -r label enc < <(python3 -c 'import json, sys; p = json.load(open(sys.argv[1]))["predictions"][0]; print(p["label"], p["prediction"])' "$WORK/dec.json")
+    read -r label enc classes < <(python3 -c 'import json, sys; p = json.load(open(sys.argv[1]))["predictions"][0]; print(p["label"], p["prediction"], len(p["scores"]))' "$WORK/dec.json")
+    if [ "$classes" != 10 ]; then
+        echo "single_agreement.sh: the model has $classes outputs: this check reads CIFAR-10 (10 classes)" >&2
+        exit 1
+    fi
     agree=$(simulated_agrees "$i" "$enc")
     sim=$([ "$agree" = 1 ] && echo "$enc" || echo other)
     printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$i" "$label" "$enc" "$sim" "$agree" "$secs" >>"$R"

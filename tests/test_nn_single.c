@@ -224,6 +224,14 @@ static void test_end_to_end(void)
     CHECK(hecnn_plan_boot_slots(g, &single_two, 2048) == 4 * SIDE * SIDE);
     CHECK(hecnn_plan_boot_slots(g, &one, 128) == 128);
     CHECK(hecnn_plan_boot_slots(g, &two, 2048) == 2048);
+    {   /* a graph the single packing cannot lay out (a 12 x 12 input) keeps every slot, so that AUTO's
+         * fallback to the batched layout gets the bootstrapper it needs */
+        hecnn_graph *g12 = NULL;
+        REQUIRE_VOID(hecnn_graph_new(&g12, 3, 12, 12) == HECNN_OK);
+        test_conv(g12, 0, 3, 4, 3, 1);
+        CHECK(hecnn_plan_boot_slots(g12, &one, 2048) == 2048);
+        hecnn_graph_free(g12);
+    }
     REQUIRE_VOID(hecnn_plan_new(&plan, g, ctx, bt, &one) == HECNN_OK);
     CHECK(hecnn_plan_layout_of(plan) == HECNN_LAYOUT_SINGLE);
     /* a deep input (encrypted as high as a bootstrap's output, plus the first convolution's level)

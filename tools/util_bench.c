@@ -61,7 +61,7 @@ int bench_parse_options(bench_options *o, int argc, char **argv, const char *nam
         }
     }
     if (o->reps < 1 || o->reps > 1000 || o->threads < 0 || o->threads > 1024 || o->log_slots < 0 || o->log_slots > 20) {
-        fprintf(stderr, "hecnn %s: --reps must be 1..1000, --threads 0..1024 and --log-slots 1..20\n", name);
+        fprintf(stderr, "hecnn %s: --reps must be 1..1000, --threads 0..1024 and --log-slots 1..20 (0: the preset's)\n", name);
         usage(stderr);
         return 2;
     }

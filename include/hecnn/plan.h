@@ -68,10 +68,10 @@ hecnn_status hecnn_plan_new(hecnn_plan **out, const hecnn_graph *g, const ckks_c
                             const ckks_bootstrapper *bt, const hecnn_plan_options *opt);
 void hecnn_plan_free(hecnn_plan *p);
 
-/* The slots the plan's bootstrapper should refresh (a power of two, at most max_slots, the
- * context's N/2): the single layout (AUTO with a batch of one) wants the fewest that hold its
- * largest tensor, 2^14 for ResNet-20 (a sparse bootstrap is cheaper: one EvalMod instead of two,
- * shorter transforms); the other layouts fill every slot. */
+/* The slots the plan's bootstrapper should refresh (at most max_slots, the context's N/2): the
+ * single layout (AUTO with a batch of one) wants the fewest that hold its largest tensor, a power of
+ * two, 2^14 for ResNet-20 (a sparse bootstrap is cheaper: one EvalMod instead of two, shorter
+ * transforms); the other layouts, and graphs the single packing cannot lay out, every slot. */
 size_t hecnn_plan_boot_slots(const hecnn_graph *g, const hecnn_plan_options *opt, size_t max_slots);
 
 hecnn_plan_layout hecnn_plan_layout_of(const hecnn_plan *p); /* never AUTO */

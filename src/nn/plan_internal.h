@@ -59,7 +59,8 @@ hecnn_status plan_need_key(hecnn_plan *p, uint64_t galois, unsigned level);
 hecnn_status plan_check_input(const hecnn_plan *p, const ckks_ciphertext *ct, size_t i);
 
 /* The fewest slots (a power of two, at least the input's H x W) that hold every tensor of g in the
- * single layout's multiplexed packing: one ciphertext per image throughout. */
+ * single layout's multiplexed packing, one ciphertext per image throughout; 0 where the single
+ * packing cannot lay g out (an input side not a power of two, an operation it does not run). */
 size_t single_slots_needed(const hecnn_graph *g);
 
 extern const packing_ops batched_packing;

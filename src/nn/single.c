@@ -812,16 +812,23 @@ size_t single_slots_needed(const hecnn_graph *g)
 {
     const size_t count = hecnn_graph_node_count(g);
     const hecnn_node *in = hecnn_graph_node(g, 0);
+    if (!in || (in->h & (in->h - 1)) || (in->w & (in->w - 1))) return 0;
     const size_t area = (size_t)in->h * in->w;
     uint32_t *gap = hecnn_calloc(count, sizeof *gap);
     if (!gap) return 0;
     size_t need = area;
-    for (size_t id = 0; id < count; id++) {
+    for (size_t id = 0; id < count && need; id++) {
         const hecnn_node *nd = hecnn_graph_node(g, id);
+        const hecnn_node *x = id ? hecnn_graph_node(g, nd->in[0]) : NULL;
+        /* what run_graph lays out: strides 1 and 2, global pooling, a dense layer on a 1 x 1 map */
+        const bool laid = id == 0 || nd->op == HECNN_OP_RELU || nd->op == HECNN_OP_ADD ||
+                          (nd->op == HECNN_OP_CONV2D && (nd->stride == 1 || nd->stride == 2)) ||
+                          (nd->op == HECNN_OP_AVGPOOL && nd->k == x->h && nd->k == x->w) ||
+                          (nd->op == HECNN_OP_DENSE && x->h == 1 && x->w == 1);
         /* a stride-2 layer doubles the gap; every other node keeps its input's */
         gap[id] = id == 0 ? 1 : gap[nd->in[0]] * (nd->op == HECNN_OP_CONV2D && nd->stride == 2 ? 2 : 1);
-        const size_t d = blocks_for(nd->c, gap[id]) * area;
-        if (d > need) need = d;
+        if (!laid || gap[id] > in->h || gap[id] > in->w) need = 0;
+        else if (blocks_for(nd->c, gap[id]) * area > need) need = blocks_for(nd->c, gap[id]) * area;
     }
     hecnn_free(gap);
     return need;
@@ -848,8 +855,9 @@ static hecnn_status single_build(hecnn_plan *p, const hecnn_plan_options *opt)
     runner shallow = {.p = p, .s = s, .dry = true};
     hecnn_status st = run_graph(&shallow, NULL, NULL, NULL, NULL, NULL);
     for (unsigned extra = 1; p->bt && !st && extra <= 2; extra++) {
-        s->input_level = ckks_bootstrapper_output_level(p->bt) + extra;
-        if (s->input_level > ckks_context_max_level(p->ctx)) break;
+        const unsigned level = ckks_bootstrapper_output_level(p->bt) + extra;
+        if (level > ckks_context_max_level(p->ctx)) break;
+        s->input_level = level;
         runner deep = {.p = p, .s = s, .dry = true};
         if (!run_graph(&deep, NULL, NULL, NULL, NULL, NULL) && deep.stats.bootstraps < shallow.stats.bootstraps) break;
         s->input_level = INPUT_LEVEL;
