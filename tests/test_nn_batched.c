@@ -50,14 +50,15 @@ static void test_end_to_end(void)
     hecnn_plan *plan = NULL;
     const hecnn_plan_options opt = {.batch = BATCH, .grid = SIDE};
     REQUIRE_VOID(hecnn_plan_new(&plan, g, ctx, bt, &opt) == HECNN_OK);
-    /* 2048 slots of 8x8 blocks: 32 images per ciphertext, two groups merged into one at stride 2 */
+    /* 2048 slots of 8x8 blocks: 32 images per ciphertext, two groups merged into one at stride 2,
+     * whose other two sub-positions are lanes: 8 channels in 4 ciphertexts, 3 scores in 2 */
     CHECK(hecnn_plan_images_per_ciphertext(plan) == 32);
     CHECK(hecnn_plan_input_ciphertexts(plan) == 2 * 3);
-    CHECK(hecnn_plan_output_ciphertexts(plan) == 3);
+    CHECK(hecnn_plan_output_ciphertexts(plan) == 2);
     CHECK(hecnn_plan_classes(plan) == 3);
-    /* ReLUs on 2 x 4 ciphertexts (three of them) and 1 x 8 (two): 3 x 4 + 2 x 4 paired bootstraps,
+    /* ReLUs on 2 x 4 ciphertexts (three of them) and 1 x 4 (two): 3 x 4 + 2 x 2 paired bootstraps,
      * less the first ReLU's: the images are encrypted two levels above a bootstrap's output */
-    CHECK_MSG(hecnn_plan_bootstraps(plan) == 16, "%zu bootstraps", hecnn_plan_bootstraps(plan));
+    CHECK_MSG(hecnn_plan_bootstraps(plan) == 12, "%zu bootstraps", hecnn_plan_bootstraps(plan));
     CHECK(hecnn_plan_input_level(plan) == ckks_bootstrapper_output_level(bt) + 2);
     /* per node: the first ReLU evaluates its polynomial on the deep input, the second bootstraps
      * 2 x 4 ciphertexts in 4 pairs; the stride-2 layer (node 8)
@@ -66,7 +67,8 @@ static void test_end_to_end(void)
     hecnn_plan_node info;
     CHECK(hecnn_plan_node_info(plan, 2, &info) == HECNN_OK && info.bootstraps == 0 && info.ciphertexts == 8);
     CHECK(hecnn_plan_node_info(plan, 4, &info) == HECNN_OK && info.bootstraps == 4 && info.ciphertexts == 8);
-    CHECK(hecnn_plan_node_info(plan, 8, &info) == HECNN_OK && info.gap == 2 && info.groups == 1 && info.rotations > 0);
+    CHECK(hecnn_plan_node_info(plan, 8, &info) == HECNN_OK && info.gap == 2 && info.groups == 1 && info.rotations > 0 &&
+          info.ciphertexts == 4);
     CHECK(hecnn_plan_node_info(plan, hecnn_graph_node_count(g) - 1, &info) == HECNN_OK && info.level == 2);
     CHECK(hecnn_plan_node_info(plan, hecnn_graph_node_count(g), &info) == HECNN_ERR_INVALID_ARGUMENT);
 
@@ -86,7 +88,7 @@ static void test_end_to_end(void)
     CHECK(strstr(hecnn_last_error_detail(), "rotation key") != NULL);
 
     const size_t n_in = hecnn_plan_input_ciphertexts(plan), n_out = hecnn_plan_output_ciphertexts(plan);
-    ckks_ciphertext *in[6] = {0}, *out[3] = {0};
+    ckks_ciphertext *in[6] = {0}, *out[2] = {0};
     for (size_t i = 0; i < n_in; i++) CHECK(ckks_ciphertext_new(&in[i], ctx) == HECNN_OK);
     for (size_t i = 0; i < n_out; i++) CHECK(ckks_ciphertext_new(&out[i], ctx) == HECNN_OK);
     CHECK(hecnn_plan_encrypt(plan, in, images, BATCH, NULL, sk) == HECNN_OK);
@@ -134,6 +136,81 @@ static void test_end_to_end(void)
     free(images);
 }
 
+/* A batch of one group: the stride-2 merge finds one group, so its stage multiplexes four channels
+ * per ciphertext (lanes) where the layout before repeated the images four times. Both layouts run
+ * encrypted against the plaintext simulation; the lanes bootstrap half as many ciphertexts. */
+static void test_lanes(void)
+{
+    enum { N_IMG = 8 };
+    test_rng_seed(9);
+    hecnn_graph *g = small_resnet();
+    REQUIRE_VOID(g);
+    const size_t per = 3 * SIDE * SIDE;
+    double images[N_IMG * 3 * SIDE * SIDE], want[N_IMG * 3], got[2][N_IMG * 3];
+    test_random_fill(images, N_IMG * per, 1.5);
+    test_calibrate(g, images, N_IMG);
+    CHECK(hecnn_graph_infer(g, HECNN_INFER_APPROX, images, N_IMG, want, NULL) == HECNN_OK);
+    ckks_context *ctx = NULL;
+    ckks_bootstrapper *bt = NULL;
+    REQUIRE_VOID(test_boot_context(&ctx, &bt) == 0);
+    uint8_t seed[CKKS_SEED_BYTES] = {9};
+    ckks_secret_key *sk = NULL;
+    ckks_boot_keys *boot_keys = NULL;
+    REQUIRE_VOID(ckks_secret_key_generate_derand(&sk, ctx, seed) == HECNN_OK);
+    REQUIRE_VOID(ckks_boot_keys_generate(&boot_keys, bt, sk) == HECNN_OK);
+    /* stage 0: 4 ciphertexts, two ReLUs bootstrapped (the first is deep); stage 1: 8 channels in 2
+     * ciphertexts (lanes) or 8 (repeated images), two ReLUs */
+    const size_t boots[2] = {2 * 2 + 2 * 1, 2 * 2 + 2 * 4}, outs[2] = {1, 3}, stage1_cts[2] = {2, 8};
+    for (int replicate = 0; replicate < 2; replicate++) {
+        const hecnn_plan_options opt = {.batch = N_IMG, .grid = SIDE, .replicate_images = replicate};
+        hecnn_plan *plan = NULL;
+        REQUIRE_VOID(hecnn_plan_new(&plan, g, ctx, bt, &opt) == HECNN_OK);
+        hecnn_plan_node info;
+        CHECK(hecnn_plan_node_info(plan, 8, &info) == HECNN_OK && info.gap == 2 && info.ciphertexts == stage1_cts[replicate]);
+        CHECK_MSG(hecnn_plan_bootstraps(plan) == boots[replicate], "%zu bootstraps", hecnn_plan_bootstraps(plan));
+        CHECK(hecnn_plan_output_ciphertexts(plan) == outs[replicate] && hecnn_plan_classes(plan) == 3);
+        ckks_eval_keys *keys = NULL;
+        REQUIRE_VOID(hecnn_plan_keys_generate(&keys, plan, sk) == HECNN_OK);
+        const size_t n_in = hecnn_plan_input_ciphertexts(plan), n_out = hecnn_plan_output_ciphertexts(plan);
+        ckks_ciphertext *in[3] = {0}, *out[3] = {0};
+        REQUIRE_VOID(n_in == 3 && n_out <= 3);
+        for (size_t i = 0; i < n_in; i++) CHECK(ckks_ciphertext_new(&in[i], ctx) == HECNN_OK);
+        for (size_t i = 0; i < n_out; i++) CHECK(ckks_ciphertext_new(&out[i], ctx) == HECNN_OK);
+        CHECK(hecnn_plan_encrypt(plan, in, images, N_IMG, NULL, sk) == HECNN_OK);
+        hecnn_run_stats stats;
+        const hecnn_status st = hecnn_plan_run(plan, keys, boot_keys, in, out, NULL, NULL, NULL, &stats);
+        CHECK_MSG(st == HECNN_OK, "%s: %s", hecnn_status_name(st), hecnn_last_error_detail());
+        CHECK(stats.rotations == hecnn_plan_rotations(plan));
+        CHECK(hecnn_plan_decrypt(plan, got[replicate], N_IMG, out, sk) == HECNN_OK);
+        double err = 0, mag = 0;
+        for (size_t i = 0; i < N_IMG * 3; i++) {
+            err = fmax(err, fabs(got[replicate][i] - want[i]));
+            mag = fmax(mag, fabs(want[i]));
+        }
+        CHECK_MSG(err < 1e-3 * mag, "largest logit error %.3g (logits up to %.3g)", err, mag);
+        fprintf(stderr, "batched, %s: largest logit error %.3g of %.3g (%.1f bits), %zu bootstraps, %zu rotations\n",
+                replicate ? "repeated images" : "lanes", err, mag, -log2(err / mag), stats.bootstraps, stats.rotations);
+        for (size_t i = 0; i < n_in; i++) ckks_ciphertext_free(in[i]);
+        for (size_t i = 0; i < n_out; i++) ckks_ciphertext_free(out[i]);
+        ckks_eval_keys_free(keys);
+        hecnn_plan_free(plan);
+    }
+    /* the two layouts give the same classes */
+    for (size_t n = 0; n < N_IMG; n++) {
+        size_t a = 0, b = 0;
+        for (size_t k = 1; k < 3; k++) {
+            if (got[0][n * 3 + k] > got[0][n * 3 + a]) a = k;
+            if (got[1][n * 3 + k] > got[1][n * 3 + b]) b = k;
+        }
+        CHECK_MSG(a == b, "image %zu: class %zu with lanes, %zu with repeated images", n, a, b);
+    }
+    ckks_boot_keys_free(boot_keys);
+    ckks_secret_key_free(sk);
+    ckks_bootstrapper_free(bt);
+    ckks_context_free(ctx);
+    hecnn_graph_free(g);
+}
+
 /* Graphs the packing cannot lay out are refused when planned, with a reason. */
 static void test_refusals(void)
 {
@@ -171,5 +248,6 @@ int main(void)
 {
     test_refusals();
     test_end_to_end();
+    test_lanes();
     return check_summary();
 }

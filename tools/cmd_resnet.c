@@ -1396,9 +1396,11 @@ int cmd_bench_resnet(int argc, char **argv)
         /* keys not counted: the schedules' own memory, fastest first, and the smallest */
         hecnn_memory_schedule m, least;
         if (plan_memory(&s, NULL, NULL, 0, &m)) goto done;
-        printf("plan: batch %zu, %zu images per ciphertext, %.3f paired bootstraps and %.2f rotations per image, masks %.1f MiB\n",
+        printf("plan: batch %zu, %zu images per ciphertext, %.3f paired bootstraps and %.2f rotations per image, masks %.1f MiB, "
+               "%zu network keys\n",
                batch, hecnn_plan_images_per_ciphertext(s.plan), (double)hecnn_plan_bootstraps(s.plan) / (double)batch,
-               (double)hecnn_plan_rotations(s.plan) / (double)batch, hecnn_plan_bytes(s.plan) / 1048576.0);
+               (double)hecnn_plan_rotations(s.plan) / (double)batch, hecnn_plan_bytes(s.plan) / 1048576.0,
+               hecnn_plan_key_needs(s.plan, NULL, 0));
         print_memory(stdout, NULL, &m);
         for (int spill = 0; spill < 2 && m.run_bytes; spill++) {
             const hecnn_memory_options mo = {.budget = 1, .scratch_dir = spill ? scratch : NULL};

@@ -57,6 +57,9 @@ typedef struct hecnn_plan_options {
     hecnn_plan_layout layout;
     bool encrypted_weights;    /* rows: the weights will come encrypted from the model provider (such a
                                   plan runs plain weights too; its key list serves both) */
+    bool replicate_images;     /* batched: a stage whose images fill only part of the slots repeats them
+                                  (the layout before lanes) instead of multiplexing channels; for
+                                  comparisons */
 } hecnn_plan_options;
 
 typedef struct hecnn_plan hecnn_plan;

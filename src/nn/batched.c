@@ -5,7 +5,13 @@
  * produces unit B (values in [-1, 1], what the ReLU's polynomial takes after a paired bootstrap), and
  * the ReLU produces unit B too.
  * Linear layers absorb every unit change into their weights; where the producer cannot (a ReLU
- * output feeding a residual sum), a 1x1 identity layer converts it, at the cost of one level. */
+ * output feeding a residual sum), a 1x1 identity layer converts it, at the cost of one level.
+ *
+ * A stage whose images fill only part of the slots (fewer than four groups to merge) multiplexes
+ * channels instead of repeating images: the sub-positions a merge would fill with copies become
+ * lanes, each holding another channel, so a tensor of c channels takes c / lanes ciphertexts and its
+ * ReLUs bootstrap that many. A convolution then sums, for each output ciphertext, one rotation per
+ * distinct offset between an input lane and an output lane. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -28,6 +34,7 @@
 
 typedef struct tensor {
     uint32_t c, h, w, gap;
+    uint32_t lanes;   /* channels per ciphertext: channel i in ciphertext i / lanes, lane i % lanes */
     size_t groups;
     bool pooled;      /* one value per image, at block position (a, b) */
     double unit;      /* ciphertexts hold values / unit */
@@ -40,6 +47,7 @@ typedef struct tensor {
 
 typedef struct mask_entry {
     uint32_t gap, h, w, stride, k, pad, ki, kj, pooled;
+    uint32_t lanes, lane; /* only lane `lane`'s sub-positions (lanes > 1) */
     unsigned level;
     ckks_plaintext *pt;
 } mask_entry;
@@ -55,6 +63,11 @@ typedef struct batched {
     unsigned *depth;          /* per node: stride-2 merges upstream (its stage) */
     unsigned stages;
     size_t *stage_groups;     /* per stage: groups of images */
+    uint32_t *lanes;          /* per stage: channels per ciphertext */
+    uint8_t *lane_have;       /* per stage d >= 1: the groups its merge finds (1 or 2) when the rest of
+                                 its sub-positions are lanes; 0 when the merge packs or repeats images */
+    uint32_t out_lanes;       /* the scores' tensor: lanes and ciphertexts per group */
+    size_t out_cts;
     /* the memory schedule (hecnn_plan_set_memory): groups per chunk (0 = all), spilled stage outputs */
     size_t chunk;
     bool spill;
@@ -90,10 +103,53 @@ static void count_bytes(runner *r, int64_t delta)
     if (r->bytes > r->peak) r->peak = r->bytes;
 }
 
+/* Ciphertexts per group. */
+static size_t cts(const tensor *t) { return t->lanes ? t->c / t->lanes : t->c; }
+
+/* ---- lanes ---------------------------------------------------------------------------------------- *
+ * At gap g = 2^s (after s merges) a block position (y, x) has the sub-position (y mod g, x mod g):
+ * merge j (j = 1..s) set bit j - 1 of both, its digit q = 2 bit(y) + bit(x). A lane merge that found
+ * `have` groups (1 or 2) put group q mod have at digit q and lane q / have of the merged channels. */
+
+static unsigned stage_of(uint32_t gap)
+{
+    unsigned s = 0;
+    while ((1u << s) < gap) s++;
+    return s;
+}
+
+/* The lane of block position (y, x) at gap `gap`. */
+static uint32_t lane_of(const batched *b, uint32_t gap, size_t y, size_t x)
+{
+    uint32_t lane = 0, mult = 1;
+    for (unsigned j = 1; (1u << (j - 1)) < gap; j++) {
+        const unsigned have = b->lane_have[j];
+        if (!have) continue;
+        const uint32_t q = (uint32_t)((((y >> (j - 1)) & 1) << 1) | ((x >> (j - 1)) & 1));
+        lane += q / have * mult;
+        mult *= 4 / have;
+    }
+    return lane;
+}
+
+/* Slot offset of lane m from lane 0 (the same image and pixel) at gap `gap`. */
+static long lane_offset(const batched *b, uint32_t gap, uint32_t m)
+{
+    long off = 0;
+    for (unsigned j = 1; (1u << (j - 1)) < gap; j++) {
+        const unsigned have = b->lane_have[j];
+        if (!have) continue;
+        const uint32_t f = 4 / have, q = have * (m % f), g = 1u << (j - 1);
+        off += (long)g * ((long)b->grid * (q >> 1) + (q & 1));
+        m /= f;
+    }
+    return off;
+}
+
 static void tensor_clear(runner *r, tensor *t)
 {
     if (t->ct && !t->borrowed) {
-        for (size_t i = 0; i < t->groups * t->c; i++) ckks_ciphertext_free(t->ct[i]);
+        for (size_t i = 0; i < t->groups * cts(t); i++) ckks_ciphertext_free(t->ct[i]);
         hecnn_free(t->ct);
     }
     count_bytes(r, -(int64_t)t->bytes);
@@ -107,10 +163,10 @@ static hecnn_status tensor_alloc(runner *r, tensor *t, unsigned level)
 {
     t->ct = NULL;
     t->borrowed = false;
-    t->bytes = t->groups * t->c * ct_bytes(r, level);
+    t->bytes = t->groups * cts(t) * ct_bytes(r, level);
     count_bytes(r, (int64_t)t->bytes);
     if (r->dry) return HECNN_OK;
-    const size_t n = t->groups * t->c;
+    const size_t n = t->groups * cts(t);
     t->ct = hecnn_calloc(n ? n : 1, sizeof *t->ct);
     hecnn_status st = t->ct ? HECNN_OK : hecnn_fail(HECNN_ERR_NO_MEMORY, "tensor of %zu ciphertexts", n);
     for (size_t i = 0; i < n && !st; i++) st = ckks_ciphertext_new(&t->ct[i], r->p->ctx);
@@ -153,9 +209,10 @@ static hecnn_status note_rotation(runner *r, int step, unsigned level)
 }
 
 /* Is block position (y, x) an output of tap (ki, kj) of a layer on the gap-g layout? */
-static bool mask_value(const mask_entry *m, size_t y, size_t x)
+static bool mask_value(const batched *b, const mask_entry *m, size_t y, size_t x)
 {
     const size_t g = m->gap, r = y / g, c = x / g;
+    if (m->lanes > 1 && lane_of(b, m->gap, y % g, x % g) != m->lane) return false;
     if (m->pooled) return r == 0 && c == 0;
     if (r >= m->h || c >= m->w || r % m->stride || c % m->stride) return false;
     const long ri = (long)r + (long)m->ki - (long)m->pad, ci = (long)c + (long)m->kj - (long)m->pad;
@@ -165,7 +222,8 @@ static bool mask_value(const mask_entry *m, size_t y, size_t x)
 static bool mask_same(const mask_entry *a, const mask_entry *b)
 {
     return a->gap == b->gap && a->h == b->h && a->w == b->w && a->stride == b->stride && a->k == b->k &&
-           a->pad == b->pad && a->ki == b->ki && a->kj == b->kj && a->pooled == b->pooled && a->level == b->level;
+           a->pad == b->pad && a->ki == b->ki && a->kj == b->kj && a->pooled == b->pooled && a->level == b->level &&
+           a->lanes == b->lanes && a->lane == b->lane;
 }
 
 /* The mask for `want`: encoded by the dry run, looked up by the real run (read-only there). */
@@ -197,7 +255,7 @@ static hecnn_status get_mask(runner *r, const mask_entry *want, const ckks_plain
     const size_t area = b->grid * b->grid;
     for (size_t s = 0; s < p->slots; s++) {
         const size_t pos = s % area;
-        v[s] = mask_value(want, pos / b->grid, pos % b->grid) ? 1.0 : 0.0;
+        v[s] = mask_value(b, want, pos / b->grid, pos % b->grid) ? 1.0 : 0.0;
     }
     mask_entry e = *want;
     hecnn_status st = ckks_plaintext_new(&e.pt, p->ctx);
@@ -216,9 +274,10 @@ static hecnn_status get_mask(runner *r, const mask_entry *want, const ckks_plain
 
 typedef struct linear {
     uint32_t cout, cin, k, stride, pad;
+    uint32_t cout_weights;       /* outputs with weights (cout may round up to whole ciphertexts) */
     bool pooled;                 /* dense over pooled values: one tap at (0, 0) */
-    const double *weight;        /* [cout][cin][k][k]; NULL = identity (cout == cin) */
-    const double *bias;          /* [cout] or NULL */
+    const double *weight;        /* [cout_weights][cin][k][k]; NULL = identity (cout == cin) */
+    const double *bias;          /* [cout_weights] or NULL */
     double factor;               /* weights times unit_in / unit_out */
     double unit_out;
 } linear;
@@ -226,11 +285,75 @@ typedef struct linear {
 static double linear_weight(const linear *L, size_t o, size_t i, size_t tap)
 {
     if (!L->weight) return o == i ? L->factor : 0.0;
+    if (o >= L->cout_weights) return 0.0;
     return L->weight[(o * L->cin + i) * (size_t)L->k * L->k + tap] * L->factor;
 }
 
+/* ct (ciphertext j of a group of t) += bias / unit per channel: a constant with one lane, else a
+ * plaintext that holds each lane's channel's bias on its sub-positions. */
+static hecnn_status add_bias_ct(runner *r, ckks_ciphertext *ct, const tensor *t, size_t j, const double *bias,
+                                size_t channels)
+{
+    if (t->lanes == 1) return j < channels && bias[j] != 0 ? ckks_add_const(r->ev, ct, ct, bias[j] / t->unit) : HECNN_OK;
+    const hecnn_plan *p = r->p;
+    const size_t grid = r->b->grid, area = grid * grid;
+    double *v = hecnn_alloc(p->slots * sizeof *v);
+    uint32_t *lane = hecnn_alloc(area * sizeof *lane);
+    ckks_plaintext *pt = NULL;
+    hecnn_status st = v && lane ? ckks_plaintext_new(&pt, p->ctx) : hecnn_fail(HECNN_ERR_NO_MEMORY, "bias slots");
+    for (size_t pos = 0; pos < area && !st; pos++)
+        lane[pos] = lane_of(r->b, t->gap, pos / grid % t->gap, pos % grid % t->gap);
+    for (size_t s = 0; s < p->slots && !st; s++) {
+        const size_t o = j * t->lanes + lane[s % area];
+        v[s] = o < channels ? bias[o] / t->unit : 0.0;
+    }
+    if (!st) st = ckks_encode_real(p->ctx, pt, v, p->slots, p->slots, ckks_ciphertext_level(ct), ckks_ciphertext_scale(ct));
+    if (!st) st = ckks_add_plain(r->ev, ct, ct, pt);
+    ckks_plaintext_free(pt);
+    hecnn_free(lane);
+    hecnn_free(v);
+    return st;
+}
+
+/* The rotations that carry input lanes to output lanes: delta[0] = 0, then each distinct offset
+ * between two lanes; to[d * lanes + m] is the output lane that input lane m reaches by delta[d], or
+ * -1. One lane: just delta 0. */
+static hecnn_status lane_shifts(const runner *r, const tensor *x, long **delta, int32_t **to, size_t *n_delta)
+{
+    const size_t lanes = x->lanes;
+    long *off = hecnn_alloc(lanes * sizeof *off), *d = hecnn_alloc(lanes * lanes * sizeof *d);
+    int32_t *t = hecnn_alloc(lanes * lanes * lanes * sizeof *t);
+    if (!off || !d || !t) {
+        hecnn_free(off);
+        hecnn_free(d);
+        hecnn_free(t);
+        return hecnn_fail(HECNN_ERR_NO_MEMORY, "lane tables");
+    }
+    for (size_t m = 0; m < lanes; m++) off[m] = lane_offset(r->b, x->gap, (uint32_t)m);
+    size_t n = 1;
+    d[0] = 0;
+    for (size_t m = 0; m < lanes; m++)
+        for (size_t m2 = 0; m2 < lanes; m2++) {
+            size_t k = 0;
+            while (k < n && d[k] != off[m2] - off[m]) k++;
+            if (k == n) d[n++] = off[m2] - off[m];
+        }
+    for (size_t k = 0; k < n * lanes; k++) t[k] = -1;
+    for (size_t m = 0; m < lanes; m++)
+        for (size_t m2 = 0; m2 < lanes; m2++)
+            for (size_t k = 0; k < n; k++)
+                if (d[k] == off[m2] - off[m]) t[k * lanes + m2] = (int32_t)m;
+    hecnn_free(off);
+    *delta = d;
+    *to = t;
+    *n_delta = n;
+    return HECNN_OK;
+}
+
 /* out = L(x) on every group: one level. A stride-2 layer leaves its outputs on the even positions
- * (merge_groups packs them). */
+ * (merge_groups packs them). With lanes, input lane m2 of tap t is masked out of the rotated input
+ * and weighted into the partial sum of the offset that carries it to each output lane; each output
+ * ciphertext then adds its partial sums rotated by their offsets. */
 static hecnn_status run_linear(runner *r, tensor *out, const tensor *x, const linear *L)
 {
     hecnn_plan *p = r->p;
@@ -238,26 +361,35 @@ static hecnn_status run_linear(runner *r, tensor *out, const tensor *x, const li
         return hecnn_fail(HECNN_ERR_LEVEL_MISMATCH, "a linear layer needs a level; its input is at level 0 "
                                                     "(put an activation between linear layers)");
     if (x->c != L->cin) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "layer reads %u channels, input has %u", L->cin, x->c);
-    const size_t taps = (size_t)L->k * L->k;
+    if (L->cout % x->lanes)
+        return hecnn_fail(HECNN_ERR_UNSUPPORTED, "a layer of %u outputs on %u lanes", L->cout, x->lanes);
+    const size_t taps = (size_t)L->k * L->k, lanes = x->lanes, nin = cts(x), nout = L->cout / lanes;
     const double t0 = omp_get_wtime();
-    *out = (tensor){.c = L->cout, .h = x->h, .w = x->w, .gap = x->gap, .groups = x->groups, .pooled = L->pooled,
-                    .unit = L->unit_out, .level = x->level - 1};
+    *out = (tensor){.c = L->cout, .lanes = x->lanes, .h = x->h, .w = x->w, .gap = x->gap, .groups = x->groups,
+                    .pooled = L->pooled, .unit = L->unit_out, .level = x->level - 1};
     if (!L->pooled) {
         out->h = (x->h + 2 * L->pad - L->k) / L->stride + 1;
         out->w = (x->w + 2 * L->pad - L->k) / L->stride + 1;
     }
     const double q = (double)ckks_context_q(p->ctx, x->level);
     out->scale = x->scale * ldexp(1.0, MASK_LOG_SCALE + WEIGHT_LOG_SCALE) / q;
-    /* masks and rotation steps per tap; an all-zero mask drops its tap */
-    const ckks_plaintext **mask = hecnn_calloc(taps, sizeof *mask);
+    /* masks per tap and input lane, rotation steps per tap; an all-zero mask drops its tap */
+    long *delta = NULL;
+    int32_t *to = NULL;
+    size_t n_delta = 0;
+    const ckks_plaintext **mask = hecnn_calloc(taps * lanes, sizeof *mask);
     int *step = hecnn_calloc(taps, sizeof *step);
     int64_t *wint = hecnn_calloc((size_t)L->cout * L->cin * taps, sizeof *wint);
-    hecnn_status st = mask && step && wint ? HECNN_OK : hecnn_fail(HECNN_ERR_NO_MEMORY, "layer tables");
+    hecnn_status st = mask && step && wint ? lane_shifts(r, x, &delta, &to, &n_delta)
+                                           : hecnn_fail(HECNN_ERR_NO_MEMORY, "layer tables");
     for (size_t t = 0; t < taps && !st; t++) {
         const uint32_t ki = (uint32_t)(t / L->k), kj = (uint32_t)(t % L->k);
-        const mask_entry want = {.gap = x->gap, .h = x->h, .w = x->w, .stride = L->stride, .k = L->k, .pad = L->pad,
-                                 .ki = ki, .kj = kj, .pooled = L->pooled, .level = x->level};
-        st = get_mask(r, &want, &mask[t]);
+        for (size_t m = 0; m < lanes && !st; m++) {
+            const mask_entry want = {.gap = x->gap, .h = x->h, .w = x->w, .stride = L->stride, .k = L->k, .pad = L->pad,
+                                     .ki = ki, .kj = kj, .pooled = L->pooled, .level = x->level,
+                                     .lanes = (uint32_t)lanes, .lane = (uint32_t)m};
+            st = get_mask(r, &want, &mask[t * lanes + m]);
+        }
         step[t] = normalize_step(p, (long)x->gap * ((long)r->b->grid * ((long)ki - L->pad) + ((long)kj - L->pad)));
     }
     for (size_t o = 0; o < L->cout && !st; o++)
@@ -269,34 +401,62 @@ static hecnn_status run_linear(runner *r, tensor *out, const tensor *x, const li
                                     linear_weight(L, o, i, t));
                 else wint[(o * L->cin + i) * taps + t] = llround(w);
             }
-    for (size_t g = 0; g < x->groups && !st; g++)
-        for (size_t i = 0; i < L->cin; i++)
+    /* offsets that carry some nonzero weight (an identity layer needs none but 0) */
+    bool *used = st ? NULL : hecnn_calloc(n_delta, sizeof *used);
+    if (!st && !used) st = hecnn_fail(HECNN_ERR_NO_MEMORY, "layer tables");
+    for (size_t d = 0; d < n_delta && !st; d++)
+        for (size_t m2 = 0; m2 < lanes && !used[d]; m2++) {
+            const int32_t m = to[d * lanes + m2];
+            for (size_t j = 0; m >= 0 && j < nout && !used[d]; j++)
+                for (size_t i = 0; i < nin && !used[d]; i++)
+                    for (size_t t = 0; t < taps && !used[d]; t++)
+                        used[d] = d == 0 || wint[((j * lanes + (size_t)m) * L->cin + i * lanes + m2) * taps + t] != 0;
+        }
+    for (size_t g = 0; g < x->groups && !st; g++) {
+        for (size_t i = 0; i < nin; i++)
             for (size_t t = 0; t < taps && !st; t++)
                 if (step[t]) st = note_rotation(r, step[t], x->level);
+        for (size_t j = 0; j < nout; j++)
+            for (size_t d = 1; d < n_delta && !st; d++)
+                if (used[d]) st = note_rotation(r, normalize_step(p, delta[d]), x->level);
+    }
     if (!st) st = tensor_alloc(r, out, x->level);
-    const size_t chunk = CHANNEL_CHUNK < L->cin ? CHANNEL_CHUNK : L->cin;
-    /* the workspace: a chunk of rotated and masked inputs */
-    const int64_t workspace = (int64_t)((chunk * taps + 4 * (size_t)hecnn_get_threads()) * ct_bytes(r, x->level));
+    /* input ciphertexts rotated and masked at once: about CHANNEL_CHUNK channels */
+    const size_t chunk = CHANNEL_CHUNK / lanes > 1 ? (CHANNEL_CHUNK / lanes < nin ? CHANNEL_CHUNK / lanes : nin) : 1;
+    /* partial sums: one per output ciphertext and used nonzero offset, rank[d] - 1 among them */
+    size_t *rank = st ? NULL : hecnn_calloc(n_delta, sizeof *rank), n_used = 0;
+    if (!st && !rank) st = hecnn_fail(HECNN_ERR_NO_MEMORY, "layer tables");
+    for (size_t d = 1; d < n_delta && !st; d++)
+        if (used[d]) rank[d] = ++n_used;
+    const size_t n_z = chunk * taps * lanes, n_acc = nout * n_used;
+    /* the workspace: a chunk of rotated and masked inputs, the partial sums of the nonzero offsets */
+    const int64_t workspace = (int64_t)((n_z + n_acc + 4 * (size_t)hecnn_get_threads()) * ct_bytes(r, x->level));
     count_bytes(r, workspace);
     count_bytes(r, -workspace);
     if (st || r->dry) goto done;
 
-    ckks_ciphertext **z = hecnn_calloc(chunk * taps, sizeof *z);
-    const ckks_ciphertext **terms = hecnn_calloc((size_t)L->cout * chunk * taps, sizeof *terms);
-    int64_t *tw = hecnn_calloc((size_t)L->cout * chunk * taps, sizeof *tw);
-    bool *started = hecnn_calloc(L->cout, sizeof *started);
-    if (!z || !terms || !tw || !started) st = hecnn_fail(HECNN_ERR_NO_MEMORY, "layer workspace");
-    for (size_t j = 0; j < chunk * taps && !st; j++) st = ckks_ciphertext_new(&z[j], p->ctx);
+    ckks_ciphertext **z = hecnn_calloc(n_z, sizeof *z), **acc = hecnn_calloc(n_acc ? n_acc : 1, sizeof *acc);
+    ckks_ciphertext **rot = hecnn_calloc(chunk * taps, sizeof *rot); /* lane 0 of each (input, tap) */
+    const ckks_ciphertext **terms = hecnn_calloc(nout * n_delta * n_z, sizeof *terms);
+    int64_t *tw = hecnn_calloc(nout * n_delta * n_z, sizeof *tw);
+    bool *started = hecnn_calloc(nout * n_delta, sizeof *started);
+    if (!z || !acc || !rot || !terms || !tw || !started) st = hecnn_fail(HECNN_ERR_NO_MEMORY, "layer workspace");
+    for (size_t j = 0; j < n_z && !st; j++) st = ckks_ciphertext_new(&z[j], p->ctx);
+    for (size_t j = 0; j < chunk * taps && !st; j++) rot[j] = z[j * lanes];
+    for (size_t j = 0; j < n_acc && !st; j++) st = ckks_ciphertext_new(&acc[j], p->ctx);
     for (size_t g = 0; g < x->groups && !st; g++) {
-        memset(started, 0, L->cout * sizeof *started);
-        for (size_t i0 = 0; i0 < L->cin && !st; i0 += chunk) {
-            const size_t ni = L->cin - i0 < chunk ? L->cin - i0 : chunk;
+        memset(started, 0, nout * n_delta * sizeof *started);
+        for (size_t i0 = 0; i0 < nin && !st; i0 += chunk) {
+            const size_t ni = nin - i0 < chunk ? nin - i0 : chunk;
             hecnn_status shared = HECNN_OK;
 #pragma omp parallel for schedule(dynamic)
             for (size_t ii = 0; ii < ni; ii++) {
-                const ckks_ciphertext *xi = x->ct[g * x->c + i0 + ii];
-                hecnn_status s = ckks_rotate_hoisted(r->ev, &z[ii * taps], xi, step, taps);
-                for (size_t t = 0; t < taps && !s; t++) s = ckks_mul_plain(r->ev, z[ii * taps + t], z[ii * taps + t], mask[t]);
+                const ckks_ciphertext *xi = x->ct[g * nin + i0 + ii];
+                hecnn_status s = ckks_rotate_hoisted(r->ev, rot + ii * taps, xi, step, taps);
+                /* lane 0 last: it masks the rotated input in place */
+                for (size_t t = 0; t < taps && !s; t++)
+                    for (size_t m = lanes; m-- > 0 && !s;)
+                        s = ckks_mul_plain(r->ev, z[(ii * taps + t) * lanes + m], rot[ii * taps + t], mask[t * lanes + m]);
                 if (s) {
 #pragma omp critical(hecnn_linear)
                     shared = s;
@@ -304,26 +464,33 @@ static hecnn_status run_linear(runner *r, tensor *out, const tensor *x, const li
             }
             if ((st = shared)) break;
 #pragma omp parallel for schedule(dynamic)
-            for (size_t o = 0; o < L->cout; o++) {
-                const ckks_ciphertext **to = terms + o * chunk * taps;
-                int64_t *wo = tw + o * chunk * taps;
+            for (size_t jd = 0; jd < nout * n_delta; jd++) {
+                const size_t j = jd / n_delta, d = jd % n_delta;
+                if (!used[d]) continue;
+                const ckks_ciphertext **to_j = terms + jd * n_z;
+                int64_t *wj = tw + jd * n_z;
                 size_t n = 0;
                 for (size_t ii = 0; ii < ni; ii++)
-                    for (size_t t = 0; t < taps; t++) {
-                        const int64_t w = wint[(o * L->cin + i0 + ii) * taps + t];
-                        if (w) {
-                            to[n] = z[ii * taps + t];
-                            wo[n++] = w;
+                    for (size_t t = 0; t < taps; t++)
+                        for (size_t m2 = 0; m2 < lanes; m2++) {
+                            const int32_t m = to[d * lanes + m2];
+                            if (m < 0) continue;
+                            const size_t o = j * lanes + (size_t)m, i = (i0 + ii) * lanes + m2;
+                            const int64_t w = wint[(o * L->cin + i) * taps + t];
+                            if (w) {
+                                to_j[n] = z[(ii * taps + t) * lanes + m2];
+                                wj[n++] = w;
+                            }
                         }
-                    }
-                if (!n && started[o]) continue;
+                if (!n && started[jd]) continue;
                 if (!n) { /* all-zero weights so far: start from zero */
-                    to[0] = z[0];
-                    wo[0] = 0;
+                    to_j[0] = z[0];
+                    wj[0] = 0;
                     n = 1;
                 }
-                hecnn_status s = ckks_dot_integer(r->ev, out->ct[g * out->c + o], to, wo, n, started[o]);
-                started[o] = true;
+                ckks_ciphertext *dst = d ? acc[j * n_used + rank[d] - 1] : out->ct[g * nout + j];
+                hecnn_status s = ckks_dot_integer(r->ev, dst, to_j, wj, n, started[jd]);
+                started[jd] = true;
                 if (s) {
 #pragma omp critical(hecnn_linear)
                     shared = s;
@@ -333,12 +500,19 @@ static hecnn_status run_linear(runner *r, tensor *out, const tensor *x, const li
         }
         hecnn_status shared = st;
 #pragma omp parallel for schedule(dynamic)
-        for (size_t o = 0; o < L->cout; o++) {
+        for (size_t j = 0; j < nout; j++) {
             if (shared) continue;
-            ckks_ciphertext *ct = out->ct[g * out->c + o];
-            hecnn_status s = ckks_ciphertext_set_scale(ct, ckks_ciphertext_scale(ct) * ldexp(1.0, WEIGHT_LOG_SCALE));
+            ckks_ciphertext *ct = out->ct[g * nout + j], *tmp = NULL;
+            hecnn_status s = n_used ? ckks_ciphertext_new(&tmp, p->ctx) : HECNN_OK;
+            for (size_t d = 1; d < n_delta && !s; d++) {
+                if (!used[d]) continue;
+                s = ckks_rotate(r->ev, tmp, acc[j * n_used + rank[d] - 1], normalize_step(p, delta[d]));
+                if (!s) s = ckks_add(r->ev, ct, ct, tmp);
+            }
+            ckks_ciphertext_free(tmp);
+            if (!s) s = ckks_ciphertext_set_scale(ct, ckks_ciphertext_scale(ct) * ldexp(1.0, WEIGHT_LOG_SCALE));
             if (!s) s = ckks_rescale(r->ev, ct, ct);
-            if (!s && L->bias && L->bias[o] != 0) s = ckks_add_const(r->ev, ct, ct, L->bias[o] / L->unit_out);
+            if (!s && L->bias) s = add_bias_ct(r, ct, out, j, L->bias, L->cout_weights);
             if (s) {
 #pragma omp critical(hecnn_linear)
                 shared = s;
@@ -348,8 +522,11 @@ static hecnn_status run_linear(runner *r, tensor *out, const tensor *x, const li
     }
     if (!st && x->groups && fabs(ckks_ciphertext_scale(out->ct[0]) / out->scale - 1) > 1e-9)
         st = hecnn_fail(HECNN_ERR_SCALE_MISMATCH, "layer output scale drifted");
-    for (size_t j = 0; z && j < chunk * taps; j++) ckks_ciphertext_free(z[j]);
+    for (size_t j = 0; z && j < n_z; j++) ckks_ciphertext_free(z[j]);
+    for (size_t j = 0; acc && j < n_acc; j++) ckks_ciphertext_free(acc[j]);
     hecnn_free(z);
+    hecnn_free(acc);
+    hecnn_free(rot);
     hecnn_free(terms);
     hecnn_free(tw);
     hecnn_free(started);
@@ -358,27 +535,40 @@ done:
     hecnn_free(mask);
     hecnn_free(step);
     hecnn_free(wint);
+    hecnn_free(delta);
+    hecnn_free(to);
+    hecnn_free(used);
+    hecnn_free(rank);
     r->stats.seconds_linear += omp_get_wtime() - t0;
     return st;
 }
 
 /* Four groups of stride-2 outputs (on the even positions of gap g) into one group at gap 2g: group
  * 4m + q moves by g (q >> 1) rows and g (q & 1) columns. A last incomplete set repeats its groups so
- * that every slot keeps carrying a real image. */
+ * that every slot keeps carrying a real image; a lane merge (the stage's `have` groups, 1 or 2, are
+ * all there are) fills digit q instead with group q mod have's ciphertext number q / have of each
+ * run of 4 / have, whose channels become lanes. */
 static hecnn_status merge_groups(runner *r, tensor *t)
 {
     const double t0 = omp_get_wtime();
-    const size_t groups = (t->groups + 3) / 4;
+    const unsigned have_lanes = r->b->lane_have[stage_of(t->gap) + 1];
+    if (have_lanes && t->groups != have_lanes)
+        return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "a lane merge of %zu groups, planned for %u", t->groups, have_lanes);
+    const size_t f = have_lanes ? 4 / have_lanes : 1, groups = have_lanes ? 1 : (t->groups + 3) / 4;
+    if (cts(t) % f)
+        return hecnn_fail(HECNN_ERR_UNSUPPORTED, "%u channels do not fill %zu lanes", t->c, t->lanes * f);
     tensor m = *t;
     m.ct = NULL;
     m.bytes = 0;
     m.borrowed = false;
     m.groups = groups;
     m.gap = t->gap * 2;
+    m.lanes = t->lanes * (uint32_t)f;
+    const size_t n_old = cts(t), n_new = cts(&m);
     hecnn_status st = HECNN_OK;
     for (size_t q = 1; q < 4 && !st; q++) {
         const int step = normalize_step(r->p, -(long)t->gap * ((long)r->b->grid * (long)(q >> 1) + (long)(q & 1)));
-        for (size_t i = 0; i < groups * t->c && !st; i++) st = note_rotation(r, step, t->level);
+        for (size_t i = 0; i < groups * n_new && !st; i++) st = note_rotation(r, step, t->level);
     }
     if (!st) st = tensor_alloc(r, &m, t->level);
     if (st || r->dry) {
@@ -391,16 +581,20 @@ static hecnn_status merge_groups(runner *r, tensor *t)
     }
     hecnn_status shared = HECNN_OK;
 #pragma omp parallel for schedule(dynamic)
-    for (size_t i = 0; i < groups * t->c; i++) {
-        const size_t gm = i / t->c, ch = i % t->c, have = t->groups - 4 * gm < 4 ? t->groups - 4 * gm : 4;
+    for (size_t i = 0; i < groups * n_new; i++) {
+        const size_t gm = i / n_new, k = i % n_new, have = t->groups - 4 * gm < 4 ? t->groups - 4 * gm : 4;
         ckks_ciphertext *acc = m.ct[i], *tmp = NULL;
-        hecnn_status s = ckks_ciphertext_copy(acc, t->ct[(4 * gm) * t->c + ch]);
-        if (!s) s = ckks_ciphertext_new(&tmp, r->p->ctx);
-        for (size_t q = 1; q < 4 && !s; q++) {
-            const size_t src = 4 * gm + (q < have ? q : q % have);
+        hecnn_status s = HECNN_OK;
+        for (size_t q = 0; q < 4 && !s; q++) {
+            const size_t src = have_lanes ? (q % have) * n_old + k * f + q / have
+                                          : (4 * gm + (q < have ? q : q % have)) * n_old + k;
             const int step = normalize_step(r->p, -(long)t->gap * ((long)r->b->grid * (long)(q >> 1) + (long)(q & 1)));
-            s = ckks_rotate(r->ev, tmp, t->ct[src * t->c + ch], step);
-            if (!s) s = ckks_add(r->ev, acc, acc, tmp);
+            if (!q) s = ckks_ciphertext_copy(acc, t->ct[src]);
+            else {
+                if (!tmp) s = ckks_ciphertext_new(&tmp, r->p->ctx);
+                if (!s) s = ckks_rotate(r->ev, tmp, t->ct[src], step);
+                if (!s) s = ckks_add(r->ev, acc, acc, tmp);
+            }
         }
         ckks_ciphertext_free(tmp);
         if (s) {
@@ -422,8 +616,7 @@ static hecnn_status add_bias(runner *r, tensor *t, const double *bias)
 {
     if (!bias || r->dry) return HECNN_OK;
     hecnn_status st = HECNN_OK;
-    for (size_t i = 0; i < t->groups * t->c && !st; i++)
-        if (bias[i % t->c] != 0) st = ckks_add_const(r->ev, t->ct[i], t->ct[i], bias[i % t->c] / t->unit);
+    for (size_t i = 0; i < t->groups * cts(t) && !st; i++) st = add_bias_ct(r, t->ct[i], t, i % cts(t), bias, t->c);
     return st;
 }
 
@@ -434,8 +627,8 @@ static hecnn_status at_unit(runner *r, const tensor **view, tensor *tmp, const t
     *tmp = (tensor){0};
     *view = x;
     if (fabs(x->unit / unit - 1) < 1e-12) return HECNN_OK;
-    const linear L = {.cout = x->c, .cin = x->c, .k = 1, .stride = 1, .pad = 0, .pooled = x->pooled,
-                      .factor = x->unit / unit, .unit_out = unit};
+    const linear L = {.cout = x->c, .cin = x->c, .k = 1, .stride = 1, .pad = 0, .cout_weights = x->c,
+                      .pooled = x->pooled, .factor = x->unit / unit, .unit_out = unit};
     hecnn_status st = run_linear(r, tmp, x, &L);
     if (!st) *view = tmp;
     return st;
@@ -470,7 +663,7 @@ static hecnn_status run_relu(runner *r, tensor *out, const tensor *x, size_t id)
         const double t0 = omp_get_wtime();
         hecnn_status shared = st;
 #pragma omp parallel for schedule(dynamic)
-        for (size_t i = 0; i < x->groups * x->c; i++) {
+        for (size_t i = 0; i < x->groups * cts(x); i++) {
             if (shared) continue;
             const hecnn_status s2 = ckks_poly_evaluate(r->ev, out->ct[i], x->ct[i], p->poly[id], p->scale);
             if (s2) {
@@ -484,7 +677,7 @@ static hecnn_status run_relu(runner *r, tensor *out, const tensor *x, size_t id)
     }
     out->level = top - used;
     /* pairs within each group, so that a run in chunks of groups bootstraps the same pairs */
-    const size_t per_group = (x->c + 1) / 2, pairs = x->groups * per_group;
+    const size_t n = cts(x), per_group = (n + 1) / 2, pairs = x->groups * per_group;
     r->stats.bootstraps += pairs;
     hecnn_status st = tensor_alloc(r, out, top + 1);
     /* a bootstrap's own workspace while it runs (and what it keeps from the first on), then the
@@ -500,8 +693,8 @@ static hecnn_status run_relu(runner *r, tensor *out, const tensor *x, size_t id)
     count_bytes(r, -poly_work);
     if (r->dry) return st ? st : r->estimate ? HECNN_OK : plan_need_key(p, 0, top);
     for (size_t j = 0; j < pairs && !st; j++) {
-        const size_t a = j / per_group * x->c + j % per_group * 2;
-        const bool two = j % per_group * 2 + 1 < x->c;
+        const size_t a = j / per_group * n + j % per_group * 2;
+        const bool two = j % per_group * 2 + 1 < n;
         ckks_ciphertext *ya = out->ct[a], *yb = two ? out->ct[a + 1] : NULL;
         double t0 = omp_get_wtime();
         st = ckks_bootstrap_pair(p->bt, r->boot_keys, ya, yb, x->ct[a], yb ? x->ct[a + 1] : NULL);
@@ -547,13 +740,13 @@ static hecnn_status run_global_pool(runner *r, tensor *out, const tensor *x)
         steps[n_steps++] = normalize_step(r->p, (long)x->gap * s);
     }
     hecnn_status st = HECNN_OK;
-    for (size_t i = 0; i < x->groups * x->c && !st; i++)
+    for (size_t i = 0; i < x->groups * cts(x) && !st; i++)
         for (size_t k = 0; k < n_steps && !st; k++) st = note_rotation(r, steps[k], x->level);
     if (!st) st = tensor_alloc(r, out, x->level);
     if (st || r->dry) return st;
     hecnn_status shared = HECNN_OK;
 #pragma omp parallel for schedule(dynamic)
-    for (size_t i = 0; i < x->groups * x->c; i++) {
+    for (size_t i = 0; i < x->groups * cts(x); i++) {
         ckks_ciphertext *tmp = NULL;
         hecnn_status s = ckks_ciphertext_copy(out->ct[i], x->ct[i]);
         if (!s) s = ckks_ciphertext_new(&tmp, r->p->ctx);
@@ -580,8 +773,8 @@ static hecnn_status run_add(runner *r, tensor *out, const tensor *a, const tenso
     hecnn_status st = at_unit(r, &va, &ta, a, unit > 0 ? unit : a->unit);
     if (!st) st = at_unit(r, &vb, &tb, b, unit > 0 ? unit : a->unit);
     if (st) goto done;
-    if (va->c != vb->c || va->h != vb->h || va->w != vb->w || va->gap != vb->gap || va->groups != vb->groups ||
-        va->pooled != vb->pooled) {
+    if (va->c != vb->c || va->lanes != vb->lanes || va->h != vb->h || va->w != vb->w || va->gap != vb->gap ||
+        va->groups != vb->groups || va->pooled != vb->pooled) {
         st = hecnn_fail(HECNN_ERR_UNSUPPORTED, "residual operands laid out differently");
         goto done;
     }
@@ -592,7 +785,7 @@ static hecnn_status run_add(runner *r, tensor *out, const tensor *a, const tenso
     }
     *out = *va;
     if ((st = tensor_alloc(r, out, va->level)) || r->dry) goto done;
-    for (size_t i = 0; i < va->groups * va->c && !st; i++) st = ckks_add(r->ev, out->ct[i], va->ct[i], vb->ct[i]);
+    for (size_t i = 0; i < va->groups * cts(va) && !st; i++) st = ckks_add(r->ev, out->ct[i], va->ct[i], vb->ct[i]);
     if (st) tensor_clear(r, out);
 done:
     tensor_clear(r, &ta);
@@ -729,7 +922,8 @@ static hecnn_status load_input(runner *r, tensor *t, ckks_ciphertext *const *in,
     const hecnn_plan *p = r->p;
     const hecnn_node *n0 = hecnn_graph_node(p->g, 0);
     const unsigned level = r->b->input_level;
-    *t = (tensor){.c = n0->c, .h = n0->h, .w = n0->w, .gap = 1, .groups = n, .unit = 1, .level = level, .scale = p->scale};
+    *t = (tensor){.c = n0->c, .lanes = 1, .h = n0->h, .w = n0->w, .gap = 1, .groups = n, .unit = 1, .level = level,
+                  .scale = p->scale};
     hecnn_status st = tensor_alloc(r, t, level);
     for (size_t k = 0; k < n * n0->c && !st && !r->dry; k++) {
         const size_t i = g0 * n0->c + k;
@@ -750,11 +944,11 @@ static hecnn_status load_stage_output(runner *r, tensor *t, const tensor *kept, 
     t->borrowed = false;
     if (!r->b->spill) {
         t->borrowed = true;
-        t->ct = kept->ct ? kept->ct + g0 * kept->c : NULL;
+        t->ct = kept->ct ? kept->ct + g0 * cts(kept) : NULL;
         return HECNN_OK;
     }
     hecnn_status st = tensor_alloc(r, t, t->level);
-    for (size_t k = 0; k < n * t->c && !st && !r->dry; k++) st = spill_read(r, id, g0 * t->c + k, t->ct[k]);
+    for (size_t k = 0; k < n * cts(t) && !st && !r->dry; k++) st = spill_read(r, id, g0 * cts(t) + k, t->ct[k]);
     return st;
 }
 
@@ -769,20 +963,20 @@ static hecnn_status keep_stage_output(runner *r, tensor *kept, tensor *t, size_t
         kept->bytes = 0;
         kept->borrowed = false;
         if (!r->b->spill && !r->dry) {
-            kept->ct = hecnn_calloc(total_groups * t->c, sizeof *kept->ct);
-            if (!kept->ct) st = hecnn_fail(HECNN_ERR_NO_MEMORY, "stage output of %zu ciphertexts", total_groups * t->c);
+            kept->ct = hecnn_calloc(total_groups * cts(t), sizeof *kept->ct);
+            if (!kept->ct) st = hecnn_fail(HECNN_ERR_NO_MEMORY, "stage output of %zu ciphertexts", total_groups * cts(t));
         }
     }
     if (!r->b->spill) {
         /* the ciphertexts change owner: their bytes stay counted, now as the kept tensor's */
         kept->bytes += t->bytes;
         count_bytes(r, (int64_t)t->bytes);
-        for (size_t k = 0; k < t->groups * t->c && !st && t->ct; k++) {
-            kept->ct[g0 * t->c + k] = t->ct[k];
+        for (size_t k = 0; k < t->groups * cts(t) && !st && t->ct; k++) {
+            kept->ct[g0 * cts(t) + k] = t->ct[k];
             t->ct[k] = NULL;
         }
     } else {
-        for (size_t k = 0; k < t->groups * t->c && !st && !r->dry; k++) st = spill_write(r, id, g0 * t->c + k, t->ct[k]);
+        for (size_t k = 0; k < t->groups * cts(t) && !st && !r->dry; k++) st = spill_write(r, id, g0 * cts(t) + k, t->ct[k]);
     }
     tensor_clear(r, t);
     return st;
@@ -807,7 +1001,7 @@ static hecnn_status run_node(runner *r, tensor *t, size_t id)
         /* a stride-2 layer's bias waits for the merge: the merge sums four groups' slots */
         const bool merge = nd->stride == 2;
         const linear L = {.cout = nd->c, .cin = x->c, .k = nd->k, .stride = nd->stride, .pad = nd->pad,
-                          .weight = nd->weight, .bias = merge ? NULL : nd->bias, .factor = x->unit / unit,
+                          .cout_weights = nd->c, .weight = nd->weight, .bias = merge ? NULL : nd->bias, .factor = x->unit / unit,
                           .unit_out = unit};
         st = run_linear(r, &t[id], x, &L);
         if (!st && merge) {
@@ -821,7 +1015,9 @@ static hecnn_status run_node(runner *r, tensor *t, size_t id)
     case HECNN_OP_DENSE: {
         if (!x->pooled && (x->h != 1 || x->w != 1))
             return hecnn_fail(HECNN_ERR_UNSUPPORTED, "node %zu: the batched packing needs a global pool before a dense layer", id);
-        const linear L = {.cout = nd->c, .cin = x->c, .k = 1, .stride = 1, .pad = 0, .pooled = true,
+        /* the scores fill whole ciphertexts: the last one's spare lanes get zero weights */
+        const uint32_t lanes = x->lanes ? x->lanes : 1, cout = (nd->c + lanes - 1) / lanes * lanes;
+        const linear L = {.cout = cout, .cin = x->c, .k = 1, .stride = 1, .pad = 0, .cout_weights = nd->c, .pooled = true,
                           .weight = nd->weight, .bias = nd->bias, .factor = x->unit / unit, .unit_out = unit};
         return run_linear(r, &t[id], x, &L);
     }
@@ -882,7 +1078,7 @@ static hecnn_status run_graph(runner *r, ckks_ciphertext *const *in, ckks_cipher
                     hecnn_plan_node *pn = &p->nodes[id];
                     if (g0 == 0)
                         *pn = (hecnn_plan_node){.level = o->level, .scale = o->scale, .unit = o->unit, .gap = o->gap,
-                                                .groups = G, .ciphertexts = G * o->c};
+                                                .groups = G, .ciphertexts = G * cts(o)};
                     pn->bootstraps += r->stats.bootstraps - boots_before;
                     pn->rotations += r->stats.rotations - rots_before;
                 }
@@ -906,10 +1102,12 @@ static hecnn_status run_graph(runner *r, ckks_ciphertext *const *in, ckks_cipher
                     if (r->dry && !r->estimate && g0 == 0) {
                         b->out_gap = t[id].gap;
                         b->out_groups = G;
-                        p->classes = t[id].c;
+                        p->classes = hecnn_graph_node(p->g, id)->c;
+                        b->out_lanes = t[id].lanes;
+                        b->out_cts = cts(&t[id]);
                     }
-                    for (size_t i = 0; i < n * t[id].c && !st && !r->dry; i++)
-                        st = ckks_ciphertext_copy(out[g0 * t[id].c + i], t[id].ct[i]);
+                    for (size_t i = 0; i < n * cts(&t[id]) && !st && !r->dry; i++)
+                        st = ckks_ciphertext_copy(out[g0 * cts(&t[id]) + i], t[id].ct[i]);
                 }
                 tensor_clear(r, &t[id]);
                 t[id].c = 0;
@@ -940,6 +1138,8 @@ static void batched_free(void *impl)
     hecnn_free(b->masks);
     hecnn_free(b->depth);
     hecnn_free(b->stage_groups);
+    hecnn_free(b->lanes);
+    hecnn_free(b->lane_have);
     hecnn_free(b->scratch);
     hecnn_free(b);
 }
@@ -981,6 +1181,23 @@ static hecnn_status batched_build(hecnn_plan *p, const hecnn_plan_options *opt)
     if (!b->stage_groups) return hecnn_fail(HECNN_ERR_NO_MEMORY, "plan tables");
     b->stage_groups[0] = b->groups_in;
     for (unsigned d = 1; d < b->stages; d++) b->stage_groups[d] = (b->stage_groups[d - 1] + 3) / 4;
+    /* lanes: a merge that finds 1 or 2 groups multiplexes channels into the rest of its
+     * sub-positions, where every tensor of its stage has channels to fill them */
+    b->lanes = hecnn_calloc(b->stages, sizeof *b->lanes);
+    b->lane_have = hecnn_calloc(b->stages, sizeof *b->lane_have);
+    if (!b->lanes || !b->lane_have) return hecnn_fail(HECNN_ERR_NO_MEMORY, "plan tables");
+    b->lanes[0] = 1;
+    for (unsigned d = 1; d < b->stages; d++) {
+        const size_t have = b->stage_groups[d - 1];
+        const uint32_t lanes = b->lanes[d - 1] * (have == 1 || have == 2 ? 4 / (uint32_t)have : 1);
+        bool fits = lanes > b->lanes[d - 1] && !opt->replicate_images;
+        for (size_t id = 1; id < count && fits; id++) {
+            const hecnn_node *nd = hecnn_graph_node(p->g, id);
+            fits = b->depth[id] != d || nd->op == HECNN_OP_DENSE || nd->c % lanes == 0;
+        }
+        b->lane_have[d] = fits ? (uint8_t)have : 0;
+        b->lanes[d] = fits ? lanes : b->lanes[d - 1];
+    }
     /* the input's level: a deep input (as high as a bootstrap's output, and two more for the first
      * layer and the polynomial's normalisation) when it spares the first ReLU's bootstraps */
     b->input_level = INPUT_LEVEL;
@@ -1007,7 +1224,11 @@ static size_t batched_input_ciphertexts(const hecnn_plan *p)
     return ((const batched *)p->impl)->groups_in * hecnn_graph_node(p->g, 0)->c;
 }
 
-static size_t batched_output_ciphertexts(const hecnn_plan *p) { return ((const batched *)p->impl)->out_groups * p->classes; }
+static size_t batched_output_ciphertexts(const hecnn_plan *p)
+{
+    const batched *b = p->impl;
+    return b->out_groups * b->out_cts;
+}
 
 static size_t batched_bytes(const hecnn_plan *p)
 {
@@ -1064,20 +1285,26 @@ static hecnn_status batched_decrypt(const hecnn_plan *p, double *scores, size_t 
     double *v = hecnn_alloc(p->slots * sizeof *v);
     ckks_plaintext *pt = NULL;
     hecnn_status st = v ? ckks_plaintext_new(&pt, p->ctx) : hecnn_fail(HECNN_ERR_NO_MEMORY, "slots");
+    /* class o in ciphertext o / lanes, at its lane's offset from the image's slot */
     for (size_t g = 0; g < b->out_groups && !st; g++)
-        for (size_t o = 0; o < p->classes && !st; o++) {
-            const ckks_ciphertext *ct = cts[g * p->classes + o];
+        for (size_t j = 0; j < b->out_cts && !st; j++) {
+            const ckks_ciphertext *ct = cts[g * b->out_cts + j];
             if (ckks_ciphertext_slots(ct) != p->slots) {
                 st = hecnn_fail(HECNN_ERR_BAD_FORMAT, "score ciphertext %zu holds %zu slots, the plan %zu",
-                                g * p->classes + o, ckks_ciphertext_slots(ct), p->slots);
+                                g * b->out_cts + j, ckks_ciphertext_slots(ct), p->slots);
                 break;
             }
             st = flooded ? ckks_decrypt_flooded(p->ctx, pt, ct, sk, flood) : ckks_decrypt(p->ctx, pt, ct, sk);
             if (!st) st = ckks_decode_real(p->ctx, v, pt);
-            for (size_t i = 0; i < n && !st; i++) {
-                size_t grp, slot;
-                output_position(b, i, &grp, &slot);
-                if (grp == g) scores[i * p->classes + o] = v[slot];
+            for (size_t m = 0; m < b->out_lanes && !st; m++) {
+                const size_t o = j * b->out_lanes + m;
+                if (o >= p->classes) break;
+                const long off = lane_offset(b, b->out_gap, (uint32_t)m);
+                for (size_t i = 0; i < n; i++) {
+                    size_t grp, slot;
+                    output_position(b, i, &grp, &slot);
+                    if (grp == g) scores[i * p->classes + o] = v[((long)slot + off) % (long)p->slots];
+                }
             }
         }
     ckks_plaintext_free(pt);
