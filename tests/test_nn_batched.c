@@ -136,66 +136,105 @@ static void test_end_to_end(void)
     free(images);
 }
 
-/* A batch of one group: the stride-2 merge finds one group, so its stage multiplexes four channels
- * per ciphertext (lanes) where the layout before repeated the images four times. Both layouts run
- * encrypted against the plaintext simulation; the lanes bootstrap half as many ciphertexts. */
-static void test_lanes(void)
+/* input 3x8x8 -> conv 4 -> relu -> conv/2 8 -> relu -> conv/2 16 -> relu -> pool -> dense 3: two
+ * merges of one group, so 4 and then 16 lanes */
+static hecnn_graph *three_stage_net(void)
 {
-    enum { N_IMG = 8 };
-    test_rng_seed(9);
-    hecnn_graph *g = small_resnet();
-    REQUIRE_VOID(g);
-    const size_t per = 3 * SIDE * SIDE;
-    double images[N_IMG * 3 * SIDE * SIDE], want[N_IMG * 3], got[2][N_IMG * 3];
-    test_random_fill(images, N_IMG * per, 1.5);
-    test_calibrate(g, images, N_IMG);
-    CHECK(hecnn_graph_infer(g, HECNN_INFER_APPROX, images, N_IMG, want, NULL) == HECNN_OK);
+    hecnn_graph *g = NULL;
+    if (hecnn_graph_new(&g, 3, SIDE, SIDE)) return NULL;
+    size_t x = test_relu_node(g, test_conv(g, 0, 3, 4, 3, 1));
+    x = test_relu_node(g, test_conv(g, x, 4, 8, 3, 2));
+    x = test_relu_node(g, test_conv(g, x, 8, 16, 3, 2));
+    size_t p = 0, d = 0;
+    CHECK(hecnn_graph_avgpool(g, &p, x, SIDE / 4) == HECNN_OK);
+    double w[3 * 16], b[3];
+    test_random_fill(w, 48, 0.5);
+    test_random_fill(b, 3, 0.1);
+    CHECK(hecnn_graph_dense(g, &d, p, 3, w, b) == HECNN_OK);
+    return g;
+}
+
+typedef struct lane_case {
+    size_t node;       /* a node of the last stage */
+    size_t node_cts;   /* its ciphertexts */
+    size_t bootstraps; /* paired */
+    size_t outputs;    /* score ciphertexts */
+} lane_case;
+
+/* g (calibrated on `images`) encrypted on a batch of n (one group), against the plaintext
+ * simulation; the plan's counts as `want`; the scores in got. */
+static void run_one_group(const hecnn_graph *g, const double *images, size_t n, bool replicate, const lane_case *want,
+                          double *got)
+{
+    double sim[8 * 3];
+    REQUIRE_VOID(n <= 8);
+    CHECK(hecnn_graph_infer(g, HECNN_INFER_APPROX, images, n, sim, NULL) == HECNN_OK);
     ckks_context *ctx = NULL;
     ckks_bootstrapper *bt = NULL;
     REQUIRE_VOID(test_boot_context(&ctx, &bt) == 0);
     uint8_t seed[CKKS_SEED_BYTES] = {9};
     ckks_secret_key *sk = NULL;
     ckks_boot_keys *boot_keys = NULL;
+    ckks_eval_keys *keys = NULL;
+    hecnn_plan *plan = NULL;
+    const hecnn_plan_options opt = {.batch = n, .grid = SIDE, .replicate_images = replicate};
+    REQUIRE_VOID(hecnn_plan_new(&plan, g, ctx, bt, &opt) == HECNN_OK);
+    hecnn_plan_node info;
+    CHECK_MSG(hecnn_plan_node_info(plan, want->node, &info) == HECNN_OK && info.ciphertexts == want->node_cts,
+              "node %zu: %zu ciphertexts", want->node, info.ciphertexts);
+    CHECK_MSG(hecnn_plan_bootstraps(plan) == want->bootstraps, "%zu bootstraps", hecnn_plan_bootstraps(plan));
+    CHECK(hecnn_plan_output_ciphertexts(plan) == want->outputs && hecnn_plan_classes(plan) == 3);
     REQUIRE_VOID(ckks_secret_key_generate_derand(&sk, ctx, seed) == HECNN_OK);
     REQUIRE_VOID(ckks_boot_keys_generate(&boot_keys, bt, sk) == HECNN_OK);
-    /* stage 0: 4 ciphertexts, two ReLUs bootstrapped (the first is deep); stage 1: 8 channels in 2
-     * ciphertexts (lanes) or 8 (repeated images), two ReLUs */
-    const size_t boots[2] = {2 * 2 + 2 * 1, 2 * 2 + 2 * 4}, outs[2] = {1, 3}, stage1_cts[2] = {2, 8};
-    for (int replicate = 0; replicate < 2; replicate++) {
-        const hecnn_plan_options opt = {.batch = N_IMG, .grid = SIDE, .replicate_images = replicate};
-        hecnn_plan *plan = NULL;
-        REQUIRE_VOID(hecnn_plan_new(&plan, g, ctx, bt, &opt) == HECNN_OK);
-        hecnn_plan_node info;
-        CHECK(hecnn_plan_node_info(plan, 8, &info) == HECNN_OK && info.gap == 2 && info.ciphertexts == stage1_cts[replicate]);
-        CHECK_MSG(hecnn_plan_bootstraps(plan) == boots[replicate], "%zu bootstraps", hecnn_plan_bootstraps(plan));
-        CHECK(hecnn_plan_output_ciphertexts(plan) == outs[replicate] && hecnn_plan_classes(plan) == 3);
-        ckks_eval_keys *keys = NULL;
-        REQUIRE_VOID(hecnn_plan_keys_generate(&keys, plan, sk) == HECNN_OK);
-        const size_t n_in = hecnn_plan_input_ciphertexts(plan), n_out = hecnn_plan_output_ciphertexts(plan);
-        ckks_ciphertext *in[3] = {0}, *out[3] = {0};
-        REQUIRE_VOID(n_in == 3 && n_out <= 3);
-        for (size_t i = 0; i < n_in; i++) CHECK(ckks_ciphertext_new(&in[i], ctx) == HECNN_OK);
-        for (size_t i = 0; i < n_out; i++) CHECK(ckks_ciphertext_new(&out[i], ctx) == HECNN_OK);
-        CHECK(hecnn_plan_encrypt(plan, in, images, N_IMG, NULL, sk) == HECNN_OK);
-        hecnn_run_stats stats;
-        const hecnn_status st = hecnn_plan_run(plan, keys, boot_keys, in, out, NULL, NULL, NULL, &stats);
-        CHECK_MSG(st == HECNN_OK, "%s: %s", hecnn_status_name(st), hecnn_last_error_detail());
-        CHECK(stats.rotations == hecnn_plan_rotations(plan));
-        CHECK(hecnn_plan_decrypt(plan, got[replicate], N_IMG, out, sk) == HECNN_OK);
-        double err = 0, mag = 0;
-        for (size_t i = 0; i < N_IMG * 3; i++) {
-            err = fmax(err, fabs(got[replicate][i] - want[i]));
-            mag = fmax(mag, fabs(want[i]));
-        }
-        CHECK_MSG(err < 1e-3 * mag, "largest logit error %.3g (logits up to %.3g)", err, mag);
-        fprintf(stderr, "batched, %s: largest logit error %.3g of %.3g (%.1f bits), %zu bootstraps, %zu rotations\n",
-                replicate ? "repeated images" : "lanes", err, mag, -log2(err / mag), stats.bootstraps, stats.rotations);
-        for (size_t i = 0; i < n_in; i++) ckks_ciphertext_free(in[i]);
-        for (size_t i = 0; i < n_out; i++) ckks_ciphertext_free(out[i]);
-        ckks_eval_keys_free(keys);
-        hecnn_plan_free(plan);
+    REQUIRE_VOID(hecnn_plan_keys_generate(&keys, plan, sk) == HECNN_OK);
+    const size_t n_in = hecnn_plan_input_ciphertexts(plan), n_out = hecnn_plan_output_ciphertexts(plan);
+    ckks_ciphertext *in[3] = {0}, *out[3] = {0};
+    REQUIRE_VOID(n_in == 3 && n_out <= 3);
+    for (size_t i = 0; i < n_in; i++) CHECK(ckks_ciphertext_new(&in[i], ctx) == HECNN_OK);
+    for (size_t i = 0; i < n_out; i++) CHECK(ckks_ciphertext_new(&out[i], ctx) == HECNN_OK);
+    CHECK(hecnn_plan_encrypt(plan, in, images, n, NULL, sk) == HECNN_OK);
+    hecnn_run_stats stats;
+    const hecnn_status st = hecnn_plan_run(plan, keys, boot_keys, in, out, NULL, NULL, NULL, &stats);
+    CHECK_MSG(st == HECNN_OK, "%s: %s", hecnn_status_name(st), hecnn_last_error_detail());
+    CHECK(stats.rotations == hecnn_plan_rotations(plan) && stats.bootstraps == want->bootstraps);
+    CHECK(hecnn_plan_decrypt(plan, got, n, out, sk) == HECNN_OK);
+    double err = 0, mag = 0;
+    for (size_t i = 0; i < n * 3; i++) {
+        err = fmax(err, fabs(got[i] - sim[i]));
+        mag = fmax(mag, fabs(sim[i]));
     }
-    /* the two layouts give the same classes */
+    CHECK_MSG(err < 1e-3 * mag, "largest logit error %.3g (logits up to %.3g)", err, mag);
+    fprintf(stderr, "batched, %s: largest logit error %.3g of %.3g (%.1f bits), %zu bootstraps, %zu rotations\n",
+            replicate ? "repeated images" : "lanes", err, mag, -log2(err / mag), stats.bootstraps, stats.rotations);
+    for (size_t i = 0; i < n_in; i++) ckks_ciphertext_free(in[i]);
+    for (size_t i = 0; i < n_out; i++) ckks_ciphertext_free(out[i]);
+    ckks_eval_keys_free(keys);
+    ckks_boot_keys_free(boot_keys);
+    ckks_secret_key_free(sk);
+    hecnn_plan_free(plan);
+    ckks_bootstrapper_free(bt);
+    ckks_context_free(ctx);
+}
+
+/* A batch of one group: a stride-2 merge finds one group, so its stage multiplexes four channels per
+ * ciphertext (lanes) where the layout before repeated the images four times; a second merge makes
+ * 16 lanes. Encrypted against the plaintext simulation; the lanes bootstrap fewer ciphertexts and
+ * give the same classes as the repeated images. */
+static void test_lanes(void)
+{
+    enum { N_IMG = 8 };
+    const size_t per = 3 * SIDE * SIDE;
+    double images[N_IMG * 3 * SIDE * SIDE], got[2][N_IMG * 3];
+    test_rng_seed(9);
+    hecnn_graph *g = small_resnet();
+    REQUIRE_VOID(g);
+    test_random_fill(images, N_IMG * per, 1.5);
+    test_calibrate(g, images, N_IMG);
+    /* stage 0: 4 ciphertexts, two ReLUs bootstrapped (the first is deep); stage 1 (node 8, the
+     * stride-2 layer): 8 channels in 2 ciphertexts (4 lanes) or 8 (repeated images), two ReLUs */
+    const lane_case lanes = {8, 2, 2 * 2 + 2 * 1, 1}, repeated = {8, 8, 2 * 2 + 2 * 4, 3};
+    run_one_group(g, images, N_IMG, false, &lanes, got[0]);
+    run_one_group(g, images, N_IMG, true, &repeated, got[1]);
     for (size_t n = 0; n < N_IMG; n++) {
         size_t a = 0, b = 0;
         for (size_t k = 1; k < 3; k++) {
@@ -204,10 +243,16 @@ static void test_lanes(void)
         }
         CHECK_MSG(a == b, "image %zu: class %zu with lanes, %zu with repeated images", n, a, b);
     }
-    ckks_boot_keys_free(boot_keys);
-    ckks_secret_key_free(sk);
-    ckks_bootstrapper_free(bt);
-    ckks_context_free(ctx);
+    hecnn_graph_free(g);
+
+    /* 4 lanes, then 16: the second stage's 16 channels in one ciphertext (node 5), one pair per
+     * ReLU after the deep first one */
+    g = three_stage_net();
+    REQUIRE_VOID(g);
+    test_random_fill(images, N_IMG * per, 1.5);
+    test_calibrate(g, images, N_IMG);
+    const lane_case deep = {5, 1, 2, 1};
+    run_one_group(g, images, N_IMG, false, &deep, got[0]);
     hecnn_graph_free(g);
 }
 
