@@ -75,6 +75,76 @@ static void run(const fixture *f, double *scores, size_t *run_peak)
     CHECK(hecnn_plan_decrypt(f->plan, scores, BATCH, f->out, f->sk) == HECNN_OK);
 }
 
+/* A progress callback that cancels the run after `after` nodes. */
+typedef struct stopper {
+    volatile int cancel;
+    size_t nodes, after;
+} stopper;
+
+static void stop_after(void *user, const char *stage, double done)
+{
+    (void)stage;
+    (void)done;
+    stopper *s = user;
+    if (++s->nodes == s->after) s->cancel = 1;
+}
+
+/* Checkpoints in dir: a run cancelled after the first chunk of stage 0 keeps it; another run id is
+ * refused; the same id resumes it and gives `base` to the bit, then removes its files; a damaged
+ * checkpoint file is an error, not a crash. */
+static void test_checkpoints(const fixture *f, const char *dir, const double *base)
+{
+    double got[BATCH * CLASSES];
+    hecnn_run_stats stats;
+    /* stage 0 runs one group at a time: input, conv, relu (3 nodes); stop in the second group */
+    stopper stop = {.after = 4};
+    CHECK(hecnn_plan_set_checkpoint(f->plan, dir, "run-a") == HECNN_OK);
+    hecnn_status st = hecnn_plan_run(f->plan, f->keys, f->boot, f->in, f->out, stop_after, &stop, &stop.cancel, NULL);
+    CHECK_MSG(st == HECNN_ERR_CANCELLED, "%s", hecnn_status_name(st));
+    char path[700];
+    snprintf(path, sizeof path, "%s/d0_g0.done", dir);
+    CHECK(access(path, F_OK) == 0);
+    snprintf(path, sizeof path, "%s/d0_g1.done", dir);
+    CHECK(access(path, F_OK) != 0);
+    CHECK(hecnn_plan_set_checkpoint(f->plan, dir, "run-b") == HECNN_OK);
+    st = hecnn_plan_run(f->plan, f->keys, f->boot, f->in, f->out, NULL, NULL, NULL, NULL);
+    CHECK_MSG(st == HECNN_ERR_INVALID_ARGUMENT && strstr(hecnn_last_error_detail(), "another run"), "%s",
+              hecnn_status_name(st));
+    CHECK(hecnn_plan_set_checkpoint(f->plan, dir, "run-a") == HECNN_OK);
+    st = hecnn_plan_run(f->plan, f->keys, f->boot, f->in, f->out, NULL, NULL, NULL, &stats);
+    CHECK_MSG(st == HECNN_OK, "%s: %s", hecnn_status_name(st), hecnn_last_error_detail());
+    CHECK(stats.chunks_resumed == 1 && stats.seconds_resumed > 0);
+    CHECK(stats.bootstraps == hecnn_plan_bootstraps(f->plan) && stats.rotations == hecnn_plan_rotations(f->plan));
+    CHECK(hecnn_plan_decrypt(f->plan, got, BATCH, f->out, f->sk) == HECNN_OK);
+    CHECK(memcmp(got, base, sizeof got) == 0);
+    CHECK_MSG(access(dir, F_OK) != 0, "%s left behind", dir);
+    /* a damaged stage output */
+    stop = (stopper){.after = 4};
+    st = hecnn_plan_run(f->plan, f->keys, f->boot, f->in, f->out, stop_after, &stop, &stop.cancel, NULL);
+    CHECK(st == HECNN_ERR_CANCELLED);
+    snprintf(path, sizeof path, "%s/n2_0.ct", dir);
+    FILE *fp = fopen(path, "r+b");
+    CHECK(fp != NULL);
+    if (fp) {
+        fseek(fp, 100, SEEK_SET);
+        fputc(0x5a ^ fgetc(fp), fp);
+        fclose(fp);
+    }
+    st = hecnn_plan_run(f->plan, f->keys, f->boot, f->in, f->out, NULL, NULL, NULL, NULL);
+    CHECK_MSG(st == HECNN_ERR_BAD_FORMAT, "%s: %s", hecnn_status_name(st), hecnn_last_error_detail());
+    fprintf(stderr, "memory: a damaged checkpoint: %s\n", hecnn_last_error_detail());
+    CHECK(hecnn_plan_set_checkpoint(f->plan, NULL, NULL) == HECNN_OK);
+    /* what a user does then: remove the directory */
+    DIR *d = opendir(dir);
+    for (struct dirent *e; d && (e = readdir(d));)
+        if (e->d_name[0] != '.') {
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+            unlink(path);
+        }
+    if (d) closedir(d);
+    CHECK(rmdir(dir) == 0);
+}
+
 int main(void)
 {
     test_rng_seed(21);
@@ -155,6 +225,9 @@ int main(void)
     fprintf(stderr, "memory: spilled, chunks of one group: estimate %.1f MiB, allocated %.1f MiB\n", est / 1048576.0,
             used / 1048576.0);
     CHECK_MSG(count_entries(scratch) == 0, "%zu entries left in the scratch directory", count_entries(scratch));
+    char ckdir[300];
+    snprintf(ckdir, sizeof ckdir, "%s/checkpoints", scratch);
+    test_checkpoints(&f, ckdir, base);
     /* a scratch directory that is gone: a clear I/O error, no crash */
     CHECK(rmdir(scratch) == 0);
     const hecnn_status st = hecnn_plan_run(plan, keys, boot, in, out, NULL, NULL, NULL, NULL);

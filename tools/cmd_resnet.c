@@ -1031,14 +1031,40 @@ static hecnn_status net_load_fn(void *arg, FILE *f)
     return ckks_eval_keys_load_compact(a[0], (ckks_eval_keys **)a[1], f, false);
 }
 
+/* Checkpoints for this run, named by what it computes: the SHA-256 of the digests of the images,
+ * the keys and the plan record (the model is the record's, checked by digest). */
+static int set_checkpoint(setup *s, const char *ckpt, const char *dir, const unsigned char images[32])
+{
+    static const char *const files[] = {NET_KEYS_FILE, BOOT_KEYS_FILE, PLAN_FILE};
+    unsigned char all[4 * 32], id[32];
+    memcpy(all, images, 32);
+    for (size_t i = 0; i < 3; i++) {
+        char *path = cli_path_join(dir, files[i]);
+        const int bad = !path || cli_sha256_file(path, all + 32 * (i + 1));
+        free(path);
+        if (bad) return -1;
+    }
+    char hex[65];
+    if (!EVP_Digest(all, sizeof all, id, NULL, EVP_sha256(), NULL)) {
+        cli_error("SHA-256 failed");
+        return -1;
+    }
+    for (size_t i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", id[i]);
+    const hecnn_status st = hecnn_plan_set_checkpoint(s->plan, ckpt, hex);
+    if (st) cli_status_error(st, "checkpoints in '%s'", ckpt);
+    return st ? -1 : 0;
+}
+
 int cmd_model_infer(int argc, char **argv)
 {
     const char *dir = NULL, *model = NULL, *in = NULL, *out = NULL;
-    const char *budget_s = NULL, *scratch = NULL;
+    const char *budget_s = NULL, *scratch = NULL, *checkpoint = NULL;
     unsigned threads = 0;
     bool progress = false;
     const cli_opt opts[] = {
         {"keys", CLI_OPT_STRING, &dir, "DIR", "the server's key directory (DIR/server from 'hecnn model keygen')", NULL},
+        {"checkpoint", CLI_OPT_STRING, &checkpoint, "DIR", "keep checkpoints in DIR (one group of images at a time): started "
+         "again after a kill, with the same keys, model and images, the run resumes there", NULL},
         {"memory-budget", CLI_OPT_STRING, &budget_s, "SIZE", "keep the process under SIZE (8G, 512M, bytes): run groups of images in chunks, spill stage outputs", NULL},
         {"scratch", CLI_OPT_STRING, &scratch, "DIR", "where stage outputs may be spilled under a budget (default: the --out directory)", NULL},
         {"model", CLI_OPT_STRING, &model, "FILE", "the model the keys were made for", NULL},
@@ -1049,7 +1075,7 @@ int cmd_model_infer(int argc, char **argv)
         {0},
     };
     const cli_command cmd = {
-        "model infer", "--keys DIR/server --model FILE --in FILE --out FILE [--memory-budget SIZE [--scratch DIR]] [--progress] [--threads T]",
+        "model infer", "--keys DIR/server --model FILE --in FILE --out FILE [--memory-budget SIZE [--scratch DIR]] [--checkpoint DIR] [--progress] [--threads T]",
         "Server: run the model on a batch of encrypted images. Needs only public material (parameters, plan\n"
         "record, bootstrapping and network keys); the model, batch and parameters must be the plan's, and\n"
         "every key the plan uses is checked before the run.",
@@ -1108,6 +1134,7 @@ int cmd_model_infer(int argc, char **argv)
     memcpy(ho.model, h.model, 32);
     /* the scores name the image file they come from: the owner checks it against the record */
     if (cli_sha256_file(in, ho.source)) goto done;
+    if (checkpoint && set_checkpoint(&s, checkpoint, dir, ho.source)) goto done;
     progress_state ps = {.on = progress, .t0 = now_s()};
     const double load_s = ps.t0 - t_load;
     hecnn_run_stats stats;
@@ -1117,6 +1144,10 @@ int cmd_model_infer(int argc, char **argv)
         goto done;
     }
     const double run_s = now_s() - ps.t0;
+    if (stats.chunks_resumed)
+        printf("resumed %zu chunks from the checkpoints in %s (%.1f s in the earlier runs): %.1f s in all = %.3f s/image\n",
+               stats.chunks_resumed, checkpoint, stats.seconds_resumed, run_s + stats.seconds_resumed,
+               (run_s + stats.seconds_resumed) / (double)h.batch);
     if (cli_output_open(&o, out, false) || pbf_write_header(&w, o.f, &ho, out)) goto done;
     for (size_t i = 0; i < n_out; i++)
         if (pbf_write_ct(&w, cout[i], out)) goto done;

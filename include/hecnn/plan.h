@@ -156,8 +156,20 @@ typedef struct hecnn_run_stats {
     double seconds_activation; /* polynomial evaluation */
     double seconds_bootstrap;  /* bootstrapping, pairing included */
     double seconds_other;
-    size_t bootstraps, rotations;
+    size_t bootstraps, rotations; /* the whole batch's, resumed chunks included */
+    size_t chunks_resumed;     /* chunks read back from checkpoints (hecnn_plan_set_checkpoint) */
+    double seconds_resumed;    /* what the earlier runs spent on them */
 } hecnn_run_stats;
+
+/* Checkpoints for a long run (the batched packing; HECNN_ERR_UNSUPPORTED otherwise): the run goes
+ * through each stage one group of images at a time, keeps every chunk's stage outputs in `dir`
+ * (created if missing; validated ciphertext files, written atomically) and marks the chunk done.
+ * A later run of the same plan given the same dir and run_id (the caller's name for what is
+ * computed: a digest of keys and input ciphertexts) skips the chunks marked done and reads their
+ * outputs back, so a run that was killed resumes where it stopped, with the same scores to the bit.
+ * A directory that holds another run's checkpoints is refused, one in use by a live run too; a run
+ * that completes removes its files. dir NULL turns checkpoints off. */
+hecnn_status hecnn_plan_set_checkpoint(hecnn_plan *p, const char *dir, const char *run_id);
 
 /* Server: run one batch. `in` holds hecnn_plan_input_ciphertexts ciphertexts, `out` receives
  * hecnn_plan_output_ciphertexts (allocated by the caller). `progress` (may be NULL) is called after

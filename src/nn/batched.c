@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "nn/plan_internal.h"
@@ -72,6 +73,7 @@ typedef struct batched {
     size_t chunk;
     bool spill;
     char *scratch;
+    char *ckpt_dir, *ckpt_id;  /* checkpoints (hecnn_plan_set_checkpoint), or NULL */
 } batched;
 
 /* One execution (or dry run) of the network. */
@@ -85,6 +87,8 @@ typedef struct runner {
     hecnn_run_stats stats;
     uint64_t bytes, peak;     /* ciphertext bytes held now and at most (dry runs count them too) */
     bool boot_spare_counted;
+    bool spill;               /* stage outputs go to spill_dir (the schedule's, or checkpoints) */
+    bool ckpt;                /* checkpoints: spill_dir is the checkpoint directory */
     char *spill_dir;          /* this run's directory of spilled stage outputs */
     int spill_lock;
 } runner;
@@ -841,7 +845,7 @@ static hecnn_status spill_read(const runner *r, size_t id, size_t ct, ckks_ciphe
     hecnn_status st = ckks_ciphertext_load(r->p->ctx, x, f);
     if (!st && fgetc(f) != EOF) st = hecnn_fail(HECNN_ERR_BAD_FORMAT, "spill file %s has trailing bytes", name);
     fclose(f);
-    unlink(name);
+    if (!r->ckpt) unlink(name); /* a checkpoint stays until the next stage is done */
     return st;
 }
 
@@ -914,6 +918,127 @@ static void spill_close(runner *r)
     r->spill_dir = NULL;
 }
 
+/* ---- checkpoints ------------------------------------------------------------------------------ *
+ * In the checkpoint directory: run.id (what the run computes), lock (held by the live run), the
+ * stage outputs as spill files n<node>_<ct>.ct, and d<stage>_g<group>.done once a chunk's outputs
+ * are all written (it holds the chunk's seconds). Files are written to a temporary name and renamed,
+ * so a name always holds a whole file; the loader validates every ciphertext it reads back. */
+
+#define CKPT_MAGIC "hecnn-checkpoint 1"
+
+/* Is `name` one this code writes in a checkpoint directory? */
+static bool ckpt_own_name(const char *name)
+{
+    unsigned a = 0;
+    size_t b = 0, c = 0;
+    char ext[8] = "", end;
+    if (!strcmp(name, "run.id") || !strcmp(name, "run.id.tmp") || !strcmp(name, "lock")) return true;
+    if (sscanf(name, "n%zu_%zu.%7[a-z]%c", &b, &c, ext, &end) == 3) return !strcmp(ext, "ct") || !strcmp(ext, "tmp");
+    if (sscanf(name, "d%u_g%zu.%7[a-z]%c", &a, &b, ext, &end) == 3) return !strcmp(ext, "done") || !strcmp(ext, "tmp");
+    return false;
+}
+
+/* Remove the checkpoint files in dir (all of them, or all but run.id and lock). */
+static void ckpt_remove(const char *dir, bool all)
+{
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    char path[4096];
+    while ((e = readdir(d)))
+        if (ckpt_own_name(e->d_name) && (all || (strcmp(e->d_name, "run.id") && strcmp(e->d_name, "lock")))) {
+            const int len = snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+            if (len > 0 && (size_t)len < sizeof path) unlink(path);
+        }
+    closedir(d);
+}
+
+/* Write `text` to dir/name through a temporary file. */
+static hecnn_status ckpt_write(const char *dir, const char *name, const char *text)
+{
+    char tmp[4300], path[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) return hecnn_fail(HECNN_ERR_IO, "cannot create %s: %s", tmp, strerror(errno));
+    const bool ok = fputs(text, f) >= 0;
+    if (fclose(f) || !ok || rename(tmp, path)) {
+        const hecnn_status st = hecnn_fail(HECNN_ERR_IO, "cannot write %s: %s", path, strerror(errno));
+        unlink(tmp);
+        return st;
+    }
+    return HECNN_OK;
+}
+
+/* Open the checkpoint directory for this run: lock it, and check (or write) run.id. A directory
+ * without run.id holds nothing to trust: its stale checkpoint files go. */
+static hecnn_status ckpt_open(runner *r)
+{
+    const batched *b = r->b;
+    const char *dir = b->ckpt_dir;
+    if (mkdir(dir, 0700) && errno != EEXIST) return hecnn_fail(HECNN_ERR_IO, "cannot create %s: %s", dir, strerror(errno));
+    const size_t len = strlen(dir) + 1;
+    if (!(r->spill_dir = hecnn_alloc(len))) return hecnn_fail(HECNN_ERR_NO_MEMORY, "checkpoint path");
+    memcpy(r->spill_dir, dir, len);
+    char path[4200], want[512], have[512] = "";
+    snprintf(path, sizeof path, "%s/lock", dir);
+    r->spill_lock = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (r->spill_lock < 0) return hecnn_fail(HECNN_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+    if (flock(r->spill_lock, LOCK_EX | LOCK_NB))
+        return hecnn_fail(HECNN_ERR_IO, "checkpoint directory %s is in use by another run", dir);
+    snprintf(want, sizeof want, "%s\nrun %s\ngroups %zu\nstages %u\n", CKPT_MAGIC, b->ckpt_id, b->groups_in, b->stages);
+    snprintf(path, sizeof path, "%s/run.id", dir);
+    FILE *f = fopen(path, "r");
+    if (f) {
+        const size_t n = fread(have, 1, sizeof have - 1, f);
+        have[n] = 0;
+        fclose(f);
+        if (strcmp(have, want))
+            return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "checkpoint directory %s holds another run's checkpoints (other "
+                                                          "keys, images or plan): remove it or name another", dir);
+        return HECNN_OK;
+    }
+    ckpt_remove(dir, false);
+    return ckpt_write(dir, "run.id", want);
+}
+
+/* Close the checkpoint directory; a completed run removes its files (and the directory, if empty). */
+static void ckpt_close(runner *r, bool completed)
+{
+    if (!r->spill_dir) return;
+    if (completed) {
+        ckpt_remove(r->spill_dir, true);
+        rmdir(r->spill_dir);
+    }
+    if (r->spill_lock >= 0) close(r->spill_lock);
+    r->spill_lock = -1;
+    hecnn_free(r->spill_dir);
+    r->spill_dir = NULL;
+}
+
+/* Is the chunk of stage d at group g0 done? Its seconds in *seconds. */
+static hecnn_status ckpt_done(const runner *r, unsigned d, size_t g0, bool *done, double *seconds)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/d%u_g%zu.done", r->spill_dir, d, g0);
+    *done = false;
+    FILE *f = fopen(path, "r");
+    if (!f) return HECNN_OK;
+    const bool ok = fscanf(f, "seconds %lf", seconds) == 1 && isfinite(*seconds) && *seconds >= 0;
+    fclose(f);
+    if (!ok) return hecnn_fail(HECNN_ERR_BAD_FORMAT, "checkpoint marker %s is malformed", path);
+    *done = true;
+    return HECNN_OK;
+}
+
+static hecnn_status ckpt_mark(const runner *r, unsigned d, size_t g0, double seconds)
+{
+    char name[64], text[64];
+    snprintf(name, sizeof name, "d%u_g%zu.done", d, g0);
+    snprintf(text, sizeof text, "seconds %.3f\n", seconds);
+    return ckpt_write(r->spill_dir, name, text);
+}
+
 /* ---- the walk over the graph ------------------------------------------------------------------ */
 
 /* The input images of groups [g0, g0 + n): the caller's ciphertexts, checked and copied. */
@@ -942,7 +1067,7 @@ static hecnn_status load_stage_output(runner *r, tensor *t, const tensor *kept, 
     t->ct = NULL;
     t->bytes = 0;
     t->borrowed = false;
-    if (!r->b->spill) {
+    if (!r->spill) {
         t->borrowed = true;
         t->ct = kept->ct ? kept->ct + g0 * cts(kept) : NULL;
         return HECNN_OK;
@@ -962,12 +1087,12 @@ static hecnn_status keep_stage_output(runner *r, tensor *kept, tensor *t, size_t
         kept->ct = NULL;
         kept->bytes = 0;
         kept->borrowed = false;
-        if (!r->b->spill && !r->dry) {
+        if (!r->spill && !r->dry) {
             kept->ct = hecnn_calloc(total_groups * cts(t), sizeof *kept->ct);
             if (!kept->ct) st = hecnn_fail(HECNN_ERR_NO_MEMORY, "stage output of %zu ciphertexts", total_groups * cts(t));
         }
     }
-    if (!r->b->spill) {
+    if (!r->spill) {
         /* the ciphertexts change owner: their bytes stay counted, now as the kept tensor's */
         kept->bytes += t->bytes;
         count_bytes(r, (int64_t)t->bytes);
@@ -1016,7 +1141,8 @@ static hecnn_status run_node(runner *r, tensor *t, size_t id)
         if (!x->pooled && (x->h != 1 || x->w != 1))
             return hecnn_fail(HECNN_ERR_UNSUPPORTED, "node %zu: the batched packing needs a global pool before a dense layer", id);
         /* the scores fill whole ciphertexts: the last one's spare lanes get zero weights */
-        const uint32_t lanes = x->lanes ? x->lanes : 1, cout = (nd->c + lanes - 1) / lanes * lanes;
+        const uint32_t lanes = x->lanes ? x->lanes : 1;
+        const uint32_t cout = id + 1 == hecnn_graph_node_count(p->g) ? (nd->c + lanes - 1) / lanes * lanes : nd->c;
         const linear L = {.cout = cout, .cin = x->c, .k = 1, .stride = 1, .pad = 0, .cout_weights = nd->c, .pooled = true,
                           .weight = nd->weight, .bias = nd->bias, .factor = x->unit / unit, .unit_out = unit};
         return run_linear(r, &t[id], x, &L);
@@ -1034,7 +1160,9 @@ static hecnn_status run_node(runner *r, tensor *t, size_t id)
     }
 }
 
-/* The network stage by stage, each stage in chunks of b->chunk groups (0 = all at once). */
+/* The network stage by stage, each stage in chunks of b->chunk groups (0 = all at once; one with
+ * checkpoints, each chunk of a stage with outputs then marked done, or skipped when a checkpoint
+ * says it is: walked as a dry run, which reads and writes nothing). */
 static hecnn_status run_graph(runner *r, ckks_ciphertext *const *in, ckks_ciphertext *const *out,
                               hecnn_progress_fn progress, void *user, const volatile int *cancel)
 {
@@ -1045,18 +1173,32 @@ static hecnn_status run_graph(runner *r, ckks_ciphertext *const *in, ckks_cipher
     bool *output = hecnn_calloc(count, sizeof *output);
     hecnn_status st = t && kept && output ? HECNN_OK : hecnn_fail(HECNN_ERR_NO_MEMORY, "tensor table");
     for (size_t id = 0; id < count && !st; id++) output[id] = is_stage_output(p, b, id);
-    if (!st && b->spill && !r->dry) st = spill_open(r);
+    r->ckpt = b->ckpt_dir && !r->dry;
+    r->spill = b->spill || r->ckpt;
+    const size_t chunk = r->ckpt ? 1 : b->chunk;
+    if (!st && !r->dry) st = r->ckpt ? ckpt_open(r) : b->spill ? spill_open(r) : HECNN_OK;
     size_t steps = 0, done_steps = 0;
     for (unsigned d = 0; d < b->stages; d++) {
-        const size_t k = b->chunk && b->chunk < b->stage_groups[d] ? b->chunk : b->stage_groups[d];
+        const size_t k = chunk && chunk < b->stage_groups[d] ? chunk : b->stage_groups[d];
         size_t nodes = 0;
         for (size_t id = 0; id < count; id++) nodes += b->depth[id] == d;
         steps += nodes * ((b->stage_groups[d] + k - 1) / k);
     }
     for (unsigned d = 0; d < b->stages && !st; d++) {
-        const size_t G = b->stage_groups[d], k = b->chunk && b->chunk < G ? b->chunk : G;
+        const size_t G = b->stage_groups[d], k = chunk && chunk < G ? chunk : G;
         for (size_t g0 = 0; g0 < G && !st; g0 += k) {
             const size_t n = G - g0 < k ? G - g0 : k;
+            /* a chunk whose stage outputs a checkpoint holds: a dry walk (shapes, counts) */
+            const bool marked = r->ckpt && d + 1 < b->stages;
+            bool skip = false;
+            double seconds = 0;
+            if (marked && (st = ckpt_done(r, d, g0, &skip, &seconds))) break;
+            if (skip) {
+                r->dry = r->estimate = true;
+                r->stats.chunks_resumed++;
+                r->stats.seconds_resumed += seconds;
+            }
+            const double chunk_t0 = omp_get_wtime();
             for (size_t id = 0; id < count && !st; id++) {
                 if (b->depth[id] != d) continue;
                 if (cancel && *cancel) {
@@ -1112,17 +1254,25 @@ static hecnn_status run_graph(runner *r, ckks_ciphertext *const *in, ckks_cipher
                 tensor_clear(r, &t[id]);
                 t[id].c = 0;
             }
+            if (skip) r->dry = r->estimate = false;
+            else if (marked && !st) st = ckpt_mark(r, d, g0, omp_get_wtime() - chunk_t0);
         }
-        /* the previous stage's outputs are read */
+        /* the previous stage's outputs are read (checkpoints: this stage's are all written) */
         for (size_t id = 0; id < count && d > 0; id++)
             if (b->depth[id] == d - 1 && kept[id].c) {
+                for (size_t k = 0; r->ckpt && !st && k < kept[id].groups * cts(&kept[id]); k++) {
+                    char name[4096];
+                    spill_name(name, sizeof name, r, id, k, "ct");
+                    unlink(name);
+                }
                 tensor_clear(r, &kept[id]);
                 kept[id].c = 0;
             }
     }
     for (size_t i = 0; t && i < count; i++) tensor_clear(r, &t[i]);
     for (size_t i = 0; kept && i < count; i++) tensor_clear(r, &kept[i]);
-    spill_close(r);
+    if (r->ckpt) ckpt_close(r, !st);
+    else spill_close(r);
     hecnn_free(t);
     hecnn_free(kept);
     hecnn_free(output);
@@ -1141,6 +1291,8 @@ static void batched_free(void *impl)
     hecnn_free(b->lanes);
     hecnn_free(b->lane_have);
     hecnn_free(b->scratch);
+    hecnn_free(b->ckpt_dir);
+    hecnn_free(b->ckpt_id);
     hecnn_free(b);
 }
 
@@ -1182,7 +1334,8 @@ static hecnn_status batched_build(hecnn_plan *p, const hecnn_plan_options *opt)
     b->stage_groups[0] = b->groups_in;
     for (unsigned d = 1; d < b->stages; d++) b->stage_groups[d] = (b->stage_groups[d - 1] + 3) / 4;
     /* lanes: a merge that finds 1 or 2 groups multiplexes channels into the rest of its
-     * sub-positions, where every tensor of its stage has channels to fill them */
+     * sub-positions, where every tensor from its stage on has channels to fill them (the scores
+     * excepted: they round up to whole ciphertexts) */
     b->lanes = hecnn_calloc(b->stages, sizeof *b->lanes);
     b->lane_have = hecnn_calloc(b->stages, sizeof *b->lane_have);
     if (!b->lanes || !b->lane_have) return hecnn_fail(HECNN_ERR_NO_MEMORY, "plan tables");
@@ -1193,7 +1346,7 @@ static hecnn_status batched_build(hecnn_plan *p, const hecnn_plan_options *opt)
         bool fits = lanes > b->lanes[d - 1] && !opt->replicate_images;
         for (size_t id = 1; id < count && fits; id++) {
             const hecnn_node *nd = hecnn_graph_node(p->g, id);
-            fits = b->depth[id] != d || nd->op == HECNN_OP_DENSE || nd->c % lanes == 0;
+            fits = b->depth[id] < d || id == count - 1 || nd->c % lanes == 0;
         }
         b->lane_have[d] = fits ? (uint8_t)have : 0;
         b->lanes[d] = fits ? lanes : b->lanes[d - 1];
@@ -1355,6 +1508,32 @@ static hecnn_status batched_schedule(hecnn_plan *p, size_t chunk, bool spill, co
     return st;
 }
 
+static hecnn_status batched_checkpoint(hecnn_plan *p, const char *dir, const char *run_id)
+{
+    batched *b = p->impl;
+    char *d = NULL, *id = NULL;
+    if (dir) {
+        if (!*dir || strlen(dir) > 3000) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "checkpoint directory name");
+        if (!*run_id || strlen(run_id) > 256 || strpbrk(run_id, "\n\r"))
+            return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "a run id is one line of at most 256 characters");
+        const size_t nd = strlen(dir) + 1, ni = strlen(run_id) + 1;
+        d = hecnn_alloc(nd);
+        id = hecnn_alloc(ni);
+        if (!d || !id) {
+            hecnn_free(d);
+            hecnn_free(id);
+            return hecnn_fail(HECNN_ERR_NO_MEMORY, "checkpoint names");
+        }
+        memcpy(d, dir, nd);
+        memcpy(id, run_id, ni);
+    }
+    hecnn_free(b->ckpt_dir);
+    hecnn_free(b->ckpt_id);
+    b->ckpt_dir = d;
+    b->ckpt_id = id;
+    return HECNN_OK;
+}
+
 const packing_ops batched_packing = {
     .name = "batched",
     .build = batched_build,
@@ -1368,4 +1547,5 @@ const packing_ops batched_packing = {
     .run = batched_run,
     .schedule = batched_schedule,
     .groups = batched_groups,
+    .checkpoint = batched_checkpoint,
 };

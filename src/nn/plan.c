@@ -302,6 +302,13 @@ hecnn_status hecnn_plan_set_memory(hecnn_plan *p, const hecnn_memory_options *op
     return HECNN_OK;
 }
 
+hecnn_status hecnn_plan_set_checkpoint(hecnn_plan *p, const char *dir, const char *run_id)
+{
+    if (!p || (dir && !run_id)) return hecnn_fail(HECNN_ERR_INVALID_ARGUMENT, "NULL argument");
+    if (!p->ops->checkpoint) return hecnn_fail(HECNN_ERR_UNSUPPORTED, "the %s packing keeps no checkpoints", p->ops->name);
+    return p->ops->checkpoint(p, dir, run_id);
+}
+
 hecnn_status hecnn_plan_run(const hecnn_plan *p, const ckks_eval_keys *keys, const ckks_boot_keys *boot_keys,
                             ckks_ciphertext *const *in, ckks_ciphertext *const *out, hecnn_progress_fn progress,
                             void *user, const volatile int *cancel, hecnn_run_stats *stats)

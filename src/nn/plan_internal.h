@@ -27,6 +27,8 @@ typedef struct packing_ops {
      * without spilling; set that schedule when `keep`. NULL: no schedules (one fixed estimate below). */
     hecnn_status (*schedule)(hecnn_plan *p, size_t chunk, bool spill, const char *scratch, bool keep, uint64_t *run_bytes);
     size_t (*groups)(const hecnn_plan *p); /* image groups at the input (chunks divide these) */
+    /* Keep checkpoints in dir for the run named run_id (dir NULL: none). NULL: not supported. */
+    hecnn_status (*checkpoint)(hecnn_plan *p, const char *dir, const char *run_id);
     /* the keys are checked and `ev` holds them; stats is zeroed by the caller */
     hecnn_status (*run)(const hecnn_plan *p, const ckks_evaluator *ev, const ckks_boot_keys *boot_keys,
                         ckks_ciphertext *const *in, ckks_ciphertext *const *out, hecnn_progress_fn progress, void *user,

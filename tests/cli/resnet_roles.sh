@@ -50,6 +50,13 @@ expect 1 "memory-budget lots" "$HECNN" model infer --keys "$T/srv" --model "$T/m
 run "$HECNN" model infer --keys "$T/srv" --model "$T/m.hg" --in "$T/img.pbf" --out "$T/sc2.pbf" --memory-budget 64G --scratch "$T"
 grep -q "estimated peak" "$T/err" && ok || bad "infer --memory-budget printed no schedule: $(cat "$T/err")"
 cmp -s "$T/sc.pbf" "$T/sc2.pbf" && ok || bad "scores under a memory budget differ"
+# checkpoints: the same scores, the directory gone after; one that holds another run's is refused
+run "$HECNN" model infer --keys "$T/srv" --model "$T/m.hg" --in "$T/img.pbf" --out "$T/sc3.pbf" --checkpoint "$T/ck"
+cmp -s "$T/sc.pbf" "$T/sc3.pbf" && ok || bad "scores with checkpoints differ"
+[ ! -e "$T/ck" ] && ok || bad "a completed run left its checkpoints: $(ls "$T/ck")"
+mkdir "$T/ck2" && printf 'hecnn-checkpoint 1\nrun elsewhere\n' > "$T/ck2/run.id"
+expect 1 "another run's checkpoints" "$HECNN" model infer --keys "$T/srv" --model "$T/m.hg" --in "$T/img.pbf" --out "$T/x" --checkpoint "$T/ck2"
+[ -s "$T/ck2/run.id" ] && [ ! -e "$T/x" ] && ok || bad "a refused checkpoint directory was changed, or scores written"
 run "$HECNN" model decrypt --keys "$K" --model "$T/m.hg" --in "$T/sc.pbf" --data "$T/test.bin" --json
 cp "$T/out" "$T/dec.json"
 grep -q '"images": 4' "$T/dec.json" && grep -q '"accuracy"' "$T/dec.json" && grep -q '"image": 2,' "$T/dec.json" && ok ||
