@@ -7,10 +7,11 @@
 #   (data: ../shared/data/cifar10/test_batch.bin or cifar100/test.bin, see the README).
 # Each invocation first measures t_boot (`hecnn bench boot`, median of 3 full-slot bootstraps at the
 # same threads) into WORKDIR/tboot.tsv with the CPU model, since a resumed run may span machines;
-# WORKDIR/infer.log collects the server's lines. When the run completes, WORKDIR/summary.txt holds
-# seconds per image (this and earlier sittings' time on the network), its ratio to the median
-# t_boot, and the agreement. Rerun the same command to resume; a WORKDIR made for another model,
-# batch, offset or preset is refused. Start it in the background:
+# WORKDIR/infer.log collects the server's lines, WORKDIR/rss.tsv its peak RSS (kB) per sitting.
+# When the run completes, WORKDIR/summary.txt holds seconds per image (this and earlier sittings'
+# time on the network), its ratio to the median t_boot, the largest peak RSS, and the agreement.
+# Rerun the same command to resume; a WORKDIR made for another model, batch, offset or preset is
+# refused. Start it in the background:
 #   nohup bench/batched_resumable.sh build/hecnn models/resnet20_fheon.hgraph DATA /work/b512 512 > b512.log &
 # Threads: OMP_NUM_THREADS (default 2). PRESET=test runs the insecure N = 2^12 preset (a quick check).
 set -euo pipefail
@@ -53,8 +54,11 @@ if [ ! -f "$WORK/img.pbf" ]; then
     mv "$WORK/img.tmp.pbf.record" "$WORK/img.pbf.record" 2>/dev/null || true
     mv "$WORK/img.tmp.pbf" "$WORK/img.pbf"
 fi
+# each sitting's peak RSS of the server (GNU time, Debian package 'time', when present)
+timed=()
+[ -x /usr/bin/time ] && timed=(/usr/bin/time -a -o "$WORK/rss.tsv" -f "$(date -u +%FT%TZ)\t%M")
 if [ ! -f "$WORK/scores.pbf" ]; then
-    "$HECNN" model infer --keys "$K/server" --model "$MODEL" --in "$WORK/img.pbf" --out "$WORK/scores.pbf" \
+    "${timed[@]}" "$HECNN" model infer --keys "$K/server" --model "$MODEL" --in "$WORK/img.pbf" --out "$WORK/scores.pbf" \
         --checkpoint "$WORK/checkpoints" --progress 2>>"$WORK/progress.log" | tee -a "$WORK/infer.log"
 fi
 "$HECNN" model decrypt --keys "$K" --model "$MODEL" --in "$WORK/scores.pbf" --data "$DATA" --offset "$OFFSET" --json >"$WORK/dec.json"
@@ -74,7 +78,7 @@ open(out, "wb").write(bytes(raw))
 PY
 "$HECNN" model eval --model "$MODEL" --data "$WORK/relabel.bin" --count "$BATCH" --mode approx --json >"$WORK/eval.json"
 /usr/bin/env python3 - "$WORK" "$BATCH" <<'PY' | tee "$WORK/summary.txt"
-import json, statistics, sys
+import json, os, statistics, sys
 work, batch = sys.argv[1], int(sys.argv[2])
 dec = json.load(open(f"{work}/dec.json"))
 agree = json.load(open(f"{work}/eval.json"))["approx"]["correct"]
@@ -89,5 +93,9 @@ for line in open(f"{work}/infer.log"):
 t = statistics.median(tb)
 print(f"batch {batch}: {total:.1f} s on the network = {total / batch:.2f} s/image = {total / batch / t:.2f} x t_boot "
       f"(median t_boot {t:.2f} s of {len(tb)} sittings; CPU {', '.join(cpus)})")
+rss_file = f"{work}/rss.tsv"  # a killed sitting may leave a 'terminated by signal' line, or none
+rss = [int(l.split("\t")[1]) for l in open(rss_file) if "\t" in l] if os.path.exists(rss_file) else []
+if rss:
+    print(f"server peak RSS {max(rss) / 1024:.0f} MiB (largest of {len(rss)} sittings)")
 print(f"encrypted accuracy {dec.get('accuracy')}; agreement with the simulation {agree}/{batch} = {100 * agree / batch:.2f} %")
 PY
