@@ -6,6 +6,7 @@
  * smallest that works. */
 #include <dirent.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -61,15 +62,19 @@ typedef struct fixture {
     ckks_ciphertext **in, **out;
 } fixture;
 
-/* Run under the plan's current schedule: the scores, and the bytes allocated beyond what was live. */
-static void run(const fixture *f, double *scores, size_t *run_peak)
+/* Run under the plan's current schedule: the scores, and the bytes allocated beyond what was live;
+ * time goes to spilling exactly when the schedule spills. */
+static void run(const fixture *f, double *scores, size_t *run_peak, bool spilled)
 {
     size_t live = 0, peak = 0;
     hecnn_alloc_release_cache();
     hecnn_alloc_stats(&live, NULL);
     hecnn_alloc_reset_peak();
-    const hecnn_status st = hecnn_plan_run(f->plan, f->keys, f->boot, f->in, f->out, NULL, NULL, NULL, NULL);
+    hecnn_run_stats stats;
+    const hecnn_status st = hecnn_plan_run(f->plan, f->keys, f->boot, f->in, f->out, NULL, NULL, NULL, &stats);
     CHECK_MSG(st == HECNN_OK, "%s: %s", hecnn_status_name(st), hecnn_last_error_detail());
+    CHECK_MSG(spilled ? stats.seconds_spill > 0 : stats.seconds_spill == 0, "%s run: %g s spilling",
+              spilled ? "spilled" : "in-memory", stats.seconds_spill);
     hecnn_alloc_stats(NULL, &peak);
     *run_peak = peak - live;
     CHECK(hecnn_plan_decrypt(f->plan, scores, BATCH, f->out, f->sk) == HECNN_OK);
@@ -113,7 +118,7 @@ static void test_checkpoints(const fixture *f, const char *dir, const double *ba
     CHECK(hecnn_plan_set_checkpoint(f->plan, dir, "run-a") == HECNN_OK);
     st = hecnn_plan_run(f->plan, f->keys, f->boot, f->in, f->out, NULL, NULL, NULL, &stats);
     CHECK_MSG(st == HECNN_OK, "%s: %s", hecnn_status_name(st), hecnn_last_error_detail());
-    CHECK(stats.chunks_resumed == 1 && stats.seconds_resumed > 0);
+    CHECK(stats.chunks_resumed == 1 && stats.seconds_resumed > 0 && stats.seconds_spill > 0);
     CHECK(stats.bootstraps == hecnn_plan_bootstraps(f->plan) && stats.rotations == hecnn_plan_rotations(f->plan));
     CHECK(hecnn_plan_decrypt(f->plan, got, BATCH, f->out, f->sk) == HECNN_OK);
     CHECK(memcmp(got, base, sizeof got) == 0);
@@ -187,7 +192,7 @@ int main(void)
     CHECK(whole.groups == 2 && whole.chunk_groups == 2 && !whole.spill && whole.run_bytes > 0);
     double base[BATCH * CLASSES], got[BATCH * CLASSES];
     size_t used = 0;
-    run(&f, base, &used);
+    run(&f, base, &used, false);
     CHECK_MSG(used <= whole.run_bytes, "the run allocated %zu bytes, the estimate %llu", used,
               (unsigned long long)whole.run_bytes);
     fprintf(stderr, "memory: whole batch: estimate %.1f MiB, allocated %.1f MiB\n", whole.run_bytes / 1048576.0,
@@ -197,7 +202,7 @@ int main(void)
      * workspace dominates every estimate), the same scores to the bit */
     uint64_t est = 0;
     REQUIRE(plan->ops->schedule(plan, 1, false, NULL, true, &est) == HECNN_OK);
-    run(&f, got, &used);
+    run(&f, got, &used, false);
     CHECK(memcmp(got, base, sizeof got) == 0);
     CHECK_MSG(used <= est, "the run allocated %zu bytes, the estimate %llu", used, (unsigned long long)est);
     fprintf(stderr, "memory: chunks of one group: estimate %.1f MiB, allocated %.1f MiB\n", est / 1048576.0, used / 1048576.0);
@@ -219,7 +224,7 @@ int main(void)
         }
     }
     REQUIRE(plan->ops->schedule(plan, 1, true, scratch, true, &est) == HECNN_OK);
-    run(&f, got, &used);
+    run(&f, got, &used, true);
     CHECK(memcmp(got, base, sizeof got) == 0);
     CHECK_MSG(used <= est, "the run allocated %zu bytes, the estimate %llu", used, (unsigned long long)est);
     fprintf(stderr, "memory: spilled, chunks of one group: estimate %.1f MiB, allocated %.1f MiB\n", est / 1048576.0,

@@ -1153,9 +1153,11 @@ int cmd_model_infer(int argc, char **argv)
         if (pbf_write_ct(&w, cout[i], out)) goto done;
     if (pbf_write_end(&w, out) || cli_output_commit(&o)) goto done;
     printf("inferred %u images (batch of %u) in %.2f s = %.3f s/image (keys loaded in %.1f s; linear %.1f s, activations %.1f s, "
-           "bootstrapping %.1f s, %zu bootstraps, %zu rotations; %d threads, peak RSS %.0f MiB): %s\n",
+           "bootstrapping %.1f s, spilled outputs written and read %.1f s, %zu bootstraps, %zu rotations; %d threads, peak RSS "
+           "%.0f MiB): %s\n",
            h.images, h.batch, run_s, run_s / (double)h.batch, load_s, stats.seconds_linear, stats.seconds_activation,
-           stats.seconds_bootstrap, stats.bootstraps, stats.rotations, hecnn_get_threads(), bench_peak_rss_mib(), out);
+           stats.seconds_bootstrap, stats.seconds_spill, stats.bootstraps, stats.rotations, hecnn_get_threads(),
+           bench_peak_rss_mib(), out);
     rc = CLI_EXIT_OK;
 done:
     free(scratch_dir);
@@ -1540,6 +1542,7 @@ int cmd_bench_resnet(int argc, char **argv)
         cli_json_add_number(split, "activation", "%.3f", stats.seconds_activation);
         cli_json_add_number(split, "bootstrap", "%.3f", stats.seconds_bootstrap);
         cli_json_add_number(split, "other", "%.3f", stats.seconds_other);
+        cli_json_add_number(split, "spill", "%.3f", stats.seconds_spill);
         cli_json_add(root, "split_s", split);
         cli_json_add_number(root, "bootstraps_per_image", "%.4f", (double)stats.bootstraps / nb);
         cli_json_add_uint(root, "bootstrap_slots", ckks_bootstrapper_slots(s.bt));
@@ -1568,8 +1571,10 @@ int cmd_bench_resnet(int argc, char **argv)
         printf("  setup %.1f s, keygen %.1f s, encrypt %.2f s; keys %.1f MiB in memory (bootstrapping %.1f, network %.1f)\n", setup_s,
                keygen_s, encrypt_s, (double)(boot_bytes + net_bytes) / 1048576.0, (double)boot_bytes / 1048576.0,
                (double)net_bytes / 1048576.0);
-        printf("  run %.2f s = %.3f s/image amortized: linear %.2f s, activations %.2f s, bootstrapping %.2f s, other %.2f s\n", run_s,
-               per_image, stats.seconds_linear, stats.seconds_activation, stats.seconds_bootstrap, stats.seconds_other);
+        printf("  run %.2f s = %.3f s/image amortized: linear %.2f s, activations %.2f s, bootstrapping %.2f s, other %.2f s, "
+               "spilled outputs written and read %.2f s\n",
+               run_s, per_image, stats.seconds_linear, stats.seconds_activation, stats.seconds_bootstrap, stats.seconds_other,
+               stats.seconds_spill);
         printf("  per image: %.3f bootstraps of %zu slots, %.2f rotations; peak RSS %.0f MiB\n", (double)stats.bootstraps / nb,
                ckks_bootstrapper_slots(s.bt), (double)stats.rotations / nb, rss);
         printf("  t_boot %.3f s (median of 3 bootstraps of %u slots, %d threads): s/image / t_boot = %.3f\n", t_boot,

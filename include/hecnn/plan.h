@@ -156,6 +156,7 @@ typedef struct hecnn_run_stats {
     double seconds_activation; /* polynomial evaluation */
     double seconds_bootstrap;  /* bootstrapping, pairing included */
     double seconds_other;
+    double seconds_spill;      /* writing and reading back spilled stage outputs and checkpoints */
     size_t bootstraps, rotations; /* the whole batch's, resumed chunks included */
     size_t chunks_resumed;     /* chunks read back from checkpoints (hecnn_plan_set_checkpoint) */
     double seconds_resumed;    /* what the earlier runs spent on them */

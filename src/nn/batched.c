@@ -1073,7 +1073,9 @@ static hecnn_status load_stage_output(runner *r, tensor *t, const tensor *kept, 
         return HECNN_OK;
     }
     hecnn_status st = tensor_alloc(r, t, t->level);
+    const double t0 = omp_get_wtime();
     for (size_t k = 0; k < n * cts(t) && !st && !r->dry; k++) st = spill_read(r, id, g0 * cts(t) + k, t->ct[k]);
+    r->stats.seconds_spill += omp_get_wtime() - t0;
     return st;
 }
 
@@ -1101,7 +1103,9 @@ static hecnn_status keep_stage_output(runner *r, tensor *kept, tensor *t, size_t
             t->ct[k] = NULL;
         }
     } else {
+        const double t0 = omp_get_wtime();
         for (size_t k = 0; k < t->groups * cts(t) && !st && !r->dry; k++) st = spill_write(r, id, g0 * cts(t) + k, t->ct[k]);
+        r->stats.seconds_spill += omp_get_wtime() - t0;
     }
     tensor_clear(r, t);
     return st;

@@ -126,6 +126,7 @@ static void add_stats(hecnn_run_stats *to, const hecnn_run_stats *s)
     to->seconds_activation += s->seconds_activation;
     to->seconds_bootstrap += s->seconds_bootstrap;
     to->seconds_other += s->seconds_other;
+    to->seconds_spill += s->seconds_spill;
     to->bootstraps += s->bootstraps;
     to->rotations += s->rotations;
 }
