@@ -71,6 +71,24 @@ static void test_model_file(const hecnn_mnist_model *m)
     buf[28] = 27; /* input width */
     CHECK(hecnn_mnist_model_read(&x, buf, size) == HECNN_ERR_BAD_FORMAT);
     free(buf);
+    /* a weight that is not finite, or absurdly large, is named by its part and index */
+    hecnn_mnist_model *bad = malloc(sizeof *bad);
+    REQUIRE_VOID(bad);
+    const double wrong[2] = {NAN, 1e7};
+    for (int k = 0; k < 2; k++) {
+        memcpy(bad, m, sizeof *m);
+        bad->fc1_w[0][5] = wrong[k];
+        CHECK(hecnn_mnist_model_save(bad, path) == HECNN_OK);
+        x = NULL;
+        CHECK(hecnn_mnist_model_load(&x, path) == HECNN_ERR_BAD_FORMAT && x == NULL);
+        CHECK_MSG(strstr(hecnn_last_error_detail(), "weight 5 of part 3") != NULL, "%s", hecnn_last_error_detail());
+    }
+    memcpy(bad, m, sizeof *m);
+    bad->fc2_b[9] = -1e6; /* the last weight, at the bound: accepted */
+    CHECK(hecnn_mnist_model_save(bad, path) == HECNN_OK);
+    CHECK(hecnn_mnist_model_load(&x, path) == HECNN_OK && x && x->fc2_b[9] == -1e6);
+    hecnn_mnist_model_free(x);
+    free(bad);
     CHECK(hecnn_mnist_model_load(&x, "does/not/exist.hcnn") == HECNN_ERR_IO);
     remove(path);
 }
