@@ -16,6 +16,7 @@ each=$(( total / ${#names[@]} ))
 # UBSan reports are recoverable in clang's default build: stop at the first one (known ones are
 # listed in fuzz/ubsan.supp).
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:suppressions=$root/fuzz/ubsan.supp"
+source "$root/fuzz/len_flag.sh"
 status=0
 for src in "$root"/fuzz/fuzz_*.c; do
     n=$(basename "$src" .c)
@@ -30,7 +31,8 @@ for h in "${names[@]}"; do
     [[ $h == encrypted_model ]] || HECNN_FUZZ_SEED_DIR="fuzz-seeds/$h" "$bin" -runs=0 "fuzz-seeds/$h" >/dev/null 2>&1
     corpus=("$root/fuzz/corpus/$h")
     [[ -d ${corpus[0]} ]] || corpus=()
-    if "$bin" -max_total_time="$each" -timeout=20 -rss_limit_mb=2048 -print_final_stats=1 \
+    len=$(len_flag "fuzz-seeds/$h" "${corpus[@]}")
+    if "$bin" -max_total_time="$each" -timeout=20 -rss_limit_mb=2048 -print_final_stats=1 $len \
             "fuzz-work/$h" "fuzz-seeds/$h" "${corpus[@]}" >"fuzz-$h.log" 2>&1; then
         runs=$(grep -o 'number_of_executed_units: [0-9]*' "fuzz-$h.log" | grep -o '[0-9]*$')
         echo "fuzz $h: ok, ${runs:-?} runs in ${each} s, no finding"

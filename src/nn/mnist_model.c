@@ -41,7 +41,7 @@ typedef struct {
     size_t n;
 } span;
 
-/* Fuzzing builds (clang) keep the loop over a whole payload out of line and free of coverage
+/* Fuzzing builds (clang) keep the loops over a whole payload out of line and free of coverage
  * hooks: 174,000 weights' hooks cost more than the rest of the loader, and a trip count is no
  * coverage. */
 #if defined(__clang__) && defined(FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION)
@@ -68,6 +68,16 @@ static PAYLOAD_LOOP size_t decode_span(span s, const uint8_t *p, size_t width)
         if (!isfinite(v) || fabs(v) > 1e6) return i;
     }
     return s.n;
+}
+
+/* Encodes the s.n weights of s as little-endian float64 at p. */
+static PAYLOAD_LOOP void encode_span(span s, uint8_t *p)
+{
+    for (size_t i = 0; i < s.n; i++, p += 8) {
+        uint64_t u;
+        memcpy(&u, &s.p[i], 8);
+        le_put64(p, u);
+    }
 }
 
 static size_t model_spans(hecnn_mnist_model *m, span s[8])
@@ -176,12 +186,7 @@ hecnn_status hecnn_mnist_model_save(const hecnn_mnist_model *model, const char *
     span s[8];
     const size_t ns = model_spans((hecnn_mnist_model *)model, s);
     uint8_t *p = buf + MODEL_HEADER;
-    for (size_t k = 0; k < ns; k++)
-        for (size_t i = 0; i < s[k].n; i++, p += 8) {
-            uint64_t u;
-            memcpy(&u, &s[k].p[i], 8);
-            le_put64(p, u);
-        }
+    for (size_t k = 0; k < ns; p += s[k].n * 8, k++) encode_span(s[k], p);
     hecnn_status st = HECNN_OK;
     if (sha256(buf, total - 32, buf + total - 32)) st = hecnn_fail(HECNN_ERR_UNSUPPORTED, "SHA-256 unavailable");
     FILE *f = st ? NULL : fopen(path, "wb");
