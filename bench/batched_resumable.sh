@@ -14,6 +14,9 @@
 # refused. Start it in the background:
 #   nohup bench/batched_resumable.sh build/hecnn models/resnet20_fheon.hgraph DATA /work/b512 512 > b512.log &
 # Threads: OMP_NUM_THREADS (default 2). PRESET=test runs the insecure N = 2^12 preset (a quick check).
+# BUDGET=8G runs the server under `--memory-budget 8G` (spilling to WORKDIR/scratch-8G) on the same keys and
+# images as the run without it in the same WORKDIR; its files carry the suffix -8G (scores-8G.pbf,
+# summary-8G.txt, ...), so the two runs' times, peak RSS and scores (cmp) compare directly (issue 9).
 set -euo pipefail
 usage="usage: batched_resumable.sh HECNN MODEL CIFAR_TEST_BIN WORKDIR BATCH [OFFSET]"
 HECNN=$(realpath "$(command -v "${1:?$usage}")")
@@ -29,6 +32,8 @@ if [ ! -f "$DATA" ]; then
     exit 1
 fi
 DATA=$(realpath "$DATA")
+BUDGET=${BUDGET:-}
+X=${BUDGET:+-$BUDGET} # the suffix of a budgeted run's files
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} OMP_WAIT_POLICY=passive
 mkdir -p "$WORK"
 ID="model-sha256 $(sha256sum "$MODEL" | cut -d' ' -f1) batch $BATCH offset $OFFSET preset $PRESET data $(basename "$DATA")"
@@ -56,14 +61,19 @@ if [ ! -f "$WORK/img.pbf" ]; then
 fi
 # each sitting's peak RSS of the server (GNU time, Debian package 'time', when present)
 timed=()
-[ -x /usr/bin/time ] && timed=(/usr/bin/time -a -o "$WORK/rss.tsv" -f "$(date -u +%FT%TZ)\t%M")
-if [ ! -f "$WORK/scores.pbf" ]; then
-    "${timed[@]}" "$HECNN" model infer --keys "$K/server" --model "$MODEL" --in "$WORK/img.pbf" --out "$WORK/scores.pbf" \
-        --checkpoint "$WORK/checkpoints" --progress 2>>"$WORK/progress.log" | tee -a "$WORK/infer.log"
+budget=()
+[ -n "$BUDGET" ] && mkdir -p "$WORK/scratch$X" && budget=(--memory-budget "$BUDGET" --scratch "$WORK/scratch$X")
+[ -x /usr/bin/time ] && timed=(/usr/bin/time -a -o "$WORK/rss$X.tsv" -f "$(date -u +%FT%TZ)\t%M")
+if [ ! -f "$WORK/scores$X.pbf" ]; then
+    if ! "${timed[@]}" "$HECNN" model infer --keys "$K/server" --model "$MODEL" --in "$WORK/img.pbf" --out "$WORK/scores$X.pbf" \
+        "${budget[@]}" --checkpoint "$WORK/checkpoints$X" --progress 2>>"$WORK/progress$X.log" | tee -a "$WORK/infer$X.log"; then
+        tail -n 1 "$WORK/progress$X.log" >&2 # the server's reason
+        exit 1
+    fi
 fi
-"$HECNN" model decrypt --keys "$K" --model "$MODEL" --in "$WORK/scores.pbf" --data "$DATA" --offset "$OFFSET" --json >"$WORK/dec.json"
+"$HECNN" model decrypt --keys "$K" --model "$MODEL" --in "$WORK/scores$X.pbf" --data "$DATA" --offset "$OFFSET" --json >"$WORK/dec$X.json"
 # agreement: the records relabelled with the encrypted classes, scored by the simulation
-/usr/bin/env python3 - "$DATA" "$OFFSET" "$WORK/dec.json" "$WORK/relabel.bin" <<'PY'
+/usr/bin/env python3 - "$DATA" "$OFFSET" "$WORK/dec$X.json" "$WORK/relabel$X.bin" <<'PY'
 import json, sys
 data, off, dec, out = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 preds = json.load(open(dec))["predictions"]
@@ -76,24 +86,24 @@ for k, p in enumerate(preds):
     raw[k * rec + at] = p["prediction"]
 open(out, "wb").write(bytes(raw))
 PY
-"$HECNN" model eval --model "$MODEL" --data "$WORK/relabel.bin" --count "$BATCH" --mode approx --json >"$WORK/eval.json"
-/usr/bin/env python3 - "$WORK" "$BATCH" <<'PY' | tee "$WORK/summary.txt"
+"$HECNN" model eval --model "$MODEL" --data "$WORK/relabel$X.bin" --count "$BATCH" --mode approx --json >"$WORK/eval$X.json"
+/usr/bin/env python3 - "$WORK" "$BATCH" "$X" <<'PY' | tee "$WORK/summary$X.txt"
 import json, os, statistics, sys
-work, batch = sys.argv[1], int(sys.argv[2])
-dec = json.load(open(f"{work}/dec.json"))
-agree = json.load(open(f"{work}/eval.json"))["approx"]["correct"]
+work, batch, x = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+dec = json.load(open(f"{work}/dec{x}.json"))
+agree = json.load(open(f"{work}/eval{x}.json"))["approx"]["correct"]
 tb = [float(l.split("\t")[3]) for l in open(f"{work}/tboot.tsv")]
 cpus = sorted({l.split("\t")[1] for l in open(f"{work}/tboot.tsv")})
 total = None
-for line in open(f"{work}/infer.log"):
+for line in open(f"{work}/infer{x}.log"):
     if line.startswith("resumed "):
         total = float(line.split(": ")[1].split(" s in all")[0])
     elif line.startswith("inferred ") and total is None:
         total = float(line.split(" in ")[1].split(" s")[0])
 t = statistics.median(tb)
-print(f"batch {batch}: {total:.1f} s on the network = {total / batch:.2f} s/image = {total / batch / t:.2f} x t_boot "
+print(f"batch {batch}{' under a memory budget of ' + x[1:] if x else ''}: {total:.1f} s on the network = {total / batch:.2f} s/image = {total / batch / t:.2f} x t_boot "
       f"(median t_boot {t:.2f} s of {len(tb)} sittings; CPU {', '.join(cpus)})")
-rss_file = f"{work}/rss.tsv"  # a killed sitting may leave a 'terminated by signal' line, or none
+rss_file = f"{work}/rss{x}.tsv"  # a killed sitting may leave a 'terminated by signal' line, or none
 rss = [int(l.split("\t")[1]) for l in open(rss_file) if "\t" in l] if os.path.exists(rss_file) else []
 if rss:
     print(f"server peak RSS {max(rss) / 1024:.0f} MiB (largest of {len(rss)} sittings)")
